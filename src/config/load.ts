@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, isAbsolute, resolve } from "node:path";
+import * as v from "valibot";
+import { ConfigError, describeIssues } from "./errors.ts";
+import { addressSchema, type ClusterFile, clusterFileSchema, type NodeEntry, nodeIdSchema } from "./schema.ts";
+import { deriveTiming, TIMING_PROFILES, type Timing, type TimingProfileName } from "./timing.ts";
+
+/** Values that flags or P2P_* environment variables may override (flags win over env, env over the file). */
+export interface Overrides {
+  node?: string;
+  dataDir?: string;
+  address?: string;
+  listen?: string;
+  seeds?: string[];
+  timing?: string;
+  logLevel?: string;
+}
+
+export interface NodeConfig {
+  readonly configPath: string;
+  readonly clusterName: string;
+  readonly nodeId: string;
+  readonly address: string;
+  readonly listenHost: string;
+  readonly listenPort: number;
+  readonly voter: boolean;
+  readonly capabilities: readonly string[];
+  readonly slots: number;
+  readonly nat: boolean;
+  readonly dataDir: string;
+  readonly seeds: readonly string[];
+  readonly secret: string;
+  readonly token: string;
+  readonly timing: Timing;
+  readonly logLevel: "debug" | "info" | "warn" | "error";
+  /** Every node the file lists (voters are decided from this, never from who seems alive). */
+  readonly configuredNodes: readonly NodeEntry[];
+}
+
+export function envOverrides(env: Record<string, string | undefined> = process.env): Overrides {
+  const seeds = env.P2P_SEEDS?.split(",").map((s) => s.trim()).filter(Boolean);
+  return {
+    node: env.P2P_NODE,
+    dataDir: env.P2P_DATA_DIR,
+    address: env.P2P_ADDRESS,
+    listen: env.P2P_LISTEN,
+    seeds: seeds?.length ? seeds : undefined,
+    timing: env.P2P_TIMING,
+    logLevel: env.P2P_LOG_LEVEL,
+  };
+}
+
+/** Flags first, then environment: the first defined value wins per key. */
+export function mergeOverrides(...layers: Overrides[]): Overrides {
+  const out: Overrides = {};
+  for (const layer of layers.reverse()) {
+    for (const [k, val] of Object.entries(layer)) if (val !== undefined) (out as Record<string, unknown>)[k] = val;
+  }
+  return out;
+}
+
+export function parseClusterFile(path: string): ClusterFile {
+  const where = path;
+  if (!existsSync(path)) throw new ConfigError([`${where}: file not found (run "p2p-orchestrator init" to write one)`]);
+  let raw: unknown;
+  try {
+    raw = Bun.TOML.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ConfigError([`${where}: not valid TOML: ${(e as Error).message}`]);
+  }
+  const parsed = v.safeParse(clusterFileSchema, raw);
+  if (!parsed.success) throw new ConfigError(describeIssues(where, parsed.issues));
+  return parsed.output;
+}
+
+function overrideValue<T>(where: string, schema: v.GenericSchema<unknown, T>, value: unknown): T {
+  const parsed = v.safeParse(schema, value);
+  if (!parsed.success) throw new ConfigError(describeIssues(where, parsed.issues));
+  return parsed.output;
+}
+
+function readSecretFile(where: string, path: string, minLength: number): string {
+  if (!existsSync(path)) {
+    throw new ConfigError([`${where}: expected a readable file at ${path}, found none (run "p2p-orchestrator init")`]);
+  }
+  const text = readFileSync(path, "utf8").trim();
+  if (text.length < minLength) {
+    throw new ConfigError([`${where}: expected at least ${minLength} characters in ${path}, found ${text.length}`]);
+  }
+  if (process.platform !== "win32" && (statSync(path).mode & 0o077) !== 0) {
+    console.error(`warning: ${path} is readable by group or others; chmod 600 it`);
+  }
+  return text;
+}
+
+export function loadNodeConfig(configPath: string, overrides: Overrides = {}): NodeConfig {
+  const path = resolve(configPath);
+  const base = dirname(path);
+  const file = parseClusterFile(path);
+  const nodeId = overrideValue(`${path}: --node`, nodeIdSchema, overrides.node ?? file.nodes[0]?.id);
+  const entry = file.nodes.find((n) => n.id === nodeId);
+  const addressRaw = overrides.address ?? entry?.address;
+  if (addressRaw === undefined) {
+    throw new ConfigError([
+      `${path}: nodes: expected an entry with id "${nodeId}" (or --address for a node not listed), found ids ${file.nodes.map((n) => n.id).join(", ")}`,
+    ]);
+  }
+  const address = overrideValue(`${path}: address of ${nodeId}`, addressSchema, addressRaw);
+  const listen = overrideValue(`${path}: listen of ${nodeId}`, addressSchema, overrides.listen ?? entry?.listen ?? address);
+  const split = listen.lastIndexOf(":");
+  const timingName = overrideValue(
+    `${path}: cluster.timing`,
+    v.picklist(Object.keys(TIMING_PROFILES) as TimingProfileName[]),
+    overrides.timing ?? file.cluster.timing,
+  );
+  const logLevel = overrideValue(
+    `${path}: cluster.log_level`,
+    v.picklist(["debug", "info", "warn", "error"] as const),
+    overrides.logLevel ?? file.cluster.log_level,
+  );
+  const seedsRaw = overrides.seeds ?? file.cluster.seeds ?? file.nodes.map((n) => n.address);
+  const seeds = seedsRaw
+    .map((s, i) => overrideValue(`${path}: cluster.seeds[${i}]`, addressSchema, s))
+    .filter((s) => s !== address);
+  const dataDirRaw = overrides.dataDir ?? entry?.data_dir ?? file.cluster.data_dir.replaceAll("{id}", nodeId);
+  const inFileDir = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  return {
+    configPath: path,
+    clusterName: file.cluster.name,
+    nodeId,
+    address,
+    listenHost: listen.slice(0, split).replace(/^\[|\]$/g, ""),
+    listenPort: Number(listen.slice(split + 1)),
+    voter: entry?.voter ?? false,
+    capabilities: entry?.capabilities ?? [],
+    slots: entry?.slots ?? availableParallelism(),
+    nat: entry?.nat ?? false,
+    dataDir: overrides.dataDir ? resolve(overrides.dataDir) : inFileDir(dataDirRaw),
+    seeds: [...new Set(seeds)],
+    secret: readSecretFile(`${path}: cluster.secret_file`, inFileDir(file.cluster.secret_file), 32),
+    token: readSecretFile(`${path}: cluster.token_file`, inFileDir(file.cluster.token_file), 16),
+    timing: deriveTiming(timingName),
+    logLevel,
+    configuredNodes: file.nodes,
+  };
+}

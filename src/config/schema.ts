@@ -1,0 +1,63 @@
+import * as v from "valibot";
+import { TIMING_PROFILES } from "./timing.ts";
+
+export const DEFAULT_PORT = 8770;
+
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
+
+export const nodeIdSchema = v.pipe(
+  v.string(),
+  v.regex(NODE_ID, "a node id: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+);
+
+/** "host" or "host:port"; normalised to "host:port" with the default port. */
+export const addressSchema = v.pipe(
+  v.string(),
+  v.regex(HOST_PORT, 'an address "host:port" (port optional, default 8770)'),
+  v.transform((s) => (/:\d{1,5}$/.test(s) && !s.endsWith("]") ? s : `${s}:${DEFAULT_PORT}`)),
+  v.check((s) => {
+    const port = Number(s.slice(s.lastIndexOf(":") + 1));
+    return port > 0 && port < 65536;
+  }, "a port between 1 and 65535"),
+);
+
+export const CAPABILITIES = ["selfplay", "training", "gauntlet", "tournament", "export"] as const;
+const capabilitySchema = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a capability name (lowercase)"));
+
+const nodeSchema = v.strictObject({
+  id: nodeIdSchema,
+  address: addressSchema,
+  /** Address to bind; defaults to the host of `address` (0.0.0.0 is allowed). */
+  listen: v.optional(addressSchema),
+  voter: v.optional(v.boolean(), false),
+  capabilities: v.optional(v.array(capabilitySchema), []),
+  slots: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1024))),
+  data_dir: v.optional(v.pipe(v.string(), v.minLength(1))),
+  nat: v.optional(v.boolean(), false),
+});
+
+const timingSchema = v.picklist(Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]);
+
+export const clusterFileSchema = v.strictObject({
+  cluster: v.strictObject({
+    name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, "a cluster name: 1-64 letters, digits, '.', '_' or '-'")),
+    secret_file: v.optional(v.pipe(v.string(), v.minLength(1)), "cluster.secret"),
+    token_file: v.optional(v.pipe(v.string(), v.minLength(1)), "operator.token"),
+    timing: v.optional(timingSchema, "lan"),
+    /** Where a node looks for the cluster at start. Defaults to the other nodes listed here. */
+    seeds: v.optional(v.array(addressSchema)),
+    /** Default data dir; "{id}" is replaced by the node id. Relative paths are relative to this file. */
+    data_dir: v.optional(v.pipe(v.string(), v.minLength(1)), ".data/{id}"),
+    log_level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
+  }),
+  nodes: v.pipe(
+    v.array(nodeSchema),
+    v.minLength(1, "at least one [[nodes]] entry"),
+    v.check((ns) => new Set(ns.map((n) => n.id)).size === ns.length, "node ids that are unique"),
+    v.check((ns) => new Set(ns.map((n) => n.address)).size === ns.length, "node addresses that are unique"),
+  ),
+});
+
+export type ClusterFile = v.InferOutput<typeof clusterFileSchema>;
+export type NodeEntry = ClusterFile["nodes"][number];

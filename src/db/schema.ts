@@ -1,0 +1,34 @@
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+
+/** Small durable facts about this node (its incarnation, cluster name). */
+export const nodeMeta = sqliteTable("node_meta", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
+/** Every peer this node has heard of, so a restarted node remembers its cluster. */
+export const peers = sqliteTable("peers", {
+  id: text("id").primaryKey(),
+  address: text("address").notNull(),
+  incarnation: integer("incarnation").notNull(),
+  state: text("state", { enum: ["alive", "suspect", "dead", "left"] }).notNull(),
+  stateSince: integer("state_since").notNull(),
+  lastSeenAt: integer("last_seen_at").notNull(),
+  info: text("info", { mode: "json" }),
+});
+
+/** Every transition of every state machine in the node, bounded by row count. */
+export const traces = sqliteTable(
+  "traces",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    machine: text("machine").notNull(),
+    instance: text("instance").notNull(),
+    from: text("from_state"),
+    to: text("to_state").notNull(),
+    event: text("event").notNull(),
+    cause: text("cause"),
+    at: integer("at").notNull(),
+  },
+  (t) => [index("traces_machine_instance").on(t.machine, t.instance, t.seq), index("traces_at").on(t.at)],
+);
