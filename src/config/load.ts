@@ -39,7 +39,9 @@ export interface NodeConfig {
 }
 
 export function envOverrides(env: Record<string, string | undefined> = process.env): Overrides {
-  const seeds = env.P2P_SEEDS?.split(",").map((s) => s.trim()).filter(Boolean);
+  const seeds = env.P2P_SEEDS?.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   return {
     node: env.P2P_NODE,
     dataDir: env.P2P_DATA_DIR,
@@ -107,7 +109,11 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     ]);
   }
   const address = overrideValue(`${path}: address of ${nodeId}`, addressSchema, addressRaw);
-  const listen = overrideValue(`${path}: listen of ${nodeId}`, addressSchema, overrides.listen ?? entry?.listen ?? address);
+  const listen = overrideValue(
+    `${path}: listen of ${nodeId}`,
+    addressSchema,
+    overrides.listen ?? entry?.listen ?? address,
+  );
   const split = listen.lastIndexOf(":");
   const timingName = overrideValue(
     `${path}: cluster.timing`,

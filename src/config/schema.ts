@@ -41,7 +41,10 @@ const timingSchema = v.picklist(Object.keys(TIMING_PROFILES) as (keyof typeof TI
 
 export const clusterFileSchema = v.strictObject({
   cluster: v.strictObject({
-    name: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, "a cluster name: 1-64 letters, digits, '.', '_' or '-'")),
+    name: v.pipe(
+      v.string(),
+      v.regex(/^[A-Za-z0-9._-]{1,64}$/, "a cluster name: 1-64 letters, digits, '.', '_' or '-'"),
+    ),
     secret_file: v.optional(v.pipe(v.string(), v.minLength(1)), "cluster.secret"),
     token_file: v.optional(v.pipe(v.string(), v.minLength(1)), "operator.token"),
     timing: v.optional(timingSchema, "lan"),

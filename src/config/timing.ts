@@ -20,6 +20,8 @@ export type TimingProfileName = keyof typeof TIMING_PROFILES;
 
 export interface Timing extends TimingBase {
   readonly profile: TimingProfileName;
+  /** How often the runtime calls the membership core's tick; a tick arriving much later reveals a stall. */
+  readonly tickMs: number;
   readonly probeIntervalMs: number;
   /** Direct probe deadline; past it, k peers are asked to probe indirectly. */
   readonly probeTimeoutMs: number;
@@ -53,6 +55,7 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
   return {
     profile,
     ...base,
+    tickMs: Math.max(10, Math.round(periodMs / 10)),
     probeIntervalMs: periodMs,
     probeTimeoutMs: roundTripMs,
     indirectProbeTimeoutMs: Math.round(periodMs * 0.9),

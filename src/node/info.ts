@@ -1,0 +1,25 @@
+import * as v from "valibot";
+
+/** What a node tells the cluster about itself: the scheduler places work by this. */
+export const gpuSchema = v.object({
+  name: v.pipe(v.string(), v.maxLength(128)),
+  memoryTotalMb: v.number(),
+  memoryUsedMb: v.number(),
+  utilizationPct: v.number(),
+});
+
+export const nodeInfoSchema = v.object({
+  version: v.pipe(v.string(), v.maxLength(64)),
+  capabilities: v.pipe(v.array(v.pipe(v.string(), v.maxLength(32))), v.maxLength(32)),
+  slots: v.number(),
+  voter: v.boolean(),
+  nat: v.boolean(),
+  cpu: v.object({ count: v.number(), load1: v.number() }),
+  memory: v.object({ totalBytes: v.number(), freeBytes: v.number() }),
+  disk: v.object({ totalBytes: v.number(), freeBytes: v.number() }),
+  gpus: v.pipe(v.array(gpuSchema), v.maxLength(16)),
+  sampledAt: v.number(),
+});
+
+export type NodeInfo = v.InferOutput<typeof nodeInfoSchema>;
+export type GpuInfo = v.InferOutput<typeof gpuSchema>;
