@@ -35,7 +35,10 @@ export function migrateEmbedded(db: Db): number {
     };
   });
   // dialect and session are internal in the typings; drizzle's own migrators call exactly this.
-  const internal = db as unknown as { dialect: { migrate(m: unknown[], s: unknown, c: object): void }; session: unknown };
+  const internal = db as unknown as {
+    dialect: { migrate(m: unknown[], s: unknown, c: object): void };
+    session: unknown;
+  };
   internal.dialect.migrate(metas, internal.session, { migrationsFolder: "(embedded)" });
   return metas.length;
 }

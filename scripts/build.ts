@@ -1,0 +1,30 @@
+// Compiles the CLI into one self-contained binary per platform: `bun scripts/build.ts [host|target...]`.
+import { rmSync } from "node:fs";
+
+const ALL = ["linux-x64", "linux-arm64", "darwin-x64", "darwin-arm64", "windows-x64"] as const;
+const args = process.argv.slice(2);
+const targets = args.length === 0 ? ALL : args;
+
+for (const t of targets) {
+  const host = t === "host";
+  const outfile = host ? "dist/p2p-orchestrator" : `dist/p2p-orchestrator-${t}${t.startsWith("windows") ? ".exe" : ""}`;
+  const result = await Bun.build({
+    entrypoints: ["src/main.ts"],
+    minify: true,
+    bytecode: true,
+    sourcemap: "linked",
+    define: { "process.env.NODE_ENV": '"production"' },
+    compile: {
+      ...(host ? {} : { target: `bun-${t}` as Bun.Build.CompileTarget }),
+      outfile,
+      autoloadDotenv: false,
+      autoloadBunfig: false,
+    },
+  });
+  if (!result.success) {
+    for (const m of result.logs) console.error(m);
+    process.exit(1);
+  }
+  rmSync(`${outfile}.map`, { force: true });
+  console.log(`built ${outfile}`);
+}

@@ -1,0 +1,80 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { defineCommand } from "citty";
+import { parseClusterFile } from "../config/load.ts";
+
+export function exampleClusterToml(nodes: number, basePort: number): string {
+  const entries = Array.from(
+    { length: nodes },
+    (_, i) => `[[nodes]]
+id = "n${i + 1}"
+address = "127.0.0.1:${basePort + i + 1}"   # where the others reach it (default port 8770)
+voter = ${i < 3}                          # may vote and lead (a majority of configured voters is quorum)
+capabilities = ["selfplay", "training", "gauntlet"]
+# slots = 4                               # job slots (default: CPU count)
+# data_dir = "/var/lib/p2p/n${i + 1}"        # overrides cluster.data_dir
+# listen = "0.0.0.0:${basePort + i + 1}"        # bind address, if not the host of address
+# nat = false                             # behind NAT: others cannot reach it directly
+`,
+  ).join("\n");
+  return `# p2p-orchestrator cluster file: copy the same file to every node.
+# Start a node:   p2p-orchestrator start --config cluster.toml --node n1
+# Local cluster:  p2p-orchestrator up --config cluster.toml
+# Flags and P2P_* environment variables (P2P_NODE, P2P_DATA_DIR, P2P_ADDRESS, P2P_LISTEN,
+# P2P_SEEDS, P2P_TIMING, P2P_LOG_LEVEL) override what is written here.
+
+[cluster]
+name = "local"
+secret_file = "cluster.secret"      # shared HMAC key for node-to-node traffic (relative to this file)
+token_file = "operator.token"       # bearer token for operators, the CLI and dashboards
+timing = "lan"                      # "lan" (failures seen in seconds) or "wan" (slower, tolerant of latency)
+data_dir = ".data/{id}"             # per-node state; {id} is the node id
+log_level = "info"
+# seeds = ["10.0.0.1:8770"]         # where to look for the cluster (default: every node listed below)
+
+${entries}`;
+}
+
+/** Writes a fresh secret or token file, readable by its owner only. Returns false if it already existed. */
+export function writeSecretFile(path: string, bytes: number): boolean {
+  if (existsSync(path)) return false;
+  writeFileSync(path, `${randomBytes(bytes).toString("hex")}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return true;
+}
+
+/** Creates whichever of the cluster file's secret and token files are missing. */
+export function ensureSecrets(configPath: string): string[] {
+  const file = parseClusterFile(configPath);
+  const base = dirname(resolve(configPath));
+  const at = (p: string) => (isAbsolute(p) ? p : join(base, p));
+  const created: string[] = [];
+  if (writeSecretFile(at(file.cluster.secret_file), 32)) created.push(at(file.cluster.secret_file));
+  if (writeSecretFile(at(file.cluster.token_file), 24)) created.push(at(file.cluster.token_file));
+  return created;
+}
+
+export const initCommand = defineCommand({
+  meta: { name: "init", description: "Write a commented cluster.toml and fresh secret and token files (mode 600)" },
+  args: {
+    config: { type: "string", description: "Where to write the cluster file", default: "cluster.toml" },
+    nodes: { type: "string", description: "How many local example nodes", default: "3" },
+    port: { type: "string", description: "Base port (nodes use port+1, port+2, ...)", default: "8770" },
+    force: { type: "boolean", description: "Overwrite an existing cluster file", default: false },
+  },
+  run({ args }) {
+    const path = resolve(args.config);
+    const nodes = Number(args.nodes);
+    const port = Number(args.port);
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 100) throw new Error("--nodes: expected 1..100");
+    if (!Number.isInteger(port) || port < 1 || port + nodes > 65535) throw new Error("--port: expected a port");
+    if (existsSync(path) && !args.force) {
+      console.log(`${path} exists (use --force to overwrite); checking its secret files`);
+    } else {
+      writeFileSync(path, exampleClusterToml(nodes, port));
+      console.log(`wrote ${path}`);
+    }
+    for (const created of ensureSecrets(path)) console.log(`wrote ${created} (mode 600)`);
+  },
+});

@@ -1,0 +1,92 @@
+import { defineCommand } from "citty";
+import type { StoredTrace } from "../db/traces.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { NodeStatus } from "../node/status.ts";
+import { formatAge, formatBytes, table } from "./table.ts";
+import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
+
+function peersTable(status: NodeStatus): string {
+  return table(
+    ["ID", "ADDRESS", "STATE", "INC", "LAST SEEN", "CPUS", "LOAD", "MEM FREE", "DISK FREE", "GPUS", "CAPABILITIES"],
+    status.peers.map((p) => [
+      p.id,
+      p.address,
+      p.state,
+      p.incarnation,
+      formatAge(p.lastSeenMs),
+      p.resources?.cpu.count ?? "-",
+      p.resources?.cpu.load1 ?? "-",
+      p.resources ? formatBytes(p.resources.memory.freeBytes) : "-",
+      p.resources ? formatBytes(p.resources.disk.freeBytes) : "-",
+      p.resources?.gpus.length ?? "-",
+      p.resources?.capabilities.join(",") ?? "-",
+    ]),
+  );
+}
+
+export const statusCommand = defineCommand({
+  meta: { name: "status", description: "This node and what it knows of its peers" },
+  args: targetArgs,
+  async run({ args }) {
+    try {
+      const status = (await ask(resolveTarget(args), ROUTES.status)) as NodeStatus;
+      if (args.json) return console.log(JSON.stringify(status, null, 2));
+      const n = status.node;
+      console.log(`node ${n.id} (${n.role}) at ${n.address}, cluster ${n.cluster}, version ${n.version}`);
+      console.log(`incarnation ${n.incarnation}, up ${formatAge(n.uptimeMs)}`);
+      const counts = ["alive", "suspect", "dead", "left"].map(
+        (s) => `${status.peers.filter((p) => p.state === s).length} ${s}`,
+      );
+      console.log(`peers: ${counts.join(", ")}\n`);
+      console.log(peersTable(status));
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+export const peersCommand = defineCommand({
+  meta: { name: "peers", description: "The peers this node knows, their state and resources" },
+  args: targetArgs,
+  async run({ args }) {
+    try {
+      const status = (await ask(resolveTarget(args), ROUTES.status)) as NodeStatus;
+      console.log(args.json ? JSON.stringify(status.peers, null, 2) : peersTable(status));
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+function traceLine(t: StoredTrace): string {
+  const at = new Date(t.at).toISOString();
+  return `${at}  ${t.machine}/${t.instance}  ${t.from ?? "(new)"} -> ${t.to}  on ${t.event}${t.cause ? `  (${t.cause})` : ""}`;
+}
+
+export const traceCommand = defineCommand({
+  meta: { name: "trace", description: "State-machine transitions and their causes (why is this peer dead?)" },
+  args: {
+    ...targetArgs,
+    machine: { type: "string", description: "Only this machine (e.g. peer)" },
+    instance: { type: "string", description: "Only this instance (e.g. a peer id)" },
+    limit: { type: "string", description: "How many rows", default: "50" },
+    follow: { type: "boolean", description: "Keep printing new transitions", default: false },
+  },
+  async run({ args }) {
+    try {
+      const target = resolveTarget(args);
+      const query = { machine: args.machine, instance: args.instance, limit: args.limit };
+      let after: number | undefined;
+      do {
+        const { traces } = (await ask(target, ROUTES.traces, { query: { ...query, after } })) as {
+          traces: StoredTrace[];
+        };
+        for (const t of traces) console.log(args.json ? JSON.stringify(t) : traceLine(t));
+        after = traces.at(-1)?.seq ?? after ?? 0;
+        if (args.follow) await Bun.sleep(500);
+      } while (args.follow);
+    } catch (e) {
+      fail(e);
+    }
+  },
+});

@@ -1,0 +1,30 @@
+#!/usr/bin/env bun
+import { defineCommand, runMain } from "citty";
+import { initCommand } from "./cli/init.ts";
+import { peersCommand, statusCommand, traceCommand } from "./cli/inspect.ts";
+import { leaveCommand } from "./cli/leave.ts";
+import { startCommand, upCommand } from "./cli/start.ts";
+import { VERSION } from "./version.ts";
+
+const main = defineCommand({
+  meta: {
+    name: "p2p-orchestrator",
+    version: VERSION,
+    description: "Peer-to-peer orchestrator for AlphaZero-style training",
+  },
+  subCommands: {
+    start: startCommand,
+    up: upCommand,
+    status: statusCommand,
+    peers: peersCommand,
+    trace: traceCommand,
+    init: initCommand,
+    leave: leaveCommand,
+    version: defineCommand({
+      meta: { name: "version", description: "Print the version" },
+      run: () => console.log(VERSION),
+    }),
+  },
+});
+
+void runMain(main);

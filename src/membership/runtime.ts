@@ -1,0 +1,158 @@
+import type { Timing } from "../config/timing.ts";
+import type { Db } from "../db/client.ts";
+import { deletePeer, savePeers, writeMeta } from "../db/peers.ts";
+import type { TraceStore } from "../db/traces.ts";
+import { type CallError, call } from "../net/client.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { SwimMessage } from "./messages.ts";
+import type { Effect, Endpoint, Member, Membership } from "./swim.ts";
+
+export const INCARNATION_KEY = "incarnation";
+const MAX_IN_FLIGHT = 512;
+
+export interface MembershipRuntimeOptions {
+  core: Membership;
+  db: Db;
+  traces: TraceStore;
+  log: Logger;
+  metrics: Metrics;
+  timing: Timing;
+  secret: string;
+  now?: () => number;
+}
+
+/**
+ * Carries out what the membership core decides: sends its messages over signed HTTP (every call
+ * with a deadline, a bound on calls in flight), persists peers and incarnation, records traces,
+ * and drives the core's clock.
+ */
+export class MembershipRuntime {
+  private readonly core: Membership;
+  private readonly now: () => number;
+  private readonly dirty = new Map<string, Member>();
+  private readonly timers: Array<ReturnType<typeof setInterval>> = [];
+  private inFlight = 0;
+  private readonly sent: (labels?: Record<string, string>, by?: number) => void;
+  private readonly failed: (labels?: Record<string, string>, by?: number) => void;
+
+  constructor(private readonly opts: MembershipRuntimeOptions) {
+    this.core = opts.core;
+    this.now = opts.now ?? Date.now;
+    this.sent = opts.metrics.counter("p2p_swim_messages_sent_total", "SWIM messages sent, by type");
+    this.failed = opts.metrics.counter("p2p_swim_send_failures_total", "SWIM sends that got no answer, by kind");
+    opts.metrics.gauge("p2p_peers", "Peers known to this node, by state", () => {
+      const counts = { alive: 0, suspect: 0, dead: 0, left: 0 };
+      for (const m of this.core.list()) counts[m.state]++;
+      return Object.entries(counts).map(([state, n]) => [{ state }, n]);
+    });
+    opts.metrics.gauge("p2p_incarnation", "This node's SWIM incarnation", () => this.core.currentIncarnation);
+  }
+
+  start(): void {
+    const { timing } = this.opts;
+    this.run();
+    this.timers.push(setInterval(() => this.tick(), timing.tickMs));
+    this.timers.push(setInterval(() => this.persist(), 1_000));
+    this.timers.push(setInterval(() => this.opts.traces.flush(), timing.traceFlushMs));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.persist();
+    this.opts.traces.flush();
+  }
+
+  tick(): void {
+    this.core.tick(this.now());
+    this.run();
+  }
+
+  /** Handles messages a peer sent us; returns the replies for the HTTP response. */
+  receive(messages: readonly SwimMessage[]): SwimMessage[] {
+    const replies: SwimMessage[] = [];
+    for (const m of messages) replies.push(...this.core.receive(m, this.now()));
+    this.run();
+    return replies;
+  }
+
+  /** Tells every reachable member that we leave, waiting at most one round trip for them to hear it. */
+  async leave(): Promise<void> {
+    this.core.leave();
+    await Promise.allSettled(this.run());
+  }
+
+  private run(): Promise<void>[] {
+    const sends: Promise<void>[] = [];
+    for (const effect of this.core.takeEffects()) {
+      const pending = this.apply(effect);
+      if (pending) sends.push(pending);
+    }
+    return sends;
+  }
+
+  private apply(effect: Effect): Promise<void> | undefined {
+    switch (effect.type) {
+      case "send":
+        return this.send(effect.to, effect.message);
+      case "trace": {
+        const r = effect.record;
+        this.opts.traces.record(r);
+        if (r.from !== r.to)
+          this.opts.log.info("peer state", { peer: r.instance, from: r.from, to: r.to, cause: r.cause });
+        return undefined;
+      }
+      case "member-changed":
+        this.dirty.set(effect.member.id, effect.member);
+        return undefined;
+      case "member-purged":
+        this.dirty.delete(effect.id);
+        deletePeer(this.opts.db, effect.id);
+        return undefined;
+      case "incarnation":
+        // Durable before the refutation leaves this node, so a restart never reuses an incarnation.
+        writeMeta(this.opts.db, INCARNATION_KEY, String(effect.incarnation));
+        return undefined;
+    }
+  }
+
+  private async send(to: Endpoint, message: SwimMessage): Promise<void> {
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      this.failed({ kind: "overloaded" });
+      return;
+    }
+    const { timing, secret } = this.opts;
+    this.inFlight++;
+    this.sent({ type: message.type });
+    try {
+      const answer = (await call(
+        to.address,
+        ROUTES.peerSwim,
+        { kind: "peer", secret, nodeId: this.core.self.id },
+        {
+          body: { messages: [message] },
+          timeoutMs: message.type === "sync" ? timing.syncTimeoutMs : timing.indirectProbeTimeoutMs,
+        },
+      )) as { messages?: SwimMessage[] };
+      const replies = answer.messages ?? [];
+      if (replies.length > 0) {
+        const back = this.receive(replies);
+        for (const m of back) void this.send(to, m);
+      }
+    } catch (e) {
+      const err = e as CallError;
+      this.failed({ kind: err.kind ?? "error" });
+      this.opts.log.debug("swim send failed", { to: to.id ?? to.address, type: message.type, error: err.message });
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private persist(): void {
+    if (this.dirty.size === 0) return;
+    const batch = [...this.dirty.values()];
+    this.dirty.clear();
+    savePeers(this.opts.db, batch);
+  }
+}

@@ -1,0 +1,38 @@
+import type * as v from "valibot";
+import { expectation, issuePath } from "../config/errors.ts";
+
+/** The one error shape every route answers with. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  field?: string;
+  expected?: string;
+  found?: string;
+}
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+export function errorResponse(
+  status: number,
+  error: string,
+  message: string,
+  extra: Partial<ErrorBody> = {},
+): Response {
+  return jsonResponse(status, { error, message, ...extra } satisfies ErrorBody);
+}
+
+/** 422 naming the first offending field, what was expected and what was found. */
+export function validationResponse(on: "body" | "query", issues: readonly v.BaseIssue<unknown>[]): Response {
+  const first = issues[0];
+  if (!first) return errorResponse(422, "validation", `invalid ${on}`);
+  const path = issuePath(first);
+  const field = path ? `${on}.${path}` : on;
+  const expected = expectation(first);
+  const found = first.received ?? JSON.stringify(first.input) ?? "nothing";
+  return errorResponse(422, "validation", `${field}: expected ${expected}, found ${found}`, { field, expected, found });
+}

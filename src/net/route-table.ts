@@ -1,0 +1,49 @@
+import * as v from "valibot";
+import { swimEnvelopeSchema } from "../membership/messages.ts";
+
+/**
+ * Every HTTP route of the node, shared by the server (which must serve each one) and every
+ * client (which can only name routes listed here). A contract test holds the two together.
+ * `auth`: "none" is open, "operator" needs the bearer token, "peer" needs a cluster signature.
+ */
+export type Auth = "none" | "operator" | "peer";
+
+export interface RouteSpec<Body = unknown, Query = unknown> {
+  readonly method: "GET" | "POST";
+  readonly path: string;
+  readonly auth: Auth;
+  readonly body?: v.GenericSchema<unknown, Body>;
+  readonly query?: v.GenericSchema<unknown, Query>;
+}
+
+const positiveInt = (max: number) =>
+  v.pipe(v.string(), v.regex(/^\d+$/, "a non-negative integer"), v.transform(Number), v.maxValue(max));
+
+export const tracesQuerySchema = v.strictObject({
+  machine: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  instance: v.optional(v.pipe(v.string(), v.maxLength(128))),
+  /** Only rows after this sequence number (for --follow), or after this time with `sinceMs`. */
+  after: v.optional(positiveInt(Number.MAX_SAFE_INTEGER)),
+  since: v.optional(positiveInt(Number.MAX_SAFE_INTEGER)),
+  limit: v.optional(positiveInt(10_000)),
+});
+
+export const leaveBodySchema = v.strictObject({
+  reason: v.optional(v.pipe(v.string(), v.maxLength(200))),
+});
+
+export const ROUTES = {
+  health: { method: "GET", path: "/health", auth: "none" },
+  status: { method: "GET", path: "/status", auth: "operator" },
+  metrics: { method: "GET", path: "/metrics", auth: "operator" },
+  traces: { method: "GET", path: "/traces", auth: "operator", query: tracesQuerySchema },
+  leave: { method: "POST", path: "/admin/leave", auth: "operator", body: leaveBodySchema },
+  peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema },
+} as const satisfies Record<string, RouteSpec>;
+
+export type RouteName = keyof typeof ROUTES;
+
+export function authFor(pathname: string): Auth {
+  if (pathname === ROUTES.health.path) return "none";
+  return pathname.startsWith("/peer/") ? "peer" : "operator";
+}

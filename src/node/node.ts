@@ -1,0 +1,168 @@
+import type { Server } from "bun";
+import type { NodeConfig } from "../config/load.ts";
+import { type Db, openDb } from "../db/client.ts";
+import { loadPeers, readMeta, writeMeta } from "../db/peers.ts";
+import { TraceStore } from "../db/traces.ts";
+import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
+import { Membership } from "../membership/swim.ts";
+import { gate } from "../net/gate.ts";
+import { ReplayGuard } from "../net/signing.ts";
+import type { Logger } from "../observability/log.ts";
+import { LoopLagMonitor } from "../observability/loop-lag.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { adminRoutes } from "../routes/admin.ts";
+import { createRouter } from "../routes/app.ts";
+import { healthRoutes } from "../routes/health.ts";
+import { observeRoutes } from "../routes/observe.ts";
+import { peerRoutes } from "../routes/peer.ts";
+import { VERSION } from "../version.ts";
+import type { NodeInfo } from "./info.ts";
+import { sampleResources } from "./resources.ts";
+import { type NodeStatus, peerStatus } from "./status.ts";
+
+const CLUSTER_KEY = "cluster";
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export interface RunningNode {
+  readonly url: string;
+  /** Resolves when the node has stopped (after a leave or a signal). */
+  readonly stopped: Promise<void>;
+  leave(reason: string): Promise<void>;
+}
+
+/** Opens state, joins the cluster and serves the node's one port until asked to leave. */
+export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+  const startedAt = Date.now();
+  const db = openDb(config.dataDir);
+  claimDataDir(db, config);
+  const incarnation = Number(readMeta(db, INCARNATION_KEY) ?? 0) + 1;
+  writeMeta(db, INCARNATION_KEY, String(incarnation));
+
+  const { timing } = config;
+  log.info("starting", {
+    version: VERSION,
+    cluster: config.clusterName,
+    address: config.address,
+    listen: `${config.listenHost}:${config.listenPort}`,
+    dataDir: config.dataDir,
+    voter: config.voter,
+    capabilities: config.capabilities,
+    incarnation,
+    seeds: config.seeds,
+    timing,
+  });
+
+  const metrics = new Metrics();
+  const traces = new TraceStore(db);
+  const lag = new LoopLagMonitor();
+  const core = new Membership({
+    self: { id: config.nodeId, address: config.address },
+    cluster: config.clusterName,
+    incarnation,
+    timing,
+    seeds: config.seeds,
+    now: Date.now(),
+    random: Math.random,
+  });
+  core.restore(loadPeers(db), Date.now());
+  const membership = new MembershipRuntime({ core, db, traces, log, metrics, timing, secret: config.secret });
+
+  let selfInfo: NodeInfo | null = null;
+  const facts = { ...config, version: VERSION };
+  const sample = async () => {
+    try {
+      selfInfo = await sampleResources(facts);
+      core.setInfo(selfInfo);
+    } catch (e) {
+      log.warn("resource sampling failed", { error: String(e) });
+    }
+  };
+  await sample();
+
+  metrics.gauge("p2p_event_loop_lag_p99_ms", "Event-loop lag p99 over the last ~10 s", () => lag.percentile(99));
+  metrics.gauge("p2p_event_loop_lag_max_ms", "Largest event-loop lag seen", () => lag.maxMs);
+  metrics.gauge("p2p_trace_rows_dropped_total", "Trace rows dropped because the buffer was full", () => traces.dropped);
+  metrics.gauge("p2p_uptime_seconds", "Seconds since the node started", () => (Date.now() - startedAt) / 1000);
+
+  const status = (): NodeStatus => {
+    const now = Date.now();
+    return {
+      node: {
+        id: config.nodeId,
+        cluster: config.clusterName,
+        role: config.voter ? "voter" : "non-voter",
+        version: VERSION,
+        address: config.address,
+        incarnation: core.currentIncarnation,
+        uptimeMs: now - startedAt,
+        resources: selfInfo,
+      },
+      peers: core
+        .list()
+        .map((m) => peerStatus(m, now))
+        .sort((a, b) => a.id.localeCompare(b.id)),
+    };
+  };
+
+  let stopping: Promise<void> | undefined;
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => {
+    resolveStopped = r;
+  });
+  const leave = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      log.info("leaving", { reason });
+      await membership.leave();
+      shutdown(server, membership, db, lag, sampler);
+      log.info("stopped");
+      resolveStopped();
+    })();
+    return stopping;
+  };
+
+  const router = createRouter(log);
+  healthRoutes(router, config.nodeId);
+  observeRoutes(router, { status, metrics, traces });
+  peerRoutes(router, membership);
+  adminRoutes(router, { leave: (reason) => setTimeout(() => void leave(reason), 10) });
+
+  const replay = new ReplayGuard({ windowMs: timing.clockSkewMs * 2, maxEntries: 200_000 });
+  const server = Bun.serve({
+    hostname: config.listenHost,
+    port: config.listenPort,
+    maxRequestBodySize: MAX_BODY_BYTES,
+    fetch: gate(
+      { token: config.token, secret: config.secret, replay, maxSkewMs: timing.clockSkewMs, now: Date.now },
+      (request) => router.handle(request),
+    ),
+  });
+  lag.start();
+  membership.start();
+  const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
+  log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
+  return { url: `http://${config.address}`, stopped, leave };
+}
+
+/** A data dir belongs to one cluster and one node; refusing a mismatch avoids merging two clusters' state. */
+function claimDataDir(db: Db, config: NodeConfig): void {
+  const owner = `${config.clusterName}/${config.nodeId}`;
+  const existing = readMeta(db, CLUSTER_KEY);
+  if (existing && existing !== owner) {
+    throw new Error(`data dir ${config.dataDir} belongs to ${existing}, not ${owner}; use another --data-dir`);
+  }
+  if (!existing) writeMeta(db, CLUSTER_KEY, owner);
+}
+
+function shutdown(
+  server: Server<unknown>,
+  membership: MembershipRuntime,
+  db: Db,
+  lag: LoopLagMonitor,
+  sampler: ReturnType<typeof setInterval>,
+): void {
+  clearInterval(sampler);
+  lag.stop();
+  membership.stop();
+  void server.stop(true);
+  db.$client.close();
+}

@@ -1,0 +1,41 @@
+import type { Member } from "../membership/swim.ts";
+import type { NodeInfo } from "./info.ts";
+
+/** Until leadership exists, a node's role says whether it may vote. */
+export type NodeRole = "voter" | "non-voter";
+
+export interface PeerStatus {
+  id: string;
+  address: string;
+  state: Member["state"];
+  incarnation: number;
+  lastSeenMs: number;
+  stateSinceMs: number;
+  resources: NodeInfo | null;
+}
+
+export interface NodeStatus {
+  node: {
+    id: string;
+    cluster: string;
+    role: NodeRole;
+    version: string;
+    address: string;
+    incarnation: number;
+    uptimeMs: number;
+    resources: NodeInfo | null;
+  };
+  peers: PeerStatus[];
+}
+
+export function peerStatus(m: Member, now: number): PeerStatus {
+  return {
+    id: m.id,
+    address: m.address,
+    state: m.state,
+    incarnation: m.incarnation,
+    lastSeenMs: Math.max(0, now - m.lastSeenAt),
+    stateSinceMs: Math.max(0, now - m.stateSince),
+    resources: m.info,
+  };
+}

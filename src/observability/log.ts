@@ -1,0 +1,22 @@
+export type LogLevel = "debug" | "info" | "warn" | "error";
+const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Structured JSON lines on stdout, one object per event. */
+export function createLogger(
+  level: LogLevel,
+  base: Record<string, unknown> = {},
+  write = (line: string) => process.stdout.write(line),
+): Logger {
+  const at = (lvl: LogLevel) => (msg: string, fields?: Record<string, unknown>) => {
+    if (RANK[lvl] < RANK[level]) return;
+    write(`${JSON.stringify({ t: new Date().toISOString(), level: lvl, ...base, msg, ...fields })}\n`);
+  };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+}
