@@ -113,6 +113,7 @@ export class MembershipRuntime {
       case "incarnation":
         // Durable before the refutation leaves this node, so a restart never reuses an incarnation.
         writeMeta(this.opts.db, INCARNATION_KEY, String(effect.incarnation));
+        this.opts.log.info("refuting", { incarnation: effect.incarnation, cause: effect.cause });
         return undefined;
     }
   }

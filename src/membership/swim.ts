@@ -32,7 +32,7 @@ export type Effect =
   | { type: "trace"; record: TraceRecord }
   | { type: "member-changed"; member: Member }
   | { type: "member-purged"; id: string }
-  | { type: "incarnation"; incarnation: number };
+  | { type: "incarnation"; incarnation: number; cause: string };
 
 export interface MembershipOptions {
   self: { id: string; address: string };
@@ -364,8 +364,22 @@ export class Membership {
     if (this.leaving && update.kind === "left") return;
     // Refute: anything that says we are not alive, or an alive newer than ours (a previous life), is outdated.
     this.incarnation = update.incarnation + 1;
-    this.outbox.push({ type: "incarnation", incarnation: this.incarnation });
-    this.enqueue({ kind: "alive", id: this.self.id, address: this.self.address, incarnation: this.incarnation });
+    this.outbox.push({
+      type: "incarnation",
+      incarnation: this.incarnation,
+      cause: `${update.kind}@${update.incarnation}`,
+    });
+    const alive: Update = {
+      kind: "alive",
+      id: this.self.id,
+      address: this.self.address,
+      incarnation: this.incarnation,
+    };
+    this.enqueue(alive);
+    // Refutations are rare and urgent: tell every live member now rather than trusting piggyback alone,
+    // whose few retransmits can all be spent on replies to callers that already gave up (after a stall).
+    for (const m of this.membersIn("alive", "suspect"))
+      this.send(m, { type: "gossip", from: this.self.id, updates: [alive] });
   }
 
   /** Runs the peer's machine; returns whether the event was accepted (state or incarnation changed). */
@@ -523,6 +537,13 @@ export class Membership {
   // ---- helpers ------------------------------------------------------------------------------
 
   private send(to: Endpoint, message: SwimMessage): void {
+    const target = to.id ? this.members.get(to.id) : undefined;
+    if (target?.state === "suspect" && message.type !== "sync") {
+      // Tell a suspect directly: the gossip about it may have been spent while it could not listen.
+      const news: Update = { kind: "suspect", id: target.id, incarnation: target.incarnation, by: this.self.id };
+      const others = message.updates.filter((u) => u.id !== target.id || u.kind === "info");
+      message = { ...message, updates: [news, ...others].slice(0, MAX_UPDATES_PER_MESSAGE) };
+    }
     this.outbox.push({ type: "send", to: { id: to.id, address: to.address }, message });
   }
 

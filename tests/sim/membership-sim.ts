@@ -9,7 +9,7 @@ import { seededRandom } from "./rng.ts";
 /**
  * Many membership cores in one process over a seeded network and clock. Messages are delayed,
  * lost and reordered by the seed; nodes crash (drop everything), pause (queue input, as SIGSTOP)
- * and restart with their durable state. Same seed, same run: a failing seed replays exactly.
+ * and restart with their durable state. A paused node's callers time out: it handles their buffered requests on resume, but its replies are lost. Same seed, same run: a failing seed replays exactly.
  */
 export interface SimOptions {
   seed: number;
@@ -29,7 +29,8 @@ interface SimNode {
   status: NodeStatus;
   incarnation: number;
   remembered: Map<string, Member>;
-  inbox: Array<{ from: string; message: SwimMessage }>;
+  /** Requests the kernel buffered while the process was stopped; their callers have given up. */
+  backlog: SwimMessage[];
 }
 
 export class SimCluster {
@@ -63,7 +64,7 @@ export class SimCluster {
         status: "up",
         incarnation: 1,
         remembered: new Map(),
-        inbox: [],
+        backlog: [],
       };
       this.nodes.set(id, node);
       this.byAddress.set(address, node);
@@ -133,7 +134,7 @@ export class SimCluster {
   private arrive(from: SimNode, to: SimNode, message: SwimMessage): void {
     if (to.status === "crashed") return;
     if (to.status === "paused") {
-      to.inbox.push({ from: from.id, message });
+      to.backlog.push(message);
       return;
     }
     const replies = to.core.receive(message, this.now);
@@ -199,11 +200,12 @@ export class SimCluster {
     this.node(id).status = "paused";
   }
 
+  /** The stopped process reads what was buffered, but its replies go to callers that have hung up. */
   resume(id: string): void {
     const node = this.node(id);
     node.status = "up";
-    const inbox = node.inbox.splice(0);
-    for (const { from, message } of inbox) this.arrive(this.node(from), node, message);
+    for (const message of node.backlog.splice(0)) node.core.receive(message, this.now);
+    this.drain(node);
   }
 
   /** Restarts a crashed node from its durable state (incarnation and remembered peers). */
@@ -213,7 +215,7 @@ export class SimCluster {
     node.core = this.makeCore(node.id, node.address, node.incarnation, [...this.byAddress.keys()]);
     node.core.restore([...node.remembered.values()], this.now);
     node.status = "up";
-    node.inbox = [];
+    node.backlog = [];
     this.drain(node);
     this.scheduleTick(node, this.now + this.timing.tickMs);
   }

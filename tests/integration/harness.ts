@@ -1,0 +1,151 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Subprocess } from "bun";
+import type { NodeStatus } from "../../src/node/status.ts";
+
+/** Drives the compiled binary as a cluster of real processes on loopback addresses. */
+export const BIN = resolve(process.env.P2P_BIN ?? "dist/p2p-orchestrator");
+
+export function requireBinary(): void {
+  if (!existsSync(BIN)) throw new Error(`${BIN} is missing: run "npm run build" first (npm test does)`);
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `deadlineMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  deadlineMs: number,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + deadlineMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (e) {
+      last = e;
+    }
+    await Bun.sleep(50);
+  }
+  throw new Error(`not within ${deadlineMs} ms: ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+}
+
+export interface TestNode {
+  id: string;
+  address: string;
+  proc: Subprocess | null;
+  logFile: string;
+}
+
+export class TestCluster {
+  readonly dir: string;
+  readonly configPath: string;
+  readonly token: string;
+  readonly nodes: TestNode[];
+
+  constructor(count: number, opts: { firstHost?: number; port?: number } = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), "p2p-it-"));
+    const port = opts.port ?? 20_000 + Math.floor(Math.random() * 20_000);
+    const firstHost = opts.firstHost ?? 2 + Math.floor(Math.random() * 200);
+    this.nodes = Array.from({ length: count }, (_, i) => ({
+      id: `n${i + 1}`,
+      address: `127.0.0.${firstHost + i}:${port}`,
+      proc: null,
+      logFile: join(this.dir, `n${i + 1}.log`),
+    }));
+    this.configPath = join(this.dir, "cluster.toml");
+    const entries = this.nodes
+      .map(
+        (n, i) =>
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\nvoter = ${i < 3}\ncapabilities = ["selfplay"]\n`,
+      )
+      .join("\n");
+    writeFileSync(this.configPath, `[cluster]\nname = "it"\ntiming = "lan"\nlog_level = "debug"\n\n${entries}`);
+    writeFileSync(join(this.dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
+    this.token = randomBytes(24).toString("hex");
+    writeFileSync(join(this.dir, "operator.token"), this.token, { mode: 0o600 });
+  }
+
+  node(id: string): TestNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  start(id: string): void {
+    const n = this.node(id);
+    const out = openSync(n.logFile, "a");
+    n.proc = Bun.spawn([BIN, "start", "--config", this.configPath, "--node", id], { stdout: out, stderr: out });
+  }
+
+  startAll(): void {
+    for (const n of this.nodes) this.start(n.id);
+  }
+
+  async kill(id: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const n = this.node(id);
+    n.proc?.kill(signal);
+    await n.proc?.exited;
+    n.proc = null;
+  }
+
+  signal(id: string, signal: NodeJS.Signals): void {
+    this.node(id).proc?.kill(signal);
+  }
+
+  running(): TestNode[] {
+    return this.nodes.filter((n) => n.proc !== null);
+  }
+
+  async status(id: string): Promise<NodeStatus> {
+    return (await this.get(id, "/status")) as NodeStatus;
+  }
+
+  async get(id: string, pathWithQuery: string): Promise<unknown> {
+    const res = await fetch(`http://${this.node(id).address}${pathWithQuery}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+      signal: AbortSignal.timeout(1_000),
+    });
+    if (!res.ok) throw new Error(`${id} ${pathWithQuery}: ${res.status}`);
+    return res.json();
+  }
+
+  /** What `observer` says about `target`'s state, or undefined if it is unreachable or does not know it. */
+  async stateOf(observer: string, target: string): Promise<string | undefined> {
+    const s = await this.status(observer).catch(() => undefined);
+    return s?.peers.find((p) => p.id === target)?.state;
+  }
+
+  /** True when every running node other than `target` reports `target` in `state`. */
+  async allSee(target: string, state: string): Promise<boolean> {
+    const observers = this.running().filter((n) => n.id !== target);
+    const states = await Promise.all(observers.map((o) => this.stateOf(o.id, target)));
+    return states.every((s) => s === state);
+  }
+
+  async converged(): Promise<boolean> {
+    const up = this.running();
+    const views = await Promise.all(up.map((n) => this.status(n.id).catch(() => undefined)));
+    return views.every(
+      (v) =>
+        v !== undefined && up.every((t) => t.id === v.node.id || v.peers.find((p) => p.id === t.id)?.state === "alive"),
+    );
+  }
+
+  logs(): string {
+    return this.nodes
+      .map((n) => `--- ${n.id}\n${existsSync(n.logFile) ? readFileSync(n.logFile, "utf8").slice(-4000) : ""}`)
+      .join("\n");
+  }
+
+  async stop(): Promise<void> {
+    for (const n of this.nodes) {
+      n.proc?.kill("SIGCONT");
+      n.proc?.kill("SIGKILL");
+    }
+    await Promise.all(this.nodes.map((n) => n.proc?.exited));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
