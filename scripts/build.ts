@@ -25,6 +25,8 @@ for (const t of targets) {
     for (const m of result.logs) console.error(m);
     process.exit(1);
   }
+  // --sourcemap embeds the map in the binary and also writes a sidecar we do not ship.
+  rmSync(`${outfile.replace(/\.exe$/, "")}.map`, { force: true });
   rmSync(`${outfile}.map`, { force: true });
   console.log(`built ${outfile}`);
 }

@@ -34,7 +34,10 @@ export const startCommand = defineCommand({
             dataDir: args["data-dir"],
             address: args.address,
             listen: args.listen,
-            seeds: args.seeds?.split(",").map((s) => s.trim()),
+            seeds: args.seeds
+              ?.split(",")
+              .map((s) => s.trim())
+              .filter(Boolean),
             timing: args.timing,
             logLevel: args["log-level"],
           },

@@ -3,6 +3,8 @@ import type * as v from "valibot";
 /** What a failed check wanted, in words: custom messages are written as the expectation. */
 export function expectation(issue: v.BaseIssue<unknown>): string {
   if (issue.type === "strict_object" && issue.expected === "never") return "no such key (unknown key)";
+  if (issue.kind === "schema" && issue.received === "undefined" && issue.path?.length)
+    return "this key (it is missing)";
   if (issue.kind === "schema" || issue.message.startsWith("Invalid")) return issue.expected ?? issue.message;
   return issue.message;
 }
@@ -20,7 +22,7 @@ export function issuePath(issue: v.BaseIssue<unknown>): string {
 export function describeIssues(where: string, issues: readonly v.BaseIssue<unknown>[]): string[] {
   return issues.map(
     (issue) =>
-      `${where}: ${issuePath(issue) || "(top level)"}: expected ${expectation(issue)}, found ${issue.received ?? JSON.stringify(issue.input)}`,
+      `${where}${issuePath(issue) ? `: ${issuePath(issue)}` : ""}: expected ${expectation(issue)}, found ${issue.received ?? JSON.stringify(issue.input)}`,
   );
 }
 

@@ -100,7 +100,14 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
   const path = resolve(configPath);
   const base = dirname(path);
   const file = parseClusterFile(path);
-  const nodeId = overrideValue(`${path}: --node`, nodeIdSchema, overrides.node ?? file.nodes[0]?.id);
+  /** Names where a value came from: the flag/env override when there is one, else the file's key. */
+  const from = (key: string, flag: string, env: string, overridden: boolean) =>
+    overridden ? `${flag} / ${env}` : `${path}: ${key}`;
+  const nodeId = overrideValue(
+    from("nodes[0].id", "--node", "P2P_NODE", overrides.node !== undefined),
+    nodeIdSchema,
+    overrides.node ?? file.nodes[0]?.id,
+  );
   const entry = file.nodes.find((n) => n.id === nodeId);
   const addressRaw = overrides.address ?? entry?.address;
   if (addressRaw === undefined) {
@@ -108,28 +115,38 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
       `${path}: nodes: expected an entry with id "${nodeId}" (or --address for a node not listed), found ids ${file.nodes.map((n) => n.id).join(", ")}`,
     ]);
   }
-  const address = overrideValue(`${path}: address of ${nodeId}`, addressSchema, addressRaw);
+  const address = overrideValue(
+    from(`address of ${nodeId}`, "--address", "P2P_ADDRESS", overrides.address !== undefined),
+    addressSchema,
+    addressRaw,
+  );
   const listen = overrideValue(
-    `${path}: listen of ${nodeId}`,
+    from(`listen of ${nodeId}`, "--listen", "P2P_LISTEN", overrides.listen !== undefined),
     addressSchema,
     overrides.listen ?? entry?.listen ?? address,
   );
   const split = listen.lastIndexOf(":");
   const timingName = overrideValue(
-    `${path}: cluster.timing`,
+    from("cluster.timing", "--timing", "P2P_TIMING", overrides.timing !== undefined),
     v.picklist(Object.keys(TIMING_PROFILES) as TimingProfileName[]),
     overrides.timing ?? file.cluster.timing,
   );
   const logLevel = overrideValue(
-    `${path}: cluster.log_level`,
+    from("cluster.log_level", "--log-level", "P2P_LOG_LEVEL", overrides.logLevel !== undefined),
     v.picklist(["debug", "info", "warn", "error"] as const),
     overrides.logLevel ?? file.cluster.log_level,
   );
   const seedsRaw = overrides.seeds ?? file.cluster.seeds ?? file.nodes.map((n) => n.address);
   const seeds = seedsRaw
-    .map((s, i) => overrideValue(`${path}: cluster.seeds[${i}]`, addressSchema, s))
+    .map((s, i) =>
+      overrideValue(
+        from(`cluster.seeds[${i}]`, "--seeds", "P2P_SEEDS", overrides.seeds !== undefined),
+        addressSchema,
+        s,
+      ),
+    )
     .filter((s) => s !== address);
-  const dataDirRaw = overrides.dataDir ?? entry?.data_dir ?? file.cluster.data_dir.replaceAll("{id}", nodeId);
+  const dataDirRaw = (overrides.dataDir ?? entry?.data_dir ?? file.cluster.data_dir).replaceAll("{id}", nodeId);
   const inFileDir = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
   return {
     configPath: path,
@@ -142,7 +159,8 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     capabilities: entry?.capabilities ?? [],
     slots: entry?.slots ?? availableParallelism(),
     nat: entry?.nat ?? false,
-    dataDir: overrides.dataDir ? resolve(overrides.dataDir) : inFileDir(dataDirRaw),
+    // A --data-dir given on the command line is relative to where the command runs, like any path argument.
+    dataDir: overrides.dataDir ? resolve(dataDirRaw) : inFileDir(dataDirRaw),
     seeds: [...new Set(seeds)],
     secret: readSecretFile(`${path}: cluster.secret_file`, inFileDir(file.cluster.secret_file), 32),
     token: readSecretFile(`${path}: cluster.token_file`, inFileDir(file.cluster.token_file), 16),

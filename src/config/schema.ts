@@ -22,6 +22,10 @@ export const addressSchema = v.pipe(
   }, "a port between 1 and 65535"),
 );
 
+function duplicates(values: string[]): string[] {
+  return [...new Set(values.filter((x, i) => values.indexOf(x) !== i))];
+}
+
 export const CAPABILITIES = ["selfplay", "training", "gauntlet", "tournament", "export"] as const;
 const capabilitySchema = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a capability name (lowercase)"));
 
@@ -57,8 +61,16 @@ export const clusterFileSchema = v.strictObject({
   nodes: v.pipe(
     v.array(nodeSchema),
     v.minLength(1, "at least one [[nodes]] entry"),
-    v.check((ns) => new Set(ns.map((n) => n.id)).size === ns.length, "node ids that are unique"),
-    v.check((ns) => new Set(ns.map((n) => n.address)).size === ns.length, "node addresses that are unique"),
+    v.check(
+      (ns) => duplicates(ns.map((n) => n.id)).length === 0,
+      (issue) =>
+        `unique node ids (duplicated: ${duplicates((issue.input as { id: string }[]).map((n) => n.id)).join(", ")})`,
+    ),
+    v.check(
+      (ns) => duplicates(ns.map((n) => n.address)).length === 0,
+      (issue) =>
+        `unique node addresses (duplicated: ${duplicates((issue.input as { address: string }[]).map((n) => n.address)).join(", ")})`,
+    ),
   ),
 });
 

@@ -13,7 +13,7 @@ export interface TimingBase {
 
 export const TIMING_PROFILES = {
   lan: { periodMs: 500, roundTripMs: 200, suspicionPeriods: 8 },
-  wan: { periodMs: 2_000, roundTripMs: 1_000, suspicionPeriods: 10 },
+  wan: { periodMs: 2_000, roundTripMs: 800, suspicionPeriods: 10 },
 } as const satisfies Record<string, TimingBase>;
 
 export type TimingProfileName = keyof typeof TIMING_PROFILES;

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { errorResponse } from "./errors.ts";
 import { authFor } from "./route-table.ts";
-import { type ReplayGuard, verifyRequest } from "./signing.ts";
+import { checkSignatureHeaders, type ReplayGuard, verifyRequest } from "./signing.ts";
 
 /** Peer id of a request whose signature checked out; set by the gate, read by peer routes. */
 export const VERIFIED_PEER_HEADER = "x-p2p-verified-peer";
@@ -11,6 +11,7 @@ export interface GateOptions {
   secret: string;
   replay: ReplayGuard;
   maxSkewMs: number;
+  maxBodyBytes: number;
   now: () => number;
 }
 
@@ -21,8 +22,10 @@ export interface GateOptions {
  */
 export function gate(opts: GateOptions, next: (request: Request) => Promise<Response>) {
   const token = Buffer.from(opts.token);
+  const tooLarge = () => errorResponse(413, "payload_too_large", `body over the ${opts.maxBodyBytes}-byte limit`);
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
+    if (Number(request.headers.get("content-length") ?? 0) > opts.maxBodyBytes) return tooLarge();
     switch (authFor(url.pathname)) {
       case "none":
         return next(request);
@@ -36,7 +39,10 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
         return next(request);
       }
       case "peer": {
+        const envelope = checkSignatureHeaders(request.headers, opts.now(), opts.maxSkewMs);
+        if (!envelope.ok) return errorResponse(401, "unauthorized", `peer signature rejected: ${envelope.reason}`);
         const body = new Uint8Array(await request.arrayBuffer());
+        if (body.length > opts.maxBodyBytes) return tooLarge();
         const verdict = verifyRequest({
           secret: opts.secret,
           method: request.method,

@@ -44,6 +44,6 @@ export const ROUTES = {
 export type RouteName = keyof typeof ROUTES;
 
 export function authFor(pathname: string): Auth {
-  if (pathname === ROUTES.health.path) return "none";
+  if (pathname.replace(/\/+$/, "") === ROUTES.health.path) return "none";
   return pathname.startsWith("/peer/") ? "peer" : "operator";
 }

@@ -104,6 +104,33 @@ export class ReplayGuard {
   }
 }
 
+type SignatureFields = Record<keyof typeof SIGNATURE_HEADERS, string>;
+
+/**
+ * The checks that need no body: headers present and well-formed, timestamp within the skew.
+ * Run before reading a body, so an unsigned or stale caller cannot make us buffer one.
+ */
+export function checkSignatureHeaders(
+  headers: Headers,
+  now: number,
+  maxSkewMs: number,
+): { ok: true; fields: SignatureFields } | { ok: false; reason: string } {
+  const fields: SignatureFields = { node: "", ts: "", nonce: "", signature: "" };
+  for (const field of Object.keys(SIGNATURE_HEADERS) as (keyof typeof SIGNATURE_HEADERS)[]) {
+    const value = headers.get(SIGNATURE_HEADERS[field]);
+    if (!value) return { ok: false, reason: `missing header ${SIGNATURE_HEADERS[field]}` };
+    fields[field] = value;
+  }
+  if (!TS_RE.test(fields.ts)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.ts}` };
+  if (!NONCE_RE.test(fields.nonce)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.nonce}` };
+  if (!SIGNATURE_RE.test(fields.signature)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.signature}` };
+  const skew = Math.abs(now - Number(fields.ts));
+  if (skew > maxSkewMs) {
+    return { ok: false, reason: `timestamp outside allowed clock skew of ${maxSkewMs} ms (off by ${skew} ms)` };
+  }
+  return { ok: true, fields };
+}
+
 /** Checks, in order: headers present and well-formed, clock skew, signature, then replay. */
 export function verifyRequest(opts: {
   secret: string;
@@ -115,24 +142,10 @@ export function verifyRequest(opts: {
   maxSkewMs: number;
   replay: ReplayGuard;
 }): VerifyResult {
-  const values: Record<keyof typeof SIGNATURE_HEADERS, string> = { node: "", ts: "", nonce: "", signature: "" };
-  for (const field of Object.keys(SIGNATURE_HEADERS) as (keyof typeof SIGNATURE_HEADERS)[]) {
-    const value = opts.headers.get(SIGNATURE_HEADERS[field]);
-    if (!value) return { ok: false, reason: `missing header ${SIGNATURE_HEADERS[field]}` };
-    values[field] = value;
-  }
-  if (!TS_RE.test(values.ts)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.ts}` };
-  if (!NONCE_RE.test(values.nonce)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.nonce}` };
-  if (!SIGNATURE_RE.test(values.signature)) return { ok: false, reason: `malformed ${SIGNATURE_HEADERS.signature}` };
-
+  const envelope = checkSignatureHeaders(opts.headers, opts.now, opts.maxSkewMs);
+  if (!envelope.ok) return envelope;
+  const values = envelope.fields;
   const ts = Number(values.ts);
-  const skew = Math.abs(opts.now - ts);
-  if (skew > opts.maxSkewMs) {
-    return {
-      ok: false,
-      reason: `timestamp outside allowed clock skew of ${opts.maxSkewMs} ms (off by ${skew} ms)`,
-    };
-  }
 
   const expected = Buffer.from(hmacHex({ ...opts, nodeId: values.node, ts: values.ts, nonce: values.nonce }), "hex");
   const given = Buffer.from(values.signature, "hex");

@@ -130,9 +130,17 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const server = Bun.serve({
     hostname: config.listenHost,
     port: config.listenPort,
-    maxRequestBodySize: MAX_BODY_BYTES,
+    // Bun's own limit is the hard stop; the gate's lower one answers with a JSON 413 first.
+    maxRequestBodySize: MAX_BODY_BYTES * 2,
     fetch: gate(
-      { token: config.token, secret: config.secret, replay, maxSkewMs: timing.clockSkewMs, now: Date.now },
+      {
+        token: config.token,
+        secret: config.secret,
+        replay,
+        maxSkewMs: timing.clockSkewMs,
+        maxBodyBytes: MAX_BODY_BYTES,
+        now: Date.now,
+      },
       (request) => router.handle(request),
     ),
   });

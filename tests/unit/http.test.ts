@@ -1,0 +1,323 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadNodeConfig, type NodeConfig } from "../../src/config/load.ts";
+import { ROUTES, type RouteName } from "../../src/net/route-table.ts";
+import { signRequest } from "../../src/net/signing.ts";
+import { type RunningNode, startNode } from "../../src/node/node.ts";
+import { createLogger } from "../../src/observability/log.ts";
+
+/** One real node, in this process, on a free loopback port. */
+let dir: string;
+let config: NodeConfig;
+let node: RunningNode;
+let base: string;
+
+function freePort(): number {
+  const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+  const port = probe.port;
+  void probe.stop(true);
+  if (port === undefined) throw new Error("no port");
+  return port;
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "p2p-http-test-"));
+  const path = join(dir, "cluster.toml");
+  writeFileSync(
+    path,
+    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\n`,
+  );
+  writeFileSync(join(dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
+  writeFileSync(join(dir, "operator.token"), randomBytes(24).toString("hex"), { mode: 0o600 });
+  config = loadNodeConfig(path);
+  node = await startNode(config, createLogger("error"));
+  base = node.url;
+});
+
+afterAll(async () => {
+  await node?.leave("test");
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// ---- request helpers ------------------------------------------------------------------------------
+
+const auth = () => ({ authorization: `Bearer ${config.token}` });
+
+async function get(path: string, headers: Record<string, string> = auth()): Promise<Response> {
+  return fetch(`${base}${path}`, { headers });
+}
+
+async function postJson(path: string, body: string, headers: Record<string, string> = auth()): Promise<Response> {
+  return fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+}
+
+/** A peer request signed the way the node's own client signs it. */
+function signed(
+  path: string,
+  body: string,
+  opts: { nodeId?: string; secret?: string; now?: number } = {},
+): { headers: Record<string, string>; body: string; path: string } {
+  const headers = signRequest({
+    secret: opts.secret ?? config.secret,
+    nodeId: opts.nodeId ?? "x1",
+    method: "POST",
+    pathWithQuery: path,
+    body,
+    now: opts.now ?? Date.now(),
+  });
+  return { headers: { "content-type": "application/json", ...headers }, body, path };
+}
+
+async function send(req: { headers: Record<string, string>; body: string; path: string }): Promise<Response> {
+  return fetch(`${base}${req.path}`, { method: "POST", headers: req.headers, body: req.body });
+}
+
+const ping = (from = "x1", seq: unknown = 1) =>
+  JSON.stringify({ messages: [{ type: "ping", from, seq, updates: [] }] });
+
+type ErrorJson = { error: string; message: string; field?: string; expected?: string; found?: string };
+
+async function json<T = ErrorJson>(response: Response): Promise<T> {
+  expect(response.headers.get("content-type") ?? "").toContain("application/json");
+  return (await response.json()) as T;
+}
+
+// ---- tests ----------------------------------------------------------------------------------------
+
+describe("open and operator routes", () => {
+  test("GET /health needs no token", async () => {
+    const response = await get("/health", {});
+    expect(response.status).toBe(200);
+    const body = await json<{ ok: boolean; id: string; version: string }>(response);
+    expect(body.ok).toBe(true);
+    expect(body.id).toBe("solo");
+    expect(typeof body.version).toBe("string");
+  });
+
+  test("GET /status without a token is 401 JSON", async () => {
+    const response = await get("/status", {});
+    expect(response.status).toBe(401);
+    const body = await json(response);
+    expect(body.error).toBe("unauthorized");
+    expect(body.message).toContain("missing bearer token");
+  });
+
+  test("GET /status with a wrong token is 401", async () => {
+    for (const token of ["wrong", `${config.token}x`, config.token.slice(0, -1)]) {
+      const response = await get("/status", { authorization: `Bearer ${token}` });
+      expect(response.status).toBe(401);
+      expect((await json(response)).message).toContain("wrong bearer token");
+    }
+  });
+
+  test("GET /status with the token has the documented shape", async () => {
+    const response = await get("/status");
+    expect(response.status).toBe(200);
+    const body = await json<{ node: Record<string, unknown>; peers: unknown[] }>(response);
+    expect(body.node.id).toBe("solo");
+    expect(body.node.role).toBe("voter");
+    expect(typeof body.node.version).toBe("string");
+    expect(body.node.address).toBe(config.address);
+    expect(body.node.cluster).toBe("http-test");
+    expect(body.node.incarnation).toBe(1);
+    expect(body.peers).toEqual([]);
+  });
+
+  test("GET /metrics is Prometheus text with p2p_peers", async () => {
+    const response = await get("/metrics");
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type") ?? "").toStartWith("text/plain");
+    const text = await response.text();
+    expect(text).toContain("# TYPE p2p_peers gauge");
+    const peerLines = text.split("\n").filter((l) => l.startsWith("p2p_peers{"));
+    expect(peerLines.sort()).toEqual([
+      'p2p_peers{state="alive"} 0',
+      'p2p_peers{state="dead"} 0',
+      'p2p_peers{state="left"} 0',
+      'p2p_peers{state="suspect"} 0',
+    ]);
+  });
+
+  test("GET /traces returns {traces: [...]}", async () => {
+    const response = await get("/traces?limit=5");
+    expect(response.status).toBe(200);
+    const body = await json<{ traces: unknown[] }>(response);
+    expect(Array.isArray(body.traces)).toBe(true);
+    expect(body.traces.length).toBeLessThanOrEqual(5);
+  });
+
+  test("an unknown path is a JSON 404 (with the token) and 401 without", async () => {
+    const response = await get("/nope");
+    expect(response.status).toBe(404);
+    expect((await json(response)).error).toBe("not_found");
+    expect((await get("/nope", {})).status).toBe(401);
+  });
+});
+
+describe("route-table contract: the server serves every route the table lists", () => {
+  const names = Object.keys(ROUTES) as RouteName[];
+
+  test("the table lists the routes this test knows about", () => {
+    expect(names.sort()).toEqual(["health", "leave", "metrics", "peerSwim", "status", "traces"]);
+  });
+
+  for (const name of names) {
+    const spec = ROUTES[name];
+    test(`${name}: ${spec.method} ${spec.path} is served`, async () => {
+      let response: Response;
+      if (name === "leave") {
+        // A valid body would stop the node: send an invalid one, which only a served route can reject with 422.
+        response = await postJson(spec.path, JSON.stringify({ reason: 5 }));
+        expect(response.status).toBe(422);
+        expect((await json(response)).field).toBe("body.reason");
+      } else if (spec.auth === "peer") {
+        response = await send(signed(spec.path, ping()));
+        expect(response.status).toBe(200);
+      } else if (spec.method === "GET") {
+        response = await get(spec.path, spec.auth === "operator" ? auth() : {});
+        expect(response.status).toBe(200);
+      } else {
+        throw new Error(`no request recipe for ${name}: extend this test`);
+      }
+      expect(response.status).not.toBe(404);
+    });
+  }
+});
+
+describe("peer signatures on /peer/swim", () => {
+  const path = ROUTES.peerSwim.path;
+
+  test("unsigned is 401 naming the missing header", async () => {
+    const response = await postJson(path, ping(), {});
+    expect(response.status).toBe(401);
+    const body = await json(response);
+    expect(body.error).toBe("unauthorized");
+    expect(body.message).toContain("missing header x-p2p-node");
+  });
+
+  test("an operator token does not stand in for a signature", async () => {
+    const response = await postJson(path, ping());
+    expect(response.status).toBe(401);
+    expect((await json(response)).message).toContain("missing header");
+  });
+
+  test("forged (other secret) is 401 bad signature", async () => {
+    const response = await send(signed(path, ping(), { secret: randomBytes(32).toString("hex") }));
+    expect(response.status).toBe(401);
+    expect((await json(response)).message).toContain("bad signature");
+  });
+
+  test("a body changed after signing is 401 bad signature", async () => {
+    const req = signed(path, ping());
+    const response = await send({ ...req, body: ping("x1", 2) });
+    expect(response.status).toBe(401);
+    expect((await json(response)).message).toContain("bad signature");
+  });
+
+  test("a stale timestamp is 401 mentioning clock skew", async () => {
+    const response = await send(signed(path, ping(), { now: Date.now() - 10 * 60_000 }));
+    expect(response.status).toBe(401);
+    expect((await json(response)).message).toContain("clock skew");
+  });
+
+  test("the same signed request twice: the second is 401 replayed nonce", async () => {
+    const req = signed(path, ping());
+    const first = await send(req);
+    expect(first.status).toBe(200);
+    const second = await send(req);
+    expect(second.status).toBe(401);
+    expect((await json(second)).message).toContain("replayed nonce");
+  });
+
+  test("a valid signed ping is answered with an ack", async () => {
+    const response = await send(signed(path, ping("x1", 42)));
+    expect(response.status).toBe(200);
+    const body = await json<{ messages: Array<{ type: string; from: string; seq: number; updates: unknown[] }> }>(
+      response,
+    );
+    expect(body.messages).toHaveLength(1);
+    expect(body.messages[0]).toMatchObject({ type: "ack", from: "solo", seq: 42 });
+    expect(Array.isArray(body.messages[0]?.updates)).toBe(true);
+  });
+
+  test("a message whose from differs from the signer is 403", async () => {
+    const response = await send(signed(path, ping("x2"), { nodeId: "x1" }));
+    expect(response.status).toBe(403);
+    const body = await json(response);
+    expect(body.error).toBe("forbidden");
+    expect(body.message).toContain('"x2"');
+    expect(body.message).toContain('"x1"');
+  });
+});
+
+describe("bad input is a 4xx JSON naming the field, never a 5xx", () => {
+  test("seq of the wrong type is 422 naming the body field", async () => {
+    const response = await send(signed(ROUTES.peerSwim.path, ping("x1", "one")));
+    expect(response.status).toBe(422);
+    const body = await json(response);
+    expect(body.error).toBe("validation");
+    expect(body.field).toStartWith("body.");
+    expect(body.field).toContain("messages[0]");
+    expect(body.field).toContain("seq");
+    expect(body.found).toBe('"one"');
+    expect(body.message).toContain(body.field ?? "?");
+  });
+
+  test("an unknown message type is 422", async () => {
+    const text = JSON.stringify({ messages: [{ type: "hello", from: "x1" }] });
+    const response = await send(signed(ROUTES.peerSwim.path, text));
+    expect(response.status).toBe(422);
+    const body = await json(response);
+    expect(body.error).toBe("validation");
+    expect(body.field).toStartWith("body.messages[0]");
+  });
+
+  test("an empty envelope is 422", async () => {
+    const response = await send(signed(ROUTES.peerSwim.path, JSON.stringify({ messages: [] })));
+    expect(response.status).toBe(422);
+    expect((await json(response)).field).toBe("body.messages");
+  });
+
+  test("malformed JSON on a signed request is 400 bad_request", async () => {
+    const response = await send(signed(ROUTES.peerSwim.path, '{"messages": [ nope'));
+    expect(response.status).toBe(400);
+    expect((await json(response)).error).toBe("bad_request");
+  });
+
+  test("GET /traces?limit=abc is 422 naming query.limit", async () => {
+    const response = await get("/traces?limit=abc");
+    expect(response.status).toBe(422);
+    const body = await json(response);
+    expect(body.error).toBe("validation");
+    expect(body.field).toBe("query.limit");
+    expect(body.found).toContain("abc");
+  });
+
+  test("GET /traces with an unknown query key is 422", async () => {
+    const response = await get("/traces?bogus=1");
+    expect(response.status).toBe(422);
+    expect((await json(response)).field).toBe("query.bogus");
+  });
+
+  test("an oversized body (> 4 MiB) is refused with 413, and the node keeps serving", async () => {
+    const big = JSON.stringify({ messages: [{ type: "gossip", from: "x1", updates: [] }], pad: "x".repeat(5 << 20) });
+    const response = await send(signed(ROUTES.peerSwim.path, big));
+    expect(response.status).toBe(413);
+    expect((await json(response)).error).toBe("payload_too_large");
+    const health = await get("/health", {});
+    expect(health.status).toBe(200);
+    // and a normal signed request still goes through
+    expect((await send(signed(ROUTES.peerSwim.path, ping()))).status).toBe(200);
+  });
+
+  test("a body just under the limit is read and judged on its content, not refused", async () => {
+    const text = JSON.stringify({ messages: [{ type: "gossip", from: "x1", updates: [] }] });
+    const padded = text + " ".repeat(4 * 1024 * 1024 - text.length - 1);
+    const response = await send(signed(ROUTES.peerSwim.path, padded));
+    expect(response.status).toBe(200);
+    expect(await json<{ messages: unknown[] }>(response)).toEqual({ messages: [] });
+  });
+});
