@@ -71,6 +71,8 @@ interface Broadcast {
 }
 
 const MAX_PIGGYBACK = 16;
+/** A bound on the member table, so no stream of updates can grow it without limit. */
+export const MAX_MEMBERS = 4096;
 
 export class Membership {
   readonly self: { id: string; address: string };
@@ -84,7 +86,8 @@ export class Membership {
   private readonly relays = new Map<number, Relay>();
   private outbox: Effect[] = [];
   private selfInfo: NodeInfo | null = null;
-  private selfInfoVersion = 0;
+  /** Starts at the clock, so a restarted node's info outranks what peers remember of its previous life. */
+  private selfInfoVersion: number;
   private probe: Probe | null = null;
   private probeOrder: string[] = [];
   private nextSeq = 1;
@@ -109,6 +112,7 @@ export class Membership {
     this.seeds = opts.seeds.filter((s) => s !== opts.self.address);
     const t = opts.timing;
     this.lastTickAt = opts.now;
+    this.selfInfoVersion = opts.now;
     this.nextProbeAt = opts.now + this.jitter(t.probeIntervalMs);
     this.nextGossipAt = opts.now + t.gossipIntervalMs;
     this.nextPushPullAt = opts.now + this.jitter(t.pushPullIntervalMs);
@@ -346,6 +350,7 @@ export class Membership {
     }
     if (!member) {
       if (update.kind !== "alive") return; // news about a node we cannot reach; its alive will come
+      if (this.members.size >= MAX_MEMBERS) return;
       this.addMember(update.id, update.address, "alive", update.incarnation, now, cause, true);
       return;
     }
@@ -446,6 +451,7 @@ export class Membership {
       return;
     }
     if (!this.members.has(d.id)) {
+      if (this.members.size >= MAX_MEMBERS) return;
       this.addMember(d.id, d.address, d.state, d.incarnation, now, cause, d.state === "alive");
     } else if (d.state === "alive") {
       this.apply({ kind: "alive", id: d.id, address: d.address, incarnation: d.incarnation }, now, cause);

@@ -2,6 +2,7 @@ import { deriveTiming, type Timing } from "../../src/config/timing.ts";
 import type { PeerState } from "../../src/machines/peer-health.ts";
 import type { SwimMessage } from "../../src/membership/messages.ts";
 import { type Member, Membership } from "../../src/membership/swim.ts";
+import type { NodeInfo } from "../../src/node/info.ts";
 import type { TraceRecord } from "../../src/observability/trace.ts";
 import { EventQueue } from "./event-queue.ts";
 import { seededRandom } from "./rng.ts";
@@ -73,7 +74,7 @@ export class SimCluster {
   }
 
   private makeCore(id: string, address: string, incarnation: number, seeds: readonly string[]): Membership {
-    return new Membership({
+    const core = new Membership({
       self: { id, address },
       cluster: "sim",
       incarnation,
@@ -82,6 +83,8 @@ export class SimCluster {
       now: this.now,
       random: this.random,
     });
+    core.setInfo(simInfo(this.now));
+    return core;
   }
 
   private at(time: number, run: () => void): void {
@@ -226,4 +229,19 @@ export class SimCluster {
     this.drain(node);
     node.status = "crashed";
   }
+}
+
+export function simInfo(now: number): NodeInfo {
+  return {
+    version: "sim",
+    capabilities: ["selfplay"],
+    slots: 1,
+    voter: false,
+    nat: false,
+    cpu: { count: 1, load1: 0 },
+    memory: { totalBytes: 1, freeBytes: 1 },
+    disk: { totalBytes: 1, freeBytes: 1 },
+    gpus: [],
+    sampledAt: now,
+  };
 }

@@ -50,9 +50,15 @@ describe("SWIM membership in the simulator", () => {
     sim.crash("n2");
     sim.waitFor(() => sim.allSee("n2", "dead"), 15_000, "n2 dead everywhere");
     const deadIncarnation = sim.node("n1").core.get("n2")?.incarnation ?? -1;
+    const restartedAt = sim.now;
     sim.restart("n2");
     sim.waitFor(() => sim.converged(), 10_000, "n2 alive everywhere again");
     expect(sim.node("n1").core.get("n2")?.incarnation).toBeGreaterThan(deadIncarnation);
+    sim.waitFor(
+      () => sim.up().every((o) => o.id === "n2" || (o.core.get("n2")?.info?.sampledAt ?? 0) >= restartedAt),
+      5_000,
+      "the restarted n2's fresh info reaches everyone",
+    );
   });
 
   forSeeds("a graceful leave is seen as left, not dead", (seed) => {
