@@ -47,6 +47,17 @@ export interface Timing extends TimingBase {
   /** Signed peer requests older or newer than this are refused. */
   readonly clockSkewMs: number;
   readonly traceFlushMs: number;
+  /** Raft: leader heartbeat (AppendEntries) interval. */
+  readonly heartbeatMs: number;
+  /** Raft: election timeouts are drawn uniformly from [min, max). */
+  readonly electionMinMs: number;
+  readonly electionMaxMs: number;
+  /** Raft: clocks may run this much faster or slower than real time (fraction). */
+  readonly clockDrift: number;
+  /** Raft: how long a majority's acknowledgement lets the leader act; under the election minimum less drift. */
+  readonly leaseMs: number;
+  /** Raft: an AppendEntries unanswered this long is treated as lost. */
+  readonly appendTimeoutMs: number;
 }
 
 export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMING_PROFILES[profile]): Timing {
@@ -74,5 +85,24 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     localStallMs: Math.round(periodMs / 2),
     clockSkewMs: 30_000,
     traceFlushMs: 250,
+    ...deriveRaftTiming(roundTripMs),
+  };
+}
+
+/**
+ * Raft timings from the round trip between voters: elections wait at least 2.5 round trips (the WAN
+ * profile's measured round trips give 10x and more), heartbeats a tenth of that, the lease a little
+ * under the election minimum so a deposed leader stops before a successor can be elected.
+ */
+export function deriveRaftTiming(roundTripMs: number) {
+  const electionMinMs = Math.round(roundTripMs * 2.5);
+  const clockDrift = 0.05;
+  return {
+    heartbeatMs: Math.max(10, Math.round(electionMinMs / 10)),
+    electionMinMs,
+    electionMaxMs: electionMinMs * 2,
+    clockDrift,
+    leaseMs: Math.floor(electionMinMs * (1 - 2 * clockDrift) - Math.max(10, electionMinMs / 10)),
+    appendTimeoutMs: Math.max(50, Math.round(electionMinMs / 2)),
   };
 }

@@ -1,0 +1,60 @@
+import * as v from "valibot";
+import { nodeIdSchema } from "../config/schema.ts";
+
+/** Raft's wire messages. Every one carries the sender's term: the fencing token of the protocol. */
+const index = v.pipe(v.number(), v.integer(), v.minValue(0));
+const term = index;
+const time = v.number();
+
+export const MAX_ENTRIES_PER_APPEND = 512;
+
+export const entrySchema = v.object({
+  index,
+  term,
+  /** A registered command: name plus JSON payload; `noop` is what a new leader commits first. */
+  command: v.object({ name: v.pipe(v.string(), v.maxLength(64)), payload: v.unknown() }),
+});
+
+export const raftMessageSchema = v.variant("type", [
+  v.object({ type: v.literal("pre-vote"), from: nodeIdSchema, term, lastLogIndex: index, lastLogTerm: term }),
+  v.object({ type: v.literal("pre-vote-reply"), from: nodeIdSchema, term, granted: v.boolean() }),
+  v.object({
+    type: v.literal("vote"),
+    from: nodeIdSchema,
+    term,
+    lastLogIndex: index,
+    lastLogTerm: term,
+    /** Set by a leadership transfer: voters need not wait out the old leader's lease. */
+    transfer: v.boolean(),
+  }),
+  v.object({ type: v.literal("vote-reply"), from: nodeIdSchema, term, granted: v.boolean() }),
+  v.object({
+    type: v.literal("append"),
+    from: nodeIdSchema,
+    term,
+    prevLogIndex: index,
+    prevLogTerm: term,
+    entries: v.pipe(v.array(entrySchema), v.maxLength(MAX_ENTRIES_PER_APPEND)),
+    leaderCommit: index,
+    /** The leader's clock when it sent this; echoed back, it dates the follower's acknowledgement. */
+    sentAt: time,
+  }),
+  v.object({
+    type: v.literal("append-reply"),
+    from: nodeIdSchema,
+    term,
+    success: v.boolean(),
+    matchIndex: index,
+    /** On failure: where the leader should retry from. */
+    hintIndex: index,
+    sentAt: time,
+  }),
+  v.object({ type: v.literal("timeout-now"), from: nodeIdSchema, term }),
+]);
+
+export const raftEnvelopeSchema = v.object({
+  messages: v.pipe(v.array(raftMessageSchema), v.minLength(1), v.maxLength(16)),
+});
+
+export type Entry = v.InferOutput<typeof entrySchema>;
+export type RaftMessage = v.InferOutput<typeof raftMessageSchema>;

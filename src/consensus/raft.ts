@@ -1,0 +1,583 @@
+import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, type InspectionEvent } from "xstate";
+import type { Timing } from "../config/timing.ts";
+import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../machines/raft-role.ts";
+import type { TraceRecord } from "../observability/trace.ts";
+import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage } from "./messages.ts";
+import type { RaftStorage } from "./storage.ts";
+
+/**
+ * Raft among the configured voters, as a deterministic core: it reads its clock through `now`, its
+ * randomness through `random`, and runs its role machine's timers on the injected `clock`. Effects
+ * (messages, entries to apply, traces) are queued for the runtime, which must drain them right after
+ * each call. Quorum is a majority of the configured voters, never of those that seem alive.
+ */
+export type Clock = NonNullable<ActorOptions<AnyActorLogic>["clock"]>;
+
+export type RaftTiming = Pick<
+  Timing,
+  "heartbeatMs" | "electionMinMs" | "electionMaxMs" | "leaseMs" | "appendTimeoutMs"
+>;
+
+export interface RaftOptions {
+  id: string;
+  voters: readonly string[];
+  storage: RaftStorage;
+  timing: RaftTiming;
+  /** Highest index already applied to the state machine (it survives restarts with the state). */
+  appliedIndex: number;
+  now: () => number;
+  random: () => number;
+  clock?: Clock;
+}
+
+export type RaftEffect =
+  | { type: "send"; to: string; message: RaftMessage }
+  | { type: "apply"; entries: Entry[] }
+  | { type: "trace"; record: TraceRecord }
+  | { type: "leader"; leader: string | null; term: number };
+
+export class NotLeaderError extends Error {
+  constructor(
+    readonly leader: string | null,
+    reason = "not the leader",
+  ) {
+    super(reason);
+    this.name = "NotLeaderError";
+  }
+}
+
+interface Progress {
+  next: number;
+  match: number;
+  /** An AppendEntries with entries is in flight until then (one at a time per follower). */
+  inflightUntil: number;
+  /** Leader-clock send time of the newest AppendEntries this follower acknowledged. */
+  ackedAt: number;
+}
+
+interface Waiter {
+  term: number;
+  resolve: (r: { index: number; term: number }) => void;
+  reject: (e: Error) => void;
+}
+
+export class RaftNode {
+  readonly id: string;
+  readonly voters: readonly string[];
+  private readonly storage: RaftStorage;
+  private readonly timing: RaftTiming;
+  private readonly now: () => number;
+  private readonly actor: AnyActorRef;
+  private term: number;
+  private votedFor: string | null;
+  private leaderId: string | null = null;
+  private commitIndex: number;
+  private lastApplied: number;
+  private role: Role = "follower";
+  private votes = new Set<string>();
+  private readonly progress = new Map<string, Progress>();
+  private leaderContactAt = Number.NEGATIVE_INFINITY;
+  /** First index of this leader's term: reads are linearizable only once it is committed. */
+  private termStartIndex = 0;
+  private transferTarget: string | null = null;
+  private transferDeadline = 0;
+  private readonly waiters = new Map<number, Waiter>();
+  private outbox: RaftEffect[] = [];
+  lastElectionCause = "";
+
+  constructor(opts: RaftOptions) {
+    if (!opts.voters.includes(opts.id)) throw new Error(`raft: ${opts.id} is not one of the voters`);
+    this.id = opts.id;
+    this.voters = [...opts.voters];
+    this.storage = opts.storage;
+    this.timing = opts.timing;
+    this.now = opts.now;
+    const hard = opts.storage.hardState();
+    this.term = hard.term;
+    this.votedFor = hard.votedFor;
+    this.commitIndex = Math.min(opts.appliedIndex, opts.storage.lastIndex());
+    this.lastApplied = this.commitIndex;
+    let previous: Role = "follower";
+    this.actor = createActor(raftRoleMachine, {
+      input: {
+        electionMinMs: opts.timing.electionMinMs,
+        electionMaxMs: opts.timing.electionMaxMs,
+        heartbeatMs: opts.timing.heartbeatMs,
+        random: opts.random,
+      },
+      clock: opts.clock,
+      inspect: (ev: InspectionEvent) => {
+        if (ev.type !== "@xstate.microstep" || ev.rootId !== ev.actorRef.sessionId) return;
+        const to = roleOf(ev.snapshot as unknown as { value: unknown });
+        if (to === previous) return; // a leader's heartbeat re-entering itself is not news
+        const event = ev.event as RoleEvent | { type: string };
+        const cause = "cause" in event ? event.cause : this.timerCause(event.type);
+        if (to === "pre-candidate" || to === "candidate" || to === "leader") this.lastElectionCause = cause;
+        this.outbox.push({
+          type: "trace",
+          record: { machine: "raft", instance: this.id, from: previous, to, event: event.type, cause, at: this.now() },
+        });
+        previous = to;
+        this.role = to;
+      },
+    });
+    this.actor.on("*", (effect: RoleEffect) => this.onRoleEffect(effect));
+  }
+
+  start(): void {
+    this.outbox.push({
+      type: "trace",
+      record: {
+        machine: "raft",
+        instance: this.id,
+        from: null,
+        to: "follower",
+        event: "start",
+        cause: `started in term ${this.term} with log to ${this.storage.lastIndex()}, applied to ${this.lastApplied}`,
+        at: this.now(),
+      },
+    });
+    this.actor.start();
+  }
+
+  stop(): void {
+    this.actor.stop();
+    this.failWaiters(new NotLeaderError(null, "node stopped"));
+  }
+
+  // ---- views --------------------------------------------------------------------------------
+
+  get currentTerm(): number {
+    return this.term;
+  }
+
+  get currentRole(): Role {
+    return this.role;
+  }
+
+  get leader(): string | null {
+    return this.leaderId;
+  }
+
+  get committed(): number {
+    return this.commitIndex;
+  }
+
+  get lastIndex(): number {
+    return this.storage.lastIndex();
+  }
+
+  quorum(): number {
+    return Math.floor(this.voters.length / 2) + 1;
+  }
+
+  /** When this leader's lease ends: a majority (itself included) acknowledged it within `leaseMs` before. */
+  leaseExpiresAt(): number {
+    if (this.role !== "leader") return 0;
+    return this.majorityAckAt() + this.timing.leaseMs;
+  }
+
+  /** Whether this node may act as the one leader now; a leader handing over gives its lease up. */
+  holdsLease(): boolean {
+    return this.role === "leader" && this.transferTarget === null && this.now() < this.leaseExpiresAt();
+  }
+
+  matchIndexes(): Record<string, number> {
+    const out: Record<string, number> = { [this.id]: this.storage.lastIndex() };
+    for (const [peer, p] of this.progress) out[peer] = p.match;
+    return out;
+  }
+
+  takeEffects(): RaftEffect[] {
+    const out = this.outbox;
+    this.outbox = [];
+    return out;
+  }
+
+  // ---- client API ---------------------------------------------------------------------------
+
+  /** Appends a command; the promise settles when it is committed and applied, or leadership is lost. */
+  propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
+    if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
+    if (this.transferTarget) return Promise.reject(new NotLeaderError(this.leaderId, "leadership transfer under way"));
+    const index = this.storage.lastIndex() + 1;
+    this.storage.append([{ index, term: this.term, command }]);
+    const result = new Promise<{ index: number; term: number }>((resolve, reject) => {
+      this.waiters.set(index, { term: this.term, resolve, reject });
+    });
+    if (this.voters.length === 1) this.advanceCommit();
+    return result;
+  }
+
+  /** Sends pending entries to every follower that has no AppendEntries in flight; call after proposing. */
+  flush(): void {
+    if (this.role !== "leader") return;
+    for (const peer of this.progress.keys()) this.sendAppend(peer, false);
+  }
+
+  /**
+   * The index a linearizable read must see, or why it cannot be served here: only a leader whose lease
+   * holds and whose own term's first entry is committed knows that nothing newer was committed elsewhere.
+   */
+  readIndex(): { ok: true; index: number } | { ok: false; error: NotLeaderError } {
+    if (this.role !== "leader") return { ok: false, error: new NotLeaderError(this.leaderId) };
+    if (!this.holdsLease()) {
+      return {
+        ok: false,
+        error: new NotLeaderError(this.id, "leader lease not held (no recent majority, or handing over)"),
+      };
+    }
+    if (this.commitIndex < this.termStartIndex) {
+      return { ok: false, error: new NotLeaderError(this.id, "new leader has not committed its first entry yet") };
+    }
+    return { ok: true, index: this.commitIndex };
+  }
+
+  stepDown(cause: string): void {
+    if (this.role === "leader") this.actor.send({ type: "step-down", cause });
+  }
+
+  /** Hands leadership to `to` once its log has caught up; refuses proposals meanwhile. */
+  transferTo(to: string): void {
+    if (this.role !== "leader") throw new NotLeaderError(this.leaderId);
+    if (to === this.id) return;
+    if (!this.progress.has(to)) throw new Error(`raft: ${to} is not a voter`);
+    this.transferTarget = to;
+    this.transferDeadline = this.now() + this.timing.electionMinMs;
+    this.maybeSendTimeoutNow();
+    this.sendAppend(to, false);
+  }
+
+  // ---- messages -----------------------------------------------------------------------------
+
+  /** Handles one message; returns the replies for its sender. */
+  receive(m: RaftMessage): RaftMessage[] {
+    if (!this.voters.includes(m.from)) return [];
+    if (m.term > this.term) {
+      if (m.type === "pre-vote") return [this.answerPreVote(m)];
+      if (m.type === "vote" && !m.transfer && this.heardLeaderRecently()) {
+        // A leader's lease is in force here: this candidate cannot win, and must not raise our term.
+        return [{ type: "vote-reply", from: this.id, term: this.term, granted: false }];
+      }
+      if (m.type === "pre-vote-reply" && m.granted) {
+        // A granted pre-vote echoes the term we would campaign for; it is not a newer term.
+      } else {
+        this.adoptTerm(m.term, m.type === "append" ? m.from : null, `${m.type} from ${m.from} carried term ${m.term}`);
+      }
+    } else if (m.term < this.term) {
+      switch (m.type) {
+        case "pre-vote":
+          return [{ type: "pre-vote-reply", from: this.id, term: this.term, granted: false }];
+        case "vote":
+          return [{ type: "vote-reply", from: this.id, term: this.term, granted: false }];
+        case "append":
+          // Tells a deposed leader our term, so it steps down.
+          return [this.appendReply(false, 0, this.storage.lastIndex() + 1, m.sentAt)];
+        default:
+          return [];
+      }
+    }
+    switch (m.type) {
+      case "pre-vote":
+        return [this.answerPreVote(m)];
+      case "pre-vote-reply":
+        this.countVote(m.from, m.granted, "pre-candidate", m.term === this.term + 1);
+        return [];
+      case "vote":
+        return [this.answerVote(m)];
+      case "vote-reply":
+        this.countVote(m.from, m.granted, "candidate", m.term === this.term);
+        return [];
+      case "append":
+        return [this.answerAppend(m)];
+      case "append-reply":
+        this.onAppendReply(m);
+        return [];
+      case "timeout-now":
+        if (this.role === "follower")
+          this.actor.send({ type: "timeout-now", cause: `leadership transfer from ${m.from}` });
+        return [];
+    }
+  }
+
+  private answerPreVote(m: Extract<RaftMessage, { type: "pre-vote" }>): RaftMessage {
+    const granted =
+      m.term > this.term && this.logUpToDate(m.lastLogIndex, m.lastLogTerm) && !this.heardLeaderRecently();
+    return { type: "pre-vote-reply", from: this.id, term: granted ? m.term : this.term, granted };
+  }
+
+  private answerVote(m: Extract<RaftMessage, { type: "vote" }>): RaftMessage {
+    const granted =
+      (this.votedFor === null || this.votedFor === m.from) && this.logUpToDate(m.lastLogIndex, m.lastLogTerm);
+    if (granted && this.votedFor !== m.from) {
+      this.votedFor = m.from;
+      this.persistHardState();
+    }
+    if (granted) this.actor.send({ type: "granted-vote", cause: `voted for ${m.from} in term ${this.term}` });
+    return { type: "vote-reply", from: this.id, term: this.term, granted };
+  }
+
+  private answerAppend(m: Extract<RaftMessage, { type: "append" }>): RaftMessage {
+    this.leaderContactAt = this.now();
+    if (this.leaderId !== m.from) this.setLeader(m.from);
+    this.actor.send({ type: "heard-leader", cause: `append from leader ${m.from} in term ${m.term}` });
+    const last = this.storage.lastIndex();
+    if (m.prevLogIndex > last) return this.appendReply(false, 0, last + 1, m.sentAt);
+    const prevTerm = this.storage.termAt(m.prevLogIndex);
+    if (prevTerm !== m.prevLogTerm) return this.appendReply(false, 0, this.conflictHint(m.prevLogIndex), m.sentAt);
+    let i = 0;
+    for (; i < m.entries.length; i++) {
+      const e = m.entries[i] as Entry;
+      const existing = this.storage.termAt(e.index);
+      if (existing === undefined) break;
+      if (existing !== e.term) {
+        if (e.index <= this.commitIndex) throw new Error(`raft: refusing to truncate committed index ${e.index}`);
+        this.storage.truncateFrom(e.index);
+        break;
+      }
+    }
+    if (i < m.entries.length) this.storage.append(m.entries.slice(i));
+    const match = m.prevLogIndex + m.entries.length;
+    const newCommit = Math.min(m.leaderCommit, match);
+    if (newCommit > this.commitIndex) {
+      this.commitIndex = newCommit;
+      this.applyCommitted();
+    }
+    return this.appendReply(true, match, 0, m.sentAt);
+  }
+
+  private appendReply(success: boolean, matchIndex: number, hintIndex: number, sentAt: number): RaftMessage {
+    return { type: "append-reply", from: this.id, term: this.term, success, matchIndex, hintIndex, sentAt };
+  }
+
+  /** The first index of the term that conflicts at `index` (never below the commit), so the leader skips a whole term. */
+  private conflictHint(index: number): number {
+    const conflicting = this.storage.termAt(index);
+    let i = index;
+    while (i - 1 > this.commitIndex && this.storage.termAt(i - 1) === conflicting) i--;
+    return Math.max(1, i);
+  }
+
+  private onAppendReply(m: Extract<RaftMessage, { type: "append-reply" }>): void {
+    const p = this.progress.get(m.from);
+    if (this.role !== "leader" || !p) return;
+    p.inflightUntil = 0;
+    p.ackedAt = Math.max(p.ackedAt, m.sentAt);
+    if (m.success) {
+      p.match = Math.max(p.match, m.matchIndex);
+      p.next = Math.max(p.next, p.match + 1);
+      this.advanceCommit();
+      this.maybeSendTimeoutNow();
+    } else {
+      p.next = Math.max(p.match + 1, Math.min(p.next - 1, m.hintIndex));
+    }
+    if (p.next <= this.storage.lastIndex()) this.sendAppend(m.from, false);
+  }
+
+  private countVote(from: string, granted: boolean, phase: "pre-candidate" | "candidate", current: boolean): void {
+    if (this.role !== phase || !current || !granted) return;
+    this.votes.add(from);
+    this.checkVotes(phase);
+  }
+
+  private checkVotes(phase: "pre-candidate" | "candidate"): void {
+    if (this.votes.size < this.quorum()) return;
+    const who = [...this.votes].sort().join(",");
+    const total = this.voters.length;
+    if (phase === "pre-candidate") {
+      this.actor.send({
+        type: "pre-vote-won",
+        cause: `pre-votes from ${who} of ${total} voters for term ${this.term + 1}`,
+      });
+    } else {
+      this.actor.send({ type: "vote-won", cause: `votes from ${who} of ${total} voters in term ${this.term}` });
+    }
+  }
+
+  // ---- role effects -------------------------------------------------------------------------
+
+  private onRoleEffect(effect: RoleEffect): void {
+    switch (effect.type) {
+      case "become-follower":
+        this.progress.clear();
+        this.transferTarget = null;
+        this.failWaiters(new NotLeaderError(this.leaderId, "leadership lost before the entry was applied"));
+        return;
+      case "start-pre-vote":
+        this.votes = new Set([this.id]);
+        this.broadcast({ type: "pre-vote", from: this.id, term: this.term + 1, ...this.lastLog() });
+        this.checkVotes("pre-candidate");
+        return;
+      case "start-election":
+        this.term += 1;
+        this.votedFor = this.id;
+        this.persistHardState();
+        this.setLeader(null);
+        this.votes = new Set([this.id]);
+        this.broadcast({ type: "vote", from: this.id, term: this.term, ...this.lastLog(), transfer: effect.transfer });
+        this.checkVotes("candidate");
+        return;
+      case "become-leader":
+        this.becomeLeader();
+        return;
+      case "send-heartbeats":
+        this.heartbeat();
+        return;
+    }
+  }
+
+  private becomeLeader(): void {
+    const now = this.now();
+    this.setLeader(this.id);
+    const next = this.storage.lastIndex() + 1;
+    for (const peer of this.voters) {
+      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflightUntil: 0, ackedAt: now });
+    }
+    // A no-op of our own term: committing it commits everything before it (Raft §5.4.2).
+    this.termStartIndex = next;
+    this.storage.append([{ index: next, term: this.term, command: { name: "noop", payload: null } }]);
+    if (this.voters.length === 1) this.advanceCommit();
+  }
+
+  private heartbeat(): void {
+    const now = this.now();
+    if (now - this.majorityAckAt() > this.timing.electionMinMs) {
+      this.actor.send({
+        type: "lease-lost",
+        cause: `no majority acknowledged this leader for ${now - this.majorityAckAt()} ms`,
+      });
+      return;
+    }
+    if (this.transferTarget && now > this.transferDeadline) this.transferTarget = null;
+    for (const peer of this.progress.keys()) this.sendAppend(peer, true);
+  }
+
+  private sendAppend(peer: string, heartbeat: boolean): void {
+    const p = this.progress.get(peer);
+    if (!p) return;
+    const now = this.now();
+    const last = this.storage.lastIndex();
+    const busy = p.inflightUntil > now;
+    if (busy && !heartbeat) return;
+    const entries = busy || p.next > last ? [] : this.storage.entries(p.next, last + 1, MAX_ENTRIES_PER_APPEND);
+    if (entries.length === 0 && !heartbeat) return;
+    if (entries.length > 0) p.inflightUntil = now + this.timing.appendTimeoutMs;
+    const prevLogIndex = p.next - 1;
+    this.send(peer, {
+      type: "append",
+      from: this.id,
+      term: this.term,
+      prevLogIndex,
+      prevLogTerm: this.storage.termAt(prevLogIndex) ?? 0,
+      entries,
+      leaderCommit: this.commitIndex,
+      sentAt: now,
+    });
+  }
+
+  private maybeSendTimeoutNow(): void {
+    const target = this.transferTarget;
+    if (!target || this.progress.get(target)?.match !== this.storage.lastIndex()) return;
+    this.send(target, { type: "timeout-now", from: this.id, term: this.term });
+  }
+
+  // ---- commit and apply ---------------------------------------------------------------------
+
+  private advanceCommit(): void {
+    const matches = [this.storage.lastIndex(), ...[...this.progress.values()].map((p) => p.match)].sort(
+      (a, b) => b - a,
+    );
+    const candidate = matches[this.quorum() - 1] ?? 0;
+    // Only entries of the leader's own term are committed by counting replicas (Raft §5.4.2).
+    if (candidate > this.commitIndex && this.storage.termAt(candidate) === this.term) {
+      this.commitIndex = candidate;
+      this.applyCommitted();
+      for (const peer of this.progress.keys()) this.sendAppend(peer, false);
+    }
+  }
+
+  /** Emits committed entries in order; the runtime applies each batch in one transaction before anything else runs. */
+  private applyCommitted(): void {
+    while (this.lastApplied < this.commitIndex) {
+      const entries = this.storage.entries(this.lastApplied + 1, this.commitIndex + 1, 1024);
+      if (entries.length === 0) throw new Error(`raft: committed index ${this.lastApplied + 1} missing from the log`);
+      this.outbox.push({ type: "apply", entries });
+      this.lastApplied = (entries.at(-1) as Entry).index;
+      for (const e of entries) {
+        const w = this.waiters.get(e.index);
+        if (!w) continue;
+        this.waiters.delete(e.index);
+        if (w.term === e.term) w.resolve({ index: e.index, term: e.term });
+        else w.reject(new NotLeaderError(this.leaderId, "entry replaced by another leader's"));
+      }
+    }
+  }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  private adoptTerm(term: number, leader: string | null, cause: string): void {
+    this.term = term;
+    this.votedFor = null;
+    this.persistHardState();
+    this.setLeader(leader);
+    this.actor.send({ type: "higher-term", cause });
+  }
+
+  private setLeader(leader: string | null): void {
+    if (this.leaderId === leader) return;
+    this.leaderId = leader;
+    this.outbox.push({ type: "leader", leader, term: this.term });
+  }
+
+  private persistHardState(): void {
+    this.storage.setHardState({ term: this.term, votedFor: this.votedFor });
+  }
+
+  private heardLeaderRecently(): boolean {
+    if (this.role === "leader") return true;
+    return this.now() - this.leaderContactAt < this.timing.electionMinMs;
+  }
+
+  private logUpToDate(index: number, term: number): boolean {
+    const { lastLogIndex, lastLogTerm } = this.lastLog();
+    return term > lastLogTerm || (term === lastLogTerm && index >= lastLogIndex);
+  }
+
+  private lastLog(): { lastLogIndex: number; lastLogTerm: number } {
+    const lastLogIndex = this.storage.lastIndex();
+    return { lastLogIndex, lastLogTerm: this.storage.termAt(lastLogIndex) ?? 0 };
+  }
+
+  /** The newest time that a majority, this leader included, has acknowledged. */
+  private majorityAckAt(): number {
+    const acks = [this.now(), ...[...this.progress.values()].map((p) => p.ackedAt)].sort((a, b) => b - a);
+    return acks[this.quorum() - 1] ?? Number.NEGATIVE_INFINITY;
+  }
+
+  private broadcast(message: RaftMessage): void {
+    for (const peer of this.voters) if (peer !== this.id) this.send(peer, message);
+  }
+
+  private send(to: string, message: RaftMessage): void {
+    this.outbox.push({ type: "send", to, message });
+  }
+
+  private failWaiters(error: Error): void {
+    for (const w of this.waiters.values()) w.reject(error);
+    this.waiters.clear();
+  }
+
+  private timerCause(eventType: string): string {
+    if (eventType.includes("electionTimeout")) {
+      return this.role === "follower"
+        ? `no leader heard within the election timeout (leader was ${this.leaderId ?? "unknown"})`
+        : `election round timed out in ${this.role}`;
+    }
+    return eventType;
+  }
+}
+
+function roleOf(snapshot: { value: unknown }): Role {
+  const v = snapshot.value;
+  return (typeof v === "string" ? v : Object.keys(v as object)[0]) as Role;
+}

@@ -1,0 +1,113 @@
+import { assign, emit, setup } from "xstate";
+
+/**
+ * A Raft node's role and its timers. The consensus core sends it what happened (a leader was heard,
+ * a higher term was seen, an election was won); it decides the role and emits what to do next
+ * (`start-pre-vote`, `start-election`, `become-leader`, `send-heartbeats`). No I/O, no clock of its
+ * own: the actor's clock is injected, so the simulator drives these delays from its own time.
+ */
+export type Role = "follower" | "pre-candidate" | "candidate" | "leader";
+
+export interface RoleInput {
+  electionMinMs: number;
+  electionMaxMs: number;
+  heartbeatMs: number;
+  /** Uniform in [0, 1); seeded in the simulator. */
+  random: () => number;
+}
+
+interface RoleContext extends RoleInput {
+  electionTimeoutMs: number;
+}
+
+/** Every event says why, so the trace answers "why did this node become leader". */
+export type RoleEvent =
+  | { type: "heard-leader"; cause: string }
+  | { type: "granted-vote"; cause: string }
+  | { type: "higher-term"; cause: string }
+  | { type: "pre-vote-won"; cause: string }
+  | { type: "vote-won"; cause: string }
+  | { type: "lease-lost"; cause: string }
+  | { type: "step-down"; cause: string }
+  | { type: "timeout-now"; cause: string };
+
+export type RoleEffect =
+  | { type: "start-pre-vote" }
+  | { type: "start-election"; transfer: boolean }
+  | { type: "become-leader" }
+  | { type: "send-heartbeats" }
+  | { type: "become-follower" };
+
+const defaults: RoleInput = { electionMinMs: 500, electionMaxMs: 1000, heartbeatMs: 50, random: Math.random };
+
+export const raftRoleMachine = setup({
+  types: {
+    context: {} as RoleContext,
+    events: {} as RoleEvent,
+    emitted: {} as RoleEffect,
+    input: {} as RoleInput | undefined,
+  },
+  delays: {
+    // Always a number, even before input arrives (xstate's pure transition() builds actors without input).
+    electionTimeout: ({ context }) => context.electionTimeoutMs ?? defaults.electionMaxMs,
+    heartbeat: ({ context }) => context.heartbeatMs ?? defaults.heartbeatMs,
+  },
+  actions: {
+    drawTimeout: assign({
+      electionTimeoutMs: ({ context }) =>
+        Math.round(context.electionMinMs + context.random() * (context.electionMaxMs - context.electionMinMs)),
+    }),
+  },
+}).createMachine({
+  id: "raft",
+  context: ({ input }) => {
+    const i = { ...defaults, ...(input as Partial<RoleInput> | undefined) };
+    return { ...i, electionTimeoutMs: i.electionMaxMs };
+  },
+  initial: "follower",
+  on: {
+    "higher-term": { target: ".follower", reenter: true },
+  },
+  states: {
+    follower: {
+      entry: ["drawTimeout", emit({ type: "become-follower" })],
+      after: { electionTimeout: { target: "pre-candidate" } },
+      on: {
+        "heard-leader": { target: "follower", reenter: true },
+        "granted-vote": { target: "follower", reenter: true },
+        "timeout-now": { target: "candidate", actions: emit({ type: "start-election", transfer: true }) },
+      },
+    },
+    "pre-candidate": {
+      entry: ["drawTimeout", emit({ type: "start-pre-vote" })],
+      after: { electionTimeout: { target: "pre-candidate", reenter: true } },
+      on: {
+        "pre-vote-won": { target: "candidate", actions: emit({ type: "start-election", transfer: false }) },
+        "heard-leader": { target: "follower" },
+        "granted-vote": { target: "follower" },
+      },
+    },
+    candidate: {
+      entry: "drawTimeout",
+      after: { electionTimeout: { target: "pre-candidate" } },
+      on: {
+        "vote-won": { target: "leader" },
+        "heard-leader": { target: "follower" },
+      },
+    },
+    leader: {
+      entry: emit({ type: "become-leader" }),
+      initial: "active",
+      states: {
+        active: {
+          entry: emit({ type: "send-heartbeats" }),
+          after: { heartbeat: { target: "active", reenter: true } },
+        },
+      },
+      on: {
+        "lease-lost": { target: "follower" },
+        "step-down": { target: "follower" },
+      },
+    },
+  },
+});

@@ -1,0 +1,138 @@
+import { describe, expect, test } from "bun:test";
+import { RaftSim } from "./raft-sim.ts";
+
+const SEEDS = Number(process.env.RAFT_SEEDS ?? 1000);
+const ONLY = process.env.RAFT_SEED ? Number(process.env.RAFT_SEED) : undefined;
+
+function replay(seed: number, voters: number): string {
+  return `replay: RAFT_SEED=${seed} RAFT_VOTERS=${voters} bun test tests/sim/raft.test.ts`;
+}
+
+/**
+ * One seeded run: random faults for a while (crashes, restarts, partitions both ways and one way, loss,
+ * duplication, reordering), with clients writing throughout; then the faults stop and the cluster must
+ * elect a leader and commit again. The invariants are checked after every event.
+ */
+export function chaos(seed: number, voters: number): void {
+  const sim = new RaftSim({ seed, voters });
+  const ids = sim.voters.map((v) => v.id);
+  const maxDown = Math.floor((voters - 1) / 2);
+  const pick = () => ids[Math.floor(sim.random() * ids.length)] as string;
+  const faultUntil = 8_000;
+  while (sim.now < faultUntil) {
+    const roll = sim.random();
+    if (roll < 0.15) {
+      const down = sim.voters.filter((v) => !v.up).length;
+      const target = pick();
+      if (sim.voter(target).up && down < maxDown + (sim.random() < 0.2 ? 1 : 0)) sim.crash(target);
+    } else if (roll < 0.3) {
+      const crashed = sim.voters.filter((v) => !v.up);
+      const back = crashed[Math.floor(sim.random() * crashed.length)];
+      if (back) sim.restart(back.id);
+    } else if (roll < 0.45) {
+      const shuffled = [...ids].sort(() => sim.random() - 0.5);
+      const cut = 1 + Math.floor(sim.random() * (ids.length - 1));
+      sim.partition(shuffled.slice(0, cut), shuffled.slice(cut), sim.random() < 0.3);
+    } else if (roll < 0.6) {
+      sim.heal();
+    } else if (roll < 0.7) {
+      sim.lossRate = sim.random() * 0.3;
+      sim.duplicateRate = sim.random() * 0.1;
+      sim.maxDelayMs = 1 + sim.random() * 30;
+    }
+    for (let i = 0; i < 4; i++) {
+      sim.propose();
+      sim.run(25 + sim.random() * 100);
+    }
+  }
+  sim.heal();
+  sim.maxDelayMs = 5;
+  for (const v of sim.voters) if (!v.up) sim.restart(v.id);
+  const deadline = sim.now + 10_000;
+  let committedAfterHeal = false;
+  const before = sim.committed.size;
+  while (sim.now < deadline && !committedAfterHeal) {
+    sim.propose();
+    sim.run(50);
+    committedAfterHeal =
+      sim.committed.size > before && sim.voters.every((v) => v.applied.length === sim.committed.size);
+  }
+  if (!committedAfterHeal) throw sim.fail("no progress within 10 s after the faults stopped");
+  for (const [index] of sim.acknowledged) {
+    if (!sim.committed.has(index)) throw sim.fail(`acknowledged index ${index} not applied`);
+  }
+}
+
+describe("Raft under a seeded simulator", () => {
+  for (const voters of process.env.RAFT_VOTERS ? [Number(process.env.RAFT_VOTERS)] : [3, 5]) {
+    test(`${voters} voters: safety invariants hold and progress resumes, ${ONLY ?? SEEDS} seeds`, () => {
+      const seeds = ONLY !== undefined ? [ONLY] : Array.from({ length: Math.ceil(SEEDS / 2) }, (_, i) => i + 1);
+      for (const seed of seeds) {
+        try {
+          chaos(seed, voters);
+        } catch (e) {
+          throw new Error(`${(e as Error).message}\n${replay(seed, voters)}`);
+        }
+      }
+    }, 600_000);
+  }
+
+  test("a 3-voter cluster elects one leader and fails over after it crashes", () => {
+    const sim = new RaftSim({ seed: 7, voters: 3 });
+    sim.run(3_000);
+    const first = sim.leader();
+    expect(first).toBeDefined();
+    sim.crash(first?.id as string);
+    const crashedAt = sim.now;
+    while (sim.leader() === undefined || sim.leader()?.id === first?.id) sim.run(10);
+    expect(sim.now - crashedAt).toBeLessThan(sim.timing.electionMaxMs * 2);
+    const why = sim.traces.filter((t) => t.to === "leader").at(-1);
+    expect(why?.cause).toContain("votes from");
+  });
+
+  test("a leader cut off from the majority stops holding its lease before another is elected", () => {
+    const sim = new RaftSim({ seed: 11, voters: 5 });
+    sim.run(3_000);
+    const old = sim.leader();
+    if (!old) throw new Error("no leader");
+    const others = sim.voters.filter((v) => v.id !== old.id).map((v) => v.id);
+    sim.partition([old.id], others);
+    while (sim.leader()?.id === old.id || sim.leader() === undefined) sim.run(10);
+    expect(old.raft.holdsLease()).toBe(false);
+    sim.run(2_000);
+    expect(old.raft.currentRole).not.toBe("leader");
+    const stepDown = sim.traces.find((t) => t.node === old.id && t.from === "leader");
+    expect(stepDown?.event).toBe("lease-lost");
+  });
+
+  test("a node returning from a partition does not depose a healthy leader (pre-vote)", () => {
+    const sim = new RaftSim({ seed: 5, voters: 3 });
+    sim.run(3_000);
+    const leader = sim.leader();
+    if (!leader) throw new Error("no leader");
+    const loner = sim.voters.find((v) => v.id !== leader.id)?.id as string;
+    const term = leader.raft.currentTerm;
+    sim.partition(
+      [loner],
+      sim.voters.filter((v) => v.id !== loner).map((v) => v.id),
+    );
+    sim.run(5_000);
+    sim.heal();
+    sim.run(3_000);
+    expect(sim.leader()?.id).toBe(leader.id);
+    expect(leader.raft.currentTerm).toBe(term);
+  });
+
+  test("the same seed gives the same run", () => {
+    const run = () => {
+      const sim = new RaftSim({ seed: 99, voters: 5 });
+      sim.lossRate = 0.1;
+      for (let i = 0; i < 40; i++) {
+        sim.propose();
+        sim.run(100);
+      }
+      return JSON.stringify(sim.traces) + JSON.stringify([...sim.committed]);
+    };
+    expect(run()).toBe(run());
+  });
+});
