@@ -128,3 +128,18 @@ export function installCleanup(): void {
     });
   }
 }
+
+/** The `p`-th percentile (0..100, nearest rank) of `xs`; NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
+}
+
+/** A short label for a failed request, for error tallies: "timeout", a fetch error code, or the error's name. */
+export function errorLabel(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (e.name === "TimeoutError" || e.name === "AbortError") return "timeout";
+  const code = (e as { code?: unknown }).code;
+  return typeof code === "string" ? code : e.name;
+}

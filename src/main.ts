@@ -1,5 +1,6 @@
 #!/usr/bin/env bun
 import { defineCommand, runMain } from "citty";
+import { electionCommand } from "./cli/election.ts";
 import { initCommand } from "./cli/init.ts";
 import { peersCommand, statusCommand, traceCommand } from "./cli/inspect.ts";
 import { leaveCommand } from "./cli/leave.ts";
@@ -18,6 +19,7 @@ const main = defineCommand({
     status: statusCommand,
     peers: peersCommand,
     trace: traceCommand,
+    election: electionCommand,
     init: initCommand,
     leave: leaveCommand,
     version: defineCommand({

@@ -14,7 +14,8 @@ export function openDb(dataDir: string): Db {
   const client = new Database(join(dataDir, "state.db"), { create: true, strict: true });
   client.exec("PRAGMA journal_mode = WAL");
   client.exec("PRAGMA busy_timeout = 1000");
-  client.exec("PRAGMA synchronous = NORMAL");
+  // FULL: a Raft vote or log entry must survive power loss, not only a crash of this process.
+  client.exec("PRAGMA synchronous = FULL");
   client.exec("PRAGMA foreign_keys = ON");
   const db = drizzle({ client, schema }) as Db;
   migrateEmbedded(db);

@@ -32,3 +32,18 @@ export const traces = sqliteTable(
   },
   (t) => [index("traces_machine_instance").on(t.machine, t.instance, t.seq), index("traces_at").on(t.at)],
 );
+
+/** The Raft log: one row per entry. */
+export const raftLog = sqliteTable("raft_log", {
+  index: integer("idx").primaryKey(),
+  term: integer("term").notNull(),
+  command: text("command", { mode: "json" }).notNull(),
+});
+
+/** A replicated key-value register: the first piece of replicated cluster state (`kv.set`). */
+export const kv = sqliteTable("kv", {
+  key: text("key").primaryKey(),
+  value: text("value", { mode: "json" }),
+  index: integer("idx").notNull(),
+  term: integer("term").notNull(),
+});

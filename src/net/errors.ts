@@ -21,7 +21,7 @@ export function errorResponse(
   status: number,
   error: string,
   message: string,
-  extra: Partial<ErrorBody> = {},
+  extra: Partial<ErrorBody> & Record<string, unknown> = {},
 ): Response {
   return jsonResponse(status, { error, message, ...extra } satisfies ErrorBody);
 }

@@ -1,4 +1,7 @@
 import * as v from "valibot";
+import { nodeIdSchema } from "../config/schema.ts";
+import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
+import { raftEnvelopeSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
 
 /**
@@ -32,6 +35,15 @@ export const leaveBodySchema = v.strictObject({
   reason: v.optional(v.pipe(v.string(), v.maxLength(200))),
 });
 
+export const transferBodySchema = v.strictObject({ to: nodeIdSchema });
+export const emptyBodySchema = v.strictObject({});
+
+export const kvGetQuerySchema = v.strictObject({
+  key: kvKeySchema,
+  /** "linearizable" (default) is served by the leader under its lease; "local" by any voter, possibly stale. */
+  consistency: v.optional(v.picklist(["linearizable", "local"]), "linearizable"),
+});
+
 export const ROUTES = {
   health: { method: "GET", path: "/health", auth: "none" },
   status: { method: "GET", path: "/status", auth: "operator" },
@@ -39,6 +51,12 @@ export const ROUTES = {
   traces: { method: "GET", path: "/traces", auth: "operator", query: tracesQuerySchema },
   leave: { method: "POST", path: "/admin/leave", auth: "operator", body: leaveBodySchema },
   peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema },
+  peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema },
+  election: { method: "GET", path: "/election", auth: "operator" },
+  electionTransfer: { method: "POST", path: "/admin/election/transfer", auth: "operator", body: transferBodySchema },
+  electionStepDown: { method: "POST", path: "/admin/election/step-down", auth: "operator", body: emptyBodySchema },
+  kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload },
+  kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;

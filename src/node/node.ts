@@ -1,5 +1,7 @@
 import type { Server } from "bun";
 import type { NodeConfig } from "../config/load.ts";
+import { kvSet } from "../consensus/kv.ts";
+import { ConsensusRuntime } from "../consensus/runtime.ts";
 import { type Db, openDb } from "../db/client.ts";
 import { loadPeers, readMeta, writeMeta } from "../db/peers.ts";
 import { TraceStore } from "../db/traces.ts";
@@ -12,6 +14,7 @@ import { LoopLagMonitor } from "../observability/loop-lag.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { adminRoutes } from "../routes/admin.ts";
 import { createRouter } from "../routes/app.ts";
+import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";
@@ -67,12 +70,46 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   core.restore(loadPeers(db), Date.now());
   const membership = new MembershipRuntime({ core, db, traces, log, metrics, timing, secret: config.secret });
 
+  const voters = new Map(config.configuredNodes.filter((n) => n.voter).map((n) => [n.id, n.address] as const));
+  let knownLeader: { id: string; term: number } | null = null;
   let selfInfo: NodeInfo | null = null;
+  const publishInfo = () => {
+    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader });
+  };
+  const consensus = config.voter
+    ? new ConsensusRuntime({
+        nodeId: config.nodeId,
+        voters,
+        timing,
+        secret: config.secret,
+        db,
+        traces,
+        log,
+        metrics,
+        commands: [kvSet],
+        onLeaderChange: (leader, term) => {
+          knownLeader = leader ? { id: leader, term } : null;
+          publishInfo();
+        },
+      })
+    : null;
+  /** Voters know the leader; a non-voter takes the newest term any peer reports. */
+  const leaderHint = (): LeaderHint | null => {
+    let best = knownLeader;
+    if (!consensus) {
+      for (const m of core.list()) {
+        const l = m.state === "alive" ? m.info?.leader : null;
+        if (l && (!best || l.term > best.term)) best = l;
+      }
+    }
+    return best ? { ...best, address: voters.get(best.id) ?? core.get(best.id)?.address ?? null } : null;
+  };
+
   const facts = { ...config, version: VERSION };
   const sample = async () => {
     try {
       selfInfo = await sampleResources(facts);
-      core.setInfo(selfInfo);
+      publishInfo();
     } catch (e) {
       log.warn("resource sampling failed", { error: String(e) });
     }
@@ -90,13 +127,17 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       node: {
         id: config.nodeId,
         cluster: config.clusterName,
-        role: config.voter ? "voter" : "non-voter",
+        role: consensus ? consensus.raft.currentRole : "non-voter",
         version: VERSION,
         address: config.address,
         incarnation: core.currentIncarnation,
         uptimeMs: now - startedAt,
         resources: selfInfo,
       },
+      leader: (() => {
+        const hint = leaderHint();
+        return hint ? { id: hint.id, term: hint.term } : null;
+      })(),
       peers: core
         .list()
         .map((m) => peerStatus(m, now))
@@ -113,6 +154,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     stopping ??= (async () => {
       log.info("leaving", { reason });
       await membership.leave();
+      consensus?.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");
       resolveStopped();
@@ -124,6 +166,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   healthRoutes(router, config.nodeId);
   observeRoutes(router, { status, metrics, traces });
   peerRoutes(router, membership);
+  consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
   adminRoutes(router, { leave: (reason) => setTimeout(() => void leave(reason), 10) });
 
   const replay = new ReplayGuard({ windowMs: timing.clockSkewMs * 2, maxEntries: 200_000 });
@@ -146,6 +189,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   });
   lag.start();
   membership.start();
+  consensus?.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
   return { url: `http://${config.address}`, stopped, leave };

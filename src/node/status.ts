@@ -1,8 +1,9 @@
+import type { Role } from "../machines/raft-role.ts";
 import type { Member } from "../membership/swim.ts";
 import type { NodeInfo } from "./info.ts";
 
-/** Until leadership exists, a node's role says whether it may vote. */
-export type NodeRole = "voter" | "non-voter";
+/** A voter's Raft role, or "non-voter" for a node that only works. */
+export type NodeRole = Role | "non-voter";
 
 export interface PeerStatus {
   id: string;
@@ -25,6 +26,7 @@ export interface NodeStatus {
     uptimeMs: number;
     resources: NodeInfo | null;
   };
+  leader: { id: string; term: number } | null;
   peers: PeerStatus[];
 }
 

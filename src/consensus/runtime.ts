@@ -1,0 +1,176 @@
+import type { Timing } from "../config/timing.ts";
+import type { Db } from "../db/client.ts";
+import type { TraceStore } from "../db/traces.ts";
+import { type CallError, call } from "../net/client.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import type { Entry, RaftMessage } from "./messages.ts";
+import { type Clock, NotLeaderError, RaftNode } from "./raft.ts";
+import { SqliteStorage } from "./sqlite-storage.ts";
+import { type CommandDefinition, StateMachine } from "./state-machine.ts";
+
+const MAX_IN_FLIGHT = 256;
+
+export interface ConsensusOptions {
+  nodeId: string;
+  /** Every configured voter and its address; quorum is a majority of these. */
+  voters: ReadonlyMap<string, string>;
+  timing: Timing;
+  secret: string;
+  db: Db;
+  traces: TraceStore;
+  log: Logger;
+  metrics: Metrics;
+  commands: readonly CommandDefinition<unknown>[];
+  onLeaderChange?: (leader: string | null, term: number) => void;
+}
+
+/**
+ * Carries out the Raft core's decisions: makes the log durable before any message leaves, sends over
+ * signed HTTP (deadline on each call, a bound on calls in flight), applies committed entries to SQLite,
+ * records traces. Proposals arriving in one event-loop turn share one durable write.
+ */
+export class ConsensusRuntime {
+  readonly raft: RaftNode;
+  readonly state: StateMachine;
+  private readonly storage: SqliteStorage;
+  private appliedIndex: number;
+  private drainScheduled = false;
+  private inFlight = 0;
+  private readonly sent: (labels?: Record<string, string>, by?: number) => void;
+  private readonly failed: (labels?: Record<string, string>, by?: number) => void;
+
+  constructor(private readonly opts: ConsensusOptions) {
+    this.storage = new SqliteStorage(opts.db);
+    this.state = new StateMachine(opts.db, opts.commands, (entry, reason) =>
+      opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
+    );
+    this.appliedIndex = this.state.appliedIndex();
+    const clock: Clock = {
+      setTimeout: (fn: (...args: unknown[]) => void, ms: number) =>
+        setTimeout(() => {
+          fn();
+          this.drain();
+        }, ms),
+      clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+    };
+    this.raft = new RaftNode({
+      id: opts.nodeId,
+      voters: [...opts.voters.keys()],
+      storage: this.storage,
+      timing: opts.timing,
+      appliedIndex: this.appliedIndex,
+      now: Date.now,
+      random: Math.random,
+      clock,
+    });
+    this.sent = opts.metrics.counter("p2p_raft_messages_sent_total", "Raft messages sent, by type");
+    this.failed = opts.metrics.counter("p2p_raft_send_failures_total", "Raft sends that got no answer, by kind");
+    opts.metrics.gauge("p2p_raft_term", "Current Raft term", () => this.raft.currentTerm);
+    opts.metrics.gauge("p2p_raft_commit_index", "Highest committed log index", () => this.raft.committed);
+    opts.metrics.gauge("p2p_raft_applied_index", "Highest applied log index", () => this.appliedIndex);
+    opts.metrics.gauge("p2p_raft_is_leader", "1 on the leader", () => (this.raft.currentRole === "leader" ? 1 : 0));
+  }
+
+  start(): void {
+    this.raft.start();
+    this.drain();
+  }
+
+  stop(): void {
+    this.raft.stop();
+    this.drain();
+  }
+
+  addressOf(id: string | null): string | null {
+    return id ? (this.opts.voters.get(id) ?? null) : null;
+  }
+
+  /** Handles messages from a voter; the replies go back only after what they depend on is durable. */
+  receive(messages: readonly RaftMessage[]): RaftMessage[] {
+    const replies = messages.flatMap((m) => this.raft.receive(m));
+    this.drain();
+    return replies;
+  }
+
+  /** Commits a registered command; resolves once it is applied here. */
+  async propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
+    const problem = this.state.validate(command);
+    if (problem) throw new Error(problem);
+    const pending = this.raft.propose(command);
+    this.scheduleDrain();
+    const result = await pending;
+    if (this.appliedIndex < result.index) this.drain();
+    return result;
+  }
+
+  /** Waits until a linearizable read may be served from local state, or says who can serve it. */
+  linearizableIndex(): number {
+    const read = this.raft.readIndex();
+    if (!read.ok) throw read.error;
+    if (this.appliedIndex < read.index) this.drain();
+    return read.index;
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      this.raft.flush();
+      this.drain();
+    });
+  }
+
+  /** Durable first, then everything else, in the order the core decided it. */
+  private drain(): void {
+    this.storage.persist();
+    for (const effect of this.raft.takeEffects()) {
+      switch (effect.type) {
+        case "send":
+          void this.send(effect.to, effect.message);
+          break;
+        case "apply":
+          this.state.apply(effect.entries);
+          this.appliedIndex = (effect.entries.at(-1) as Entry).index;
+          break;
+        case "trace": {
+          const r = effect.record;
+          this.opts.traces.record(r);
+          this.opts.log.info("raft role", { from: r.from, to: r.to, event: r.event, cause: r.cause });
+          break;
+        }
+        case "leader":
+          this.opts.log.info("leader", { leader: effect.leader, term: effect.term });
+          this.opts.onLeaderChange?.(effect.leader, effect.term);
+          break;
+      }
+    }
+  }
+
+  private async send(to: string, message: RaftMessage): Promise<void> {
+    const address = this.opts.voters.get(to);
+    if (!address || this.inFlight >= MAX_IN_FLIGHT) {
+      this.failed({ kind: "overloaded" });
+      return;
+    }
+    this.inFlight++;
+    this.sent({ type: message.type });
+    try {
+      const answer = (await call(
+        address,
+        ROUTES.peerRaft,
+        { kind: "peer", secret: this.opts.secret, nodeId: this.opts.nodeId },
+        { body: { messages: [message] }, timeoutMs: this.opts.timing.appendTimeoutMs },
+      )) as { messages?: RaftMessage[] };
+      if (answer.messages?.length) this.receive(answer.messages);
+    } catch (e) {
+      this.failed({ kind: (e as CallError).kind ?? "error" });
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+export { NotLeaderError };

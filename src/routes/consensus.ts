@@ -1,0 +1,105 @@
+import type { Elysia } from "elysia";
+import { readKv } from "../consensus/kv.ts";
+import { NotLeaderError } from "../consensus/raft.ts";
+import type { ConsensusRuntime } from "../consensus/runtime.ts";
+import type { Db } from "../db/client.ts";
+import { errorResponse } from "../net/errors.ts";
+import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
+import { ROUTES } from "../net/route-table.ts";
+import { serve } from "./define.ts";
+
+export interface LeaderHint {
+  id: string;
+  address: string | null;
+  term: number;
+}
+
+/** 421 Misdirected Request: this node cannot serve it; the body names the node that can, if known. */
+function notLeader(e: NotLeaderError, hint: LeaderHint | null): Response {
+  return errorResponse(421, "not_leader", e.message, {
+    leader: hint ? { id: hint.id, address: hint.address } : null,
+  });
+}
+
+function fail(e: unknown, hint: () => LeaderHint | null): Response {
+  if (e instanceof NotLeaderError) return notLeader(e, hint());
+  return errorResponse(422, "rejected", (e as Error).message);
+}
+
+/** Raft's peer RPC, the election view and hand-over, and the replicated key-value register. */
+export function consensusRoutes(
+  app: Elysia,
+  deps: { consensus: ConsensusRuntime | null; db: Db; leaderHint: () => LeaderHint | null; nodeId: string },
+): void {
+  const { consensus, leaderHint } = deps;
+  const nonVoter = () => notLeader(new NotLeaderError(null, `${deps.nodeId} is not a voter`), leaderHint());
+
+  serve(app, ROUTES.peerRaft, ({ body, request }) => {
+    if (!consensus) return errorResponse(409, "not_voter", `${deps.nodeId} is not a voter in its cluster file`);
+    const signer = request.headers.get(VERIFIED_PEER_HEADER);
+    const forged = body.messages.find((m) => m.from !== signer);
+    if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
+    return { messages: consensus.receive(body.messages) };
+  });
+
+  serve(app, ROUTES.election, () => {
+    const hint = leaderHint();
+    if (!consensus) {
+      return { role: "non-voter", term: hint?.term ?? 0, leader: hint ? { id: hint.id, address: hint.address } : null };
+    }
+    const raft = consensus.raft;
+    const lease = raft.leaseExpiresAt();
+    const matches = raft.matchIndexes();
+    return {
+      term: raft.currentTerm,
+      role: raft.currentRole,
+      leader: raft.leader ? { id: raft.leader, address: consensus.addressOf(raft.leader) } : null,
+      leaseExpiresAt: raft.holdsLease() ? lease : null,
+      leaseRemainingMs: raft.holdsLease() ? lease - Date.now() : 0,
+      quorum: raft.quorum(),
+      commitIndex: raft.committed,
+      lastIndex: raft.lastIndex,
+      voters: raft.voters.map((id) => ({ id, address: consensus.addressOf(id), matchIndex: matches[id] ?? null })),
+      lastElectionCause: raft.lastElectionCause || null,
+    };
+  });
+
+  serve(app, ROUTES.electionTransfer, ({ body }) => {
+    if (!consensus) return nonVoter();
+    try {
+      consensus.raft.transferTo(body.to);
+      return { transferring: body.to };
+    } catch (e) {
+      return fail(e, leaderHint);
+    }
+  });
+
+  serve(app, ROUTES.electionStepDown, () => {
+    if (!consensus) return nonVoter();
+    if (consensus.raft.currentRole !== "leader")
+      return notLeader(new NotLeaderError(consensus.raft.leader), leaderHint());
+    consensus.raft.stepDown("operator asked the leader to step down");
+    return { steppingDown: true };
+  });
+
+  serve(app, ROUTES.kvSet, async ({ body }) => {
+    if (!consensus) return nonVoter();
+    try {
+      return await consensus.propose({ name: "kv.set", payload: body });
+    } catch (e) {
+      return fail(e, leaderHint);
+    }
+  });
+
+  serve(app, ROUTES.kvGet, ({ query }) => {
+    if (!consensus) return nonVoter();
+    try {
+      const index = query.consistency === "linearizable" ? consensus.linearizableIndex() : null;
+      const row = readKv(deps.db, query.key);
+      if (!row) return errorResponse(404, "not_found", `no key "${query.key}"`);
+      return { key: query.key, value: row.value, index: row.index, term: row.term, stale: index === null };
+    } catch (e) {
+      return fail(e, leaderHint);
+    }
+  });
+}
