@@ -45,21 +45,38 @@ export class TestCluster {
   readonly token: string;
   readonly nodes: TestNode[];
 
-  constructor(count: number, opts: { firstHost?: number; port?: number } = {}) {
+  /** Runs a node's command inside something else (a network namespace), if set. */
+  private readonly wrap: (id: string, argv: string[]) => string[];
+
+  constructor(
+    count: number,
+    opts: {
+      port?: number;
+      voters?: number;
+      /** Host of node i (0-based); default distinct 127.0.0.x addresses. */
+      host?: (i: number) => string;
+      listenAll?: boolean;
+      wrap?: (id: string, argv: string[]) => string[];
+    } = {},
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), "p2p-it-"));
     const port = opts.port ?? 20_000 + Math.floor(Math.random() * 20_000);
-    const firstHost = opts.firstHost ?? 2 + Math.floor(Math.random() * 200);
+    const firstHost = 2 + Math.floor(Math.random() * 200);
+    const host = opts.host ?? ((i: number) => `127.0.0.${firstHost + i}`);
+    this.wrap = opts.wrap ?? ((_id, argv) => argv);
     this.nodes = Array.from({ length: count }, (_, i) => ({
       id: `n${i + 1}`,
-      address: `127.0.0.${firstHost + i}:${port}`,
+      address: `${host(i)}:${port}`,
       proc: null,
       logFile: join(this.dir, `n${i + 1}.log`),
     }));
     this.configPath = join(this.dir, "cluster.toml");
+    const voters = opts.voters ?? 3;
+    const listen = opts.listenAll ? `listen = "0.0.0.0:${port}"\n` : "";
     const entries = this.nodes
       .map(
         (n, i) =>
-          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\nvoter = ${i < 3}\ncapabilities = ["selfplay"]\n`,
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ["selfplay"]\n`,
       )
       .join("\n");
     writeFileSync(this.configPath, `[cluster]\nname = "it"\ntiming = "lan"\nlog_level = "debug"\n\n${entries}`);
@@ -77,7 +94,8 @@ export class TestCluster {
   start(id: string): void {
     const n = this.node(id);
     const out = openSync(n.logFile, "a");
-    n.proc = Bun.spawn([BIN, "start", "--config", this.configPath, "--node", id], { stdout: out, stderr: out });
+    const argv = this.wrap(id, [BIN, "start", "--config", this.configPath, "--node", id]);
+    n.proc = Bun.spawn(argv, { stdout: out, stderr: out });
   }
 
   startAll(): void {
@@ -97,6 +115,15 @@ export class TestCluster {
 
   running(): TestNode[] {
     return this.nodes.filter((n) => n.proc !== null);
+  }
+
+  async post(id: string, path: string, body: unknown): Promise<Response> {
+    return fetch(`http://${this.node(id).address}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(1_000),
+    });
   }
 
   async status(id: string): Promise<NodeStatus> {
