@@ -46,11 +46,15 @@ export class NotLeaderError extends Error {
   }
 }
 
+/** AppendEntries with entries a leader keeps in flight per follower (pipelining, as etcd does). */
+const MAX_INFLIGHT = 4;
+
 interface Progress {
+  /** Next index to send; advanced optimistically as batches leave. */
   next: number;
   match: number;
-  /** An AppendEntries with entries is in flight until then (one at a time per follower). */
-  inflightUntil: number;
+  /** Batches in flight: the last index each carried and when it counts as lost. */
+  inflight: Array<{ last: number; deadline: number }>;
   /** Leader-clock send time of the newest AppendEntries this follower acknowledged. */
   ackedAt: number;
 }
@@ -361,17 +365,19 @@ export class RaftNode {
   private onAppendReply(m: Extract<RaftMessage, { type: "append-reply" }>): void {
     const p = this.progress.get(m.from);
     if (this.role !== "leader" || !p) return;
-    p.inflightUntil = 0;
     p.ackedAt = Math.max(p.ackedAt, m.sentAt);
     if (m.success) {
       p.match = Math.max(p.match, m.matchIndex);
       p.next = Math.max(p.next, p.match + 1);
+      p.inflight = p.inflight.filter((b) => b.last > p.match);
       this.advanceCommit();
       this.maybeSendTimeoutNow();
-    } else {
+    } else if (m.hintIndex > 0) {
+      // Back to probing from the follower's hint: whatever else is in flight was sent from a wrong guess.
       p.next = Math.max(p.match + 1, Math.min(p.next - 1, m.hintIndex));
+      p.inflight = [];
     }
-    if (p.next <= this.storage.lastIndex()) this.sendAppend(m.from, false);
+    this.sendAppend(m.from, false);
   }
 
   private countVote(from: string, granted: boolean, phase: "pre-candidate" | "candidate", current: boolean): void {
@@ -431,7 +437,7 @@ export class RaftNode {
     this.setLeader(this.id);
     const next = this.storage.lastIndex() + 1;
     for (const peer of this.voters) {
-      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflightUntil: 0, ackedAt: now });
+      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflight: [], ackedAt: now });
     }
     // A no-op of our own term: committing it commits everything before it (Raft §5.4.2).
     this.termStartIndex = next;
@@ -456,13 +462,22 @@ export class RaftNode {
     const p = this.progress.get(peer);
     if (!p) return;
     const now = this.now();
+    if (p.inflight.some((b) => b.deadline <= now)) {
+      // A batch went unanswered: assume it and its successors lost, and resend from the last match.
+      p.inflight = [];
+      p.next = p.match + 1;
+    }
     const last = this.storage.lastIndex();
-    const busy = p.inflightUntil > now;
-    if (busy && !heartbeat) return;
-    const entries = busy || p.next > last ? [] : this.storage.entries(p.next, last + 1, MAX_ENTRIES_PER_APPEND);
-    if (entries.length === 0 && !heartbeat) return;
-    if (entries.length > 0) p.inflightUntil = now + this.timing.appendTimeoutMs;
-    const prevLogIndex = p.next - 1;
+    const full = p.inflight.length >= MAX_INFLIGHT;
+    if (!heartbeat && (full || p.next > last)) return;
+    const entries = full || p.next > last ? [] : this.storage.entries(p.next, last + 1, MAX_ENTRIES_PER_APPEND);
+    // A heartbeat alongside batches in flight vouches only for what is known to match.
+    const prevLogIndex = entries.length > 0 || p.inflight.length === 0 ? p.next - 1 : p.match;
+    if (entries.length > 0) {
+      const sentLast = (entries.at(-1) as Entry).index;
+      p.inflight.push({ last: sentLast, deadline: now + this.timing.appendTimeoutMs });
+      p.next = sentLast + 1;
+    }
     this.send(peer, {
       type: "append",
       from: this.id,

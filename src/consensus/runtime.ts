@@ -123,17 +123,28 @@ export class ConsensusRuntime {
     });
   }
 
-  /** Durable first, then everything else, in the order the core decided it. */
+  /**
+   * Durable first, then everything else, in the order the core decided it. New log entries, the hard
+   * state and the entries to apply share one transaction: one fsync per batch instead of two.
+   */
   private drain(): void {
-    this.storage.persist();
-    for (const effect of this.raft.takeEffects()) {
+    const effects = this.raft.takeEffects();
+    const applies = effects.filter((e) => e.type === "apply");
+    if (this.storage.dirty || applies.length > 0) {
+      this.opts.db.transaction((tx) => {
+        this.storage.writeTo(tx as unknown as Db);
+        for (const a of applies) this.state.applyIn(tx as unknown as Db, a.entries);
+      });
+      this.storage.persisted();
+      const last = applies.at(-1)?.entries.at(-1);
+      if (last) this.appliedIndex = last.index;
+    }
+    for (const effect of effects) {
       switch (effect.type) {
         case "send":
           void this.send(effect.to, effect.message);
           break;
         case "apply":
-          this.state.apply(effect.entries);
-          this.appliedIndex = (effect.entries.at(-1) as Entry).index;
           break;
         case "trace": {
           const r = effect.record;

@@ -8,9 +8,9 @@ import type { HardState, RaftStorage } from "./storage.ts";
 const HARD_STATE_KEY = "raft.hard_state";
 
 /**
- * The Raft log and hard state in SQLite. Writes are buffered and made durable together by `persist()`,
- * which the runtime calls before any message leaves the node (etcd's "Ready" order): one transaction
- * per batch instead of one per entry, and no reply ever gets ahead of the state it depends on.
+ * The Raft log and hard state in SQLite. Writes are buffered and made durable together by the runtime
+ * (`writeTo` inside its transaction, then `persisted`) before any message leaves the node (etcd's
+ * "Ready" order): one transaction per batch, and no reply ever gets ahead of the state it depends on.
  */
 export class SqliteStorage implements RaftStorage {
   private hard: HardState;
@@ -84,20 +84,22 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
-  /** Makes every buffered change durable in one transaction. */
-  persist(): void {
-    if (!this.hardDirty && this.pending.length === 0 && this.truncatedFrom === null) return;
-    const pending = this.pending;
-    const truncatedFrom = this.truncatedFrom;
-    this.db.transaction((tx) => {
-      if (truncatedFrom !== null) tx.delete(raftLog).where(gte(raftLog.index, truncatedFrom)).run();
-      for (let i = 0; i < pending.length; i += 500)
-        tx.insert(raftLog)
-          .values(pending.slice(i, i + 500))
-          .run();
-      if (this.hardDirty) writeMeta(tx as unknown as Db, HARD_STATE_KEY, JSON.stringify(this.hard));
-    });
-    for (const e of pending) this.recentTerms.set(e.index, e.term);
+  /** Writes every buffered change through `tx`; call `persisted()` once that transaction has committed. */
+  writeTo(tx: Db): void {
+    if (this.truncatedFrom !== null) tx.delete(raftLog).where(gte(raftLog.index, this.truncatedFrom)).run();
+    for (let i = 0; i < this.pending.length; i += 500)
+      tx.insert(raftLog)
+        .values(this.pending.slice(i, i + 500))
+        .run();
+    if (this.hardDirty) writeMeta(tx, HARD_STATE_KEY, JSON.stringify(this.hard));
+  }
+
+  get dirty(): boolean {
+    return this.hardDirty || this.pending.length > 0 || this.truncatedFrom !== null;
+  }
+
+  persisted(): void {
+    for (const e of this.pending) this.recentTerms.set(e.index, e.term);
     while (this.recentTerms.size > 4096) this.recentTerms.delete(this.recentTerms.keys().next().value as number);
     this.durableLast = this.lastIndex();
     this.pending = [];

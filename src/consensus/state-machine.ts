@@ -23,7 +23,7 @@ export function defineCommand<P>(def: CommandDefinition<P>): CommandDefinition<P
 const APPLIED_KEY = "raft.applied_index";
 
 /**
- * The replicated state: committed entries applied to SQLite in order, each batch in one transaction
+ * The replicated state: committed entries applied to SQLite in order, in the runtime's transaction
  * together with the applied index, so a restart resumes exactly after the last applied entry.
  */
 export class StateMachine {
@@ -52,20 +52,19 @@ export class StateMachine {
     return parsed.success ? null : (parsed.issues[0]?.message ?? "invalid payload");
   }
 
-  apply(entries: readonly Entry[]): void {
+  /** Applies entries through `tx`, the caller's transaction, recording the applied index with them. */
+  applyIn(tx: Db, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
-    this.db.transaction((tx) => {
-      for (const entry of entries) {
-        if (entry.command.name === "noop") continue;
-        const def = this.commands.get(entry.command.name);
-        const parsed = def ? v.safeParse(def.payload, entry.command.payload) : undefined;
-        if (!def || !parsed?.success) {
-          this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
-          continue;
-        }
-        def.apply(tx as unknown as Db, parsed.output, { index: entry.index, term: entry.term });
+    for (const entry of entries) {
+      if (entry.command.name === "noop") continue;
+      const def = this.commands.get(entry.command.name);
+      const parsed = def ? v.safeParse(def.payload, entry.command.payload) : undefined;
+      if (!def || !parsed?.success) {
+        this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
+        continue;
       }
-      writeMeta(tx as unknown as Db, APPLIED_KEY, String((entries.at(-1) as Entry).index));
-    });
+      def.apply(tx, parsed.output, { index: entry.index, term: entry.term });
+    }
+    writeMeta(tx, APPLIED_KEY, String((entries.at(-1) as Entry).index));
   }
 }
