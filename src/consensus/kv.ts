@@ -18,6 +18,7 @@ export const kvSetPayload = v.strictObject({
 export const kvSet = defineCommand({
   name: "kv.set",
   payload: kvSetPayload,
+  tables: [kv],
   apply(tx, payload, ctx) {
     const row = { key: payload.key, value: payload.value ?? null, index: ctx.index, term: ctx.term };
     tx.insert(kv).values(row).onConflictDoUpdate({ target: kv.key, set: row }).run();

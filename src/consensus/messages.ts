@@ -50,6 +50,9 @@ export const raftMessageSchema = v.variant("type", [
     sentAt: time,
   }),
   v.object({ type: v.literal("timeout-now"), from: nodeIdSchema, term }),
+  /** A whole snapshot has arrived (its data travels in chunks beside the core; see the runtime). */
+  v.object({ type: v.literal("snapshot"), from: nodeIdSchema, term, index, lastTerm: term, sentAt: time }),
+  v.object({ type: v.literal("snapshot-reply"), from: nodeIdSchema, term, index, sentAt: time }),
 ]);
 
 export const raftEnvelopeSchema = v.object({
@@ -58,3 +61,20 @@ export const raftEnvelopeSchema = v.object({
 
 export type Entry = v.InferOutput<typeof entrySchema>;
 export type RaftMessage = v.InferOutput<typeof raftMessageSchema>;
+
+export const SNAPSHOT_CHUNK_CHARS = 1 << 20;
+export const MAX_SNAPSHOT_CHARS = 512 * (1 << 20);
+
+/** One piece of a snapshot on its way to a follower; the last piece completes `total`. */
+export const snapshotChunkSchema = v.object({
+  from: nodeIdSchema,
+  term,
+  index,
+  lastTerm: term,
+  sentAt: time,
+  offset: index,
+  total: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_SNAPSHOT_CHARS)),
+  chunk: v.pipe(v.string(), v.maxLength(SNAPSHOT_CHUNK_CHARS)),
+});
+
+export type SnapshotChunk = v.InferOutput<typeof snapshotChunkSchema>;

@@ -32,6 +32,10 @@ export interface RaftOptions {
 
 export type RaftEffect =
   | { type: "send"; to: string; message: RaftMessage }
+  /** Send the state machine's snapshot (at `index`, whose entry had `lastTerm`) to a follower. */
+  | { type: "send-snapshot"; to: string; term: number; index: number; lastTerm: number; sentAt: number }
+  /** Replace the state machine with the snapshot just received (its data is with the runtime). */
+  | { type: "install-snapshot"; index: number; lastTerm: number }
   | { type: "apply"; entries: Entry[] }
   | { type: "trace"; record: TraceRecord }
   | { type: "leader"; leader: string | null; term: number };
@@ -55,6 +59,8 @@ interface Progress {
   match: number;
   /** Batches in flight: the last index each carried and when it counts as lost. */
   inflight: Array<{ last: number; deadline: number }>;
+  /** A snapshot is on its way to this follower until then. */
+  snapshotUntil: number;
   /** Leader-clock send time of the newest AppendEntries this follower acknowledged. */
   ackedAt: number;
 }
@@ -266,7 +272,8 @@ export class RaftNode {
       if (m.type === "pre-vote-reply" && m.granted) {
         // A granted pre-vote echoes the term we would campaign for; it is not a newer term.
       } else {
-        this.adoptTerm(m.term, m.type === "append" ? m.from : null, `${m.type} from ${m.from} carried term ${m.term}`);
+        const leader = m.type === "append" || m.type === "snapshot" ? m.from : null;
+        this.adoptTerm(m.term, leader, `${m.type} from ${m.from} carried term ${m.term}`);
       }
     } else if (m.term < this.term) {
       switch (m.type) {
@@ -277,6 +284,8 @@ export class RaftNode {
         case "append":
           // Tells a deposed leader our term, so it steps down.
           return [this.appendReply(false, 0, this.storage.lastIndex() + 1, m.sentAt)];
+        case "snapshot":
+          return [{ type: "snapshot-reply", from: this.id, term: this.term, index: 0, sentAt: m.sentAt }];
         default:
           return [];
       }
@@ -301,7 +310,52 @@ export class RaftNode {
         if (this.role === "follower")
           this.actor.send({ type: "timeout-now", cause: `leadership transfer from ${m.from}` });
         return [];
+      case "snapshot":
+        return [this.answerSnapshot(m)];
+      case "snapshot-reply":
+        this.onSnapshotReply(m);
+        return [];
     }
+  }
+
+  private answerSnapshot(m: Extract<RaftMessage, { type: "snapshot" }>): RaftMessage {
+    this.leaderContactAt = this.now();
+    if (this.leaderId !== m.from) this.setLeader(m.from);
+    this.actor.send({ type: "heard-leader", cause: `snapshot from leader ${m.from} in term ${m.term}` });
+    if (m.index > this.commitIndex) {
+      this.storage.installSnapshot({ index: m.index, term: m.lastTerm });
+      this.outbox.push({ type: "install-snapshot", index: m.index, lastTerm: m.lastTerm });
+      this.commitIndex = m.index;
+      this.lastApplied = m.index;
+    }
+    return { type: "snapshot-reply", from: this.id, term: this.term, index: this.commitIndex, sentAt: m.sentAt };
+  }
+
+  private onSnapshotReply(m: Extract<RaftMessage, { type: "snapshot-reply" }>): void {
+    const p = this.progress.get(m.from);
+    if (this.role !== "leader" || !p) return;
+    p.ackedAt = Math.max(p.ackedAt, m.sentAt);
+    p.snapshotUntil = 0;
+    if (m.index > 0) {
+      p.match = Math.max(p.match, m.index);
+      p.next = p.match + 1;
+      p.inflight = [];
+    }
+    this.sendAppend(m.from, false);
+  }
+
+  /** Forgets log entries up to `index`, which the state machine already holds (the runtime decides when). */
+  compact(index: number): void {
+    if (index > this.lastApplied) throw new Error(`raft: cannot compact past the applied index ${this.lastApplied}`);
+    this.storage.compact(index);
+  }
+
+  get snapshotIndex(): number {
+    return this.storage.snapshot().index;
+  }
+
+  termAt(index: number): number | undefined {
+    return this.storage.termAt(index);
   }
 
   private answerPreVote(m: Extract<RaftMessage, { type: "pre-vote" }>): RaftMessage {
@@ -325,6 +379,12 @@ export class RaftNode {
     this.leaderContactAt = this.now();
     if (this.leaderId !== m.from) this.setLeader(m.from);
     this.actor.send({ type: "heard-leader", cause: `append from leader ${m.from} in term ${m.term}` });
+    if (m.prevLogIndex < this.commitIndex) {
+      // Everything up to our commit index matches every leader's log (and may be compacted here): skip it.
+      const prevLogIndex = this.commitIndex;
+      const prevLogTerm = this.storage.termAt(prevLogIndex) ?? 0;
+      m = { ...m, prevLogIndex, prevLogTerm, entries: m.entries.filter((e) => e.index > prevLogIndex) };
+    }
     const last = this.storage.lastIndex();
     if (m.prevLogIndex > last) return this.appendReply(false, 0, last + 1, m.sentAt);
     const prevTerm = this.storage.termAt(m.prevLogIndex);
@@ -437,7 +497,7 @@ export class RaftNode {
     this.setLeader(this.id);
     const next = this.storage.lastIndex() + 1;
     for (const peer of this.voters) {
-      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflight: [], ackedAt: now });
+      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflight: [], snapshotUntil: 0, ackedAt: now });
     }
     // A no-op of our own term: committing it commits everything before it (Raft §5.4.2).
     this.termStartIndex = next;
@@ -467,6 +527,26 @@ export class RaftNode {
       p.inflight = [];
       p.next = p.match + 1;
     }
+    const snap = this.storage.snapshot();
+    if (p.next <= snap.index) {
+      // What this follower needs next was compacted away: it gets the state machine instead.
+      if (p.snapshotUntil <= now) {
+        // Re-offered if no reply comes; the runtime ignores an offer while a transfer to that peer runs.
+        p.snapshotUntil = now + this.timing.appendTimeoutMs * 4;
+        this.outbox.push({
+          type: "send-snapshot",
+          to: peer,
+          term: this.term,
+          index: snap.index,
+          lastTerm: snap.term,
+          sentAt: now,
+        });
+      } else if (heartbeat) {
+        // Index 0 always matches: keeps the follower's election timer and our lease without touching its log.
+        this.send(peer, { ...this.emptyAppend(now), prevLogIndex: 0, prevLogTerm: 0 });
+      }
+      return;
+    }
     const last = this.storage.lastIndex();
     const full = p.inflight.length >= MAX_INFLIGHT;
     if (!heartbeat && (full || p.next > last)) return;
@@ -488,6 +568,19 @@ export class RaftNode {
       leaderCommit: this.commitIndex,
       sentAt: now,
     });
+  }
+
+  private emptyAppend(now: number): Extract<RaftMessage, { type: "append" }> {
+    return {
+      type: "append",
+      from: this.id,
+      term: this.term,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: this.commitIndex,
+      sentAt: now,
+    };
   }
 
   private maybeSendTimeoutNow(): void {

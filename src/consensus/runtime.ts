@@ -5,12 +5,16 @@ import { type CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import type { Entry, RaftMessage } from "./messages.ts";
+import { type Entry, type RaftMessage, SNAPSHOT_CHUNK_CHARS, type SnapshotChunk } from "./messages.ts";
 import { type Clock, NotLeaderError, RaftNode } from "./raft.ts";
 import { SqliteStorage } from "./sqlite-storage.ts";
 import { type CommandDefinition, StateMachine } from "./state-machine.ts";
 
 const MAX_IN_FLIGHT = 256;
+/** Compact the log once this many applied entries follow the last snapshot, keeping a tail for slow followers. */
+const COMPACT_AFTER = 10_000;
+const COMPACT_KEEP = 1_000;
+const SNAPSHOT_CHUNK_TIMEOUT_MS = 10_000;
 
 export interface ConsensusOptions {
   nodeId: string;
@@ -37,6 +41,11 @@ export class ConsensusRuntime {
   private readonly storage: SqliteStorage;
   private appliedIndex: number;
   private drainScheduled = false;
+  /** Followers a snapshot is streaming to now. */
+  private readonly snapshotsOut = new Set<string>();
+  /** The snapshot arriving in pieces, and the complete one while the core decides on it. */
+  private incoming: { key: string; total: number; parts: string[]; received: number } | null = null;
+  private incomingData: string | null = null;
   private inFlight = 0;
   private readonly sent: (labels?: Record<string, string>, by?: number) => void;
   private readonly failed: (labels?: Record<string, string>, by?: number) => void;
@@ -94,6 +103,27 @@ export class ConsensusRuntime {
     return replies;
   }
 
+  /** Takes one piece of a snapshot; the last piece hands the whole to the core, whose replies are returned. */
+  receiveSnapshotChunk(c: SnapshotChunk): RaftMessage[] {
+    const key = `${c.from}/${c.term}/${c.index}`;
+    if (c.offset === 0) this.incoming = { key, total: c.total, parts: [], received: 0 };
+    const inc = this.incoming;
+    if (!inc || inc.key !== key || inc.received !== c.offset || inc.total !== c.total) {
+      throw new Error(`snapshot piece at ${c.offset} does not continue the transfer in progress`);
+    }
+    inc.parts.push(c.chunk);
+    inc.received += c.chunk.length;
+    if (inc.received < inc.total) return [];
+    this.incoming = null;
+    this.incomingData = inc.parts.join("");
+    try {
+      const { chunk: _c, offset: _o, total: _t, ...meta } = c;
+      return this.receive([{ type: "snapshot", ...meta }]);
+    } finally {
+      this.incomingData = null;
+    }
+  }
+
   /** Commits a registered command; resolves once it is applied here. */
   async propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
     const problem = this.state.validate(command);
@@ -125,26 +155,37 @@ export class ConsensusRuntime {
 
   /**
    * Durable first, then everything else, in the order the core decided it. New log entries, the hard
-   * state and the entries to apply share one transaction: one fsync per batch instead of two.
+   * state, installed snapshots and entries to apply share one transaction: one fsync per batch.
    */
   private drain(): void {
     const effects = this.raft.takeEffects();
-    const applies = effects.filter((e) => e.type === "apply");
-    if (this.storage.dirty || applies.length > 0) {
+    const stateChanges = effects.filter((e) => e.type === "apply" || e.type === "install-snapshot");
+    if (this.storage.dirty || stateChanges.length > 0) {
       this.opts.db.transaction((tx) => {
         this.storage.writeTo(tx as unknown as Db);
-        for (const a of applies) this.state.applyIn(tx as unknown as Db, a.entries);
+        for (const e of stateChanges) {
+          if (e.type === "apply") this.state.applyIn(tx as unknown as Db, e.entries);
+          else if (e.type === "install-snapshot") {
+            if (this.incomingData === null) throw new Error("snapshot installed without its data");
+            this.state.restoreIn(tx as unknown as Db, this.incomingData, e.index);
+          }
+        }
       });
       this.storage.persisted();
-      const last = applies.at(-1)?.entries.at(-1);
-      if (last) this.appliedIndex = last.index;
+      for (const e of stateChanges) {
+        this.appliedIndex = e.type === "apply" ? (e.entries.at(-1) as Entry).index : e.index;
+      }
     }
     for (const effect of effects) {
       switch (effect.type) {
         case "send":
           void this.send(effect.to, effect.message);
           break;
+        case "send-snapshot":
+          void this.sendSnapshot(effect.to, effect.term, effect.sentAt);
+          break;
         case "apply":
+        case "install-snapshot":
           break;
         case "trace": {
           const r = effect.record;
@@ -157,6 +198,42 @@ export class ConsensusRuntime {
           this.opts.onLeaderChange?.(effect.leader, effect.term);
           break;
       }
+    }
+    if (this.appliedIndex - this.raft.snapshotIndex > COMPACT_AFTER)
+      this.raft.compact(this.appliedIndex - COMPACT_KEEP);
+  }
+
+  /**
+   * Streams the state machine as it is now, labelled with the applied index it reflects (not the older
+   * compaction point), so the follower never re-applies an entry the snapshot already contains.
+   */
+  private async sendSnapshot(to: string, term: number, sentAt: number): Promise<void> {
+    const address = this.opts.voters.get(to);
+    if (!address || this.snapshotsOut.has(to)) return;
+    this.snapshotsOut.add(to);
+    const index = this.appliedIndex;
+    const lastTerm = this.raft.termAt(index) ?? 0;
+    const data = this.state.snapshot();
+    this.opts.log.info("sending snapshot", { to, index, chars: data.length });
+    const creds = { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
+    try {
+      for (let offset = 0; ; offset += SNAPSHOT_CHUNK_CHARS) {
+        const chunk = data.slice(offset, offset + SNAPSHOT_CHUNK_CHARS);
+        const body = { from: this.opts.nodeId, term, index, lastTerm, sentAt, offset, total: data.length, chunk };
+        const answer = (await call(address, ROUTES.peerRaftSnapshot, creds, {
+          body,
+          timeoutMs: SNAPSHOT_CHUNK_TIMEOUT_MS,
+        })) as { messages?: RaftMessage[] };
+        if (offset + SNAPSHOT_CHUNK_CHARS >= data.length) {
+          if (answer.messages?.length) this.receive(answer.messages);
+          return;
+        }
+      }
+    } catch (e) {
+      this.failed({ kind: (e as CallError).kind ?? "error" });
+      this.opts.log.warn("snapshot transfer failed", { to, error: (e as Error).message });
+    } finally {
+      this.snapshotsOut.delete(to);
     }
   }
 

@@ -1,31 +1,37 @@
-import { and, asc, gte, lt } from "drizzle-orm";
+import { and, asc, gte, lt, lte } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
 import { raftLog } from "../db/schema.ts";
 import type { Entry } from "./messages.ts";
-import type { HardState, RaftStorage } from "./storage.ts";
+import type { HardState, RaftStorage, SnapshotMeta } from "./storage.ts";
 
 const HARD_STATE_KEY = "raft.hard_state";
+const SNAPSHOT_KEY = "raft.snapshot";
 
 /**
- * The Raft log and hard state in SQLite. Writes are buffered and made durable together by the runtime
- * (`writeTo` inside its transaction, then `persisted`) before any message leaves the node (etcd's
- * "Ready" order): one transaction per batch, and no reply ever gets ahead of the state it depends on.
+ * The Raft log, hard state and snapshot position in SQLite. Changes are buffered and made durable by
+ * the runtime (`writeTo` inside its transaction, then `persisted`) before any message leaves the node
+ * (etcd's "Ready" order): one transaction per batch, and no reply gets ahead of what it depends on.
  */
 export class SqliteStorage implements RaftStorage {
   private hard: HardState;
-  private hardDirty = false;
+  private snap: SnapshotMeta;
+  private metaDirty = false;
   /** Durable entries end here; `pending` follows. */
   private durableLast: number;
   private pending: Entry[] = [];
-  private truncatedFrom: number | null = null;
+  /** Durable rows to delete at the next write: from this index up, and up to this index. */
+  private deleteFrom: number | null = null;
+  private deleteUpTo: number | null = null;
   private readonly recentTerms = new Map<number, number>();
 
   constructor(private readonly db: Db) {
-    const stored = readMeta(db, HARD_STATE_KEY);
-    this.hard = stored ? (JSON.parse(stored) as HardState) : { term: 0, votedFor: null };
+    const hard = readMeta(db, HARD_STATE_KEY);
+    this.hard = hard ? (JSON.parse(hard) as HardState) : { term: 0, votedFor: null };
+    const snap = readMeta(db, SNAPSHOT_KEY);
+    this.snap = snap ? (JSON.parse(snap) as SnapshotMeta) : { index: 0, term: 0 };
     const last = db.$client.query("SELECT MAX(idx) AS last FROM raft_log").get() as { last: number | null };
-    this.durableLast = last.last ?? 0;
+    this.durableLast = Math.max(last.last ?? 0, this.snap.index);
   }
 
   hardState(): HardState {
@@ -34,7 +40,11 @@ export class SqliteStorage implements RaftStorage {
 
   setHardState(state: HardState): void {
     this.hard = { ...state };
-    this.hardDirty = true;
+    this.metaDirty = true;
+  }
+
+  snapshot(): SnapshotMeta {
+    return { ...this.snap };
   }
 
   lastIndex(): number {
@@ -42,8 +52,8 @@ export class SqliteStorage implements RaftStorage {
   }
 
   termAt(index: number): number | undefined {
-    if (index === 0) return 0;
-    if (index > this.lastIndex()) return undefined;
+    if (index === this.snap.index) return this.snap.term;
+    if (index < this.snap.index || index > this.lastIndex()) return index === 0 ? 0 : undefined;
     const first = this.pending[0];
     if (first && index >= first.index) return this.pending[index - first.index]?.term;
     const cached = this.recentTerms.get(index);
@@ -53,18 +63,19 @@ export class SqliteStorage implements RaftStorage {
   }
 
   entries(from: number, to: number, limit: number): Entry[] {
+    const start = Math.max(from, this.snap.index + 1);
     const end = Math.min(to, from + limit);
     const out: Entry[] = [];
-    if (from <= this.durableLast) {
+    if (start <= this.durableLast) {
       const rows = this.db
         .select()
         .from(raftLog)
-        .where(and(gte(raftLog.index, from), lt(raftLog.index, Math.min(end, this.durableLast + 1))))
+        .where(and(gte(raftLog.index, start), lt(raftLog.index, Math.min(end, this.durableLast + 1))))
         .orderBy(asc(raftLog.index))
         .all();
       for (const r of rows) out.push({ index: r.index, term: r.term, command: r.command as Entry["command"] });
     }
-    for (const e of this.pending) if (e.index >= from && e.index < end) out.push(e);
+    for (const e of this.pending) if (e.index >= start && e.index < end) out.push(e);
     return out;
   }
 
@@ -78,32 +89,63 @@ export class SqliteStorage implements RaftStorage {
   truncateFrom(from: number): void {
     this.pending = this.pending.filter((e) => e.index < from);
     if (from <= this.durableLast) {
-      this.truncatedFrom = Math.min(this.truncatedFrom ?? from, from);
-      this.durableLast = from - 1;
+      this.deleteFrom = Math.min(this.deleteFrom ?? from, from);
+      this.durableLast = Math.max(from - 1, this.snap.index);
       for (const k of this.recentTerms.keys()) if (k >= from) this.recentTerms.delete(k);
     }
   }
 
+  compact(index: number): void {
+    if (index <= this.snap.index) return;
+    const term = this.termAt(index);
+    if (term === undefined) throw new Error(`compact: no entry at ${index}`);
+    this.snap = { index, term };
+    this.metaDirty = true;
+    this.deleteUpTo = Math.max(this.deleteUpTo ?? 0, index);
+    this.pending = this.pending.filter((e) => e.index > index);
+    this.durableLast = Math.max(this.durableLast, index);
+  }
+
+  installSnapshot(meta: SnapshotMeta): void {
+    if (this.termAt(meta.index) === meta.term) {
+      this.compact(meta.index);
+      return;
+    }
+    // The log disagrees with the snapshot: none of it survives.
+    this.pending = [];
+    this.deleteFrom = 0;
+    this.recentTerms.clear();
+    this.snap = { ...meta };
+    this.metaDirty = true;
+    this.durableLast = meta.index;
+  }
+
+  get dirty(): boolean {
+    return this.metaDirty || this.pending.length > 0 || this.deleteFrom !== null || this.deleteUpTo !== null;
+  }
+
   /** Writes every buffered change through `tx`; call `persisted()` once that transaction has committed. */
   writeTo(tx: Db): void {
-    if (this.truncatedFrom !== null) tx.delete(raftLog).where(gte(raftLog.index, this.truncatedFrom)).run();
+    if (this.deleteFrom !== null) tx.delete(raftLog).where(gte(raftLog.index, this.deleteFrom)).run();
+    if (this.deleteUpTo !== null) tx.delete(raftLog).where(lte(raftLog.index, this.deleteUpTo)).run();
     for (let i = 0; i < this.pending.length; i += 500)
       tx.insert(raftLog)
         .values(this.pending.slice(i, i + 500))
         .run();
-    if (this.hardDirty) writeMeta(tx, HARD_STATE_KEY, JSON.stringify(this.hard));
-  }
-
-  get dirty(): boolean {
-    return this.hardDirty || this.pending.length > 0 || this.truncatedFrom !== null;
+    if (this.metaDirty) {
+      writeMeta(tx, HARD_STATE_KEY, JSON.stringify(this.hard));
+      writeMeta(tx, SNAPSHOT_KEY, JSON.stringify(this.snap));
+    }
   }
 
   persisted(): void {
     for (const e of this.pending) this.recentTerms.set(e.index, e.term);
+    for (const k of this.recentTerms.keys()) if (k <= this.snap.index) this.recentTerms.delete(k);
     while (this.recentTerms.size > 4096) this.recentTerms.delete(this.recentTerms.keys().next().value as number);
     this.durableLast = this.lastIndex();
     this.pending = [];
-    this.truncatedFrom = null;
-    this.hardDirty = false;
+    this.deleteFrom = null;
+    this.deleteUpTo = null;
+    this.metaDirty = false;
   }
 }

@@ -1,3 +1,5 @@
+import { getTableName } from "drizzle-orm";
+import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
@@ -12,6 +14,8 @@ export interface ApplyContext {
 export interface CommandDefinition<P> {
   name: string;
   payload: v.GenericSchema<unknown, P>;
+  /** The tables this command writes: they make up the replicated state a snapshot carries. */
+  tables: readonly SQLiteTable[];
   /** Deterministic: the same entries applied in the same order give the same state on every voter. */
   apply(tx: Db, payload: P, ctx: ApplyContext): void;
 }
@@ -28,6 +32,7 @@ const APPLIED_KEY = "raft.applied_index";
  */
 export class StateMachine {
   private readonly commands = new Map<string, CommandDefinition<unknown>>();
+  private readonly tables = new Map<string, SQLiteTable>();
 
   constructor(
     private readonly db: Db,
@@ -37,7 +42,29 @@ export class StateMachine {
     for (const d of definitions) {
       if (this.commands.has(d.name)) throw new Error(`command ${d.name} registered twice`);
       this.commands.set(d.name, d);
+      for (const t of d.tables) this.tables.set(getTableName(t), t);
     }
+  }
+
+  /** Every replicated table's rows at the applied index, as JSON: what a lagging voter installs. */
+  snapshot(): string {
+    const tables: Record<string, unknown[]> = {};
+    for (const [name, table] of this.tables) tables[name] = this.db.select().from(table).all();
+    return JSON.stringify({ appliedIndex: this.appliedIndex(), tables });
+  }
+
+  /** Replaces the replicated tables with a snapshot's rows, through the caller's transaction. */
+  restoreIn(tx: Db, data: string, index: number): void {
+    const parsed = JSON.parse(data) as { tables: Record<string, Record<string, unknown>[]> };
+    for (const [name, table] of this.tables) {
+      tx.delete(table).run();
+      const rows = parsed.tables[name] ?? [];
+      for (let i = 0; i < rows.length; i += 200)
+        tx.insert(table)
+          .values(rows.slice(i, i + 200) as never)
+          .run();
+    }
+    writeMeta(tx, APPLIED_KEY, String(index));
   }
 
   appliedIndex(): number {

@@ -5,6 +5,12 @@ export interface HardState {
   votedFor: string | null;
 }
 
+/** The last entry a snapshot covers: the log starts after it. */
+export interface SnapshotMeta {
+  index: number;
+  term: number;
+}
+
 /**
  * What Raft must keep across a crash (hashicorp/raft's StableStore + LogStore). Writes are synchronous
  * and durable when they return, so a reply that depends on them is never sent ahead of them.
@@ -13,7 +19,8 @@ export interface RaftStorage {
   hardState(): HardState;
   setHardState(state: HardState): void;
   lastIndex(): number;
-  /** Term of the entry at `index`; 0 for index 0; undefined if absent. */
+  snapshot(): SnapshotMeta;
+  /** Term of the entry at `index` (the snapshot's term at its index); 0 for index 0; undefined if absent or compacted. */
   termAt(index: number): number | undefined;
   /** Entries with from <= index < to, at most `limit`. */
   entries(from: number, to: number, limit: number): Entry[];
@@ -21,11 +28,17 @@ export interface RaftStorage {
   append(entries: readonly Entry[]): void;
   /** Removes every entry with index >= `from`. */
   truncateFrom(from: number): void;
+  /** Drops entries up to `index` (already applied and covered by the state machine). */
+  compact(index: number): void;
+  /** Replaces the log's start with a snapshot; keeps later entries only if they agree with it. */
+  installSnapshot(meta: SnapshotMeta): void;
 }
 
 /** In memory: for the simulator, where "durable" means surviving a simulated crash. */
 export class MemoryStorage implements RaftStorage {
   private state: HardState = { term: 0, votedFor: null };
+  private snap: SnapshotMeta = { index: 0, term: 0 };
+  /** log[0] is the entry at snap.index + 1. */
   private log: Entry[] = [];
 
   hardState(): HardState {
@@ -37,26 +50,47 @@ export class MemoryStorage implements RaftStorage {
   }
 
   lastIndex(): number {
-    return this.log.length;
+    return this.snap.index + this.log.length;
+  }
+
+  snapshot(): SnapshotMeta {
+    return { ...this.snap };
   }
 
   termAt(index: number): number | undefined {
-    if (index === 0) return 0;
-    return this.log[index - 1]?.term;
+    if (index === this.snap.index) return this.snap.term;
+    if (index < this.snap.index) return index === 0 ? 0 : undefined;
+    return this.log[index - this.snap.index - 1]?.term;
   }
 
   entries(from: number, to: number, limit: number): Entry[] {
-    return this.log.slice(from - 1, Math.min(to - 1, from - 1 + limit));
+    const start = Math.max(from, this.snap.index + 1) - this.snap.index - 1;
+    const end = Math.min(to, from + limit) - this.snap.index - 1;
+    return this.log.slice(start, Math.max(start, end));
   }
 
   append(entries: readonly Entry[]): void {
     for (const e of entries) {
-      if (e.index !== this.log.length + 1) throw new Error(`append: index ${e.index} after ${this.log.length}`);
+      if (e.index !== this.lastIndex() + 1) throw new Error(`append: index ${e.index} after ${this.lastIndex()}`);
       this.log.push(e);
     }
   }
 
   truncateFrom(from: number): void {
-    this.log.length = Math.min(this.log.length, from - 1);
+    this.log.length = Math.max(0, Math.min(this.log.length, from - this.snap.index - 1));
+  }
+
+  compact(index: number): void {
+    if (index <= this.snap.index) return;
+    const term = this.termAt(index);
+    if (term === undefined) throw new Error(`compact: no entry at ${index}`);
+    this.log = this.log.slice(index - this.snap.index);
+    this.snap = { index, term };
+  }
+
+  installSnapshot(meta: SnapshotMeta): void {
+    const keep = this.termAt(meta.index) === meta.term ? this.log.slice(meta.index - this.snap.index) : [];
+    this.snap = { ...meta };
+    this.log = keep;
   }
 }

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
-import { raftEnvelopeSchema } from "../consensus/messages.ts";
+import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
 
 /**
@@ -52,6 +52,7 @@ export const ROUTES = {
   leave: { method: "POST", path: "/admin/leave", auth: "operator", body: leaveBodySchema },
   peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema },
   peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema },
+  peerRaftSnapshot: { method: "POST", path: "/peer/raft/snapshot", auth: "peer", body: snapshotChunkSchema },
   election: { method: "GET", path: "/election", auth: "operator" },
   electionTransfer: { method: "POST", path: "/admin/election/transfer", auth: "operator", body: transferBodySchema },
   electionStepDown: { method: "POST", path: "/admin/election/step-down", auth: "operator", body: emptyBodySchema },

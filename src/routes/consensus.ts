@@ -42,6 +42,18 @@ export function consensusRoutes(
     return { messages: consensus.receive(body.messages) };
   });
 
+  serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {
+    if (!consensus) return errorResponse(409, "not_voter", `${deps.nodeId} is not a voter in its cluster file`);
+    if (body.from !== request.headers.get(VERIFIED_PEER_HEADER)) {
+      return errorResponse(403, "forbidden", `snapshot from "${body.from}" signed by another node`);
+    }
+    try {
+      return { messages: consensus.receiveSnapshotChunk(body) };
+    } catch (e) {
+      return errorResponse(409, "out_of_order", (e as Error).message);
+    }
+  });
+
   serve(app, ROUTES.election, () => {
     const hint = leaderHint();
     if (!consensus) {
@@ -59,6 +71,7 @@ export function consensusRoutes(
       quorum: raft.quorum(),
       commitIndex: raft.committed,
       lastIndex: raft.lastIndex,
+      snapshotIndex: raft.snapshotIndex,
       voters: raft.voters.map((id) => ({ id, address: consensus.addressOf(id), matchIndex: matches[id] ?? null })),
       lastElectionCause: raft.lastElectionCause || null,
     };

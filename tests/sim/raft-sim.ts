@@ -27,7 +27,13 @@ interface SimVoter {
   epoch: number;
   applied: Entry[];
   generation: number;
+  /** The data of the snapshot being handed to the core right now. */
+  incomingSnapshot: Entry[] | null;
 }
+
+/** Compact often, keeping a short tail, so lagging and restarted voters need snapshots. */
+const COMPACT_AFTER = 30;
+const COMPACT_KEEP = 10;
 
 export class RaftSim {
   now = 0;
@@ -67,6 +73,7 @@ export class RaftSim {
         epoch: 0,
         applied: [],
         generation: 0,
+        incomingSnapshot: null,
         raft: null as never,
       };
       voter.raft = this.makeRaft(voter, ids);
@@ -127,6 +134,14 @@ export class RaftSim {
         case "apply":
           for (const e of effect.entries) this.apply(voter, e);
           break;
+        case "send-snapshot": {
+          const { type: _, to, ...meta } = effect;
+          this.deliver(voter.id, to, { type: "snapshot", from: voter.id, ...meta }, voter.applied.slice(0, meta.index));
+          break;
+        }
+        case "install-snapshot":
+          this.install(voter, effect.index);
+          break;
         case "trace":
           this.traces.push({ ...effect.record, node: voter.id });
           break;
@@ -134,6 +149,20 @@ export class RaftSim {
           break;
       }
     }
+    if (voter.applied.length - voter.raft.snapshotIndex > COMPACT_AFTER)
+      voter.raft.compact(voter.applied.length - COMPACT_KEEP);
+  }
+
+  private install(voter: SimVoter, index: number): void {
+    const data = voter.incomingSnapshot;
+    if (!data || data.length !== index) throw this.fail(`${voter.id} installs a snapshot at ${index} without its data`);
+    for (const e of data) {
+      const known = this.committed.get(e.index);
+      if (known !== `${e.term}:${JSON.stringify(e.command)}`) {
+        throw this.fail(`snapshot for ${voter.id} disagrees with the committed history at ${e.index}`);
+      }
+    }
+    voter.applied = [...data];
   }
 
   private apply(voter: SimVoter, e: Entry): void {
@@ -150,7 +179,7 @@ export class RaftSim {
     if (this.proposed.get(e.index) === key) this.acknowledged.set(e.index, key);
   }
 
-  private deliver(from: string, to: string, message: RaftMessage): void {
+  private deliver(from: string, to: string, message: RaftMessage, snapshot?: Entry[]): void {
     const copies = this.random() < this.duplicateRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.random() < this.lossRate || this.blocked.has(`${from}>${to}`)) continue;
@@ -158,8 +187,10 @@ export class RaftSim {
       this.at(this.now + delay, () => {
         const target = this.voter(to);
         if (!target.up) return;
+        target.incomingSnapshot = snapshot ?? null;
         const replies = target.raft.receive(message);
         this.drain(target);
+        target.incomingSnapshot = null;
         for (const r of replies) this.deliver(to, from, r);
       });
     }

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+
+interface Election {
+  role: string;
+  leader: { id: string } | null;
+  snapshotIndex: number;
+}
+
+/** A voter that was down while the leader compacted its log is caught up by a snapshot of the state. */
+describe("snapshot catch-up among 3 compiled voters", () => {
+  let cluster: TestCluster;
+
+  beforeAll(() => {
+    requireBinary();
+    cluster = new TestCluster(3, { voters: 3 });
+    cluster.startAll();
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test("a restarted voter behind the compacted log installs a snapshot and reads the latest state", async () => {
+    try {
+      const leader = await waitFor(
+        async () => ((await cluster.get("n1", "/election")) as Election).leader?.id,
+        10_000,
+        "a leader",
+      );
+      const follower = cluster.nodes.map((n) => n.id).find((id) => id !== leader) as string;
+      await cluster.kill(follower);
+      const writes = 10_500;
+      let next = 0;
+      const worker = async () => {
+        while (next < writes) {
+          const i = next++;
+          const res = await cluster.post(leader, "/kv", { key: `k${i % 10}`, value: i });
+          if (res.status !== 200) throw new Error(`write ${i}: ${res.status} ${await res.text()}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 32 }, worker));
+      const final = await cluster.post(leader, "/kv", { key: "last", value: writes });
+      expect(final.status).toBe(200);
+      const leaderView = (await cluster.get(leader, "/election")) as Election;
+      expect(leaderView.snapshotIndex).toBeGreaterThan(0);
+
+      cluster.start(follower);
+      const value = await waitFor(
+        async () => {
+          const row = (await cluster.get(follower, "/kv?key=last&consistency=local").catch(() => null)) as {
+            value?: number;
+          } | null;
+          return row?.value;
+        },
+        20_000,
+        "the restarted follower has the latest write",
+      );
+      expect(value).toBe(writes);
+      const followerView = (await cluster.get(follower, "/election")) as Election;
+      expect(followerView.snapshotIndex).toBeGreaterThan(0);
+      const k9 = (await cluster.get(follower, "/kv?key=k9&consistency=local")) as { value: number };
+      expect(k9.value).toBe(writes - 1);
+    } catch (e) {
+      console.error(cluster.logs());
+      throw e;
+    }
+  }, 60_000);
+});
