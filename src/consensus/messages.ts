@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { nodeIdSchema } from "../config/schema.ts";
+import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 
 /** Raft's wire messages. Every one carries the sender's term: the fencing token of the protocol. */
 const index = v.pipe(v.number(), v.integer(), v.minValue(0));
@@ -7,6 +7,8 @@ const term = index;
 const time = v.number();
 
 export const MAX_ENTRIES_PER_APPEND = 512;
+
+export const voterSchema = v.object({ id: nodeIdSchema, address: addressSchema });
 
 export const entrySchema = v.object({
   index,
@@ -51,7 +53,15 @@ export const raftMessageSchema = v.variant("type", [
   }),
   v.object({ type: v.literal("timeout-now"), from: nodeIdSchema, term }),
   /** A whole snapshot has arrived (its data travels in chunks beside the core; see the runtime). */
-  v.object({ type: v.literal("snapshot"), from: nodeIdSchema, term, index, lastTerm: term, sentAt: time }),
+  v.object({
+    type: v.literal("snapshot"),
+    from: nodeIdSchema,
+    term,
+    index,
+    lastTerm: term,
+    voters: v.pipe(v.array(voterSchema), v.maxLength(64)),
+    sentAt: time,
+  }),
   v.object({ type: v.literal("snapshot-reply"), from: nodeIdSchema, term, index, sentAt: time }),
 ]);
 
@@ -71,6 +81,7 @@ export const snapshotChunkSchema = v.object({
   term,
   index,
   lastTerm: term,
+  voters: v.pipe(v.array(voterSchema), v.maxLength(64)),
   sentAt: time,
   offset: index,
   total: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_SNAPSHOT_CHARS)),

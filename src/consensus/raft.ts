@@ -3,7 +3,10 @@ import type { Timing } from "../config/timing.ts";
 import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../machines/raft-role.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage } from "./messages.ts";
-import type { RaftStorage } from "./storage.ts";
+import type { RaftStorage, Voter } from "./storage.ts";
+
+/** The entry that changes the voters; it takes effect as soon as it is in a log (Raft thesis §4.1). */
+export const CONFIG_COMMAND = "raft.config";
 
 /**
  * Raft among the configured voters, as a deterministic core: it reads its clock through `now`, its
@@ -20,7 +23,8 @@ export type RaftTiming = Pick<
 
 export interface RaftOptions {
   id: string;
-  voters: readonly string[];
+  /** The voters of the cluster file; the log's configuration entries and snapshots override them. */
+  voters: readonly Voter[];
   storage: RaftStorage;
   timing: RaftTiming;
   /** Highest index already applied to the state machine (it survives restarts with the state). */
@@ -38,7 +42,9 @@ export type RaftEffect =
   | { type: "install-snapshot"; index: number; lastTerm: number }
   | { type: "apply"; entries: Entry[] }
   | { type: "trace"; record: TraceRecord }
-  | { type: "leader"; leader: string | null; term: number };
+  | { type: "leader"; leader: string | null; term: number }
+  /** The voters changed (an entry was appended, truncated or installed). */
+  | { type: "config"; voters: Voter[] };
 
 export class NotLeaderError extends Error {
   constructor(
@@ -73,8 +79,11 @@ interface Waiter {
 
 export class RaftNode {
   readonly id: string;
-  readonly voters: readonly string[];
   private readonly storage: RaftStorage;
+  /** Voters in force at the snapshot (or from the cluster file), then every configuration entry after it. */
+  private baseConfig: Voter[];
+  private configLog: Array<{ index: number; voters: Voter[] }> = [];
+  private voterIds: string[] = [];
   private readonly timing: RaftTiming;
   private readonly now: () => number;
   private readonly actor: AnyActorRef;
@@ -96,10 +105,10 @@ export class RaftNode {
   lastElectionCause = "";
 
   constructor(opts: RaftOptions) {
-    if (!opts.voters.includes(opts.id)) throw new Error(`raft: ${opts.id} is not one of the voters`);
     this.id = opts.id;
-    this.voters = [...opts.voters];
     this.storage = opts.storage;
+    this.baseConfig = opts.storage.snapshot().voters ?? [...opts.voters];
+    this.scanConfig(opts.storage.snapshot().index + 1);
     this.timing = opts.timing;
     this.now = opts.now;
     const hard = opts.storage.hardState();
@@ -114,6 +123,7 @@ export class RaftNode {
         electionMaxMs: opts.timing.electionMaxMs,
         heartbeatMs: opts.timing.heartbeatMs,
         random: opts.random,
+        voter: this.voterIds.includes(opts.id),
       },
       clock: opts.clock,
       inspect: (ev: InspectionEvent) => {
@@ -177,8 +187,16 @@ export class RaftNode {
     return this.storage.lastIndex();
   }
 
+  get voters(): readonly string[] {
+    return this.voterIds;
+  }
+
+  get config(): Voter[] {
+    return this.configLog.at(-1)?.voters ?? this.baseConfig;
+  }
+
   quorum(): number {
-    return Math.floor(this.voters.length / 2) + 1;
+    return Math.floor(this.voterIds.length / 2) + 1;
   }
 
   /** When this leader's lease ends: a majority (itself included) acknowledged it within `leaseMs` before. */
@@ -215,7 +233,8 @@ export class RaftNode {
     const result = new Promise<{ index: number; term: number }>((resolve, reject) => {
       this.waiters.set(index, { term: this.term, resolve, reject });
     });
-    if (this.voters.length === 1) this.advanceCommit();
+    this.noteConfig(index, command);
+    if (this.voterIds.length === 1) this.advanceCommit();
     return result;
   }
 
@@ -262,7 +281,8 @@ export class RaftNode {
 
   /** Handles one message; returns the replies for its sender. */
   receive(m: RaftMessage): RaftMessage[] {
-    if (!this.voters.includes(m.from)) return [];
+    // Only members may campaign here; any leader may replicate to us (so a newly added voter catches up).
+    if ((m.type === "pre-vote" || m.type === "vote") && !this.voterIds.includes(m.from)) return [];
     if (m.term > this.term) {
       if (m.type === "pre-vote") return [this.answerPreVote(m)];
       if (m.type === "vote" && !m.transfer && this.heardLeaderRecently()) {
@@ -323,7 +343,10 @@ export class RaftNode {
     if (this.leaderId !== m.from) this.setLeader(m.from);
     this.actor.send({ type: "heard-leader", cause: `snapshot from leader ${m.from} in term ${m.term}` });
     if (m.index > this.commitIndex) {
-      this.storage.installSnapshot({ index: m.index, term: m.lastTerm });
+      this.storage.installSnapshot({ index: m.index, term: m.lastTerm, voters: m.voters });
+      this.baseConfig = m.voters;
+      this.configLog = [];
+      this.scanConfig(m.index + 1);
       this.outbox.push({ type: "install-snapshot", index: m.index, lastTerm: m.lastTerm });
       this.commitIndex = m.index;
       this.lastApplied = m.index;
@@ -347,7 +370,38 @@ export class RaftNode {
   /** Forgets log entries up to `index`, which the state machine already holds (the runtime decides when). */
   compact(index: number): void {
     if (index > this.lastApplied) throw new Error(`raft: cannot compact past the applied index ${this.lastApplied}`);
-    this.storage.compact(index);
+    const voters = this.configAt(index);
+    this.storage.compact(index, voters);
+    this.baseConfig = voters;
+    this.configLog = this.configLog.filter((c) => c.index > index);
+  }
+
+  /** The voters in force at `index` (as of the latest configuration entry at or before it). */
+  configAt(index: number): Voter[] {
+    return this.configLog.filter((c) => c.index <= index).at(-1)?.voters ?? this.baseConfig;
+  }
+
+  /**
+   * Adds or removes one voter (Raft thesis §4.1: one at a time, and only once this leader has committed
+   * an entry of its term). The change takes effect as soon as the entry is appended.
+   */
+  changeVoters(change: { add: Voter } | { remove: string }): Promise<{ index: number; term: number }> {
+    if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
+    const refuse = (why: string) => Promise.reject(new Error(why));
+    if (this.commitIndex < this.termStartIndex) return refuse("the new leader has not committed its first entry yet");
+    const pending = this.configLog.at(-1);
+    if (pending && pending.index > this.commitIndex) return refuse("another voter change is still being committed");
+    const current = this.config;
+    let next: Voter[];
+    if ("add" in change) {
+      if (current.some((v) => v.id === change.add.id)) return refuse(`${change.add.id} is already a voter`);
+      next = [...current, change.add];
+    } else {
+      if (change.remove === this.id) return refuse("the leader cannot remove itself: transfer leadership first");
+      if (!current.some((v) => v.id === change.remove)) return refuse(`${change.remove} is not a voter`);
+      next = current.filter((v) => v.id !== change.remove);
+    }
+    return this.propose({ name: CONFIG_COMMAND, payload: { voters: next } });
   }
 
   get snapshotIndex(): number {
@@ -397,10 +451,16 @@ export class RaftNode {
       if (existing !== e.term) {
         if (e.index <= this.commitIndex) throw new Error(`raft: refusing to truncate committed index ${e.index}`);
         this.storage.truncateFrom(e.index);
+        this.configLog = this.configLog.filter((c) => c.index < e.index);
+        this.refreshConfig();
         break;
       }
     }
-    if (i < m.entries.length) this.storage.append(m.entries.slice(i));
+    if (i < m.entries.length) {
+      const fresh = m.entries.slice(i);
+      this.storage.append(fresh);
+      for (const e of fresh) this.noteConfig(e.index, e.command);
+    }
     const match = m.prevLogIndex + m.entries.length;
     const newCommit = Math.min(m.leaderCommit, match);
     if (newCommit > this.commitIndex) {
@@ -441,7 +501,7 @@ export class RaftNode {
   }
 
   private countVote(from: string, granted: boolean, phase: "pre-candidate" | "candidate", current: boolean): void {
-    if (this.role !== phase || !current || !granted) return;
+    if (this.role !== phase || !current || !granted || !this.voterIds.includes(from)) return;
     this.votes.add(from);
     this.checkVotes(phase);
   }
@@ -449,7 +509,7 @@ export class RaftNode {
   private checkVotes(phase: "pre-candidate" | "candidate"): void {
     if (this.votes.size < this.quorum()) return;
     const who = [...this.votes].sort().join(",");
-    const total = this.voters.length;
+    const total = this.voterIds.length;
     if (phase === "pre-candidate") {
       this.actor.send({
         type: "pre-vote-won",
@@ -496,13 +556,12 @@ export class RaftNode {
     const now = this.now();
     this.setLeader(this.id);
     const next = this.storage.lastIndex() + 1;
-    for (const peer of this.voters) {
-      if (peer !== this.id) this.progress.set(peer, { next, match: 0, inflight: [], snapshotUntil: 0, ackedAt: now });
-    }
+    this.progress.clear();
+    this.syncProgress(next, now);
     // A no-op of our own term: committing it commits everything before it (Raft §5.4.2).
     this.termStartIndex = next;
     this.storage.append([{ index: next, term: this.term, command: { name: "noop", payload: null } }]);
-    if (this.voters.length === 1) this.advanceCommit();
+    if (this.voterIds.length === 1) this.advanceCommit();
   }
 
   private heartbeat(): void {
@@ -623,6 +682,52 @@ export class RaftNode {
 
   // ---- helpers ------------------------------------------------------------------------------
 
+  private noteConfig(index: number, command: Entry["command"]): void {
+    if (command.name !== CONFIG_COMMAND) return;
+    this.configLog.push({ index, voters: (command.payload as { voters: Voter[] }).voters });
+    this.refreshConfig();
+  }
+
+  /** Reads the configuration entries from `from` to the end of the log (at start and after a snapshot). */
+  private scanConfig(from: number): void {
+    const last = this.storage.lastIndex();
+    for (let i = from; i <= last; i += 1024) {
+      for (const e of this.storage.entries(i, last + 1, 1024)) {
+        if (e.command.name === CONFIG_COMMAND) {
+          this.configLog.push({ index: e.index, voters: (e.command.payload as { voters: Voter[] }).voters });
+        }
+      }
+    }
+    this.refreshConfig();
+  }
+
+  private refreshConfig(): void {
+    const voters = this.config;
+    const ids = voters.map((v) => v.id);
+    if (ids.join(",") === this.voterIds.join(",")) return;
+    this.voterIds = ids;
+    this.outbox.push({ type: "config", voters });
+    // The actor does not exist yet during construction; it starts with the right voter flag then.
+    if (this.actor) {
+      this.actor.send({
+        type: "voter-status",
+        voter: ids.includes(this.id),
+        cause: `voters are now ${ids.join(",")}`,
+      });
+    }
+    if (this.role === "leader") this.syncProgress(this.storage.lastIndex() + 1, this.now());
+  }
+
+  /** Leader: one progress record per voter other than itself. */
+  private syncProgress(next: number, now: number): void {
+    for (const peer of this.progress.keys()) if (!this.voterIds.includes(peer)) this.progress.delete(peer);
+    for (const peer of this.voterIds) {
+      if (peer !== this.id && !this.progress.has(peer)) {
+        this.progress.set(peer, { next, match: 0, inflight: [], snapshotUntil: 0, ackedAt: now });
+      }
+    }
+  }
+
   private adoptTerm(term: number, leader: string | null, cause: string): void {
     this.term = term;
     this.votedFor = null;
@@ -663,7 +768,7 @@ export class RaftNode {
   }
 
   private broadcast(message: RaftMessage): void {
-    for (const peer of this.voters) if (peer !== this.id) this.send(peer, message);
+    for (const peer of this.voterIds) if (peer !== this.id) this.send(peer, message);
   }
 
   private send(to: string, message: RaftMessage): void {

@@ -39,6 +39,8 @@ export class ConsensusRuntime {
   readonly raft: RaftNode;
   readonly state: StateMachine;
   private readonly storage: SqliteStorage;
+  /** Where each voter is reached: the cluster file's, then whatever configuration entries say. */
+  private readonly addresses: Map<string, string>;
   private appliedIndex: number;
   private drainScheduled = false;
   /** Followers a snapshot is streaming to now. */
@@ -52,6 +54,7 @@ export class ConsensusRuntime {
 
   constructor(private readonly opts: ConsensusOptions) {
     this.storage = new SqliteStorage(opts.db);
+    this.addresses = new Map(opts.voters);
     this.state = new StateMachine(opts.db, opts.commands, (entry, reason) =>
       opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
     );
@@ -66,7 +69,7 @@ export class ConsensusRuntime {
     };
     this.raft = new RaftNode({
       id: opts.nodeId,
-      voters: [...opts.voters.keys()],
+      voters: [...opts.voters].map(([id, address]) => ({ id, address })),
       storage: this.storage,
       timing: opts.timing,
       appliedIndex: this.appliedIndex,
@@ -93,7 +96,7 @@ export class ConsensusRuntime {
   }
 
   addressOf(id: string | null): string | null {
-    return id ? (this.opts.voters.get(id) ?? null) : null;
+    return id ? (this.addresses.get(id) ?? null) : null;
   }
 
   /** Handles messages from a voter; the replies go back only after what they depend on is durable. */
@@ -129,6 +132,15 @@ export class ConsensusRuntime {
     const problem = this.state.validate(command);
     if (problem) throw new Error(problem);
     const pending = this.raft.propose(command);
+    this.scheduleDrain();
+    const result = await pending;
+    if (this.appliedIndex < result.index) this.drain();
+    return result;
+  }
+
+  /** Adds or removes one voter; resolves once the change is committed and applied here. */
+  async changeVoters(change: { add: { id: string; address: string } } | { remove: string }) {
+    const pending = this.raft.changeVoters(change);
     this.scheduleDrain();
     const result = await pending;
     if (this.appliedIndex < result.index) this.drain();
@@ -197,6 +209,10 @@ export class ConsensusRuntime {
           this.opts.log.info("leader", { leader: effect.leader, term: effect.term });
           this.opts.onLeaderChange?.(effect.leader, effect.term);
           break;
+        case "config":
+          for (const v of effect.voters) this.addresses.set(v.id, v.address);
+          this.opts.log.info("voters", { voters: effect.voters.map((v) => v.id) });
+          break;
       }
     }
     if (this.appliedIndex - this.raft.snapshotIndex > COMPACT_AFTER)
@@ -208,18 +224,29 @@ export class ConsensusRuntime {
    * compaction point), so the follower never re-applies an entry the snapshot already contains.
    */
   private async sendSnapshot(to: string, term: number, sentAt: number): Promise<void> {
-    const address = this.opts.voters.get(to);
+    const address = this.addresses.get(to);
     if (!address || this.snapshotsOut.has(to)) return;
     this.snapshotsOut.add(to);
     const index = this.appliedIndex;
     const lastTerm = this.raft.termAt(index) ?? 0;
+    const voters = this.raft.configAt(index);
     const data = this.state.snapshot();
     this.opts.log.info("sending snapshot", { to, index, chars: data.length });
     const creds = { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
     try {
       for (let offset = 0; ; offset += SNAPSHOT_CHUNK_CHARS) {
         const chunk = data.slice(offset, offset + SNAPSHOT_CHUNK_CHARS);
-        const body = { from: this.opts.nodeId, term, index, lastTerm, sentAt, offset, total: data.length, chunk };
+        const body = {
+          from: this.opts.nodeId,
+          term,
+          index,
+          lastTerm,
+          voters,
+          sentAt,
+          offset,
+          total: data.length,
+          chunk,
+        };
         const answer = (await call(address, ROUTES.peerRaftSnapshot, creds, {
           body,
           timeoutMs: SNAPSHOT_CHUNK_TIMEOUT_MS,
@@ -238,7 +265,7 @@ export class ConsensusRuntime {
   }
 
   private async send(to: string, message: RaftMessage): Promise<void> {
-    const address = this.opts.voters.get(to);
+    const address = this.addresses.get(to);
     if (!address || this.inFlight >= MAX_IN_FLIGHT) {
       this.failed({ kind: "overloaded" });
       return;

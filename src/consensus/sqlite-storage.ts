@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
 import { raftLog } from "../db/schema.ts";
 import type { Entry } from "./messages.ts";
-import type { HardState, RaftStorage, SnapshotMeta } from "./storage.ts";
+import type { HardState, RaftStorage, SnapshotMeta, Voter } from "./storage.ts";
 
 const HARD_STATE_KEY = "raft.hard_state";
 const SNAPSHOT_KEY = "raft.snapshot";
@@ -95,11 +95,11 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
-  compact(index: number): void {
+  compact(index: number, voters: Voter[]): void {
     if (index <= this.snap.index) return;
     const term = this.termAt(index);
     if (term === undefined) throw new Error(`compact: no entry at ${index}`);
-    this.snap = { index, term };
+    this.snap = { index, term, voters };
     this.metaDirty = true;
     this.deleteUpTo = Math.max(this.deleteUpTo ?? 0, index);
     this.pending = this.pending.filter((e) => e.index > index);
@@ -107,15 +107,16 @@ export class SqliteStorage implements RaftStorage {
   }
 
   installSnapshot(meta: SnapshotMeta): void {
+    const voters = meta.voters ?? this.snap.voters ?? [];
     if (this.termAt(meta.index) === meta.term) {
-      this.compact(meta.index);
+      this.compact(meta.index, voters);
       return;
     }
     // The log disagrees with the snapshot: none of it survives.
     this.pending = [];
     this.deleteFrom = 0;
     this.recentTerms.clear();
-    this.snap = { ...meta };
+    this.snap = { ...meta, voters };
     this.metaDirty = true;
     this.durableLast = meta.index;
   }

@@ -4,6 +4,7 @@ import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
 import type { Entry } from "./messages.ts";
+import { CONFIG_COMMAND } from "./raft.ts";
 
 /** What an apply function may read: where the entry sits in the log. Never a clock or randomness. */
 export interface ApplyContext {
@@ -83,7 +84,8 @@ export class StateMachine {
   applyIn(tx: Db, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     for (const entry of entries) {
-      if (entry.command.name === "noop") continue;
+      // Raft's own entries (a new leader's no-op, voter changes) change nothing here.
+      if (entry.command.name === "noop" || entry.command.name === CONFIG_COMMAND) continue;
       const def = this.commands.get(entry.command.name);
       const parsed = def ? v.safeParse(def.payload, entry.command.payload) : undefined;
       if (!def || !parsed?.success) {

@@ -5,10 +5,17 @@ export interface HardState {
   votedFor: string | null;
 }
 
-/** The last entry a snapshot covers: the log starts after it. */
+/** A voter: its id, and where the others reach it. */
+export interface Voter {
+  id: string;
+  address: string;
+}
+
+/** The last entry a snapshot covers (the log starts after it), and the voters in force there. */
 export interface SnapshotMeta {
   index: number;
   term: number;
+  voters?: Voter[];
 }
 
 /**
@@ -28,8 +35,8 @@ export interface RaftStorage {
   append(entries: readonly Entry[]): void;
   /** Removes every entry with index >= `from`. */
   truncateFrom(from: number): void;
-  /** Drops entries up to `index` (already applied and covered by the state machine). */
-  compact(index: number): void;
+  /** Drops entries up to `index` (already applied and covered by the state machine); `voters` were in force there. */
+  compact(index: number, voters: Voter[]): void;
   /** Replaces the log's start with a snapshot; keeps later entries only if they agree with it. */
   installSnapshot(meta: SnapshotMeta): void;
 }
@@ -80,17 +87,17 @@ export class MemoryStorage implements RaftStorage {
     this.log.length = Math.max(0, Math.min(this.log.length, from - this.snap.index - 1));
   }
 
-  compact(index: number): void {
+  compact(index: number, voters: Voter[]): void {
     if (index <= this.snap.index) return;
     const term = this.termAt(index);
     if (term === undefined) throw new Error(`compact: no entry at ${index}`);
     this.log = this.log.slice(index - this.snap.index);
-    this.snap = { index, term };
+    this.snap = { index, term, voters };
   }
 
   installSnapshot(meta: SnapshotMeta): void {
     const keep = this.termAt(meta.index) === meta.term ? this.log.slice(meta.index - this.snap.index) : [];
-    this.snap = { ...meta };
+    this.snap = { ...meta, voters: meta.voters ?? this.snap.voters };
     this.log = keep;
   }
 }

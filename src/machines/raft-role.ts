@@ -14,6 +14,8 @@ export interface RoleInput {
   heartbeatMs: number;
   /** Uniform in [0, 1); seeded in the simulator. */
   random: () => number;
+  /** Only voters campaign; a node outside the configuration just follows. */
+  voter: boolean;
 }
 
 interface RoleContext extends RoleInput {
@@ -29,7 +31,8 @@ export type RoleEvent =
   | { type: "vote-won"; cause: string }
   | { type: "lease-lost"; cause: string }
   | { type: "step-down"; cause: string }
-  | { type: "timeout-now"; cause: string };
+  | { type: "timeout-now"; cause: string }
+  | { type: "voter-status"; voter: boolean; cause: string };
 
 export type RoleEffect =
   | { type: "start-pre-vote" }
@@ -38,7 +41,13 @@ export type RoleEffect =
   | { type: "send-heartbeats" }
   | { type: "become-follower" };
 
-const defaults: RoleInput = { electionMinMs: 500, electionMaxMs: 1000, heartbeatMs: 50, random: Math.random };
+const defaults: RoleInput = {
+  electionMinMs: 500,
+  electionMaxMs: 1000,
+  heartbeatMs: 50,
+  random: Math.random,
+  voter: true,
+};
 
 export const raftRoleMachine = setup({
   types: {
@@ -67,11 +76,17 @@ export const raftRoleMachine = setup({
   initial: "follower",
   on: {
     "higher-term": { target: ".follower", reenter: true },
+    "voter-status": { actions: assign({ voter: ({ event }) => event.voter }) },
   },
   states: {
     follower: {
       entry: ["drawTimeout", emit({ type: "become-follower" })],
-      after: { electionTimeout: { target: "pre-candidate" } },
+      after: {
+        electionTimeout: [
+          { guard: ({ context }) => context.voter ?? true, target: "pre-candidate" },
+          { target: "follower", reenter: true },
+        ],
+      },
       on: {
         "heard-leader": { target: "follower", reenter: true },
         "granted-vote": { target: "follower", reenter: true },

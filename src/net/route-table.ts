@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { nodeIdSchema } from "../config/schema.ts";
+import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
 import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
@@ -36,6 +36,11 @@ export const leaveBodySchema = v.strictObject({
 });
 
 export const transferBodySchema = v.strictObject({ to: nodeIdSchema });
+
+export const votersBodySchema = v.variant("action", [
+  v.strictObject({ action: v.literal("add"), id: nodeIdSchema, address: addressSchema }),
+  v.strictObject({ action: v.literal("remove"), id: nodeIdSchema }),
+]);
 export const emptyBodySchema = v.strictObject({});
 
 export const kvGetQuerySchema = v.strictObject({
@@ -56,6 +61,7 @@ export const ROUTES = {
   election: { method: "GET", path: "/election", auth: "operator" },
   electionTransfer: { method: "POST", path: "/admin/election/transfer", auth: "operator", body: transferBodySchema },
   electionStepDown: { method: "POST", path: "/admin/election/step-down", auth: "operator", body: emptyBodySchema },
+  voters: { method: "POST", path: "/admin/voters", auth: "operator", body: votersBodySchema },
   kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload },
   kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
 } as const satisfies Record<string, RouteSpec>;

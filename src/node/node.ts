@@ -76,33 +76,32 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const publishInfo = () => {
     if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader });
   };
-  const consensus = config.voter
-    ? new ConsensusRuntime({
-        nodeId: config.nodeId,
-        voters,
-        timing,
-        secret: config.secret,
-        db,
-        traces,
-        log,
-        metrics,
-        commands: [kvSet],
-        onLeaderChange: (leader, term) => {
-          knownLeader = leader ? { id: leader, term } : null;
-          publishInfo();
-        },
-      })
-    : null;
+  // Every node runs Raft; only the configured voters (the cluster file's, then the log's) campaign and vote.
+  const consensus = new ConsensusRuntime({
+    nodeId: config.nodeId,
+    voters,
+    timing,
+    secret: config.secret,
+    db,
+    traces,
+    log,
+    metrics,
+    commands: [kvSet],
+    onLeaderChange: (leader, term) => {
+      knownLeader = leader ? { id: leader, term } : null;
+      publishInfo();
+    },
+  });
   /** Voters know the leader; a non-voter takes the newest term any peer reports. */
   const leaderHint = (): LeaderHint | null => {
     let best = knownLeader;
-    if (!consensus) {
+    if (!best) {
       for (const m of core.list()) {
         const l = m.state === "alive" ? m.info?.leader : null;
         if (l && (!best || l.term > best.term)) best = l;
       }
     }
-    return best ? { ...best, address: voters.get(best.id) ?? core.get(best.id)?.address ?? null } : null;
+    return best ? { ...best, address: consensus.addressOf(best.id) ?? core.get(best.id)?.address ?? null } : null;
   };
 
   const facts = { ...config, version: VERSION };
@@ -127,7 +126,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       node: {
         id: config.nodeId,
         cluster: config.clusterName,
-        role: consensus ? consensus.raft.currentRole : "non-voter",
+        role: consensus.raft.voters.includes(config.nodeId) ? consensus.raft.currentRole : "non-voter",
         version: VERSION,
         address: config.address,
         incarnation: core.currentIncarnation,
@@ -154,7 +153,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     stopping ??= (async () => {
       log.info("leaving", { reason });
       await membership.leave();
-      consensus?.stop();
+      consensus.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");
       resolveStopped();
@@ -189,7 +188,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   });
   lag.start();
   membership.start();
-  consensus?.start();
+  consensus.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
   return { url: `http://${config.address}`, stopped, leave };

@@ -29,13 +29,11 @@ function fail(e: unknown, hint: () => LeaderHint | null): Response {
 /** Raft's peer RPC, the election view and hand-over, and the replicated key-value register. */
 export function consensusRoutes(
   app: Elysia,
-  deps: { consensus: ConsensusRuntime | null; db: Db; leaderHint: () => LeaderHint | null; nodeId: string },
+  deps: { consensus: ConsensusRuntime; db: Db; leaderHint: () => LeaderHint | null; nodeId: string },
 ): void {
   const { consensus, leaderHint } = deps;
-  const nonVoter = () => notLeader(new NotLeaderError(null, `${deps.nodeId} is not a voter`), leaderHint());
 
   serve(app, ROUTES.peerRaft, ({ body, request }) => {
-    if (!consensus) return errorResponse(409, "not_voter", `${deps.nodeId} is not a voter in its cluster file`);
     const signer = request.headers.get(VERIFIED_PEER_HEADER);
     const forged = body.messages.find((m) => m.from !== signer);
     if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
@@ -43,7 +41,6 @@ export function consensusRoutes(
   });
 
   serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {
-    if (!consensus) return errorResponse(409, "not_voter", `${deps.nodeId} is not a voter in its cluster file`);
     if (body.from !== request.headers.get(VERIFIED_PEER_HEADER)) {
       return errorResponse(403, "forbidden", `snapshot from "${body.from}" signed by another node`);
     }
@@ -55,11 +52,11 @@ export function consensusRoutes(
   });
 
   serve(app, ROUTES.election, () => {
-    const hint = leaderHint();
-    if (!consensus) {
+    const raft = consensus.raft;
+    if (!raft.voters.includes(deps.nodeId)) {
+      const hint = leaderHint();
       return { role: "non-voter", term: hint?.term ?? 0, leader: hint ? { id: hint.id, address: hint.address } : null };
     }
-    const raft = consensus.raft;
     const lease = raft.leaseExpiresAt();
     const matches = raft.matchIndexes();
     return {
@@ -78,7 +75,6 @@ export function consensusRoutes(
   });
 
   serve(app, ROUTES.electionTransfer, ({ body }) => {
-    if (!consensus) return nonVoter();
     try {
       consensus.raft.transferTo(body.to);
       return { transferring: body.to };
@@ -88,15 +84,23 @@ export function consensusRoutes(
   });
 
   serve(app, ROUTES.electionStepDown, () => {
-    if (!consensus) return nonVoter();
     if (consensus.raft.currentRole !== "leader")
       return notLeader(new NotLeaderError(consensus.raft.leader), leaderHint());
     consensus.raft.stepDown("operator asked the leader to step down");
     return { steppingDown: true };
   });
 
+  serve(app, ROUTES.voters, async ({ body }) => {
+    try {
+      const change = body.action === "add" ? { add: { id: body.id, address: body.address } } : { remove: body.id };
+      const result = await consensus.changeVoters(change);
+      return { ...result, voters: consensus.raft.config };
+    } catch (e) {
+      return fail(e, leaderHint);
+    }
+  });
+
   serve(app, ROUTES.kvSet, async ({ body }) => {
-    if (!consensus) return nonVoter();
     try {
       return await consensus.propose({ name: "kv.set", payload: body });
     } catch (e) {
@@ -105,7 +109,6 @@ export function consensusRoutes(
   });
 
   serve(app, ROUTES.kvGet, ({ query }) => {
-    if (!consensus) return nonVoter();
     try {
       const index = query.consistency === "linearizable" ? consensus.linearizableIndex() : null;
       const row = readKv(deps.db, query.key);

@@ -67,3 +67,62 @@ describe("snapshot catch-up among 3 compiled voters", () => {
     }
   }, 60_000);
 });
+
+/** A rented voter is replaced without downtime: a fourth node joins the voters, then one old voter leaves. */
+describe("voter replacement among compiled nodes", () => {
+  let cluster: TestCluster;
+
+  beforeAll(() => {
+    requireBinary();
+    cluster = new TestCluster(4, { voters: 3 });
+    cluster.startAll();
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test("add n4 as a voter, remove a follower, and keep committing", async () => {
+    try {
+      const leader = await waitFor(
+        async () => ((await cluster.get("n1", "/election")) as Election).leader?.id,
+        10_000,
+        "a leader",
+      );
+      expect(((await cluster.get("n4", "/election")) as Election).role).toBe("non-voter");
+      const added = await cluster.post(leader, "/admin/voters", {
+        action: "add",
+        id: "n4",
+        address: cluster.node("n4").address,
+      });
+      expect(added.status).toBe(200);
+      await waitFor(
+        async () => ((await cluster.get("n4", "/election")) as Election).role === "follower",
+        10_000,
+        "n4 follows as a voter",
+      );
+      const outgoing = ["n1", "n2", "n3"].find((id) => id !== leader) as string;
+      const removed = await cluster.post(leader, "/admin/voters", { action: "remove", id: outgoing });
+      expect(removed.status).toBe(200);
+      const body = (await removed.json()) as { voters: { id: string }[] };
+      expect(body.voters.map((v) => v.id).sort()).toEqual(["n1", "n2", "n3", "n4"].filter((id) => id !== outgoing));
+      await cluster.kill(outgoing);
+      const write = await cluster.post(leader, "/kv", { key: "after-replacement", value: true });
+      expect(write.status).toBe(200);
+      const row = await waitFor(
+        async () =>
+          (
+            (await cluster.get("n4", "/kv?key=after-replacement&consistency=local").catch(() => null)) as {
+              value?: boolean;
+            } | null
+          )?.value,
+        5_000,
+        "n4 applies the write",
+      );
+      expect(row).toBe(true);
+    } catch (e) {
+      console.error(cluster.logs());
+      throw e;
+    }
+  }, 60_000);
+});

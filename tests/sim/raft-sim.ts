@@ -101,7 +101,7 @@ export class RaftSim {
     };
     return new RaftNode({
       id: voter.id,
-      voters: ids,
+      voters: ids.map((id) => ({ id, address: id })),
       storage: voter.storage,
       timing: this.timing,
       appliedIndex: voter.applied.length,
@@ -136,7 +136,9 @@ export class RaftSim {
           break;
         case "send-snapshot": {
           const { type: _, to, ...meta } = effect;
-          this.deliver(voter.id, to, { type: "snapshot", from: voter.id, ...meta }, voter.applied.slice(0, meta.index));
+          const voters = voter.raft.configAt(meta.index);
+          const message = { type: "snapshot" as const, from: voter.id, ...meta, voters };
+          this.deliver(voter.id, to, message, voter.applied.slice(0, meta.index));
           break;
         }
         case "install-snapshot":
@@ -146,6 +148,7 @@ export class RaftSim {
           this.traces.push({ ...effect.record, node: voter.id });
           break;
         case "leader":
+        case "config":
           break;
       }
     }
@@ -257,6 +260,30 @@ export class RaftSim {
     });
     if (leader.raft.lastIndex > before) this.proposed.set(leader.raft.lastIndex, `${term}:${JSON.stringify(command)}`);
     this.drain(leader);
+  }
+
+  /** Asks the leader to add a node outside the configuration, or remove a member other than itself. */
+  changeVoters(): void {
+    const leader = this.leader();
+    if (!leader) return;
+    const members = leader.raft.config.map((v) => v.id);
+    const outside = this.voters.filter((v) => !members.includes(v.id)).map((v) => v.id);
+    const removable = members.filter((id) => id !== leader.id);
+    const pick = (ids: string[]) => ids[Math.floor(this.random() * ids.length)] as string;
+    const change =
+      outside.length > 0 && (this.random() < 0.5 || removable.length < 2)
+        ? { add: { id: pick(outside), address: "sim" } }
+        : removable.length >= 2
+          ? { remove: pick(removable) }
+          : null;
+    if (!change) return;
+    leader.raft.changeVoters(change).catch(() => {});
+    this.drain(leader);
+  }
+
+  /** The voters as the newest leader sees them. */
+  members(): string[] {
+    return this.leader()?.raft.config.map((v) => v.id) ?? this.voters.map((v) => v.id);
   }
 
   crash(id: string): void {

@@ -35,7 +35,9 @@ export function chaos(seed: number, voters: number): void {
       sim.partition(shuffled.slice(0, cut), shuffled.slice(cut), sim.random() < 0.3);
     } else if (roll < 0.6) {
       sim.heal();
-    } else if (roll < 0.7) {
+    } else if (roll < 0.66) {
+      sim.changeVoters();
+    } else if (roll < 0.72) {
       sim.lossRate = sim.random() * 0.3;
       sim.duplicateRate = sim.random() * 0.1;
       sim.maxDelayMs = 1 + sim.random() * 30;
@@ -57,7 +59,8 @@ export function chaos(seed: number, voters: number): void {
   }
   // Followers learn the newest commit with a later heartbeat, or a snapshot if they fell behind the log.
   const catchUpBy = sim.now + 3_000;
-  const behind = () => sim.voters.filter((v) => v.applied.length !== sim.committed.size);
+  const behind = () =>
+    sim.voters.filter((v) => sim.members().includes(v.id) && v.applied.length !== sim.committed.size);
   while (behind().length > 0 && sim.now < catchUpBy) sim.run(50);
   if (behind().length > 0)
     throw sim.fail(
@@ -145,6 +148,39 @@ describe("Raft under a seeded simulator", () => {
     while (lagging.applied.length < sim.committed.size && sim.now < deadline) sim.run(20);
     expect(lagging.applied.length).toBe(sim.committed.size);
     expect(lagging.raft.snapshotIndex).toBeGreaterThan(0);
+  });
+
+  test("a voter is replaced without downtime: add one, remove another", () => {
+    const sim = new RaftSim({ seed: 31, voters: 4 });
+    const v4 = sim.voter("v4");
+    sim.run(2_000);
+    const leader = sim.leader();
+    if (!leader) throw new Error("no leader");
+    const settle = () => {
+      for (let i = 0; i < 50; i++) {
+        sim.propose();
+        sim.run(20);
+      }
+    };
+    settle();
+    expect(leader.raft.config.map((v) => v.id).sort()).toEqual(["v1", "v2", "v3", "v4"]);
+    void leader.raft.changeVoters({ remove: "v4" });
+    settle();
+    expect(leader.raft.config.map((v) => v.id)).not.toContain("v4");
+    const outgoing = ["v1", "v2", "v3"].find((id) => id !== leader.id) as string;
+    void leader.raft.changeVoters({ add: { id: "v4", address: "sim" } });
+    settle();
+    void leader.raft.changeVoters({ remove: outgoing });
+    settle();
+    expect(leader.raft.config.map((v) => v.id).sort()).toEqual(
+      ["v1", "v2", "v3", "v4"].filter((id) => id !== outgoing),
+    );
+    sim.crash(outgoing);
+    const before = sim.committed.size;
+    settle();
+    sim.run(sim.timing.heartbeatMs * 3);
+    expect(sim.committed.size).toBeGreaterThan(before);
+    expect(v4.applied.length).toBe(sim.committed.size);
   });
 
   test("the same seed gives the same run", () => {

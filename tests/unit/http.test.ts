@@ -175,6 +175,7 @@ describe("route-table contract: the server serves every route the table lists", 
       "peerSwim",
       "status",
       "traces",
+      "voters",
     ]);
   });
 
@@ -206,11 +207,25 @@ describe("route-table contract: the server serves every route the table lists", 
         expect(response.status).toBe(200);
         expect((await json<{ messages: unknown[] }>(response)).messages).toEqual([]);
       } else if (name === "peerRaftSnapshot") {
-        // A whole (one-piece) snapshot from a node that is not a voter here: served, and ignored.
-        const piece = { from: "x1", term: 0, index: 1, lastTerm: 0, sentAt: 0, offset: 0, total: 2, chunk: "{}" };
+        // A whole (one-piece) snapshot from a stale term: served, refused, and the sender told our term.
+        const piece = {
+          from: "x1",
+          term: 0,
+          index: 1,
+          lastTerm: 0,
+          voters: [],
+          sentAt: 0,
+          offset: 0,
+          total: 2,
+          chunk: "{}",
+        };
         response = await send(signed(spec.path, JSON.stringify(piece)));
         expect(response.status).toBe(200);
-        expect((await json<{ messages: unknown[] }>(response)).messages).toEqual([]);
+        const [reply] = (await json<{ messages: Array<{ type: string; index: number; term: number }> }>(response))
+          .messages;
+        expect(reply?.type).toBe("snapshot-reply");
+        expect(reply?.index).toBe(0);
+        expect(reply?.term).toBeGreaterThan(0);
       } else if (spec.auth === "peer") {
         response = await send(signed(spec.path, ping()));
         expect(response.status).toBe(200);
@@ -225,6 +240,11 @@ describe("route-table contract: the server serves every route the table lists", 
       } else if (name === "electionTransfer") {
         response = await postJson(spec.path, JSON.stringify({ to: "solo" }));
         expect(response.status).toBe(200);
+      } else if (name === "voters") {
+        // The only voter cannot remove itself (it leads): a served route refuses with a reason.
+        response = await postJson(spec.path, JSON.stringify({ action: "remove", id: "solo" }));
+        expect(response.status).toBe(422);
+        expect((await json(response)).message).toContain("transfer leadership first");
       } else if (name === "electionStepDown") {
         // Sent an invalid body: a valid one would depose the leader the other recipes rely on.
         response = await postJson(spec.path, JSON.stringify({ now: true }));
