@@ -106,3 +106,14 @@ export function deriveRaftTiming(roundTripMs: number) {
     appendTimeoutMs: Math.max(50, Math.round(electionMinMs / 2)),
   };
 }
+
+/**
+ * The election window for the round trips measured to the voters: at least ten round trips (so a
+ * cluster spread over providers does not flap), never below the profile's. The lease is not derived
+ * from it: it stays under the profile's minimum, which every voter's window exceeds.
+ */
+export function electionWindow(timing: Timing, voterRttsMs: readonly number[]): { minMs: number; maxMs: number } {
+  const worst = Math.max(0, ...voterRttsMs);
+  const minMs = Math.max(timing.electionMinMs, Math.ceil(worst * 10));
+  return { minMs, maxMs: minMs * 2 };
+}

@@ -85,6 +85,8 @@ export class RaftNode {
   private configLog: Array<{ index: number; voters: Voter[] }> = [];
   private voterIds: string[] = [];
   private readonly timing: RaftTiming;
+  /** The election minimum in force: the profile's, or more when round trips are long. */
+  private electionMinMs: number;
   private readonly now: () => number;
   private readonly actor: AnyActorRef;
   private term: number;
@@ -110,6 +112,7 @@ export class RaftNode {
     this.baseConfig = opts.storage.snapshot().voters ?? [...opts.voters];
     this.scanConfig(opts.storage.snapshot().index + 1);
     this.timing = opts.timing;
+    this.electionMinMs = opts.timing.electionMinMs;
     this.now = opts.now;
     const hard = opts.storage.hardState();
     this.term = hard.term;
@@ -260,6 +263,18 @@ export class RaftNode {
       return { ok: false, error: new NotLeaderError(this.id, "new leader has not committed its first entry yet") };
     }
     return { ok: true, index: this.commitIndex };
+  }
+
+  /** Widens (or restores) the election window; never below the profile's, so the lease stays safe. */
+  setElectionWindow(minMs: number, maxMs: number, cause: string): void {
+    const min = Math.max(this.timing.electionMinMs, minMs);
+    if (min === this.electionMinMs) return;
+    this.electionMinMs = min;
+    this.actor.send({ type: "election-window", minMs: min, maxMs: Math.max(min, maxMs), cause });
+  }
+
+  get electionWindowMs(): number {
+    return this.electionMinMs;
   }
 
   stepDown(cause: string): void {
@@ -566,7 +581,7 @@ export class RaftNode {
 
   private heartbeat(): void {
     const now = this.now();
-    if (now - this.majorityAckAt() > this.timing.electionMinMs) {
+    if (now - this.majorityAckAt() > this.electionMinMs) {
       this.actor.send({
         type: "lease-lost",
         cause: `no majority acknowledged this leader for ${now - this.majorityAckAt()} ms`,
@@ -748,7 +763,7 @@ export class RaftNode {
 
   private heardLeaderRecently(): boolean {
     if (this.role === "leader") return true;
-    return this.now() - this.leaderContactAt < this.timing.electionMinMs;
+    return this.now() - this.leaderContactAt < this.electionMinMs;
   }
 
   private logUpToDate(index: number, term: number): boolean {

@@ -18,6 +18,7 @@ export function loadPeers(db: Db): Member[] {
       lastSeenAt: p.lastSeenAt,
       infoVersion: 0,
       info: (p.info as NodeInfo | null) ?? null,
+      rttMs: null,
     }));
 }
 

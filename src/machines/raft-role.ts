@@ -32,7 +32,8 @@ export type RoleEvent =
   | { type: "lease-lost"; cause: string }
   | { type: "step-down"; cause: string }
   | { type: "timeout-now"; cause: string }
-  | { type: "voter-status"; voter: boolean; cause: string };
+  | { type: "voter-status"; voter: boolean; cause: string }
+  | { type: "election-window"; minMs: number; maxMs: number; cause: string };
 
 export type RoleEffect =
   | { type: "start-pre-vote" }
@@ -77,6 +78,9 @@ export const raftRoleMachine = setup({
   on: {
     "higher-term": { target: ".follower", reenter: true },
     "voter-status": { actions: assign({ voter: ({ event }) => event.voter }) },
+    "election-window": {
+      actions: assign({ electionMinMs: ({ event }) => event.minMs, electionMaxMs: ({ event }) => event.maxMs }),
+    },
   },
   states: {
     follower: {

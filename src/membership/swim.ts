@@ -25,6 +25,8 @@ export interface Member {
   lastSeenAt: number;
   infoVersion: number;
   info: NodeInfo | null;
+  /** Smoothed round trip of direct probes, or null before the first. */
+  rttMs: number | null;
 }
 
 export type Effect =
@@ -156,7 +158,7 @@ export class Membership {
       case "ping":
         return [{ type: "ack", from: this.self.id, seq: message.seq, updates: this.piggyback() }];
       case "ack":
-        this.receiveAck(message.seq, now);
+        this.receiveAck(message.seq, message.from, now);
         return [];
       case "ping-req": {
         const seq = this.nextSeq++;
@@ -286,10 +288,17 @@ export class Membership {
     return undefined;
   }
 
-  private receiveAck(seq: number, now: number): void {
+  private receiveAck(seq: number, from: string, now: number): void {
     if (this.probe?.seq === seq) {
       const target = this.members.get(this.probe.targetId);
-      if (target) target.lastSeenAt = now;
+      if (target) {
+        target.lastSeenAt = now;
+        // Only a direct ack times the path to the target; an indirect one went through a helper.
+        if (from === target.id) {
+          const sample = now - this.probe.sentAt;
+          target.rttMs = target.rttMs === null ? sample : Math.round(target.rttMs * 0.8 + sample * 0.2);
+        }
+      }
       this.probe = null;
       return;
     }
@@ -425,6 +434,7 @@ export class Membership {
       lastSeenAt: now,
       infoVersion: 0,
       info: null,
+      rttMs: null,
       health,
       suspicionDeadline: now + this.timing.suspicionTimeoutMs,
     };
@@ -590,5 +600,6 @@ function toMember(m: MemberRecord): Member {
     lastSeenAt: m.lastSeenAt,
     infoVersion: m.infoVersion,
     info: m.info,
+    rttMs: m.rttMs,
   };
 }

@@ -1,5 +1,6 @@
 import type { Server } from "bun";
 import type { NodeConfig } from "../config/load.ts";
+import { electionWindow } from "../config/timing.ts";
 import { kvSet } from "../consensus/kv.ts";
 import { ConsensusRuntime } from "../consensus/runtime.ts";
 import { type Db, openDb } from "../db/client.ts";
@@ -104,8 +105,23 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     return best ? { ...best, address: consensus.addressOf(best.id) ?? core.get(best.id)?.address ?? null } : null;
   };
 
+  /** Election timeouts follow the round trips measured to the other voters (SWIM's direct probes). */
+  const adaptElectionWindow = () => {
+    const rtts = consensus.raft.voters.flatMap((id) => core.get(id)?.rttMs ?? []);
+    const window = electionWindow(timing, rtts);
+    if (window.minMs !== consensus.raft.electionWindowMs) {
+      log.info("election window", { minMs: window.minMs, maxMs: window.maxMs, voterRttsMs: rtts });
+      consensus.raft.setElectionWindow(
+        window.minMs,
+        window.maxMs,
+        `voter round trips up to ${Math.max(0, ...rtts)} ms`,
+      );
+    }
+  };
+
   const facts = { ...config, version: VERSION };
   const sample = async () => {
+    adaptElectionWindow();
     try {
       selfInfo = await sampleResources(facts);
       publishInfo();

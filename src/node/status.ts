@@ -12,6 +12,7 @@ export interface PeerStatus {
   incarnation: number;
   lastSeenMs: number;
   stateSinceMs: number;
+  rttMs: number | null;
   resources: NodeInfo | null;
 }
 
@@ -38,6 +39,7 @@ export function peerStatus(m: Member, now: number): PeerStatus {
     incarnation: m.incarnation,
     lastSeenMs: Math.max(0, now - m.lastSeenAt),
     stateSinceMs: Math.max(0, now - m.stateSince),
+    rttMs: m.rttMs,
     resources: m.info,
   };
 }

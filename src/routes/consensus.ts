@@ -66,6 +66,7 @@ export function consensusRoutes(
       leaseExpiresAt: raft.holdsLease() ? lease : null,
       leaseRemainingMs: raft.holdsLease() ? lease - Date.now() : 0,
       quorum: raft.quorum(),
+      electionTimeoutMinMs: raft.electionWindowMs,
       commitIndex: raft.committed,
       lastIndex: raft.lastIndex,
       snapshotIndex: raft.snapshotIndex,

@@ -183,6 +183,19 @@ describe("Raft under a seeded simulator", () => {
     expect(v4.applied.length).toBe(sim.committed.size);
   });
 
+  test("a wider election window (long round trips) makes followers wait longer before campaigning", () => {
+    const sim = new RaftSim({ seed: 13, voters: 3 });
+    sim.run(2_000);
+    for (const v of sim.voters) v.raft.setElectionWindow(2_000, 4_000, "test: long round trips");
+    sim.run(5_000);
+    const first = sim.leader();
+    if (!first) throw new Error("no leader");
+    sim.crash(first.id);
+    const crashedAt = sim.now;
+    while (sim.leader() === undefined || sim.leader()?.id === first.id) sim.run(10);
+    expect(sim.now - crashedAt).toBeGreaterThanOrEqual(2_000 * (1 - sim.timing.clockDrift));
+  });
+
   test("the same seed gives the same run", () => {
     const run = () => {
       const sim = new RaftSim({ seed: 99, voters: 5 });

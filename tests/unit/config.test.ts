@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { ensureSecrets, exampleClusterToml, writeSecretFile } from "../../src/cli/init.ts";
 import { ConfigError } from "../../src/config/errors.ts";
 import { envOverrides, loadNodeConfig, mergeOverrides, parseClusterFile } from "../../src/config/load.ts";
-import { deriveTiming } from "../../src/config/timing.ts";
+import { deriveTiming, electionWindow } from "../../src/config/timing.ts";
 
 const PORT = 9100;
 /** The example file for three nodes on 127.0.0.1:9101..9103, as `init` writes it. */
@@ -422,5 +422,17 @@ describe("overrides: flags win over env, env wins over the file", () => {
       "--log-level / P2P_LOG_LEVEL",
       '"loud"',
     );
+  });
+});
+
+describe("election window from measured round trips", () => {
+  test("at least ten voter round trips, never below the profile, lease untouched", () => {
+    const lan = deriveTiming("lan");
+    expect(electionWindow(lan, [])).toEqual({ minMs: lan.electionMinMs, maxMs: lan.electionMinMs * 2 });
+    expect(electionWindow(lan, [1, 3, 2]).minMs).toBe(lan.electionMinMs);
+    expect(electionWindow(lan, [20, 180]).minMs).toBe(1_800);
+    const wan = deriveTiming("wan");
+    expect(electionWindow(wan, [350]).minMs).toBe(3_500);
+    expect(wan.leaseMs).toBeLessThan(wan.electionMinMs);
   });
 });
