@@ -1,0 +1,66 @@
+import { RaftSim } from "./raft-sim.ts";
+
+/**
+ * One seeded run: random faults for a while (crashes, restarts, partitions both ways and one way, loss,
+ * duplication, reordering), with clients writing throughout; then the faults stop and the cluster must
+ * elect a leader and commit again. The invariants are checked after every event.
+ */
+export function chaos(seed: number, voters: number): void {
+  const sim = new RaftSim({ seed, voters });
+  const ids = sim.voters.map((v) => v.id);
+  const maxDown = Math.floor((voters - 1) / 2);
+  const pick = () => ids[Math.floor(sim.random() * ids.length)] as string;
+  const faultUntil = 8_000;
+  while (sim.now < faultUntil) {
+    const roll = sim.random();
+    if (roll < 0.15) {
+      const down = sim.voters.filter((v) => !v.up).length;
+      const target = pick();
+      if (sim.voter(target).up && down < maxDown + (sim.random() < 0.2 ? 1 : 0)) sim.crash(target);
+    } else if (roll < 0.3) {
+      const crashed = sim.voters.filter((v) => !v.up);
+      const back = crashed[Math.floor(sim.random() * crashed.length)];
+      if (back) sim.restart(back.id);
+    } else if (roll < 0.45) {
+      const shuffled = [...ids].sort(() => sim.random() - 0.5);
+      const cut = 1 + Math.floor(sim.random() * (ids.length - 1));
+      sim.partition(shuffled.slice(0, cut), shuffled.slice(cut), sim.random() < 0.3);
+    } else if (roll < 0.6) {
+      sim.heal();
+    } else if (roll < 0.66) {
+      sim.changeVoters();
+    } else if (roll < 0.72) {
+      sim.lossRate = sim.random() * 0.3;
+      sim.duplicateRate = sim.random() * 0.1;
+      sim.maxDelayMs = 1 + sim.random() * 30;
+    }
+    for (let i = 0; i < 4; i++) {
+      sim.propose();
+      sim.run(25 + sim.random() * 100);
+    }
+  }
+  sim.heal();
+  sim.maxDelayMs = 5;
+  for (const v of sim.voters) if (!v.up) sim.restart(v.id);
+  const deadline = sim.now + 10_000;
+  const before = sim.committed.size;
+  while (sim.committed.size === before) {
+    if (sim.now > deadline) throw sim.fail("no commit within 10 s after the faults stopped");
+    sim.propose();
+    sim.run(50);
+  }
+  // Followers learn the newest commit with a later heartbeat, or a snapshot if they fell behind the log.
+  const catchUpBy = sim.now + 3_000;
+  const behind = () =>
+    sim.voters.filter((v) => sim.members().includes(v.id) && v.applied.length !== sim.committed.size);
+  while (behind().length > 0 && sim.now < catchUpBy) sim.run(50);
+  if (behind().length > 0)
+    throw sim.fail(
+      `${behind()
+        .map((v) => v.id)
+        .join(",")} did not catch up after the faults stopped`,
+    );
+  for (const [index] of sim.acknowledged) {
+    if (!sim.committed.has(index)) throw sim.fail(`acknowledged index ${index} not applied`);
+  }
+}
