@@ -95,7 +95,7 @@ export class SqliteStorage implements RaftStorage {
     }
   }
 
-  compact(index: number, voters: Voter[]): void {
+  compact(index: number, voters: Voter[] | undefined): void {
     if (index <= this.snap.index) return;
     const term = this.termAt(index);
     if (term === undefined) throw new Error(`compact: no entry at ${index}`);
@@ -107,9 +107,14 @@ export class SqliteStorage implements RaftStorage {
   }
 
   installSnapshot(meta: SnapshotMeta): void {
-    const voters = meta.voters ?? this.snap.voters ?? [];
+    // Unknown voters stay unknown (the caller falls back to the cluster file), never an empty cluster.
+    const voters = meta.voters ?? this.snap.voters;
     if (this.termAt(meta.index) === meta.term) {
-      this.compact(meta.index, voters);
+      if (meta.index > this.snap.index) this.compact(meta.index, voters);
+      else if (voters !== this.snap.voters) {
+        this.snap = { ...this.snap, voters };
+        this.metaDirty = true;
+      }
       return;
     }
     // The log disagrees with the snapshot: none of it survives.

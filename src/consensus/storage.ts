@@ -36,7 +36,7 @@ export interface RaftStorage {
   /** Removes every entry with index >= `from`. */
   truncateFrom(from: number): void;
   /** Drops entries up to `index` (already applied and covered by the state machine); `voters` were in force there. */
-  compact(index: number, voters: Voter[]): void;
+  compact(index: number, voters: Voter[] | undefined): void;
   /** Replaces the log's start with a snapshot; keeps later entries only if they agree with it. */
   installSnapshot(meta: SnapshotMeta): void;
 }
@@ -87,7 +87,7 @@ export class MemoryStorage implements RaftStorage {
     this.log.length = Math.max(0, Math.min(this.log.length, from - this.snap.index - 1));
   }
 
-  compact(index: number, voters: Voter[]): void {
+  compact(index: number, voters: Voter[] | undefined): void {
     if (index <= this.snap.index) return;
     const term = this.termAt(index);
     if (term === undefined) throw new Error(`compact: no entry at ${index}`);

@@ -1,10 +1,16 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Entry } from "../../src/consensus/messages.ts";
 import { SqliteStorage } from "../../src/consensus/sqlite-storage.ts";
-import { type HardState, MemoryStorage, type RaftStorage, type SnapshotMeta } from "../../src/consensus/storage.ts";
+import {
+  type HardState,
+  MemoryStorage,
+  type RaftStorage,
+  type SnapshotMeta,
+  type Voter,
+} from "../../src/consensus/storage.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { seededRandom } from "../sim/rng.ts";
 
@@ -13,28 +19,33 @@ import { seededRandom } from "../sim/rng.ts";
  * any sequence of calls that Raft itself makes. SqliteStorage buffers its writes; "persist" makes them
  * durable the way the runtime does, and "reopen" reads the database back through a fresh SqliteStorage.
  *
- * A failure names its seed; rerun just that one with RAFT_STORAGE_SEED=<seed>.
+ * A failure names the shortest failing seed and its operations; rerun just it with RAFT_STORAGE_SEED=<seed>.
  */
 
 const SEEDS = 300;
 const OPS_PER_SEED = 60;
 const P_PERSIST = 0.4;
 const P_REOPEN = 0.1;
-const RANGES_PER_CHECK = 4;
+/** Random entries() ranges compared after each step, besides the whole log. */
+const RANGES_PER_CHECK = 3;
 
 let root: string;
+const opened: Db[] = [];
 beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), "p2p-raft-storage-"));
+  // Hundreds of small databases: on tmpfs where there is one, creating them costs a third as much.
+  const base = existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
+  root = mkdtempSync(join(base, "p2p-raft-storage-"));
 });
 afterAll(() => {
+  for (const db of opened) db.$client.close(); // closing twice is harmless
   rmSync(root, { recursive: true, force: true });
 });
 
-let dbCount = 0;
 function freshDb(): Db {
-  const db = openDb(join(root, String(dbCount++)));
-  // Durability across power loss is SQLite's business, not this contract's: skip the fsyncs to stay fast.
+  const db = openDb(join(root, String(opened.length)));
+  // Surviving power loss is SQLite's business, not this contract's: skip the fsyncs to stay fast.
   db.$client.exec("PRAGMA synchronous = OFF");
+  opened.push(db);
   return db;
 }
 
@@ -52,11 +63,13 @@ function persist(db: Db, s: SqliteStorage): void {
 type Op =
   | { kind: "append"; entries: Entry[] }
   | { kind: "truncateFrom"; from: number }
-  | { kind: "compact"; index: number }
+  | { kind: "compact"; index: number; voters: Voter[] }
   | { kind: "installSnapshot"; meta: SnapshotMeta; note: "match" | "conflict" | "beyond" }
   | { kind: "setHardState"; state: HardState }
   | { kind: "persist" }
   | { kind: "reopen" };
+
+const describeVoters = (vs: readonly Voter[] | undefined) => (vs ? `[${vs.map((v) => v.id).join(",")}]` : "none");
 
 function describeOp(op: Op): string {
   switch (op.kind) {
@@ -65,9 +78,11 @@ function describeOp(op: Op): string {
     case "truncateFrom":
       return `truncateFrom(${op.from})`;
     case "compact":
-      return `compact(${op.index})`;
-    case "installSnapshot":
-      return `installSnapshot({index: ${op.meta.index}, term: ${op.meta.term}}) [${op.note}]`;
+      return `compact(${op.index}, ${describeVoters(op.voters)})`;
+    case "installSnapshot": {
+      const { index, term, voters } = op.meta;
+      return `installSnapshot({index: ${index}, term: ${term}, voters: ${describeVoters(voters)}}) [${op.note}]`;
+    }
     case "setHardState":
       return `setHardState(${JSON.stringify(op.state)})`;
     case "persist":
@@ -80,6 +95,16 @@ type Rng = () => number;
 /** An integer in [lo, hi]. */
 const int = (rng: Rng, lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)] as T;
+
+const NODES = ["node-a", "node-b", "node-c", "node-d", "node-e"];
+
+/** A non-empty subset of the nodes, sometimes reordered: the order is part of what must round-trip. */
+function randomVoters(rng: Rng): Voter[] {
+  const ids = NODES.filter(() => rng() < 0.6);
+  if (ids.length === 0) ids.push(pick(rng, NODES));
+  if (rng() < 0.3) ids.reverse();
+  return ids.map((id) => ({ id, address: `http://${id}:${int(rng, 7000, 7009)}` }));
+}
 
 function randomPayload(rng: Rng): unknown {
   switch (int(rng, 0, 4)) {
@@ -96,6 +121,7 @@ function randomPayload(rng: Rng): unknown {
   }
 }
 
+/** 1..5 entries after `after`, with terms that never go below `lastTerm` nor down. */
 function randomEntries(rng: Rng, after: number, lastTerm: number): Entry[] {
   const out: Entry[] = [];
   let term = rng() < 0.3 ? lastTerm + int(rng, 1, 2) : lastTerm;
@@ -107,68 +133,69 @@ function randomEntries(rng: Rng, after: number, lastTerm: number): Entry[] {
   return out;
 }
 
-/** One storage operation that Raft could make, given the current state (read from the reference). */
+/** One call that Raft could make, given the current state (read from the reference). */
 function randomOp(rng: Rng, s: RaftStorage): Op {
   const snap = s.snapshot();
   const last = s.lastIndex();
   const lastTerm = s.termAt(last) ?? 0;
   const hasLog = last > snap.index;
+  const above = () => int(rng, snap.index + 1, last);
   const r = rng();
-  if (r < 0.35 || (!hasLog && r < 0.6)) return { kind: "append", entries: randomEntries(rng, last, lastTerm) };
-  if (r < 0.6) {
-    // Truncation and compaction only ever touch entries above the snapshot.
-    const k = int(rng, snap.index + 1, last);
-    return r < 0.47 ? { kind: "truncateFrom", from: k } : { kind: "compact", index: k };
-  }
-  if (r < 0.78) {
+  if (r < 0.45 || (!hasLog && r < 0.64)) return { kind: "append", entries: randomEntries(rng, last, lastTerm) };
+  // Truncation and compaction only ever touch entries above the snapshot.
+  if (r < 0.54) return { kind: "truncateFrom", from: above() };
+  if (r < 0.64) return { kind: "compact", index: above(), voters: randomVoters(rng) };
+  if (r < 0.76) {
+    // Raft (answerSnapshot) always names the snapshot's voters, and only installs past its commit index.
+    const voters = randomVoters(rng);
     const c = rng();
     if (hasLog && c < 0.4) {
-      const index = int(rng, snap.index + 1, last);
-      return { kind: "installSnapshot", meta: { index, term: s.termAt(index) ?? 0 }, note: "match" };
+      const index = above();
+      return { kind: "installSnapshot", meta: { index, term: s.termAt(index) ?? 0, voters }, note: "match" };
     }
     if (hasLog && c < 0.7) {
-      const index = int(rng, snap.index + 1, last);
-      return {
-        kind: "installSnapshot",
-        meta: { index, term: (s.termAt(index) ?? 0) + int(rng, 1, 2) },
-        note: "conflict",
-      };
+      const index = above();
+      const term = (s.termAt(index) ?? 0) + int(rng, 1, 2);
+      return { kind: "installSnapshot", meta: { index, term, voters }, note: "conflict" };
     }
-    const index = last + int(rng, 1, 6);
-    return { kind: "installSnapshot", meta: { index, term: lastTerm + int(rng, 0, 2) }, note: "beyond" };
+    const meta = { index: last + int(rng, 1, 6), term: lastTerm + int(rng, 0, 2), voters };
+    return { kind: "installSnapshot", meta, note: "beyond" };
   }
   const hard = s.hardState();
-  return {
-    kind: "setHardState",
-    state: { term: hard.term + int(rng, 0, 2), votedFor: pick(rng, [null, "node-a", "node-b", "node-c"]) },
-  };
+  const state = { term: hard.term + int(rng, 0, 2), votedFor: pick(rng, [null, ...NODES]) };
+  return { kind: "setHardState", state };
 }
 
 function apply(s: RaftStorage, op: Op): void {
   switch (op.kind) {
     case "append":
-      return s.append(op.entries);
+      s.append(op.entries);
+      break;
     case "truncateFrom":
-      return s.truncateFrom(op.from);
+      s.truncateFrom(op.from);
+      break;
     case "compact":
-      return s.compact(op.index);
+      s.compact(op.index, op.voters);
+      break;
     case "installSnapshot":
-      return s.installSnapshot(op.meta);
+      s.installSnapshot(op.meta);
+      break;
     case "setHardState":
-      return s.setHardState(op.state);
+      s.setHardState(op.state);
+      break;
     case "persist":
     case "reopen":
-      return;
+      break;
   }
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Comparison
+// Checks
 // ---------------------------------------------------------------------------------------------------------
 
 class Mismatch extends Error {}
 
-/** Every observable of `actual` against `expected` (the reference); `rng` only picks the entry ranges. */
+/** Every observable of `actual` against `expected` (the reference); `rng` only picks the entries() ranges. */
 function compare(expected: RaftStorage, actual: RaftStorage, rng: Rng): void {
   const same = (what: string, want: unknown, got: unknown) => {
     if (!Bun.deepEquals(want, got, true)) {
@@ -204,6 +231,21 @@ function checkShape(s: RaftStorage): void {
   });
 }
 
+/** Once persisted, raft_log holds exactly the live log: nothing at or below the snapshot, nothing past the end. */
+function checkTable(db: Db, expected: RaftStorage): void {
+  const got = db.$client.query("SELECT COUNT(*) AS n, MIN(idx) AS lo, MAX(idx) AS hi FROM raft_log").get();
+  const first = expected.snapshot().index + 1;
+  const last = expected.lastIndex();
+  const want = last < first ? { n: 0, lo: null, hi: null } : { n: last - first + 1, lo: first, hi: last };
+  if (!Bun.deepEquals(want, got)) {
+    throw new Mismatch(`raft_log rows after persist\n  want: ${JSON.stringify(want)}\n  have: ${JSON.stringify(got)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Random runs
+// ---------------------------------------------------------------------------------------------------------
+
 interface Failure {
   seed: number;
   message: string;
@@ -212,6 +254,7 @@ interface Failure {
 
 function runSeed(seed: number): Failure | undefined {
   const rng = seededRandom(seed);
+  // A separate stream for the checks, so that a seed's operations do not depend on them.
   const checkRng = seededRandom(seed ^ 0x5eed);
   const db = freshDb();
   const mem = new MemoryStorage();
@@ -224,6 +267,7 @@ function runSeed(seed: number): Failure | undefined {
     if (op.kind === "persist") {
       persist(db, sql);
       if (sql.dirty) throw new Mismatch("sqlite: still dirty after persisted()");
+      checkTable(db, mem);
     }
     if (op.kind === "reopen") sql = new SqliteStorage(db);
     checkShape(mem);
@@ -238,67 +282,51 @@ function runSeed(seed: number): Failure | undefined {
         if (rng() < P_REOPEN) step({ kind: "reopen" });
       }
     }
-    // Whatever is left in the buffer must survive too.
+    // Whatever is still buffered must survive too.
     step({ kind: "persist" });
     step({ kind: "reopen" });
     return undefined;
   } catch (err) {
-    const message = err instanceof Mismatch ? err.message : `threw: ${err instanceof Error ? err.stack : err}`;
+    const message = err instanceof Mismatch ? err.message : `threw ${err instanceof Error ? err.stack : err}`;
     return { seed, message, ops };
   } finally {
     db.$client.close();
   }
 }
 
-function report(f: Failure, total: number): string {
+function report(f: Failure, failed: number, total: number): string {
   const last = f.ops.at(-1);
-  const steps = f.ops.map((op, i) => `  ${String(i + 1).padStart(3)}. ${describeOp(op)}`).join("\n");
   return [
-    `${total} seed(s) failed; the shortest is seed ${f.seed} (rerun with RAFT_STORAGE_SEED=${f.seed})`,
+    `${failed} of ${total} seeds failed; the shortest is seed ${f.seed} (rerun with RAFT_STORAGE_SEED=${f.seed})`,
     `after op ${f.ops.length}${last ? ` (${describeOp(last)})` : " (initial state)"}: ${f.message}`,
     "ops:",
-    steps,
+    ...f.ops.map((op, i) => `  ${String(i + 1).padStart(3)}. ${describeOp(op)}`),
   ].join("\n");
 }
 
 describe("RaftStorage contract: SqliteStorage behaves like MemoryStorage", () => {
-  test(`random Raft-shaped operation sequences (${SEEDS} seeds × ${OPS_PER_SEED} ops)`, () => {
+  test(`random Raft-shaped call sequences (${SEEDS} seeds × ${OPS_PER_SEED} ops)`, () => {
     const only = process.env.RAFT_STORAGE_SEED;
-    const seeds = only === undefined ? Array.from({ length: SEEDS }, (_, i) => i + 1) : [Number(only)];
+    const seeds = only ? [Number(only)] : Array.from({ length: SEEDS }, (_, i) => i + 1);
     const failures = seeds.map(runSeed).filter((f) => f !== undefined);
-    const shortest = failures.reduce<Failure | undefined>(
-      (a, f) => (!a || f.ops.length < a.ops.length ? f : a),
-      undefined,
-    );
-    if (shortest) throw new Error(report(shortest, failures.length));
+    const shortest = failures.sort((a, b) => a.ops.length - b.ops.length)[0];
+    if (shortest) throw new Error(report(shortest, failures.length, seeds.length));
   });
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Hand-written cases, run against memory, buffered SQLite, and SQLite persisted and reopened after every write
+// Hand-written cases, each against memory, buffered SQLite, and SQLite persisted and reopened at every sync()
 // ---------------------------------------------------------------------------------------------------------
 
 interface Harness {
   readonly s: RaftStorage;
-  /** Makes buffered writes durable and reads them back (where that means anything). */
+  /** Makes buffered writes durable and reads them back, where that means anything. */
   sync(): void;
 }
 
 const harnesses: [string, () => Harness][] = [
-  [
-    "MemoryStorage",
-    () => {
-      const s = new MemoryStorage();
-      return { s, sync: () => {} };
-    },
-  ],
-  [
-    "SqliteStorage (buffered)",
-    () => {
-      const s = new SqliteStorage(freshDb());
-      return { s, sync: () => {} };
-    },
-  ],
+  ["MemoryStorage", () => ({ s: new MemoryStorage(), sync() {} })],
+  ["SqliteStorage (buffered)", () => ({ s: new SqliteStorage(freshDb()), sync() {} })],
   [
     "SqliteStorage (persisted and reopened)",
     () => {
@@ -322,9 +350,19 @@ const entry = (index: number, term: number): Entry => ({
   term,
   command: { name: "kv.set", payload: { index } },
 });
-const range = (from: number, to: number, term: number) =>
+/** Entries from..to (inclusive), all in `term`. */
+const run = (from: number, to: number, term: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => entry(from + i, term));
 const indexes = (es: Entry[]) => es.map((e) => e.index);
+const V1: Voter[] = [
+  { id: "node-a", address: "http://node-a:7000" },
+  { id: "node-b", address: "http://node-b:7000" },
+  { id: "node-c", address: "http://node-c:7000" },
+];
+const V2: Voter[] = [
+  { id: "node-c", address: "http://node-c:7001" },
+  { id: "node-d", address: "http://node-d:7000" },
+];
 
 describe.each(harnesses)("%s", (_name, make) => {
   test("empty storage", () => {
@@ -337,14 +375,14 @@ describe.each(harnesses)("%s", (_name, make) => {
     expect(s.entries(0, 10, 10)).toEqual([]);
   });
 
-  test("append then read back", () => {
+  test("append, then read back terms and entry ranges", () => {
     const h = make();
-    h.s.append(range(1, 3, 1));
+    h.s.append(run(1, 3, 1));
     h.sync();
-    h.s.append(range(4, 5, 2));
+    h.s.append(run(4, 5, 2));
     expect(h.s.lastIndex()).toBe(5);
     expect([1, 2, 3, 4, 5, 6].map((i) => h.s.termAt(i))).toEqual([1, 1, 1, 2, 2, undefined]);
-    expect(h.s.entries(1, 6, 100)).toEqual([...range(1, 3, 1), ...range(4, 5, 2)]);
+    expect(h.s.entries(1, 6, 100)).toEqual([...run(1, 3, 1), ...run(4, 5, 2)]);
     expect(indexes(h.s.entries(2, 6, 2))).toEqual([2, 3]);
     expect(indexes(h.s.entries(3, 5, 100))).toEqual([3, 4]);
     expect(h.s.entries(6, 10, 100)).toEqual([]);
@@ -362,32 +400,32 @@ describe.each(harnesses)("%s", (_name, make) => {
 
   test("append with a gap, or over an existing index, throws", () => {
     const h = make();
-    h.s.append(range(1, 2, 1));
+    h.s.append(run(1, 2, 1));
     h.sync();
     expect(() => h.s.append([entry(4, 1)])).toThrow(/append/);
     expect(() => h.s.append([entry(2, 1)])).toThrow(/append/);
     expect(h.s.lastIndex()).toBe(2);
   });
 
-  test("truncateFrom drops the suffix and lets a new term overwrite it", () => {
+  test("truncateFrom drops the suffix, which a later term may then overwrite", () => {
     const h = make();
-    h.s.append(range(1, 5, 1));
+    h.s.append(run(1, 5, 1));
     h.sync();
     h.s.truncateFrom(3);
     expect(h.s.lastIndex()).toBe(2);
     expect(h.s.termAt(3)).toBeUndefined();
-    h.s.append(range(3, 4, 2));
+    h.s.append(run(3, 4, 2));
     h.sync();
-    expect(h.s.entries(1, 10, 10)).toEqual([...range(1, 2, 1), ...range(3, 4, 2)]);
+    expect(h.s.entries(1, 10, 10)).toEqual([...run(1, 2, 1), ...run(3, 4, 2)]);
   });
 
   test("compact: entries at or below the snapshot are gone", () => {
     const h = make();
-    h.s.append(range(1, 5, 1));
+    h.s.append(run(1, 5, 1));
     h.sync();
-    h.s.compact(3);
+    h.s.compact(3, V1);
     h.sync();
-    expect(h.s.snapshot()).toEqual({ index: 3, term: 1 });
+    expect(h.s.snapshot()).toEqual({ index: 3, term: 1, voters: V1 });
     expect(h.s.lastIndex()).toBe(5);
     expect(h.s.entries(1, 3, 10)).toEqual([]);
     expect(h.s.entries(1, 4, 10)).toEqual([]);
@@ -399,22 +437,22 @@ describe.each(harnesses)("%s", (_name, make) => {
 
   test("installSnapshot that matches an entry keeps the suffix", () => {
     const h = make();
-    h.s.append([...range(1, 3, 1), ...range(4, 6, 2)]);
+    h.s.append([...run(1, 3, 1), ...run(4, 6, 2)]);
     h.sync();
-    h.s.installSnapshot({ index: 4, term: 2 });
+    h.s.installSnapshot({ index: 4, term: 2, voters: V1 });
     h.sync();
-    expect(h.s.snapshot()).toEqual({ index: 4, term: 2 });
+    expect(h.s.snapshot()).toEqual({ index: 4, term: 2, voters: V1 });
     expect(h.s.lastIndex()).toBe(6);
     expect(indexes(h.s.entries(0, 10, 10))).toEqual([5, 6]);
   });
 
   test("installSnapshot with a conflicting term discards the log", () => {
     const h = make();
-    h.s.append(range(1, 6, 1));
+    h.s.append(run(1, 6, 1));
     h.sync();
-    h.s.installSnapshot({ index: 4, term: 3 });
+    h.s.installSnapshot({ index: 4, term: 3, voters: V1 });
     h.sync();
-    expect(h.s.snapshot()).toEqual({ index: 4, term: 3 });
+    expect(h.s.snapshot()).toEqual({ index: 4, term: 3, voters: V1 });
     expect(h.s.lastIndex()).toBe(4);
     expect(h.s.termAt(5)).toBeUndefined();
     expect(h.s.entries(0, 10, 10)).toEqual([]);
@@ -422,20 +460,52 @@ describe.each(harnesses)("%s", (_name, make) => {
 
   test("installSnapshot beyond the end discards the log; append continues from snapshot.index + 1", () => {
     const h = make();
-    h.s.append(range(1, 3, 1));
+    h.s.append(run(1, 3, 1));
     h.sync();
-    h.s.installSnapshot({ index: 10, term: 2 });
+    h.s.installSnapshot({ index: 10, term: 2, voters: V1 });
     h.sync();
     expect(h.s.lastIndex()).toBe(10);
-    expect(h.s.snapshot()).toEqual({ index: 10, term: 2 });
+    expect(h.s.snapshot()).toEqual({ index: 10, term: 2, voters: V1 });
     expect(h.s.termAt(10)).toBe(2);
     expect(h.s.termAt(3)).toBeUndefined();
     expect(h.s.entries(0, 20, 20)).toEqual([]);
     expect(() => h.s.append([entry(4, 2)])).toThrow(/append/);
     expect(() => h.s.append([entry(12, 2)])).toThrow(/append/);
-    h.s.append(range(11, 12, 2));
+    h.s.append(run(11, 12, 2));
     h.sync();
     expect(h.s.lastIndex()).toBe(12);
-    expect(h.s.entries(0, 20, 20)).toEqual(range(11, 12, 2));
+    expect(h.s.entries(0, 20, 20)).toEqual(run(11, 12, 2));
+  });
+
+  test("snapshot voters: replaced by each compaction, kept by an installSnapshot that names none", () => {
+    const h = make();
+    h.s.append(run(1, 6, 1));
+    h.s.compact(2, V1);
+    h.sync();
+    h.s.compact(3, V2);
+    h.sync();
+    expect(h.s.snapshot()).toEqual({ index: 3, term: 1, voters: V2 });
+    h.s.installSnapshot({ index: 4, term: 1 });
+    h.sync();
+    expect(h.s.snapshot()).toEqual({ index: 4, term: 1, voters: V2 });
+    h.s.installSnapshot({ index: 9, term: 2 });
+    h.sync();
+    expect(h.s.snapshot()).toEqual({ index: 9, term: 2, voters: V2 });
+  });
+
+  test("voters unknown to a snapshot stay unknown (never an empty cluster)", () => {
+    const h = make();
+    h.s.installSnapshot({ index: 5, term: 1 });
+    h.sync();
+    expect(h.s.snapshot().voters).toBeUndefined();
+  });
+
+  test("installSnapshot at the snapshot's own index adopts the voters it names", () => {
+    const h = make();
+    h.s.append(run(1, 2, 1));
+    h.s.compact(1, V1);
+    h.s.installSnapshot({ index: 1, term: 1, voters: V2 });
+    h.sync();
+    expect(h.s.snapshot()).toEqual({ index: 1, term: 1, voters: V2 });
   });
 });
