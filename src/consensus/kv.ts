@@ -1,4 +1,4 @@
-import { eq } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { kv } from "../db/schema.ts";
@@ -14,14 +14,38 @@ export const kvSetPayload = v.strictObject({
   ),
 });
 
+/** One prepared upsert per database: applying thousands of entries a second must not rebuild the query each time. */
+const upserts = new WeakMap<Db, ReturnType<typeof prepareUpsert>>();
+
+function prepareUpsert(db: Db) {
+  const row = {
+    key: sql.placeholder("key"),
+    value: sql.placeholder("value"),
+    index: sql.placeholder("index"),
+    term: sql.placeholder("term"),
+  };
+  return db
+    .insert(kv)
+    .values(row)
+    .onConflictDoUpdate({
+      target: kv.key,
+      set: { value: sql`excluded.value`, index: sql`excluded.idx`, term: sql`excluded.term` },
+    })
+    .prepare();
+}
+
 /** `kv.set`: the replicated key-value register (operator data, tests, benchmarks). */
 export const kvSet = defineCommand({
   name: "kv.set",
   payload: kvSetPayload,
   tables: [kv],
-  apply(tx, payload, ctx) {
-    const row = { key: payload.key, value: payload.value ?? null, index: ctx.index, term: ctx.term };
-    tx.insert(kv).values(row).onConflictDoUpdate({ target: kv.key, set: row }).run();
+  apply(db, payload, ctx) {
+    let upsert = upserts.get(db);
+    if (!upsert) {
+      upsert = prepareUpsert(db);
+      upserts.set(db, upsert);
+    }
+    upsert.run({ key: payload.key, value: payload.value ?? null, index: ctx.index, term: ctx.term });
   },
 });
 

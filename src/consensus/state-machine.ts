@@ -17,8 +17,11 @@ export interface CommandDefinition<P> {
   payload: v.GenericSchema<unknown, P>;
   /** The tables this command writes: they make up the replicated state a snapshot carries. */
   tables: readonly SQLiteTable[];
-  /** Deterministic: the same entries applied in the same order give the same state on every voter. */
-  apply(tx: Db, payload: P, ctx: ApplyContext): void;
+  /**
+   * Deterministic: the same entries applied in the same order give the same state on every voter.
+   * Called inside the batch's transaction; `db` is the node's one connection, so its writes join it.
+   */
+  apply(db: Db, payload: P, ctx: ApplyContext): void;
 }
 
 export function defineCommand<P>(def: CommandDefinition<P>): CommandDefinition<P> {
@@ -92,7 +95,7 @@ export class StateMachine {
         this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
         continue;
       }
-      def.apply(tx, parsed.output, { index: entry.index, term: entry.term });
+      def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
     }
     writeMeta(tx, APPLIED_KEY, String((entries.at(-1) as Entry).index));
   }
