@@ -231,6 +231,9 @@ export class RaftNode {
   propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
     if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
     if (this.transferTarget) return Promise.reject(new NotLeaderError(this.leaderId, "leadership transfer under way"));
+    if (!this.holdsLease()) {
+      return Promise.reject(new NotLeaderError(this.id, "leader lease lapsed (no majority acknowledged it recently)"));
+    }
     const index = this.storage.lastIndex() + 1;
     this.storage.append([{ index, term: this.term, command }]);
     const result = new Promise<{ index: number; term: number }>((resolve, reject) => {

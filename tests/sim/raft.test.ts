@@ -37,7 +37,7 @@ describe("Raft under a seeded simulator", () => {
     expect(why?.cause).toContain("votes from");
   });
 
-  test("a leader cut off from the majority stops holding its lease before another is elected", () => {
+  test("a leader cut off from the majority stops holding its lease before another is elected", async () => {
     const sim = new RaftSim({ seed: 11, voters: 5 });
     sim.run(3_000);
     const old = sim.leader();
@@ -46,6 +46,18 @@ describe("Raft under a seeded simulator", () => {
     sim.partition([old.id], others);
     while (sim.leader()?.id === old.id || sim.leader() === undefined) sim.run(10);
     expect(old.raft.holdsLease()).toBe(false);
+    // A leader without its lease refuses writes, so no client is told "committed" by a deposed leader.
+    let outcome = "pending";
+    old.raft.propose({ name: "kv.set", payload: { key: "x", value: 1 } }).then(
+      () => {
+        outcome = "committed";
+      },
+      (e: Error) => {
+        outcome = e.message;
+      },
+    );
+    await Promise.resolve();
+    expect(outcome).toContain("lease");
     sim.run(2_000);
     expect(old.raft.currentRole).not.toBe("leader");
     const stepDown = sim.traces.find((t) => t.node === old.id && t.from === "leader");
