@@ -3,7 +3,14 @@ import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import * as v from "valibot";
 import { ConfigError, describeIssues } from "./errors.ts";
-import { addressSchema, type ClusterFile, clusterFileSchema, type NodeEntry, nodeIdSchema } from "./schema.ts";
+import {
+  addressSchema,
+  type ClusterFile,
+  clusterFileSchema,
+  type JobTemplate,
+  type NodeEntry,
+  nodeIdSchema,
+} from "./schema.ts";
 import { deriveTiming, TIMING_PROFILES, type Timing, type TimingProfileName } from "./timing.ts";
 
 /** Values that flags or P2P_* environment variables may override (flags win over env, env over the file). */
@@ -36,6 +43,8 @@ export interface NodeConfig {
   readonly logLevel: "debug" | "info" | "warn" | "error";
   /** Every node the file lists (voters are decided from this, never from who seems alive). */
   readonly configuredNodes: readonly NodeEntry[];
+  /** How this node runs each type of work. */
+  readonly jobs: Readonly<Record<string, JobTemplate>>;
 }
 
 export function envOverrides(env: Record<string, string | undefined> = process.env): Overrides {
@@ -167,5 +176,6 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     timing: deriveTiming(timingName),
     logLevel,
     configuredNodes: file.nodes,
+    jobs: file.jobs,
   };
 }

@@ -41,6 +41,40 @@ const nodeSchema = v.strictObject({
   nat: v.optional(v.boolean(), false),
 });
 
+/** "90s", "5m", "1h", "2d", "250ms", or a number of milliseconds. */
+export function parseDuration(input: string | number): number {
+  if (typeof input === "number") return input;
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(input.trim());
+  if (!m) return Number.NaN;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+export const durationSchema = v.pipe(
+  v.union([v.number(), v.string()]),
+  v.transform(parseDuration),
+  v.check((ms) => Number.isFinite(ms) && ms > 0, 'a duration such as "90s", "5m" or "1h"'),
+);
+
+export const jobTemplateSchema = v.strictObject({
+  /** argv; "{key}" is replaced by the item's config value, "{output_dir}" by the job's own folder. */
+  command: v.pipe(v.array(v.string()), v.minLength(1, "a command of at least one word")),
+  timeout: v.optional(durationSchema, "1h"),
+  slots: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
+  requires: v.optional(
+    v.strictObject({
+      gpu: v.optional(v.boolean()),
+      gpu_memory_gb: v.optional(v.pipe(v.number(), v.minValue(0))),
+      disk_gb: v.optional(v.pipe(v.number(), v.minValue(0))),
+    }),
+    {},
+  ),
+  env: v.optional(v.record(v.string(), v.string()), {}),
+  cwd: v.optional(v.string()),
+});
+
+export type JobTemplate = v.InferOutput<typeof jobTemplateSchema>;
+
 const timingSchema = v.picklist(Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]);
 
 export const clusterFileSchema = v.strictObject({
@@ -58,6 +92,11 @@ export const clusterFileSchema = v.strictObject({
     data_dir: v.optional(v.pipe(v.string(), v.minLength(1)), ".data/{id}"),
     log_level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
   }),
+  /** Job templates by work type: how a node runs an item of that type. */
+  jobs: v.optional(
+    v.record(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a job type name")), jobTemplateSchema),
+    {},
+  ),
   nodes: v.pipe(
     v.array(nodeSchema),
     v.minLength(1, "at least one [[nodes]] entry"),

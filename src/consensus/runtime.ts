@@ -48,6 +48,9 @@ export class ConsensusRuntime {
   /** The snapshot arriving in pieces, and the complete one while the core decides on it. */
   private incoming: { key: string; total: number; parts: string[]; received: number } | null = null;
   private incomingData: string | null = null;
+  /** Results of applied entries that a local proposer awaits, by index. */
+  private readonly results = new Map<number, unknown>();
+  private readonly awaited = new Set<number>();
   private inFlight = 0;
   private readonly sent: (labels?: Record<string, string>, by?: number) => void;
   private readonly failed: (labels?: Record<string, string>, by?: number) => void;
@@ -127,15 +130,22 @@ export class ConsensusRuntime {
     }
   }
 
-  /** Commits a registered command; resolves once it is applied here. */
-  async propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
+  /** Commits a registered command; resolves once it is applied here, with what its apply returned. */
+  async propose(command: Entry["command"]): Promise<{ index: number; term: number; result: unknown }> {
     const problem = this.state.validate(command);
     if (problem) throw new Error(problem);
     const pending = this.raft.propose(command);
+    const index = this.raft.lastIndex;
+    this.awaited.add(index);
     this.scheduleDrain();
-    const result = await pending;
-    if (this.appliedIndex < result.index) this.drain();
-    return result;
+    try {
+      const committed = await pending;
+      if (this.appliedIndex < committed.index) this.drain();
+      return { ...committed, result: this.results.get(index) };
+    } finally {
+      this.awaited.delete(index);
+      this.results.delete(index);
+    }
   }
 
   /** Adds or removes one voter; resolves once the change is committed and applied here. */
@@ -176,8 +186,11 @@ export class ConsensusRuntime {
       this.opts.db.transaction((tx) => {
         this.storage.writeTo(tx as unknown as Db);
         for (const e of stateChanges) {
-          if (e.type === "apply") this.state.applyIn(tx as unknown as Db, e.entries);
-          else if (e.type === "install-snapshot") {
+          if (e.type === "apply") {
+            this.state.applyIn(tx as unknown as Db, e.entries, (index, result) => {
+              if (this.awaited.has(index)) this.results.set(index, result);
+            });
+          } else if (e.type === "install-snapshot") {
             if (this.incomingData === null) throw new Error("snapshot installed without its data");
             this.state.restoreIn(tx as unknown as Db, this.incomingData, e.index);
           }

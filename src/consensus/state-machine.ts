@@ -21,7 +21,7 @@ export interface CommandDefinition<P> {
    * Deterministic: the same entries applied in the same order give the same state on every voter.
    * Called inside the batch's transaction; `db` is the node's one connection, so its writes join it.
    */
-  apply(db: Db, payload: P, ctx: ApplyContext): void;
+  apply(db: Db, payload: P, ctx: ApplyContext): unknown;
 }
 
 export function defineCommand<P>(def: CommandDefinition<P>): CommandDefinition<P> {
@@ -83,8 +83,11 @@ export class StateMachine {
     return parsed.success ? null : (parsed.issues[0]?.message ?? "invalid payload");
   }
 
-  /** Applies entries through `tx`, the caller's transaction, recording the applied index with them. */
-  applyIn(tx: Db, entries: readonly Entry[]): void {
+  /**
+   * Applies entries through `tx`, the caller's transaction, recording the applied index with them.
+   * `onResult` receives what each command returned (a proposer may be waiting for it).
+   */
+  applyIn(tx: Db, entries: readonly Entry[], onResult?: (index: number, result: unknown) => void): void {
     if (entries.length === 0) return;
     for (const entry of entries) {
       // Raft's own entries (a new leader's no-op, voter changes) change nothing here.
@@ -95,7 +98,8 @@ export class StateMachine {
         this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
         continue;
       }
-      def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
+      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
+      onResult?.(entry.index, result);
     }
     writeMeta(tx, APPLIED_KEY, String((entries.at(-1) as Entry).index));
   }

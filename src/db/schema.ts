@@ -47,3 +47,41 @@ export const kv = sqliteTable("kv", {
   index: integer("idx").notNull(),
   term: integer("term").notNull(),
 });
+
+/** The replicated work queue: one row per submitted item, its lifecycle state and machine context. */
+export const workItems = sqliteTable(
+  "work_items",
+  {
+    id: text("id").primaryKey(),
+    type: text("type").notNull(),
+    priority: integer("priority").notNull(),
+    config: text("config", { mode: "json" }).notNull(),
+    requirements: text("requirements", { mode: "json" }).notNull(),
+    dependsOn: text("depends_on", { mode: "json" }).$type<string[]>().notNull(),
+    timeoutMs: integer("timeout_ms").notNull(),
+    state: text("state").notNull(),
+    context: text("context", { mode: "json" }).notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    /** Log index of the submission: the queue's stable order among equal priorities. */
+    seq: integer("seq").notNull(),
+  },
+  (t) => [index("work_items_state").on(t.state, t.priority, t.seq)],
+);
+
+/** Every transition of every work item, with its cause and the term of the leader that ordered it. */
+export const workHistory = sqliteTable(
+  "work_history",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    itemId: text("item_id").notNull(),
+    from: text("from_state"),
+    to: text("to_state").notNull(),
+    event: text("event").notNull(),
+    cause: text("cause"),
+    node: text("node"),
+    term: integer("term").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [index("work_history_item").on(t.itemId, t.seq)],
+);

@@ -103,7 +103,8 @@ export function consensusRoutes(
 
   serve(app, ROUTES.kvSet, async ({ body }) => {
     try {
-      return await consensus.propose({ name: "kv.set", payload: body });
+      const { index, term } = await consensus.propose({ name: "kv.set", payload: body });
+      return { index, term };
     } catch (e) {
       return fail(e, leaderHint);
     }

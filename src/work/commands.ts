@@ -1,0 +1,305 @@
+import { and, asc, desc, eq, gte, inArray } from "drizzle-orm";
+import * as v from "valibot";
+import { initialTransition, type SnapshotFrom, transition } from "xstate";
+import { defineCommand } from "../consensus/state-machine.ts";
+import type { Db } from "../db/client.ts";
+import { workHistory, workItems } from "../db/schema.ts";
+import { type JobEvent, type JobState, jobLifecycleMachine } from "../machines/job-lifecycle.ts";
+import { type Offer, offerSchema, requirementsSchema, type WorkItem } from "./model.ts";
+import { misfits } from "./placement.ts";
+
+/**
+ * The work queue's replicated commands. Each apply is deterministic: times, ids and backoff jitter
+ * are chosen by the leader when it proposes and arrive in the payload.
+ */
+
+const now = v.number();
+
+/** How many pending items one claim looks at, at most (in priority order). */
+const CLAIM_SCAN_LIMIT = 500;
+
+const normalizedItemSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  priority: v.number(),
+  config: v.record(v.string(), v.unknown()),
+  requirements: requirementsSchema,
+  dependsOn: v.array(v.string()),
+  maxAttempts: v.number(),
+  timeoutMs: v.number(),
+});
+
+export type NormalizedItem = v.InferOutput<typeof normalizedItemSchema>;
+
+export interface Claim {
+  id: string;
+  type: string;
+  config: Record<string, unknown>;
+  timeoutMs: number;
+  leaseId: string;
+  expiresAt: number;
+  term: number;
+  attempt: number;
+}
+
+export type ReportOutcome =
+  | { ok: true; state: JobState; duplicate: boolean }
+  | { ok: false; status: 404 | 409; reason: string };
+
+function toItem(row: typeof workItems.$inferSelect): WorkItem {
+  return row as unknown as WorkItem;
+}
+
+export function readItem(db: Db, id: string): WorkItem | undefined {
+  const row = db.select().from(workItems).where(eq(workItems.id, id)).get();
+  return row ? toItem(row) : undefined;
+}
+
+/** Runs the item's lifecycle machine on one event; writes the new state and a history row if it changed. */
+function step(
+  db: Db,
+  item: WorkItem,
+  event: JobEvent,
+  at: { now: number; term: number; cause: string; node?: string | null },
+): boolean {
+  const snapshot = jobLifecycleMachine.resolveState({ value: item.state, context: item.context });
+  const [next] = transition(jobLifecycleMachine, snapshot as SnapshotFrom<typeof jobLifecycleMachine>, event);
+  const to = next.value as JobState;
+  if (to === item.state && JSON.stringify(next.context) === JSON.stringify(item.context)) return false;
+  db.update(workItems)
+    .set({ state: to, context: next.context, updatedAt: at.now })
+    .where(eq(workItems.id, item.id))
+    .run();
+  if (to !== item.state) {
+    db.insert(workHistory)
+      .values({
+        itemId: item.id,
+        from: item.state,
+        to,
+        event: event.type,
+        cause: at.cause,
+        node: at.node ?? null,
+        term: at.term,
+        at: at.now,
+      })
+      .run();
+  }
+  item.state = to;
+  item.context = next.context;
+  return true;
+}
+
+export const workAdd = defineCommand({
+  name: "work.add",
+  payload: v.object({ items: v.array(normalizedItemSchema), now }),
+  tables: [workItems, workHistory],
+  apply(db, payload, ctx) {
+    const added: string[] = [];
+    const existing: string[] = [];
+    payload.items.forEach((item, i) => {
+      if (readItem(db, item.id)) {
+        existing.push(item.id);
+        return;
+      }
+      const [initial] = initialTransition(jobLifecycleMachine, { maxAttempts: item.maxAttempts });
+      db.insert(workItems)
+        .values({
+          id: item.id,
+          type: item.type,
+          priority: item.priority,
+          config: item.config,
+          requirements: item.requirements,
+          dependsOn: item.dependsOn,
+          timeoutMs: item.timeoutMs,
+          state: "pending",
+          context: initial.context,
+          createdAt: payload.now,
+          updatedAt: payload.now,
+          seq: ctx.index * 10_000 + i,
+        })
+        .run();
+      db.insert(workHistory)
+        .values({
+          itemId: item.id,
+          from: null,
+          to: "pending",
+          event: "submit",
+          cause: "submitted",
+          node: null,
+          term: ctx.term,
+          at: payload.now,
+        })
+        .run();
+      added.push(item.id);
+    });
+    return { added, existing };
+  },
+});
+
+export const workClaim = defineCommand({
+  name: "work.claim",
+  payload: v.object({ offer: offerSchema, max: v.number(), now, leaseMs: v.number() }),
+  tables: [workItems, workHistory],
+  apply(db, payload, ctx): Claim[] {
+    const offer: Offer = { ...payload.offer };
+    const claims: Claim[] = [];
+    const candidates = db
+      .select()
+      .from(workItems)
+      .where(eq(workItems.state, "pending"))
+      .orderBy(desc(workItems.priority), asc(workItems.seq))
+      .limit(CLAIM_SCAN_LIMIT)
+      .all()
+      .map(toItem);
+    for (const item of candidates) {
+      if (claims.length >= payload.max || offer.freeSlots <= 0) break;
+      if (misfits(item, offer, payload.now).length > 0 || !dependenciesDone(db, item)) continue;
+      const leaseId = `${ctx.term}.${ctx.index}.${claims.length}`;
+      const expiresAt = payload.now + payload.leaseMs;
+      step(
+        db,
+        item,
+        { type: "claim", node: offer.node, leaseId, expiresAt },
+        {
+          now: payload.now,
+          term: ctx.term,
+          cause: `claimed by ${offer.node}`,
+          node: offer.node,
+        },
+      );
+      offer.freeSlots -= offer.slotsPerType[item.type] ?? 1;
+      claims.push({
+        id: item.id,
+        type: item.type,
+        config: item.config,
+        timeoutMs: item.timeoutMs,
+        leaseId,
+        expiresAt,
+        term: ctx.term,
+        attempt: item.context.attempts,
+      });
+    }
+    return claims;
+  },
+});
+
+function dependenciesDone(db: Db, item: WorkItem): boolean {
+  if (item.dependsOn.length === 0) return true;
+  const done = db
+    .select({ id: workItems.id })
+    .from(workItems)
+    .where(and(inArray(workItems.id, item.dependsOn), eq(workItems.state, "completed")))
+    .all();
+  return done.length === item.dependsOn.length;
+}
+
+export const workReport = defineCommand({
+  name: "work.report",
+  payload: v.object({
+    id: v.string(),
+    leaseId: v.string(),
+    node: v.string(),
+    kind: v.picklist(["start", "heartbeat", "complete", "fail"]),
+    result: v.optional(v.unknown()),
+    error: v.optional(v.string()),
+    retryAt: v.optional(v.number()),
+    now,
+    leaseMs: v.number(),
+  }),
+  tables: [workItems, workHistory],
+  apply(db, p, ctx): ReportOutcome {
+    const item = readItem(db, p.id);
+    if (!item) return { ok: false, status: 404, reason: `no work item "${p.id}"` };
+    const finished = p.kind === "complete" || p.kind === "fail";
+    if (finished && item.context.finishedLeaseId === p.leaseId) return { ok: true, state: item.state, duplicate: true };
+    const expiresAt = p.now + p.leaseMs;
+    const event: JobEvent =
+      p.kind === "start"
+        ? { type: "start", leaseId: p.leaseId, expiresAt }
+        : p.kind === "heartbeat"
+          ? { type: "heartbeat", leaseId: p.leaseId, expiresAt }
+          : p.kind === "complete"
+            ? { type: "complete", leaseId: p.leaseId, result: p.result ?? null }
+            : { type: "fail", leaseId: p.leaseId, error: p.error ?? "failed", retryAt: p.retryAt ?? p.now };
+    const cause =
+      p.kind === "fail" ? `failed on ${p.node}: ${p.error ?? "no reason given"}` : `${p.kind} from ${p.node}`;
+    if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: p.node })) {
+      return {
+        ok: false,
+        status: 409,
+        reason: `lease ${p.leaseId} is not the current lease of "${p.id}" (state ${item.state}); nothing changed`,
+      };
+    }
+    return { ok: true, state: item.state, duplicate: false };
+  },
+});
+
+export const workCancel = defineCommand({
+  name: "work.cancel",
+  payload: v.object({ id: v.string(), reason: v.string(), now }),
+  tables: [workItems, workHistory],
+  apply(db, p, ctx): ReportOutcome {
+    const item = readItem(db, p.id);
+    if (!item) return { ok: false, status: 404, reason: `no work item "${p.id}"` };
+    if (item.state === "cancelled") return { ok: true, state: item.state, duplicate: true };
+    if (!step(db, item, { type: "cancel", reason: p.reason }, { now: p.now, term: ctx.term, cause: p.reason })) {
+      return { ok: false, status: 409, reason: `"${p.id}" is ${item.state} and can no longer be cancelled` };
+    }
+    return { ok: true, state: item.state, duplicate: false };
+  },
+});
+
+/** The leader's clock applied to the queue: expired leases go back to the queue, waited-out retries too. */
+export const workTick = defineCommand({
+  name: "work.tick",
+  payload: v.object({ now }),
+  tables: [workItems, workHistory],
+  apply(db, p, ctx) {
+    let expired = 0;
+    let retried = 0;
+    for (const item of dueItems(db, p.now)) {
+      if (item.state === "retry-wait") {
+        if (step(db, item, { type: "retry-due", now: p.now }, { now: p.now, term: ctx.term, cause: "backoff over" })) {
+          retried++;
+        }
+      } else {
+        const cause = `lease ${item.context.leaseId} of ${item.context.leaseNode} expired`;
+        if (step(db, item, { type: "lease-expired", now: p.now }, { now: p.now, term: ctx.term, cause })) expired++;
+      }
+    }
+    return { expired, retried };
+  },
+});
+
+/** Items whose lease ran out or whose backoff is over at `now` (what a tick would move). */
+export function dueItems(db: Db, at: number): WorkItem[] {
+  return db
+    .select()
+    .from(workItems)
+    .where(inArray(workItems.state, ["claimed", "running", "retry-wait"]))
+    .all()
+    .map(toItem)
+    .filter((item) =>
+      item.state === "retry-wait"
+        ? (item.context.notBefore ?? 0) <= at
+        : item.context.leaseExpiresAt !== null && item.context.leaseExpiresAt <= at,
+    );
+}
+
+export const WORK_COMMANDS = [workAdd, workClaim, workReport, workCancel, workTick];
+
+export function history(db: Db, opts: { itemId?: string; since?: number; limit: number }) {
+  return db
+    .select()
+    .from(workHistory)
+    .where(
+      and(
+        opts.itemId ? eq(workHistory.itemId, opts.itemId) : undefined,
+        opts.since !== undefined ? gte(workHistory.at, opts.since) : undefined,
+      ),
+    )
+    .orderBy(desc(workHistory.seq))
+    .limit(opts.limit)
+    .all()
+    .reverse();
+}
