@@ -58,6 +58,12 @@ export interface Timing extends TimingBase {
   readonly leaseMs: number;
   /** Raft: an AppendEntries unanswered this long is treated as lost. */
   readonly appendTimeoutMs: number;
+  /** Work: a claim's lease; a worker that does not renew it within this long loses the item. */
+  readonly workLeaseMs: number;
+  /** Work: how often a worker renews its leases (a third of the lease, so two renewals may be lost). */
+  readonly workHeartbeatMs: number;
+  /** Work: how often an idle worker asks for work, and the leader checks for expired leases. */
+  readonly workPollMs: number;
 }
 
 export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMING_PROFILES[profile]): Timing {
@@ -86,6 +92,9 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     clockSkewMs: 30_000,
     traceFlushMs: 250,
     ...deriveRaftTiming(roundTripMs),
+    workLeaseMs: periodMs * 60,
+    workHeartbeatMs: periodMs * 20,
+    workPollMs: periodMs * 2,
   };
 }
 

@@ -19,6 +19,8 @@ type In<S> = S extends v.GenericSchema<infer I, unknown> ? I : undefined;
 
 export interface CallOptions<Spec extends RouteSpec> {
   body?: In<Spec["body"]>;
+  /** Values for the path's ":name" parameters. */
+  params?: Record<string, string>;
   query?: Record<string, string | number | undefined>;
   timeoutMs: number;
   signal?: AbortSignal;
@@ -37,7 +39,12 @@ export async function call<Spec extends RouteSpec>(
   opts: CallOptions<Spec>,
 ): Promise<unknown> {
   const base = baseUrl.includes("://") ? baseUrl : `http://${baseUrl}`;
-  const url = new URL(spec.path, base);
+  const path = spec.path.replace(/:([A-Za-z]+)/g, (_, name: string) => {
+    const value = opts.params?.[name];
+    if (value === undefined) throw new Error(`${spec.path}: missing path parameter "${name}"`);
+    return encodeURIComponent(value);
+  });
+  const url = new URL(path, base);
   for (const [k, val] of Object.entries(opts.query ?? {})) if (val !== undefined) url.searchParams.set(k, String(val));
   const body = opts.body === undefined ? "" : JSON.stringify(opts.body);
   const headers: Record<string, string> = body ? { "content-type": "application/json" } : {};
@@ -68,9 +75,9 @@ export async function call<Spec extends RouteSpec>(
   } catch (e) {
     const err = e as Error;
     if (err.name === "TimeoutError" || err.name === "AbortError") {
-      throw new CallError("timeout", `${spec.method} ${url.host}${spec.path}: no answer within ${opts.timeoutMs} ms`);
+      throw new CallError("timeout", `${spec.method} ${url.host}${path}: no answer within ${opts.timeoutMs} ms`);
     }
-    throw new CallError("unreachable", `${spec.method} ${url.host}${spec.path}: ${err.message}`);
+    throw new CallError("unreachable", `${spec.method} ${url.host}${path}: ${err.message}`);
   }
   const text = await response.text();
   const parsed = parseJson(text);
@@ -78,7 +85,7 @@ export async function call<Spec extends RouteSpec>(
     const detail = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 200);
     throw new CallError(
       "http",
-      `${spec.method} ${url.host}${spec.path}: ${response.status} ${detail}`,
+      `${spec.method} ${url.host}${path}: ${response.status} ${detail}`,
       response.status,
       parsed,
     );

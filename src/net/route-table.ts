@@ -3,6 +3,7 @@ import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
 import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
+import { offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
 
 /**
  * Every HTTP route of the node, shared by the server (which must serve each one) and every
@@ -49,6 +50,29 @@ export const kvGetQuerySchema = v.strictObject({
   consistency: v.optional(v.picklist(["linearizable", "local"]), "linearizable"),
 });
 
+export const workHistoryQuerySchema = v.strictObject({
+  item: v.optional(v.pipe(v.string(), v.maxLength(128))),
+  since: v.optional(positiveInt(Number.MAX_SAFE_INTEGER)),
+  limit: v.optional(positiveInt(10_000)),
+});
+
+export const cancelBodySchema = v.strictObject({ reason: v.optional(v.pipe(v.string(), v.maxLength(200))) });
+
+export const claimBodySchema = v.strictObject({
+  offer: offerSchema,
+  max: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(256)),
+});
+
+/** A worker's report on its lease: the same body for start, heartbeat, complete and fail. */
+export const reportBodySchema = v.strictObject({
+  leaseId: v.pipe(v.string(), v.maxLength(64)),
+  progress: v.optional(v.unknown()),
+  result: v.optional(v.unknown()),
+  error: v.optional(v.pipe(v.string(), v.maxLength(4_000))),
+  /** fail: how long to wait before the next attempt (the worker's backoff with jitter). */
+  retryDelayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000))),
+});
+
 export const ROUTES = {
   health: { method: "GET", path: "/health", auth: "none" },
   status: { method: "GET", path: "/status", auth: "operator" },
@@ -63,6 +87,19 @@ export const ROUTES = {
   electionStepDown: { method: "POST", path: "/admin/election/step-down", auth: "operator", body: emptyBodySchema },
   voters: { method: "POST", path: "/admin/voters", auth: "operator", body: votersBodySchema },
   kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload },
+  workAdd: { method: "POST", path: "/work", auth: "operator", body: workItemInputSchema },
+  workBatch: { method: "POST", path: "/work/batch", auth: "operator", body: workBatchSchema },
+  workStatus: { method: "GET", path: "/work/status", auth: "operator" },
+  workPopulator: { method: "GET", path: "/work/populator", auth: "operator" },
+  workHistory: { method: "GET", path: "/work/history", auth: "operator", query: workHistoryQuerySchema },
+  workNode: { method: "GET", path: "/work/node/:id", auth: "operator" },
+  workGet: { method: "GET", path: "/work/:id", auth: "operator" },
+  workCancel: { method: "POST", path: "/work/:id/cancel", auth: "operator", body: cancelBodySchema },
+  peerWorkClaim: { method: "POST", path: "/peer/work/claim", auth: "peer", body: claimBodySchema },
+  peerWorkStart: { method: "POST", path: "/peer/work/:id/start", auth: "peer", body: reportBodySchema },
+  peerWorkHeartbeat: { method: "POST", path: "/peer/work/:id/heartbeat", auth: "peer", body: reportBodySchema },
+  peerWorkComplete: { method: "POST", path: "/peer/work/:id/complete", auth: "peer", body: reportBodySchema },
+  peerWorkFail: { method: "POST", path: "/peer/work/:id/fail", auth: "peer", body: reportBodySchema },
   kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
 } as const satisfies Record<string, RouteSpec>;
 

@@ -19,6 +19,8 @@ export const nodeInfoSchema = v.object({
   disk: v.object({ totalBytes: v.number(), freeBytes: v.number() }),
   gpus: v.pipe(v.array(gpuSchema), v.maxLength(16)),
   sampledAt: v.number(),
+  /** Job slots taken by running work (the rest are free for claims). */
+  busySlots: v.optional(v.number()),
   /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
   leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: v.number() }))),
 });

@@ -19,7 +19,10 @@ import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";
+import { workRoutes } from "../routes/work.ts";
 import { VERSION } from "../version.ts";
+import { WORK_COMMANDS } from "../work/commands.ts";
+import { WorkService } from "../work/service.ts";
 import type { NodeInfo } from "./info.ts";
 import { sampleResources } from "./resources.ts";
 import { type NodeStatus, peerStatus } from "./status.ts";
@@ -87,7 +90,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     traces,
     log,
     metrics,
-    commands: [kvSet],
+    commands: [kvSet, ...WORK_COMMANDS],
     onLeaderChange: (leader, term) => {
       knownLeader = leader ? { id: leader, term } : null;
       publishInfo();
@@ -118,6 +121,18 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       );
     }
   };
+
+  const work = new WorkService({
+    consensus,
+    db,
+    jobs: config.jobs,
+    nodes: () => [
+      { id: config.nodeId, alive: true, info: selfInfo },
+      ...core.list().map((m) => ({ id: m.id, alive: m.state === "alive", info: m.info })),
+    ],
+    leaseMs: timing.workLeaseMs,
+    limits: { soft: 10_000, hard: 50_000 },
+  });
 
   const facts = { ...config, version: VERSION };
   const sample = async () => {
@@ -169,6 +184,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     stopping ??= (async () => {
       log.info("leaving", { reason });
       await membership.leave();
+      clearInterval(workTicker);
       consensus.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");
@@ -182,6 +198,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   observeRoutes(router, { status, metrics, traces });
   peerRoutes(router, membership);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
+  workRoutes(router, { work, leaderHint });
   adminRoutes(router, { leave: (reason) => setTimeout(() => void leave(reason), 10) });
 
   const replay = new ReplayGuard({ windowMs: timing.clockSkewMs * 2, maxEntries: 200_000 });
@@ -206,6 +223,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   membership.start();
   consensus.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
+  const workTicker = setInterval(() => {
+    work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));
+  }, timing.workPollMs);
   log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
   return { url: `http://${config.address}`, stopped, leave };
 }

@@ -8,6 +8,8 @@ type Out<S> = S extends v.GenericSchema<unknown, infer O> ? O : undefined;
 export interface RouteInput<Spec extends RouteSpec> {
   body: Out<Spec["body"]>;
   query: Out<Spec["query"]>;
+  /** Path parameters (":id" in the table's path). */
+  params: Record<string, string>;
   request: Request;
 }
 
@@ -20,19 +22,23 @@ export function serve<Spec extends RouteSpec>(
   spec: Spec,
   handler: (input: RouteInput<Spec>) => unknown,
 ): void {
-  app.route(spec.method, spec.path, (ctx: { body: unknown; query: Record<string, string>; request: Request }) => {
-    let body: unknown;
-    let query: unknown;
-    if (spec.body) {
-      const parsed = v.safeParse(spec.body, ctx.body ?? {});
-      if (!parsed.success) return validationResponse("body", parsed.issues);
-      body = parsed.output;
-    }
-    if (spec.query) {
-      const parsed = v.safeParse(spec.query, { ...ctx.query });
-      if (!parsed.success) return validationResponse("query", parsed.issues);
-      query = parsed.output;
-    }
-    return handler({ body, query, request: ctx.request } as RouteInput<Spec>);
-  });
+  app.route(
+    spec.method,
+    spec.path,
+    (ctx: { body: unknown; query: Record<string, string>; params: Record<string, string>; request: Request }) => {
+      let body: unknown;
+      let query: unknown;
+      if (spec.body) {
+        const parsed = v.safeParse(spec.body, ctx.body ?? {});
+        if (!parsed.success) return validationResponse("body", parsed.issues);
+        body = parsed.output;
+      }
+      if (spec.query) {
+        const parsed = v.safeParse(spec.query, { ...ctx.query });
+        if (!parsed.success) return validationResponse("query", parsed.issues);
+        query = parsed.output;
+      }
+      return handler({ body, query, params: ctx.params ?? {}, request: ctx.request } as RouteInput<Spec>);
+    },
+  );
 }

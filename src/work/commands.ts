@@ -303,3 +303,14 @@ export function history(db: Db, opts: { itemId?: string; since?: number; limit: 
     .all()
     .reverse();
 }
+
+/** Items a node holds a lease on now. */
+export function workItemsOfNode(db: Db, node: string): WorkItem[] {
+  return db
+    .select()
+    .from(workItems)
+    .where(inArray(workItems.state, ["claimed", "running"]))
+    .all()
+    .map(toItem)
+    .filter((item) => item.context.leaseNode === node);
+}

@@ -1,0 +1,95 @@
+import type { Elysia } from "elysia";
+import { NotLeaderError } from "../consensus/raft.ts";
+import { errorResponse } from "../net/errors.ts";
+import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { ReportOutcome } from "../work/commands.ts";
+import { WorkError, type WorkService } from "../work/service.ts";
+import type { LeaderHint } from "./consensus.ts";
+import { serve } from "./define.ts";
+
+/** The work queue's HTTP surface: operators submit and inspect; workers claim and report, signed. */
+export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: () => LeaderHint | null }): void {
+  const { work } = deps;
+  const fail = (e: unknown): Response => {
+    if (e instanceof NotLeaderError) {
+      const hint = deps.leaderHint();
+      return errorResponse(421, "not_leader", e.message, {
+        leader: hint ? { id: hint.id, address: hint.address } : null,
+      });
+    }
+    if (e instanceof WorkError) {
+      const code = e.status === 429 ? "backpressure" : e.status === 404 ? "no_such_item" : "rejected";
+      const response = errorResponse(e.status, code, e.message);
+      if (e.retryAfterS) response.headers.set("retry-after", String(e.retryAfterS));
+      return response;
+    }
+    return errorResponse(422, "rejected", (e as Error).message);
+  };
+  const outcome = (o: ReportOutcome) =>
+    o.ok
+      ? { state: o.state, duplicate: o.duplicate }
+      : errorResponse(o.status, o.status === 409 ? "stale_lease" : "no_such_item", o.reason);
+
+  serve(app, ROUTES.workAdd, async ({ body }) => {
+    try {
+      return await work.submit([body]);
+    } catch (e) {
+      return fail(e);
+    }
+  });
+  serve(app, ROUTES.workBatch, async ({ body }) => {
+    try {
+      return await work.submit(body.items);
+    } catch (e) {
+      return fail(e);
+    }
+  });
+  serve(app, ROUTES.workStatus, () => work.status());
+  serve(app, ROUTES.workPopulator, () => ({ wanted: [], note: "filled in by the training loop's controllers" }));
+  serve(app, ROUTES.workHistory, ({ query }) => ({
+    history: work.history({ itemId: query.item, since: query.since, limit: query.limit ?? 200 }),
+  }));
+  serve(app, ROUTES.workNode, ({ params }) => ({ node: params.id, items: work.ofNode(params.id as string) }));
+  serve(app, ROUTES.workGet, ({ params }) => {
+    try {
+      return work.get(params.id as string);
+    } catch (e) {
+      return fail(e);
+    }
+  });
+  serve(app, ROUTES.workCancel, async ({ params, body }) => {
+    try {
+      return outcome(await work.cancel(params.id as string, body.reason ?? "cancelled by an operator"));
+    } catch (e) {
+      return fail(e);
+    }
+  });
+
+  serve(app, ROUTES.peerWorkClaim, async ({ body, request }) => {
+    if (body.offer.node !== request.headers.get(VERIFIED_PEER_HEADER)) {
+      return errorResponse(403, "forbidden", "a node can only claim for itself");
+    }
+    try {
+      return { claims: await work.claim(body.offer, body.max) };
+    } catch (e) {
+      return fail(e);
+    }
+  });
+  const reports = [
+    [ROUTES.peerWorkStart, "start"],
+    [ROUTES.peerWorkHeartbeat, "heartbeat"],
+    [ROUTES.peerWorkComplete, "complete"],
+    [ROUTES.peerWorkFail, "fail"],
+  ] as const;
+  for (const [spec, kind] of reports) {
+    serve(app, spec, async ({ params, body, request }) => {
+      try {
+        const node = request.headers.get(VERIFIED_PEER_HEADER) as string;
+        return outcome(await work.report(params.id as string, kind, { ...body, node }));
+      } catch (e) {
+        return fail(e);
+      }
+    });
+  }
+}

@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { count } from "drizzle-orm";
+import type { JobTemplate } from "../config/schema.ts";
+import type { ConsensusRuntime } from "../consensus/runtime.ts";
+import type { Db } from "../db/client.ts";
+import { workItems } from "../db/schema.ts";
+import type { NodeInfo } from "../node/info.ts";
+import {
+  type Claim,
+  dueItems,
+  history,
+  type NormalizedItem,
+  type ReportOutcome,
+  readItem,
+  workItemsOfNode,
+} from "./commands.ts";
+import type { Offer, WorkItem, WorkItemInput } from "./model.ts";
+import { misfits } from "./placement.ts";
+
+/** A refusal the HTTP layer turns into its status code. */
+export class WorkError extends Error {
+  constructor(
+    readonly status: 404 | 409 | 422 | 429,
+    message: string,
+    readonly retryAfterS?: number,
+  ) {
+    super(message);
+    this.name = "WorkError";
+  }
+}
+
+export interface NodeView {
+  id: string;
+  alive: boolean;
+  info: NodeInfo | null;
+}
+
+export interface WorkServiceOptions {
+  consensus: ConsensusRuntime;
+  db: Db;
+  jobs: Readonly<Record<string, JobTemplate>>;
+  /** Every node this one knows (itself included), with its gossiped resources. */
+  nodes: () => NodeView[];
+  leaseMs: number;
+  /** Past `soft` queued items submissions are flagged; past `hard` they are refused with 429. */
+  limits: { soft: number; hard: number };
+  now?: () => number;
+}
+
+const QUEUED = ["pending", "retry-wait"] as const;
+
+/** The work queue as the rest of the node uses it: writes go through Raft, reads come from local state. */
+export class WorkService {
+  private readonly now: () => number;
+
+  constructor(private readonly opts: WorkServiceOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Types some known node can run: it has the capability and the cluster file has a template. */
+  executableTypes(): Set<string> {
+    const types = new Set<string>();
+    for (const n of this.opts.nodes()) {
+      for (const c of n.info?.capabilities ?? []) if (this.opts.jobs[c]) types.add(c);
+    }
+    return types;
+  }
+
+  async submit(inputs: readonly WorkItemInput[]): Promise<{ added: string[]; existing: string[]; queued: number }> {
+    const runnable = this.executableTypes();
+    for (const input of inputs) {
+      if (!this.opts.jobs[input.type]) {
+        throw new WorkError(422, `type "${input.type}" has no job template in the cluster file ([jobs.${input.type}])`);
+      }
+      if (!runnable.has(input.type)) {
+        throw new WorkError(422, `no node in the cluster runs type "${input.type}" (no node has that capability)`);
+      }
+    }
+    const queued = this.queuedCount();
+    if (queued + inputs.length > this.opts.limits.hard) {
+      throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, 5);
+    }
+    const now = this.now();
+    const items: NormalizedItem[] = inputs.map((input) => ({
+      id: input.id ?? randomUUID(),
+      type: input.type,
+      priority: input.priority,
+      config: input.config,
+      requirements: input.requirements,
+      dependsOn: input.dependsOn,
+      maxAttempts: input.maxAttempts,
+      timeoutMs: input.timeout ?? this.opts.jobs[input.type]?.timeout ?? 3_600_000,
+    }));
+    const { result } = await this.opts.consensus.propose({ name: "work.add", payload: { items, now } });
+    return { ...(result as { added: string[]; existing: string[] }), queued: queued + items.length };
+  }
+
+  async claim(offer: Offer, max: number): Promise<Claim[]> {
+    const { result } = await this.opts.consensus.propose({
+      name: "work.claim",
+      payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs },
+    });
+    return result as Claim[];
+  }
+
+  async report(
+    id: string,
+    kind: "start" | "heartbeat" | "complete" | "fail",
+    body: { leaseId: string; node: string; result?: unknown; error?: string; retryDelayMs?: number },
+  ): Promise<ReportOutcome> {
+    const now = this.now();
+    const payload = {
+      id,
+      kind,
+      leaseId: body.leaseId,
+      node: body.node,
+      result: body.result,
+      error: body.error,
+      retryAt: now + (body.retryDelayMs ?? 0),
+      now,
+      leaseMs: this.opts.leaseMs,
+    };
+    const { result } = await this.opts.consensus.propose({ name: "work.report", payload });
+    return result as ReportOutcome;
+  }
+
+  async cancel(id: string, reason: string): Promise<ReportOutcome> {
+    const { result } = await this.opts.consensus.propose({
+      name: "work.cancel",
+      payload: { id, reason, now: this.now() },
+    });
+    return result as ReportOutcome;
+  }
+
+  /** Leader housekeeping: moves expired leases and finished backoffs, only when there is something to move. */
+  async tickIfDue(): Promise<void> {
+    if (this.opts.consensus.raft.currentRole !== "leader") return;
+    const now = this.now();
+    if (dueItems(this.opts.db, now).length === 0) return;
+    await this.opts.consensus.propose({ name: "work.tick", payload: { now } });
+  }
+
+  queuedCount(): number {
+    const rows = this.opts.db
+      .select({ state: workItems.state, n: count() })
+      .from(workItems)
+      .groupBy(workItems.state)
+      .all();
+    return rows.filter((r) => (QUEUED as readonly string[]).includes(r.state)).reduce((a, r) => a + r.n, 0);
+  }
+
+  status() {
+    const rows = this.opts.db
+      .select({ state: workItems.state, type: workItems.type, n: count() })
+      .from(workItems)
+      .groupBy(workItems.state, workItems.type)
+      .all();
+    const byState: Record<string, number> = {};
+    const byType: Record<string, Record<string, number>> = {};
+    for (const r of rows) {
+      byState[r.state] = (byState[r.state] ?? 0) + r.n;
+      byType[r.type] ??= {};
+      (byType[r.type] as Record<string, number>)[r.state] = r.n;
+    }
+    const queued = this.queuedCount();
+    const { soft, hard } = this.opts.limits;
+    return {
+      byState,
+      byType,
+      backpressure: { queued, soft, hard, level: queued >= hard ? "refusing" : queued >= soft ? "high" : "ok" },
+      stale: this.opts.consensus.raft.currentRole !== "leader",
+    };
+  }
+
+  get(id: string) {
+    const item = readItem(this.opts.db, id);
+    if (!item) throw new WorkError(404, `no work item "${id}"`);
+    return { ...item, whyPending: item.state === "pending" ? this.whyPending(item) : null };
+  }
+
+  /** Each known node and why it does not take this item, plus unfinished dependencies. */
+  whyPending(item: WorkItem) {
+    const now = this.now();
+    const unfinished = item.dependsOn.filter((d) => readItem(this.opts.db, d)?.state !== "completed");
+    const nodes = this.opts.nodes().map((n) => {
+      if (!n.alive) return { node: n.id, fits: false, reasons: ["not alive"] };
+      if (!n.info) return { node: n.id, fits: false, reasons: ["resources not known yet"] };
+      const reasons = misfits(item, this.offerOf(n.id, n.info), now);
+      return { node: n.id, fits: reasons.length === 0, reasons };
+    });
+    const summary =
+      unfinished.length > 0
+        ? `waiting for ${unfinished.join(", ")} to complete`
+        : nodes.some((n) => n.fits)
+          ? "fits a node: it will be claimed at that node's next request"
+          : "no node fits it now";
+    return { summary, dependencies: unfinished, nodes };
+  }
+
+  /** What a node would offer, as far as gossip tells. */
+  offerOf(id: string, info: NodeInfo): Offer {
+    const gpuFree = info.gpus.reduce((a, g) => a + Math.max(0, g.memoryTotalMb - g.memoryUsedMb), 0) / 1024;
+    return {
+      node: id,
+      types: info.capabilities.filter((c) => this.opts.jobs[c]),
+      capabilities: [...info.capabilities],
+      freeSlots: Math.max(0, info.slots - (info.busySlots ?? 0)),
+      gpus: info.gpus.length,
+      freeGpuMemoryGb: gpuFree,
+      freeDiskGb: info.disk.freeBytes / 1024 ** 3,
+      slotsPerType: Object.fromEntries(Object.entries(this.opts.jobs).map(([t, j]) => [t, j.slots])),
+    };
+  }
+
+  history(opts: { itemId?: string; since?: number; limit: number }) {
+    return history(this.opts.db, opts);
+  }
+
+  ofNode(node: string) {
+    return workItemsOfNode(this.opts.db, node);
+  }
+}
