@@ -5,6 +5,7 @@ import { initCommand } from "./cli/init.ts";
 import { peersCommand, statusCommand, traceCommand } from "./cli/inspect.ts";
 import { leaveCommand } from "./cli/leave.ts";
 import { startCommand, upCommand } from "./cli/start.ts";
+import { drainCommand, jobsCommand, workCommand } from "./cli/work.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({
@@ -20,6 +21,9 @@ const main = defineCommand({
     peers: peersCommand,
     trace: traceCommand,
     election: electionCommand,
+    work: workCommand,
+    jobs: jobsCommand,
+    drain: drainCommand,
     init: initCommand,
     leave: leaveCommand,
     version: defineCommand({

@@ -33,6 +33,14 @@ data_dir = ".data/{id}"             # per-node state; {id} is the node id
 log_level = "info"
 # seeds = ["10.0.0.1:8770"]         # where to look for the cluster (default: every node listed below)
 
+# How a node runs each type of work. "{key}" is filled from the item's config, "{output_dir}" with the
+# job's own folder; the last line the command prints is its JSON result. A node runs the types it has
+# as capabilities. Submit one: p2p-orchestrator work add --type selfplay --params '{"games": 3}'
+[jobs.selfplay]
+command = ["sh", "-c", "sleep 1; echo '{\\"games\\": {games}}'"]
+timeout = "10m"
+slots = 1
+
 ${entries}`;
 }
 

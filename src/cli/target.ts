@@ -45,7 +45,12 @@ export function resolveTarget(args: { url?: string; token?: string; config?: str
 export async function ask<Spec extends RouteSpec>(
   target: Target,
   spec: Spec,
-  opts: { query?: Record<string, string | number | undefined>; body?: unknown; timeoutMs?: number } = {},
+  opts: {
+    query?: Record<string, string | number | undefined>;
+    body?: unknown;
+    params?: Record<string, string>;
+    timeoutMs?: number;
+  } = {},
 ): Promise<unknown> {
   return call(
     target.url,
@@ -54,6 +59,7 @@ export async function ask<Spec extends RouteSpec>(
     {
       query: opts.query,
       body: opts.body as never,
+      params: opts.params,
       timeoutMs: opts.timeoutMs ?? 5_000,
     },
   );

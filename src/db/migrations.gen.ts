@@ -3,8 +3,9 @@ import journal from "../../drizzle/meta/_journal.json" with { type: "json" };
 import m0000 from "../../drizzle/0000_init.sql" with { type: "text" };
 import m0001 from "../../drizzle/0001_raft.sql" with { type: "text" };
 import m0002 from "../../drizzle/0002_work.sql" with { type: "text" };
+import m0003 from "../../drizzle/0003_worker.sql" with { type: "text" };
 
 export const embeddedMigrations = {
   journal,
-  migrations: { m0000, m0001, m0002 } as Record<string, string>,
+  migrations: { m0000, m0001, m0002, m0003 } as Record<string, string>,
 };

@@ -85,3 +85,21 @@ export const workHistory = sqliteTable(
   },
   (t) => [index("work_history_item").on(t.itemId, t.seq)],
 );
+
+/** This node's reports to the leader, kept until acknowledged (local, not replicated). */
+export const workOutbox = sqliteTable("work_outbox", {
+  seq: integer("seq").primaryKey({ autoIncrement: true }),
+  itemId: text("item_id").notNull(),
+  kind: text("kind", { enum: ["start", "heartbeat", "complete", "fail"] }).notNull(),
+  body: text("body", { mode: "json" }).notNull(),
+  createdAt: integer("created_at").notNull(),
+});
+
+/** Processes this node started for work items (local): what a restarted node reaps. */
+export const localJobs = sqliteTable("local_jobs", {
+  itemId: text("item_id").primaryKey(),
+  leaseId: text("lease_id").notNull(),
+  pid: integer("pid").notNull(),
+  startedAt: integer("started_at").notNull(),
+  logFile: text("log_file").notNull(),
+});

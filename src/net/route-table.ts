@@ -56,6 +56,12 @@ export const workHistoryQuerySchema = v.strictObject({
   limit: v.optional(positiveInt(10_000)),
 });
 
+export const workListQuerySchema = v.strictObject({
+  state: v.optional(v.pipe(v.string(), v.maxLength(32))),
+  type: v.optional(v.pipe(v.string(), v.maxLength(32))),
+  limit: v.optional(positiveInt(10_000)),
+});
+
 export const cancelBodySchema = v.strictObject({ reason: v.optional(v.pipe(v.string(), v.maxLength(200))) });
 
 export const claimBodySchema = v.strictObject({
@@ -79,6 +85,8 @@ export const ROUTES = {
   metrics: { method: "GET", path: "/metrics", auth: "operator" },
   traces: { method: "GET", path: "/traces", auth: "operator", query: tracesQuerySchema },
   leave: { method: "POST", path: "/admin/leave", auth: "operator", body: leaveBodySchema },
+  drain: { method: "POST", path: "/admin/drain", auth: "operator", body: emptyBodySchema },
+  jobs: { method: "GET", path: "/jobs", auth: "operator" },
   peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema },
   peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema },
   peerRaftSnapshot: { method: "POST", path: "/peer/raft/snapshot", auth: "peer", body: snapshotChunkSchema },
@@ -89,6 +97,7 @@ export const ROUTES = {
   kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload },
   workAdd: { method: "POST", path: "/work", auth: "operator", body: workItemInputSchema },
   workBatch: { method: "POST", path: "/work/batch", auth: "operator", body: workBatchSchema },
+  workList: { method: "GET", path: "/work", auth: "operator", query: workListQuerySchema },
   workStatus: { method: "GET", path: "/work/status", auth: "operator" },
   workPopulator: { method: "GET", path: "/work/populator", auth: "operator" },
   workHistory: { method: "GET", path: "/work/history", auth: "operator", query: workHistoryQuerySchema },

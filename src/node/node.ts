@@ -23,6 +23,7 @@ import { workRoutes } from "../routes/work.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
 import { WorkService } from "../work/service.ts";
+import { Worker } from "../work/worker.ts";
 import type { NodeInfo } from "./info.ts";
 import { sampleResources } from "./resources.ts";
 import { type NodeStatus, peerStatus } from "./status.ts";
@@ -77,8 +78,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const voters = new Map(config.configuredNodes.filter((n) => n.voter).map((n) => [n.id, n.address] as const));
   let knownLeader: { id: string; term: number } | null = null;
   let selfInfo: NodeInfo | null = null;
+  let busySlots = () => 0;
   const publishInfo = () => {
-    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader });
+    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader, busySlots: busySlots() });
   };
   // Every node runs Raft; only the configured voters (the cluster file's, then the log's) campaign and vote.
   const consensus = new ConsensusRuntime({
@@ -134,6 +136,21 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     limits: { soft: 10_000, hard: 50_000 },
   });
 
+  const worker = new Worker({
+    nodeId: config.nodeId,
+    dataDir: config.dataDir,
+    capabilities: config.capabilities,
+    slots: config.slots,
+    jobs: config.jobs,
+    timing,
+    secret: config.secret,
+    db,
+    log,
+    leaderAddress: () => leaderHint()?.address ?? null,
+    resources: () => selfInfo,
+  });
+  busySlots = () => worker.busySlots();
+
   const facts = { ...config, version: VERSION };
   const sample = async () => {
     adaptElectionWindow();
@@ -185,6 +202,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       log.info("leaving", { reason });
       await membership.leave();
       clearInterval(workTicker);
+      worker.stop();
       consensus.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");
@@ -199,7 +217,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   peerRoutes(router, membership);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
   workRoutes(router, { work, leaderHint });
-  adminRoutes(router, { leave: (reason) => setTimeout(() => void leave(reason), 10) });
+  adminRoutes(router, {
+    leave: (reason) => setTimeout(() => void leave(reason), 10),
+    drain: () => worker.drain(),
+    jobs: () => worker.list(),
+  });
 
   const replay = new ReplayGuard({ windowMs: timing.clockSkewMs * 2, maxEntries: 200_000 });
   const server = Bun.serve({
@@ -222,6 +244,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   lag.start();
   membership.start();
   consensus.start();
+  worker.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   const workTicker = setInterval(() => {
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));

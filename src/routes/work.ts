@@ -45,6 +45,9 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
       return fail(e);
     }
   });
+  serve(app, ROUTES.workList, ({ query }) => ({
+    items: work.list({ state: query.state, type: query.type, limit: query.limit ?? 100 }),
+  }));
   serve(app, ROUTES.workStatus, () => work.status());
   serve(app, ROUTES.workPopulator, () => ({ wanted: [], note: "filled in by the training loop's controllers" }));
   serve(app, ROUTES.workHistory, ({ query }) => ({

@@ -314,3 +314,20 @@ export function workItemsOfNode(db: Db, node: string): WorkItem[] {
     .map(toItem)
     .filter((item) => item.context.leaseNode === node);
 }
+
+/** Items by state and type, highest priority first. */
+export function listItems(db: Db, opts: { state?: string; type?: string; limit: number }): WorkItem[] {
+  return db
+    .select()
+    .from(workItems)
+    .where(
+      and(
+        opts.state ? eq(workItems.state, opts.state) : undefined,
+        opts.type ? eq(workItems.type, opts.type) : undefined,
+      ),
+    )
+    .orderBy(desc(workItems.priority), asc(workItems.seq))
+    .limit(opts.limit)
+    .all()
+    .map(toItem);
+}

@@ -9,6 +9,7 @@ import {
   type Claim,
   dueItems,
   history,
+  listItems,
   type NormalizedItem,
   type ReportOutcome,
   readItem,
@@ -214,6 +215,10 @@ export class WorkService {
 
   history(opts: { itemId?: string; since?: number; limit: number }) {
     return history(this.opts.db, opts);
+  }
+
+  list(opts: { state?: string; type?: string; limit: number }) {
+    return listItems(this.opts.db, opts);
   }
 
   ofNode(node: string) {

@@ -1,0 +1,183 @@
+import { readFileSync } from "node:fs";
+import { defineCommand } from "citty";
+import { ROUTES } from "../net/route-table.ts";
+import type { WorkItem } from "../work/model.ts";
+import { formatAge, table } from "./table.ts";
+import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
+
+const add = defineCommand({
+  meta: { name: "add", description: "Submit work: --type T --params '{...}' (or --file items.json for a batch)" },
+  args: {
+    ...targetArgs,
+    type: { type: "string", description: "Work type (a [jobs.<type>] of the cluster file)" },
+    params: { type: "string", description: "The item's config as JSON (fills the job template)", default: "{}" },
+    priority: { type: "string", description: "0..100 (default 50)" },
+    id: { type: "string", description: "Your id for it (submitting the same id twice adds it once)" },
+    file: { type: "string", description: "A JSON file with {items: [...]} to add atomically" },
+  },
+  async run({ args }) {
+    try {
+      const target = resolveTarget(args);
+      const answer = args.file
+        ? await ask(target, ROUTES.workBatch, { body: JSON.parse(readFileSync(args.file, "utf8")) })
+        : await ask(target, ROUTES.workAdd, {
+            body: {
+              type: args.type,
+              config: JSON.parse(args.params),
+              ...(args.priority ? { priority: Number(args.priority) } : {}),
+              ...(args.id ? { id: args.id } : {}),
+            },
+          });
+      console.log(args.json ? JSON.stringify(answer, null, 2) : `added ${JSON.stringify(answer)}`);
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+const list = defineCommand({
+  meta: { name: "list", description: "Work items (--state, --type) and the queue's counts" },
+  args: {
+    ...targetArgs,
+    state: { type: "string" },
+    type: { type: "string" },
+    limit: { type: "string", default: "50" },
+  },
+  async run({ args }) {
+    try {
+      const target = resolveTarget(args);
+      const { items } = (await ask(target, ROUTES.workList, {
+        query: { state: args.state, type: args.type, limit: args.limit },
+      })) as { items: WorkItem[] };
+      if (args.json) return console.log(JSON.stringify(items, null, 2));
+      const now = Date.now();
+      console.log(
+        table(
+          ["ID", "TYPE", "STATE", "PRIO", "ATTEMPTS", "NODE", "UPDATED"],
+          items.map((i) => [
+            i.id,
+            i.type,
+            i.state,
+            i.priority,
+            `${i.context.attempts}/${i.context.maxAttempts}`,
+            i.context.leaseNode ?? "-",
+            `${formatAge(now - i.updatedAt)} ago`,
+          ]),
+        ),
+      );
+      const status = (await ask(target, ROUTES.workStatus)) as { byState: Record<string, number> };
+      console.log(
+        `\n${
+          Object.entries(status.byState)
+            .map(([s, n]) => `${n} ${s}`)
+            .join(", ") || "queue empty"
+        }`,
+      );
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+const show = defineCommand({
+  meta: { name: "show", description: "One item, its history, and why it is pending" },
+  args: { ...targetArgs, id: { type: "positional", required: true } },
+  async run({ args }) {
+    try {
+      const target = resolveTarget(args);
+      const item = (await ask(target, ROUTES.workGet, { params: { id: args.id } })) as WorkItem & {
+        whyPending: { summary: string; nodes: Array<{ node: string; reasons: string[] }> } | null;
+      };
+      const { history } = (await ask(target, ROUTES.workHistory, { query: { item: args.id } })) as {
+        history: Array<{ at: number; from: string | null; to: string; cause: string | null }>;
+      };
+      if (args.json) return console.log(JSON.stringify({ item, history }, null, 2));
+      console.log(
+        `${item.id}  ${item.type}  ${item.state}  attempts ${item.context.attempts}/${item.context.maxAttempts}`,
+      );
+      if (item.context.error) console.log(`last error: ${item.context.error}`);
+      if (item.whyPending) {
+        console.log(`why pending: ${item.whyPending.summary}`);
+        for (const n of item.whyPending.nodes) console.log(`  ${n.node}: ${n.reasons.join("; ") || "fits"}`);
+      }
+      for (const h of history)
+        console.log(`${new Date(h.at).toISOString()}  ${h.from ?? "(new)"} -> ${h.to}  ${h.cause ?? ""}`);
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+const cancel = defineCommand({
+  meta: { name: "cancel", description: "Cancel an item" },
+  args: { ...targetArgs, id: { type: "positional", required: true }, reason: { type: "string" } },
+  async run({ args }) {
+    try {
+      await ask(resolveTarget(args), ROUTES.workCancel, { params: { id: args.id }, body: { reason: args.reason } });
+      console.log(`cancelled ${args.id}`);
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+const history = defineCommand({
+  meta: { name: "history", description: "Recent transitions of work items" },
+  args: { ...targetArgs, limit: { type: "string", default: "50" } },
+  async run({ args }) {
+    try {
+      const { history: rows } = (await ask(resolveTarget(args), ROUTES.workHistory, {
+        query: { limit: args.limit },
+      })) as {
+        history: Array<{ at: number; itemId: string; from: string | null; to: string; cause: string | null }>;
+      };
+      for (const h of rows) {
+        console.log(
+          args.json
+            ? JSON.stringify(h)
+            : `${new Date(h.at).toISOString()}  ${h.itemId}  ${h.from ?? "(new)"} -> ${h.to}  ${h.cause ?? ""}`,
+        );
+      }
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+export const workCommand = defineCommand({
+  meta: { name: "work", description: "The work queue: add, list, show, cancel, history" },
+  subCommands: { add, list, show, cancel, history },
+});
+
+export const jobsCommand = defineCommand({
+  meta: { name: "jobs", description: "This node's running jobs" },
+  args: targetArgs,
+  async run({ args }) {
+    try {
+      const { jobs } = (await ask(resolveTarget(args), ROUTES.jobs)) as {
+        jobs: Array<{ id: string; type: string; attempt: number; pid: number; slots: number }>;
+      };
+      if (args.json) return console.log(JSON.stringify(jobs, null, 2));
+      console.log(
+        table(
+          ["ID", "TYPE", "ATTEMPT", "PID", "SLOTS"],
+          jobs.map((j) => [j.id, j.type, j.attempt, j.pid, j.slots]),
+        ),
+      );
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+export const drainCommand = defineCommand({
+  meta: { name: "drain", description: "Stop claiming work on a node; running jobs finish" },
+  args: targetArgs,
+  async run({ args }) {
+    try {
+      console.log(JSON.stringify(await ask(resolveTarget(args), ROUTES.drain, { body: {} })));
+    } catch (e) {
+      fail(e);
+    }
+  },
+});

@@ -1,0 +1,323 @@
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { asc, eq } from "drizzle-orm";
+import type { JobTemplate } from "../config/schema.ts";
+import type { Timing } from "../config/timing.ts";
+import type { Db } from "../db/client.ts";
+import { localJobs, workOutbox } from "../db/schema.ts";
+import { CallError, call } from "../net/client.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { NodeInfo } from "../node/info.ts";
+import type { Logger } from "../observability/log.ts";
+import type { Claim } from "./commands.ts";
+import type { Offer } from "./model.ts";
+
+type ReportKind = "start" | "heartbeat" | "complete" | "fail";
+
+const REPORT_ROUTES = {
+  start: ROUTES.peerWorkStart,
+  heartbeat: ROUTES.peerWorkHeartbeat,
+  complete: ROUTES.peerWorkComplete,
+  fail: ROUTES.peerWorkFail,
+} as const;
+
+/** After SIGTERM at the timeout, how long a job has to exit before SIGKILL. */
+const KILL_GRACE_MS = 10_000;
+/** The last stdout line is the job's JSON result; longer lines are not results. */
+const MAX_RESULT_LINE = 64 * 1024;
+
+export interface WorkerOptions {
+  nodeId: string;
+  dataDir: string;
+  capabilities: readonly string[];
+  slots: number;
+  jobs: Readonly<Record<string, JobTemplate>>;
+  timing: Timing;
+  secret: string;
+  db: Db;
+  log: Logger;
+  /** Address of the leader as this node knows it. */
+  leaderAddress: () => string | null;
+  resources: () => NodeInfo | null;
+}
+
+interface RunningJob {
+  claim: Claim;
+  proc: Subprocess;
+  slots: number;
+  timers: Array<ReturnType<typeof setTimeout>>;
+}
+
+/** Fills "{key}" from the item's config (and "{output_dir}"); a missing key is an error, not an empty string. */
+export function fillArgv(command: readonly string[], values: Record<string, unknown>): string[] {
+  return command.map((arg) =>
+    arg.replace(/\{([A-Za-z0-9_]+)\}/g, (_, key: string) => {
+      if (!(key in values)) throw new Error(`the job's command needs "${key}", which the item's config lacks`);
+      const v = values[key];
+      return typeof v === "string" ? v : JSON.stringify(v);
+    }),
+  );
+}
+
+/** Parses the job's last stdout line as its JSON result, or says why not. */
+export function parseResult(lastLine: string): { result: unknown } | { error: string } {
+  const line = lastLine.trim();
+  if (line === "") return { result: null };
+  try {
+    return { result: JSON.parse(line) };
+  } catch {
+    return { result: { output: line.slice(0, 1_000) } };
+  }
+}
+
+/** Exponential backoff with full jitter for the retry of a failed attempt. */
+export function retryDelayMs(attempt: number, random = Math.random, baseMs = 5_000, maxMs = 600_000): number {
+  return Math.round(random() * Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)));
+}
+
+/**
+ * Runs work on this node: claims only what fits its free slots and resources, runs each item as a
+ * real process in its own group, renews the lease while it runs, and reports the outcome through a
+ * durable outbox that is retried (with backoff and jitter) until the leader acknowledges it.
+ */
+export class Worker {
+  private readonly running = new Map<string, RunningJob>();
+  private readonly timers: Array<ReturnType<typeof setInterval>> = [];
+  private draining = false;
+  private claiming = false;
+  private sending = false;
+  private outboxBackoffMs = 0;
+  private nextOutboxAt = 0;
+
+  constructor(private readonly opts: WorkerOptions) {}
+
+  /** Types this node can run: a template in the cluster file and the capability on this node. */
+  types(): string[] {
+    return this.opts.capabilities.filter((c) => this.opts.jobs[c]);
+  }
+
+  /** This node's running jobs, for operators. */
+  list() {
+    return [...this.running.values()].map((j) => ({
+      id: j.claim.id,
+      type: j.claim.type,
+      attempt: j.claim.attempt,
+      leaseId: j.claim.leaseId,
+      pid: j.proc.pid,
+      slots: j.slots,
+    }));
+  }
+
+  busySlots(): number {
+    let n = 0;
+    for (const j of this.running.values()) n += j.slots;
+    return n;
+  }
+
+  start(): void {
+    this.reapOrphans();
+    const poll = this.opts.timing.workPollMs;
+    this.timers.push(setInterval(() => void this.claimOnce(), poll));
+    this.timers.push(setInterval(() => void this.flushOutbox(), Math.max(100, poll / 4)));
+  }
+
+  /** Stops claiming; running jobs finish and report. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops claiming and ends running jobs (the node is going away; their leases will expire elsewhere). */
+  stop(): void {
+    this.draining = true;
+    for (const t of this.timers) clearInterval(t);
+    for (const job of this.running.values()) killGroup(job.proc, "SIGTERM");
+  }
+
+  async claimOnce(): Promise<void> {
+    if (this.draining || this.claiming || this.types().length === 0) return;
+    const free = this.opts.slots - this.busySlots();
+    const leader = this.opts.leaderAddress();
+    if (free <= 0 || !leader) return;
+    this.claiming = true;
+    try {
+      const answer = (await call(leader, ROUTES.peerWorkClaim, this.credentials(), {
+        body: { offer: this.offer(free), max: free },
+        timeoutMs: this.opts.timing.syncTimeoutMs,
+      })) as { claims: Claim[] };
+      for (const claim of answer.claims) this.launch(claim);
+    } catch (e) {
+      this.opts.log.debug("claim failed", { error: (e as Error).message });
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private offer(freeSlots: number): Offer {
+    const info = this.opts.resources();
+    const gpus = info?.gpus ?? [];
+    return {
+      node: this.opts.nodeId,
+      types: this.types(),
+      capabilities: [...this.opts.capabilities],
+      freeSlots,
+      gpus: gpus.length,
+      freeGpuMemoryGb: gpus.reduce((a, g) => a + Math.max(0, g.memoryTotalMb - g.memoryUsedMb), 0) / 1024,
+      freeDiskGb: (info?.disk.freeBytes ?? 0) / 1024 ** 3,
+      slotsPerType: Object.fromEntries(Object.entries(this.opts.jobs).map(([t, j]) => [t, j.slots])),
+    };
+  }
+
+  private launch(claim: Claim): void {
+    const template = this.opts.jobs[claim.type];
+    const outputDir = join(this.opts.dataDir, "jobs", claim.id, `attempt-${claim.attempt}`);
+    mkdirSync(outputDir, { recursive: true });
+    const logFile = join(outputDir, "job.log");
+    let argv: string[];
+    try {
+      if (!template) throw new Error(`no template for type "${claim.type}" on this node`);
+      argv = fillArgv(template.command, { ...claim.config, output_dir: outputDir });
+    } catch (e) {
+      this.report(claim, "fail", { error: (e as Error).message, retryDelayMs: 0 });
+      return;
+    }
+    const log = openSync(logFile, "a");
+    const proc = Bun.spawn(argv, {
+      cwd: template.cwd ?? outputDir,
+      env: { ...process.env, ...template.env, P2P_WORK_ID: claim.id, P2P_OUTPUT_DIR: outputDir },
+      stdout: "pipe",
+      stderr: log,
+      stdin: "ignore",
+      detached: true,
+    });
+    const job: RunningJob = { claim, proc, slots: template.slots, timers: [] };
+    this.running.set(claim.id, job);
+    this.opts.db
+      .insert(localJobs)
+      .values({ itemId: claim.id, leaseId: claim.leaseId, pid: proc.pid, startedAt: Date.now(), logFile })
+      .onConflictDoUpdate({ target: localJobs.itemId, set: { leaseId: claim.leaseId, pid: proc.pid } })
+      .run();
+    this.report(claim, "start", {});
+    job.timers.push(setInterval(() => this.report(claim, "heartbeat", {}), this.opts.timing.workHeartbeatMs));
+    job.timers.push(
+      setTimeout(() => {
+        this.opts.log.warn("job timed out", { item: claim.id, timeoutMs: claim.timeoutMs });
+        killGroup(proc, "SIGTERM");
+        job.timers.push(setTimeout(() => killGroup(proc, "SIGKILL"), KILL_GRACE_MS));
+      }, claim.timeoutMs),
+    );
+    void this.watch(job, log);
+  }
+
+  /** Copies stdout to the job's log, keeps its last line, and reports the outcome when the process ends. */
+  private async watch(job: RunningJob, log: number): Promise<void> {
+    const { claim, proc } = job;
+    let last = "";
+    let partial = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
+      writeSync(log, chunk);
+      partial += decoder.decode(chunk, { stream: true });
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const l of lines) if (l.trim()) last = l;
+      if (partial.length > MAX_RESULT_LINE) partial = "";
+    }
+    if (partial.trim()) last = partial;
+    const code = await proc.exited;
+    closeSync(log);
+    for (const t of job.timers) clearTimeout(t);
+    this.running.delete(claim.id);
+    this.opts.db.delete(localJobs).where(eq(localJobs.itemId, claim.id)).run();
+    if (code === 0) {
+      const parsed = parseResult(last);
+      this.report(claim, "complete", { result: "result" in parsed ? parsed.result : null });
+    } else {
+      const error = proc.signalCode ? `killed by ${proc.signalCode}` : `exit code ${code}`;
+      this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
+    }
+    void this.claimOnce();
+  }
+
+  /** Queues a report durably; heartbeats replace an unsent older heartbeat for the same item. */
+  private report(claim: Claim, kind: ReportKind, extra: { result?: unknown; error?: string; retryDelayMs?: number }) {
+    const body = { leaseId: claim.leaseId, ...extra };
+    if (kind === "heartbeat") {
+      const queued = this.opts.db.select().from(workOutbox).where(eq(workOutbox.itemId, claim.id)).all();
+      if (queued.some((r) => r.kind === "heartbeat")) return;
+    }
+    this.opts.db.insert(workOutbox).values({ itemId: claim.id, kind, body, createdAt: Date.now() }).run();
+    void this.flushOutbox();
+  }
+
+  /** Sends queued reports oldest first; keeps those the leader did not acknowledge for the next try. */
+  async flushOutbox(): Promise<void> {
+    if (this.sending || Date.now() < this.nextOutboxAt) return;
+    const leader = this.opts.leaderAddress();
+    if (!leader) return;
+    this.sending = true;
+    try {
+      const rows = this.opts.db.select().from(workOutbox).orderBy(asc(workOutbox.seq)).limit(64).all();
+      for (const row of rows) {
+        try {
+          await call(leader, REPORT_ROUTES[row.kind], this.credentials(), {
+            params: { id: row.itemId },
+            body: row.body as { leaseId: string },
+            timeoutMs: this.opts.timing.syncTimeoutMs,
+          });
+        } catch (e) {
+          // A stale lease (409) or a vanished item (404) is a final answer; anything else is tried again.
+          const final = e instanceof CallError && e.kind === "http" && (e.status === 409 || e.status === 404);
+          if (!final) throw e;
+          this.opts.log.warn("report refused", { item: row.itemId, kind: row.kind, error: (e as Error).message });
+        }
+        this.opts.db.delete(workOutbox).where(eq(workOutbox.seq, row.seq)).run();
+      }
+      this.outboxBackoffMs = 0;
+    } catch (e) {
+      this.outboxBackoffMs = Math.min(10_000, Math.max(200, this.outboxBackoffMs * 2));
+      this.nextOutboxAt = Date.now() + this.outboxBackoffMs * (0.5 + Math.random());
+      this.opts.log.debug("reports not delivered yet", { error: (e as Error).message });
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  /** Processes a previous run of this node started cannot be watched again: end them and report the attempt failed. */
+  private reapOrphans(): void {
+    for (const job of this.opts.db.select().from(localJobs).all()) {
+      try {
+        process.kill(-job.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+      this.opts.db.delete(localJobs).where(eq(localJobs.itemId, job.itemId)).run();
+      this.opts.db
+        .insert(workOutbox)
+        .values({
+          itemId: job.itemId,
+          kind: "fail",
+          body: { leaseId: job.leaseId, error: "the node restarted while the job ran", retryDelayMs: 0 },
+          createdAt: Date.now(),
+        })
+        .run();
+      this.opts.log.warn("reaped a job from before the restart", { item: job.itemId, pid: job.pid });
+    }
+  }
+
+  private credentials() {
+    return { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
+  }
+}
+
+function killGroup(proc: Subprocess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-proc.pid, signal);
+  } catch {
+    proc.kill(signal);
+  }
+}
