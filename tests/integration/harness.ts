@@ -57,6 +57,10 @@ export class TestCluster {
       host?: (i: number) => string;
       listenAll?: boolean;
       wrap?: (id: string, argv: string[]) => string[];
+      /** Capabilities of node i (default: ["selfplay"]). */
+      capabilities?: (i: number) => string[];
+      /** Appended to the cluster file (job templates). */
+      extraToml?: string;
     } = {},
   ) {
     this.dir = mkdtempSync(join(tmpdir(), "p2p-it-"));
@@ -76,10 +80,13 @@ export class TestCluster {
     const entries = this.nodes
       .map(
         (n, i) =>
-          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ["selfplay"]\n`,
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n`,
       )
       .join("\n");
-    writeFileSync(this.configPath, `[cluster]\nname = "it"\ntiming = "lan"\nlog_level = "debug"\n\n${entries}`);
+    writeFileSync(
+      this.configPath,
+      `[cluster]\nname = "it"\ntiming = "lan"\nlog_level = "debug"\n\n${opts.extraToml ?? ""}\n${entries}`,
+    );
     writeFileSync(join(this.dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
     this.token = randomBytes(24).toString("hex");
     writeFileSync(join(this.dir, "operator.token"), this.token, { mode: 0o600 });
