@@ -143,3 +143,41 @@ export function errorLabel(e: unknown): string {
   const code = (e as { code?: unknown }).code;
   return typeof code === "string" ? code : e.name;
 }
+
+export interface ClosedLoopResult {
+  /** Latency (ms) of every operation that started after warm-up and succeeded. */
+  latencies: number[];
+  /** Operations that started after warm-up and failed, by error label. */
+  errors: Map<string, number>;
+  /** From the end of warm-up until the last loop had finished its last operation. */
+  elapsedMs: number;
+}
+
+/**
+ * `concurrency` closed loops, each calling `op(worker, n)` again as soon as the previous call returns,
+ * for `warmupMs` and then `ms`. `op` returns null on success, else a short error label. Only
+ * operations started after warm-up count (`counted` tells `op` which ones do, for its own tallies); no
+ * new operation starts after the end, and the elapsed time runs until the last one has returned.
+ */
+export async function closedLoop(
+  concurrency: number,
+  warmupMs: number,
+  ms: number,
+  op: (worker: number, n: number, counted: boolean) => Promise<string | null>,
+): Promise<ClosedLoopResult> {
+  const latencies: number[] = [];
+  const errors = new Map<string, number>();
+  const start = performance.now() + warmupMs;
+  const end = start + ms;
+  const loop = async (w: number) => {
+    for (let n = 0; performance.now() < end; n++) {
+      const t0 = performance.now();
+      const error = await op(w, n, t0 >= start);
+      if (t0 < start) continue;
+      if (error === null) latencies.push(performance.now() - t0);
+      else errors.set(error, (errors.get(error) ?? 0) + 1);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => loop(w)));
+  return { latencies, errors, elapsedMs: performance.now() - start };
+}

@@ -11,7 +11,16 @@ export type Db = BunSQLiteDatabase<typeof schema> & { $client: Database };
 /** Opens (creating if needed) the node's state database and applies the migrations carried in the binary. */
 export function openDb(dataDir: string): Db {
   mkdirSync(dataDir, { recursive: true });
-  const client = new Database(join(dataDir, "state.db"), { create: true, strict: true });
+  return openDbFile(join(dataDir, "state.db"));
+}
+
+/** A throwaway database with the same schema: one per simulated node. */
+export function openMemoryDb(): Db {
+  return openDbFile(":memory:");
+}
+
+function openDbFile(path: string): Db {
+  const client = new Database(path, { create: true, strict: true });
   client.exec("PRAGMA journal_mode = WAL");
   client.exec("PRAGMA busy_timeout = 1000");
   // FULL: a Raft vote or log entry must survive power loss, not only a crash of this process.

@@ -163,7 +163,7 @@ export const workClaim = defineCommand({
         {
           now: payload.now,
           term: ctx.term,
-          cause: `claimed by ${offer.node}`,
+          cause: `claimed by ${offer.node} (lease ${leaseId})`,
           node: offer.node,
         },
       );
@@ -222,7 +222,9 @@ export const workReport = defineCommand({
             ? { type: "complete", leaseId: p.leaseId, result: p.result ?? null }
             : { type: "fail", leaseId: p.leaseId, error: p.error ?? "failed", retryAt: p.retryAt ?? p.now };
     const cause =
-      p.kind === "fail" ? `failed on ${p.node}: ${p.error ?? "no reason given"}` : `${p.kind} from ${p.node}`;
+      p.kind === "fail"
+        ? `failed on ${p.node} (lease ${p.leaseId}): ${p.error ?? "no reason given"}`
+        : `${p.kind} from ${p.node} (lease ${p.leaseId})`;
     if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: p.node })) {
       return {
         ok: false,

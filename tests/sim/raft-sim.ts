@@ -1,7 +1,9 @@
 import { deriveTiming, type Timing } from "../../src/config/timing.ts";
 import type { Entry, RaftMessage } from "../../src/consensus/messages.ts";
 import { type Clock, NotLeaderError, RaftNode } from "../../src/consensus/raft.ts";
+import type { StateMachine } from "../../src/consensus/state-machine.ts";
 import { MemoryStorage } from "../../src/consensus/storage.ts";
+import type { Db } from "../../src/db/client.ts";
 import type { TraceRecord } from "../../src/observability/trace.ts";
 import { EventQueue } from "./event-queue.ts";
 import { seededRandom } from "./rng.ts";
@@ -15,6 +17,8 @@ export interface RaftSimOptions {
   seed: number;
   voters: number;
   timing?: Timing;
+  /** A real state machine per voter (the work queue's), applied beside the entry list. */
+  stateMachine?: () => { state: StateMachine; db: Db };
 }
 
 interface SimVoter {
@@ -28,7 +32,8 @@ interface SimVoter {
   applied: Entry[];
   generation: number;
   /** The data of the snapshot being handed to the core right now. */
-  incomingSnapshot: Entry[] | null;
+  incomingSnapshot: { entries: Entry[]; state: string | null } | null;
+  machine: { state: StateMachine; db: Db } | null;
 }
 
 /** Compact often, keeping a short tail, so lagging and restarted voters need snapshots. */
@@ -50,6 +55,8 @@ export class RaftSim {
   maxDelayMs = 10;
   /** Everything any node applied, by index: the one committed history. */
   readonly committed = new Map<number, string>();
+  /** What each applied command returned (the same on every voter: apply is deterministic). */
+  readonly results = new Map<number, unknown>();
   private readonly leadersByTerm = new Map<number, string>();
   /** Proposals by the index their leader gave them; one applied there is acknowledged to its client. */
   private readonly proposed = new Map<number, string>();
@@ -74,6 +81,7 @@ export class RaftSim {
         applied: [],
         generation: 0,
         incomingSnapshot: null,
+        machine: opts.stateMachine?.() ?? null,
         raft: null as never,
       };
       voter.raft = this.makeRaft(voter, ids);
@@ -133,12 +141,24 @@ export class RaftSim {
           break;
         case "apply":
           for (const e of effect.entries) this.apply(voter, e);
+          voter.machine?.state.applyIn(voter.machine.db, effect.entries, (index, result) => {
+            if (!this.results.has(index)) this.results.set(index, result);
+          });
           break;
         case "send-snapshot": {
-          const { type: _, to, ...meta } = effect;
-          const voters = voter.raft.configAt(meta.index);
-          const message = { type: "snapshot" as const, from: voter.id, ...meta, voters };
-          this.deliver(voter.id, to, message, voter.applied.slice(0, meta.index));
+          // As the runtime does: the state as it is now, labelled with the index it reflects.
+          const index = voter.applied.length;
+          const message = {
+            type: "snapshot" as const,
+            from: voter.id,
+            term: effect.term,
+            index,
+            lastTerm: voter.raft.termAt(index) ?? 0,
+            voters: voter.raft.configAt(index),
+            sentAt: effect.sentAt,
+          };
+          const data = { entries: voter.applied.slice(0, index), state: voter.machine?.state.snapshot() ?? null };
+          this.deliver(voter.id, effect.to, message, data);
           break;
         }
         case "install-snapshot":
@@ -157,8 +177,13 @@ export class RaftSim {
   }
 
   private install(voter: SimVoter, index: number): void {
-    const data = voter.incomingSnapshot;
+    const snapshot = voter.incomingSnapshot;
+    const data = snapshot?.entries;
     if (!data || data.length !== index) throw this.fail(`${voter.id} installs a snapshot at ${index} without its data`);
+    if (voter.machine && snapshot.state !== null) {
+      const { state, db } = voter.machine;
+      db.transaction((tx) => state.restoreIn(tx as unknown as Db, snapshot.state as string, index));
+    }
     for (const e of data) {
       const known = this.committed.get(e.index);
       if (known !== `${e.term}:${JSON.stringify(e.command)}`) {
@@ -182,7 +207,12 @@ export class RaftSim {
     if (this.proposed.get(e.index) === key) this.acknowledged.set(e.index, key);
   }
 
-  private deliver(from: string, to: string, message: RaftMessage, snapshot?: Entry[]): void {
+  private deliver(
+    from: string,
+    to: string,
+    message: RaftMessage,
+    snapshot?: { entries: Entry[]; state: string | null },
+  ): void {
     const copies = this.random() < this.duplicateRate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       if (this.random() < this.lossRate || this.blocked.has(`${from}>${to}`)) continue;

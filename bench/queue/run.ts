@@ -1,0 +1,358 @@
+/**
+ * Work-queue benchmark: 3 voters, N concurrent workers (signed HTTP clients acting as nodes) claiming
+ * and completing no-op items through the leader; items per second and claim latency. Each item is two
+ * replicated writes (claim + complete), so the anchor is etcd 3.4's replicated put at the same
+ * concurrency, measured as bench/commit does, in the same run (one cluster at a time).
+ *
+ *   bun bench/queue/run.ts [--concurrency 64] [--seconds 10] [--only ours|etcd]
+ *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
+ */
+import { availableParallelism } from "node:os";
+import { parseArgs } from "node:util";
+import { CallError, type Credentials, call } from "../../src/net/client.ts";
+import { ROUTES } from "../../src/net/route-table.ts";
+import { binMissing } from "../detect/ours.ts";
+import { stableLeader } from "../failover/cluster.ts";
+import { etcd, etcdMissing } from "../failover/etcd.ts";
+import { cleanupAll, closedLoop, errorLabel, installCleanup, percentile, sleep } from "../lib.ts";
+import { JOB_TYPE, startQueueCluster } from "./ours.ts";
+
+const WARMUP_MS = 1_000;
+const REQUEST_TIMEOUT_MS = 5_000;
+const LAG_SAMPLE_MS = 1_000;
+/** The same 64-byte value for every etcd write, as in bench/commit. */
+const VALUE = "v".repeat(64);
+/** Items per POST /work/batch (the route's maximum). */
+const BATCH = 1_000;
+/** Items queued before the workers start... */
+const PREFILL = 8_000;
+/** ...and the feeder tops up by a batch whenever fewer than this many are left unclaimed. */
+const LOW_WATER = 4_000;
+
+const TARGET_RATIO = 0.5;
+const TARGET_CLAIM_P99_MS = 50;
+const TARGET_LAG_P99_MS = 20;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      concurrency: { type: "string", default: "64" },
+      seconds: { type: "string", default: "10" },
+      only: { type: "string" },
+    },
+  });
+  const concurrency = Number(values.concurrency);
+  const secs = Number(values.seconds);
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
+    throw new Error("--concurrency: an integer from 1 to 1024");
+  }
+  if (!Number.isFinite(secs) || secs < 1 || secs > 600) throw new Error("--seconds: a number from 1 to 600");
+  if (values.only !== undefined && values.only !== "ours" && values.only !== "etcd") {
+    throw new Error("--only: ours or etcd");
+  }
+  return { concurrency, ms: secs * 1000, only: values.only };
+}
+
+interface Result {
+  label: string;
+  /** Completed items (ours) or committed puts (etcd) per second. */
+  perSecond: number;
+  done: number;
+  /** Claim latency (ours) or put latency (etcd). */
+  p50: number;
+  p99: number;
+  errors: Map<string, number>;
+}
+
+interface QueueResult extends Result {
+  complete50: number;
+  complete99: number;
+  item50: number;
+  item99: number;
+  lag: number[];
+  /** Items the feeder added while the workers ran. */
+  fedDuringRun: number;
+  /** One response body per error label, for the report. */
+  bodies: Map<string, string>;
+  serverCompleted: number | null;
+}
+
+const errorCount = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+const errorList = (m: Map<string, number>) => [...m].map(([what, n]) => `${what} x${n}`).join(", ") || "none";
+
+/** etcd's replicated put at `concurrency`, exactly as bench/commit measures it. */
+async function etcdPuts(concurrency: number, ms: number): Promise<Result> {
+  const cluster = await etcd.start(0);
+  try {
+    const leader = await stableLeader(cluster);
+    const r = await closedLoop(concurrency, WARMUP_MS, ms, (w, n) =>
+      cluster.put(leader, `k${w}-${n}`, VALUE, REQUEST_TIMEOUT_MS),
+    );
+    await cluster.assertRunning();
+    return {
+      label: etcd.label,
+      perSecond: r.latencies.length / (r.elapsedMs / 1000),
+      done: r.latencies.length,
+      p50: percentile(r.latencies, 50),
+      p99: percentile(r.latencies, 99),
+      errors: r.errors,
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+interface ClaimBody {
+  claims: { id: string; leaseId: string }[];
+}
+interface ReportBody {
+  state: string;
+  duplicate: boolean;
+}
+
+/** Our work queue: `concurrency` workers w0..w<n-1> each claim one item, complete it, and go again. */
+async function queueItems(concurrency: number, ms: number): Promise<QueueResult> {
+  const q = await startQueueCluster();
+  try {
+    const leader = await stableLeader(q.raft);
+    const election = await q.election(leader);
+    const leaderAddr = election?.leader?.address;
+    if (!leaderAddr || election?.role !== "leader") {
+      throw new Error(`GET /election on the leader: ${JSON.stringify(election)}`);
+    }
+    const operator: Credentials = { kind: "operator", token: q.token };
+    const bodies = new Map<string, string>();
+    const label = (what: string, e: unknown): string => {
+      const l =
+        e instanceof CallError
+          ? e.kind === "http"
+            ? `${what} HTTP ${e.status} ${(e.body as { error?: string } | undefined)?.error ?? ""}`.trimEnd()
+            : `${what} ${e.kind}`
+          : `${what} ${errorLabel(e)}`;
+      if (!bodies.has(l)) {
+        const detail = e instanceof CallError && e.body !== undefined ? JSON.stringify(e.body) : String(e);
+        bodies.set(l, detail.slice(0, 500));
+      }
+      return l;
+    };
+
+    let submitted = 0;
+    let handedOut = 0;
+    const submit = async () => {
+      const items = Array.from({ length: BATCH }, (_, k) => ({ type: JOB_TYPE, id: `q-${submitted + k}` }));
+      const answer = (await call(leaderAddr, ROUTES.workBatch, operator, {
+        body: { items },
+        timeoutMs: 30_000,
+      })) as { added: string[] };
+      submitted += BATCH;
+      return answer.added.length;
+    };
+    try {
+      while (submitted < PREFILL) await submit();
+    } catch (e) {
+      const l = label("submit", e);
+      throw new Error(`pre-filling the queue: ${l}: ${bodies.get(l)}`);
+    }
+
+    const creds: Credentials[] = Array.from({ length: concurrency }, (_, w) => ({
+      kind: "peer",
+      secret: q.secret,
+      nodeId: `w${w}`,
+    }));
+    const claimLatencies: number[] = [];
+    const completeLatencies: number[] = [];
+
+    const item = async (w: number, _n: number, counted: boolean): Promise<string | null> => {
+      const node = `w${w}`;
+      const who = creds[w] as Credentials;
+      const t0 = performance.now();
+      let claim: ClaimBody["claims"][number] | undefined;
+      try {
+        const answer = (await call(leaderAddr, ROUTES.peerWorkClaim, who, {
+          body: {
+            offer: {
+              node,
+              types: [JOB_TYPE],
+              capabilities: [JOB_TYPE],
+              freeSlots: 1,
+              gpus: 0,
+              freeGpuMemoryGb: 0,
+              freeDiskGb: 100,
+              slotsPerType: {},
+            },
+            max: 1,
+          },
+          timeoutMs: REQUEST_TIMEOUT_MS,
+        })) as ClaimBody;
+        claim = answer.claims[0];
+      } catch (e) {
+        return label("claim", e);
+      }
+      const t1 = performance.now();
+      if (!claim) return "claim came back empty (queue drained)";
+      handedOut++;
+      if (counted) claimLatencies.push(t1 - t0);
+      try {
+        const answer = (await call(leaderAddr, ROUTES.peerWorkComplete, who, {
+          params: { id: claim.id },
+          body: { leaseId: claim.leaseId, result: null },
+          timeoutMs: REQUEST_TIMEOUT_MS,
+        })) as ReportBody;
+        if (answer.state !== "completed" || answer.duplicate) {
+          const l = `complete answered state ${answer.state}${answer.duplicate ? " (duplicate)" : ""}`;
+          if (!bodies.has(l)) bodies.set(l, JSON.stringify(answer));
+          return l;
+        }
+      } catch (e) {
+        return label("complete", e);
+      }
+      if (counted) completeLatencies.push(performance.now() - t1);
+      return null;
+    };
+
+    let running = true;
+    const lag: number[] = [];
+    const sampleLag = async () => {
+      await sleep(WARMUP_MS);
+      while (running) {
+        const v = await q.raft.eventLoopLagMs?.(leader);
+        if (v !== null && v !== undefined) lag.push(v);
+        for (let t = 0; t < LAG_SAMPLE_MS && running; t += 50) await sleep(50);
+      }
+    };
+    let fedDuringRun = 0;
+    const feed = async () => {
+      while (running) {
+        if (submitted - handedOut >= LOW_WATER) {
+          await sleep(20);
+          continue;
+        }
+        try {
+          fedDuringRun += await submit();
+        } catch (e) {
+          label("feeder", e);
+          await sleep(100);
+        }
+      }
+    };
+
+    const loop = closedLoop(concurrency, WARMUP_MS, ms, item).finally(() => {
+      running = false;
+    });
+    const [r] = await Promise.all([loop, sampleLag(), feed()]);
+    await q.raft.assertRunning();
+
+    let serverCompleted: number | null = null;
+    try {
+      const status = (await call(leaderAddr, ROUTES.workStatus, operator, { timeoutMs: 5_000 })) as {
+        byState: Record<string, number>;
+      };
+      serverCompleted = status.byState.completed ?? 0;
+    } catch {
+      serverCompleted = null;
+    }
+
+    const itemLatencies = r.latencies;
+    return {
+      label: "p2p-orchestrator",
+      perSecond: itemLatencies.length / (r.elapsedMs / 1000),
+      done: itemLatencies.length,
+      p50: percentile(claimLatencies, 50),
+      p99: percentile(claimLatencies, 99),
+      errors: r.errors,
+      complete50: percentile(completeLatencies, 50),
+      complete99: percentile(completeLatencies, 99),
+      item50: percentile(itemLatencies, 50),
+      item99: percentile(itemLatencies, 99),
+      lag,
+      fedDuringRun,
+      bodies,
+      serverCompleted,
+    };
+  } finally {
+    await q.raft.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const { concurrency, ms, only } = options();
+  const missing = [only !== "etcd" ? await binMissing() : null, only !== "ours" ? etcdMissing() : null];
+  for (const m of missing) if (m) console.error(`queue: ${m}`);
+  if (missing.some((m) => m !== null)) return 1;
+
+  installCleanup();
+  console.log(
+    `queue: 3 voters, ${concurrency} concurrent workers claiming + completing no-op items through the leader, ${ms / 1000} s after ${WARMUP_MS / 1000} s warm-up`,
+  );
+  console.log(
+    `       anchor: etcd replicated puts at the same concurrency (an item is two replicated writes: claim + complete)`,
+  );
+  console.log(
+    `       the systems run one after the other; each cluster and this load generator share ${availableParallelism()} CPU cores`,
+  );
+  const ours = "p2p-orchestrator";
+  const width = Math.max("ratio (ours/etcd)".length, ours.length, etcd.label.length) + 2;
+
+  let o: QueueResult | undefined;
+  let e: Result | undefined;
+  if (only !== "etcd") {
+    o = await queueItems(concurrency, ms);
+    console.log(
+      `${ours.padEnd(width)}${Math.round(o.perSecond)} items/s completed (${o.done}), claim p50 ${o.p50.toFixed(1)} ms, p99 ${o.p99.toFixed(1)} ms; errors: ${errorList(o.errors)}`,
+    );
+    console.log(
+      `${"".padEnd(width)}complete p50 ${o.complete50.toFixed(1)} ms, p99 ${o.complete99.toFixed(1)} ms; whole item p50 ${o.item50.toFixed(1)} ms, p99 ${o.item99.toFixed(1)} ms`,
+    );
+    const lag =
+      o.lag.length > 0 ? `max ${Math.max(...o.lag).toFixed(1)} ms over ${o.lag.length} samples` : "not exposed";
+    console.log(`${"".padEnd(width)}leader event-loop lag p99 (p2p_event_loop_lag_p99_ms): ${lag}`);
+    console.log(
+      `${"".padEnd(width)}feeder added ${o.fedDuringRun} items during the run; leader reports ${o.serverCompleted ?? "?"} completed in all (warm-up included)`,
+    );
+    for (const [what, body] of o.bodies) console.log(`${"".padEnd(width)}${what}: ${body}`);
+  }
+  if (only !== "ours") {
+    e = await etcdPuts(concurrency, ms);
+    console.log(
+      `${e.label.padEnd(width)}${Math.round(e.perSecond)}/s committed puts (${e.done}), p50 ${e.p50.toFixed(1)} ms, p99 ${e.p99.toFixed(1)} ms; errors: ${errorList(e.errors)}`,
+    );
+  }
+
+  const col = (s: string) => s.padStart(14);
+  console.log(`\n${"system".padEnd(width)}${col("per second")}${col("p50")}${col("p99")}${col("errors")}`);
+  for (const [r, unit] of [
+    [o, "items"],
+    [e, "puts"],
+  ] as const) {
+    if (!r) continue;
+    const cells = [`${Math.round(r.perSecond)} ${unit}`, `${r.p50.toFixed(1)} ms`, `${r.p99.toFixed(1)} ms`];
+    console.log(`${r.label.padEnd(width)}${[...cells, `${errorCount(r.errors)}`].map(col).join("")}`);
+  }
+  console.log(`${"".padEnd(width)}(latency: ours = claim, etcd = put)`);
+  if (o) {
+    const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
+    if (e) {
+      const ratio = o.perSecond / e.perSecond;
+      console.log(
+        `\nitems/s vs etcd puts/s: ${ratio.toFixed(2)} (target >= ${TARGET_RATIO}) ${verdict(ratio >= TARGET_RATIO)}`,
+      );
+    }
+    console.log(
+      `claim p99: ${o.p99.toFixed(1)} ms (target < ${TARGET_CLAIM_P99_MS}) ${verdict(o.p99 < TARGET_CLAIM_P99_MS)}`,
+    );
+    const lagMax = o.lag.length > 0 ? Math.max(...o.lag) : Number.NaN;
+    console.log(
+      `leader loop lag p99: ${lagMax.toFixed(1)} ms (target < ${TARGET_LAG_P99_MS}) ${verdict(lagMax < TARGET_LAG_P99_MS)}`,
+    );
+  }
+  return 0;
+}
+
+try {
+  process.exitCode = await main();
+} catch (e) {
+  console.error(`queue: ${e instanceof Error ? e.message : e}`);
+  process.exitCode = 1;
+} finally {
+  cleanupAll();
+}
