@@ -4,7 +4,7 @@
  * replicated writes (claim + complete), so the anchor is etcd 3.4's replicated put at the same
  * concurrency, measured as bench/commit does, in the same run (one cluster at a time).
  *
- *   bun bench/queue/run.ts [--concurrency 64] [--seconds 10] [--only ours|etcd]
+ *   bun bench/queue/run.ts [--concurrency 64] [--seconds 10] [--queued 2000] [--only ours|etcd]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { availableParallelism } from "node:os";
@@ -15,19 +15,23 @@ import { binMissing } from "../detect/ours.ts";
 import { stableLeader } from "../failover/cluster.ts";
 import { etcd, etcdMissing } from "../failover/etcd.ts";
 import { cleanupAll, closedLoop, errorLabel, installCleanup, percentile, sleep } from "../lib.ts";
-import { JOB_TYPE, startQueueCluster } from "./ours.ts";
+import { type ElectionBody, JOB_TYPE, startQueueCluster } from "./ours.ts";
 
 const WARMUP_MS = 1_000;
 const REQUEST_TIMEOUT_MS = 5_000;
 const LAG_SAMPLE_MS = 1_000;
 /** The same 64-byte value for every etcd write, as in bench/commit. */
 const VALUE = "v".repeat(64);
-/** Items per POST /work/batch (the route's maximum). */
-const BATCH = 1_000;
-/** Items queued before the workers start... */
-const PREFILL = 8_000;
-/** ...and the feeder tops up by a batch whenever fewer than this many are left unclaimed. */
-const LOW_WATER = 4_000;
+/**
+ * Items per POST /work/batch. The route takes up to 1000, but applying 1000 at once stalls the
+ * leader's event loop for ~250 ms on a small VM, long enough to lose its lease and leadership.
+ */
+const BATCH = 200;
+const PREFILL_DEADLINE_MS = 60_000;
+/** After the pre-fill, wait (at most this long) until the leader's trailing lag p99 is under the target. */
+const SETTLE_DEADLINE_MS = 12_000;
+/** A worker pauses this long after a failed request or an empty claim, so errors cannot spin. */
+const ERROR_BACKOFF_MS = 20;
 
 const TARGET_RATIO = 0.5;
 const TARGET_CLAIM_P99_MS = 50;
@@ -38,6 +42,7 @@ function options() {
     options: {
       concurrency: { type: "string", default: "64" },
       seconds: { type: "string", default: "10" },
+      queued: { type: "string", default: "2000" },
       only: { type: "string" },
     },
   });
@@ -47,10 +52,14 @@ function options() {
     throw new Error("--concurrency: an integer from 1 to 1024");
   }
   if (!Number.isFinite(secs) || secs < 1 || secs > 600) throw new Error("--seconds: a number from 1 to 600");
+  const queued = Number(values.queued);
+  if (!Number.isInteger(queued) || queued < BATCH || queued > 40_000 || queued % BATCH !== 0) {
+    throw new Error(`--queued: a multiple of ${BATCH} from ${BATCH} to 40000`);
+  }
   if (values.only !== undefined && values.only !== "ours" && values.only !== "etcd") {
     throw new Error("--only: ours or etcd");
   }
-  return { concurrency, ms: secs * 1000, only: values.only };
+  return { concurrency, ms: secs * 1000, queued, only: values.only };
 }
 
 interface Result {
@@ -75,6 +84,11 @@ interface QueueResult extends Result {
   /** One response body per error label, for the report. */
   bodies: Map<string, string>;
   serverCompleted: number | null;
+  /** How long the leader's lag took to fall back under the target after the pre-fill, and its value then. */
+  settleMs: number;
+  settledLag: number | null;
+  /** "<new leader> at <phase> +<s>" for each 421 hint that moved the requests to another node. */
+  leaderChanges: string[];
 }
 
 const errorCount = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
@@ -111,18 +125,21 @@ interface ReportBody {
 }
 
 /** Our work queue: `concurrency` workers w0..w<n-1> each claim one item, complete it, and go again. */
-async function queueItems(concurrency: number, ms: number): Promise<QueueResult> {
+async function queueItems(concurrency: number, ms: number, queued: number): Promise<QueueResult> {
   const q = await startQueueCluster();
   try {
-    const leader = await stableLeader(q.raft);
-    const election = await q.election(leader);
-    const leaderAddr = election?.leader?.address;
-    if (!leaderAddr || election?.role !== "leader") {
+    const first = await stableLeader(q.raft);
+    const election = await q.election(first);
+    if (!election?.leader?.address || election.role !== "leader") {
       throw new Error(`GET /election on the leader: ${JSON.stringify(election)}`);
     }
+    let leaderAddr = election.leader.address;
+    let t0 = performance.now();
+    let phase = "pre-fill";
+    const leaderChanges: string[] = [];
     const operator: Credentials = { kind: "operator", token: q.token };
     const bodies = new Map<string, string>();
-    const label = (what: string, e: unknown): string => {
+    const label = (what: string, e: unknown, at: string): string => {
       const l =
         e instanceof CallError
           ? e.kind === "http"
@@ -131,28 +148,54 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
           : `${what} ${errorLabel(e)}`;
       if (!bodies.has(l)) {
         const detail = e instanceof CallError && e.body !== undefined ? JSON.stringify(e.body) : String(e);
-        bodies.set(l, detail.slice(0, 500));
+        bodies.set(l, `(first one, from ${at}) ${detail.slice(0, 500)}`);
       }
       return l;
+    };
+    /** Labels a failure; on 421 with a leader hint, moves every later request to the hinted leader. */
+    const failed = async (what: string, e: unknown, at: string): Promise<string> => {
+      const hint = e instanceof CallError && e.status === 421 ? (e.body as ElectionBody | undefined)?.leader : null;
+      if (hint?.address && hint.address !== leaderAddr) {
+        leaderChanges.push(`${hint.id} at ${phase} +${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        leaderAddr = hint.address;
+      }
+      await sleep(ERROR_BACKOFF_MS);
+      return label(what, e, at);
     };
 
     let submitted = 0;
     let handedOut = 0;
-    const submit = async () => {
+    /** Adds the next BATCH items q-<n>, retrying through leader changes and backpressure until `deadline`. */
+    const submit = async (deadline: number): Promise<number> => {
       const items = Array.from({ length: BATCH }, (_, k) => ({ type: JOB_TYPE, id: `q-${submitted + k}` }));
-      const answer = (await call(leaderAddr, ROUTES.workBatch, operator, {
-        body: { items },
-        timeoutMs: 30_000,
-      })) as { added: string[] };
-      submitted += BATCH;
-      return answer.added.length;
+      for (;;) {
+        const at = leaderAddr;
+        try {
+          const answer = (await call(at, ROUTES.workBatch, operator, {
+            body: { items },
+            timeoutMs: REQUEST_TIMEOUT_MS,
+          })) as { added: string[] };
+          submitted += BATCH;
+          return answer.added.length;
+        } catch (e) {
+          const l = await failed("submit", e, at);
+          if (performance.now() > deadline) throw new Error(`POST /work/batch: ${l}: ${bodies.get(l)}`);
+        }
+      }
     };
-    try {
-      while (submitted < PREFILL) await submit();
-    } catch (e) {
-      const l = label("submit", e);
-      throw new Error(`pre-filling the queue: ${l}: ${bodies.get(l)}`);
+    const prefillEnd = performance.now() + PREFILL_DEADLINE_MS;
+    while (submitted < queued) await submit(prefillEnd);
+
+    // Let the leader's trailing lag window forget the pre-fill before the workers start.
+    const leaderIndex = () => q.addresses.indexOf(leaderAddr);
+    const settleStart = performance.now();
+    let settledLag: number | null = null;
+    while (performance.now() - settleStart < SETTLE_DEADLINE_MS) {
+      settledLag = (await q.raft.eventLoopLagMs?.(leaderIndex())) ?? null;
+      if (settledLag !== null && settledLag < TARGET_LAG_P99_MS) break;
+      await sleep(250);
     }
+    const settleMs = performance.now() - settleStart;
 
     const creds: Credentials[] = Array.from({ length: concurrency }, (_, w) => ({
       kind: "peer",
@@ -165,10 +208,11 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
     const item = async (w: number, _n: number, counted: boolean): Promise<string | null> => {
       const node = `w${w}`;
       const who = creds[w] as Credentials;
-      const t0 = performance.now();
+      const at = leaderAddr;
+      const c0 = performance.now();
       let claim: ClaimBody["claims"][number] | undefined;
       try {
-        const answer = (await call(leaderAddr, ROUTES.peerWorkClaim, who, {
+        const answer = (await call(at, ROUTES.peerWorkClaim, who, {
           body: {
             offer: {
               node,
@@ -186,14 +230,18 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
         })) as ClaimBody;
         claim = answer.claims[0];
       } catch (e) {
-        return label("claim", e);
+        return failed("claim", e, at);
       }
-      const t1 = performance.now();
-      if (!claim) return "claim came back empty (queue drained)";
+      const c1 = performance.now();
+      if (!claim) {
+        await sleep(ERROR_BACKOFF_MS);
+        return "claim came back empty (queue drained)";
+      }
       handedOut++;
-      if (counted) claimLatencies.push(t1 - t0);
+      if (counted) claimLatencies.push(c1 - c0);
+      const completeAt = leaderAddr;
       try {
-        const answer = (await call(leaderAddr, ROUTES.peerWorkComplete, who, {
+        const answer = (await call(completeAt, ROUTES.peerWorkComplete, who, {
           params: { id: claim.id },
           body: { leaseId: claim.leaseId, result: null },
           timeoutMs: REQUEST_TIMEOUT_MS,
@@ -204,9 +252,9 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
           return l;
         }
       } catch (e) {
-        return label("complete", e);
+        return failed("complete", e, completeAt);
       }
-      if (counted) completeLatencies.push(performance.now() - t1);
+      if (counted) completeLatencies.push(performance.now() - c1);
       return null;
     };
 
@@ -215,7 +263,7 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
     const sampleLag = async () => {
       await sleep(WARMUP_MS);
       while (running) {
-        const v = await q.raft.eventLoopLagMs?.(leader);
+        const v = await q.raft.eventLoopLagMs?.(leaderIndex());
         if (v !== null && v !== undefined) lag.push(v);
         for (let t = 0; t < LAG_SAMPLE_MS && running; t += 50) await sleep(50);
       }
@@ -223,19 +271,20 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
     let fedDuringRun = 0;
     const feed = async () => {
       while (running) {
-        if (submitted - handedOut >= LOW_WATER) {
+        if (submitted - handedOut > queued - BATCH) {
           await sleep(20);
           continue;
         }
         try {
-          fedDuringRun += await submit();
-        } catch (e) {
-          label("feeder", e);
-          await sleep(100);
+          fedDuringRun += await submit(0);
+        } catch {
+          // Tallied by `failed`; its body is printed with the others.
         }
       }
     };
 
+    t0 = performance.now();
+    phase = "run";
     const loop = closedLoop(concurrency, WARMUP_MS, ms, item).finally(() => {
       running = false;
     });
@@ -268,6 +317,9 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
       fedDuringRun,
       bodies,
       serverCompleted,
+      settleMs,
+      settledLag,
+      leaderChanges,
     };
   } finally {
     await q.raft.stop();
@@ -275,7 +327,7 @@ async function queueItems(concurrency: number, ms: number): Promise<QueueResult>
 }
 
 async function main(): Promise<number> {
-  const { concurrency, ms, only } = options();
+  const { concurrency, ms, queued, only } = options();
   const missing = [only !== "etcd" ? await binMissing() : null, only !== "ours" ? etcdMissing() : null];
   for (const m of missing) if (m) console.error(`queue: ${m}`);
   if (missing.some((m) => m !== null)) return 1;
@@ -283,6 +335,9 @@ async function main(): Promise<number> {
   installCleanup();
   console.log(
     `queue: 3 voters, ${concurrency} concurrent workers claiming + completing no-op items through the leader, ${ms / 1000} s after ${WARMUP_MS / 1000} s warm-up`,
+  );
+  console.log(
+    `       ${queued} items kept queued (pre-filled in batches of ${BATCH}, topped up by a batch as they are claimed)`,
   );
   console.log(
     `       anchor: etcd replicated puts at the same concurrency (an item is two replicated writes: claim + complete)`,
@@ -296,7 +351,7 @@ async function main(): Promise<number> {
   let o: QueueResult | undefined;
   let e: Result | undefined;
   if (only !== "etcd") {
-    o = await queueItems(concurrency, ms);
+    o = await queueItems(concurrency, ms, queued);
     console.log(
       `${ours.padEnd(width)}${Math.round(o.perSecond)} items/s completed (${o.done}), claim p50 ${o.p50.toFixed(1)} ms, p99 ${o.p99.toFixed(1)} ms; errors: ${errorList(o.errors)}`,
     );
@@ -309,6 +364,12 @@ async function main(): Promise<number> {
     console.log(
       `${"".padEnd(width)}feeder added ${o.fedDuringRun} items during the run; leader reports ${o.serverCompleted ?? "?"} completed in all (warm-up included)`,
     );
+    console.log(
+      `${"".padEnd(width)}after the pre-fill the leader's lag p99 took ${(o.settleMs / 1000).toFixed(1)} s to settle (${o.settledLag?.toFixed(1) ?? "?"} ms)`,
+    );
+    if (o.leaderChanges.length > 0) {
+      console.log(`${"".padEnd(width)}LEADERSHIP MOVED (followed via 421 hints): ${o.leaderChanges.join(", ")}`);
+    }
     for (const [what, body] of o.bodies) console.log(`${"".padEnd(width)}${what}: ${body}`);
   }
   if (only !== "ours") {
@@ -328,7 +389,13 @@ async function main(): Promise<number> {
     const cells = [`${Math.round(r.perSecond)} ${unit}`, `${r.p50.toFixed(1)} ms`, `${r.p99.toFixed(1)} ms`];
     console.log(`${r.label.padEnd(width)}${[...cells, `${errorCount(r.errors)}`].map(col).join("")}`);
   }
-  console.log(`${"".padEnd(width)}(latency: ours = claim, etcd = put)`);
+  if (o && e) {
+    const ratio = (a: number, b: number) => col((a / b).toFixed(2));
+    console.log(
+      `${"ratio (ours/etcd)".padEnd(width)}${ratio(o.perSecond, e.perSecond)}${ratio(o.p50, e.p50)}${ratio(o.p99, e.p99)}`,
+    );
+  }
+  console.log(`${"".padEnd(width)}(latency: ours = claim, etcd = put; per second: ours = items, each two writes)`);
   if (o) {
     const verdict = (ok: boolean) => (ok ? "met" : "NOT met");
     if (e) {

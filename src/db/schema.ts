@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Small durable facts about this node (its incarnation, cluster name). */
@@ -66,7 +67,8 @@ export const workItems = sqliteTable(
     /** Log index of the submission: the queue's stable order among equal priorities. */
     seq: integer("seq").notNull(),
   },
-  (t) => [index("work_items_state").on(t.state, t.priority, t.seq)],
+  // The claim's order: highest priority first, then first submitted; SQLite walks this index without sorting.
+  (t) => [index("work_items_claim_order").on(t.state, sql`${t.priority} DESC`, t.seq)],
 );
 
 /** Every transition of every work item, with its cause and the term of the leader that ordered it. */

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gte, inArray } from "drizzle-orm";
+import { and, asc, desc, eq, gte, inArray, sql } from "drizzle-orm";
 import * as v from "valibot";
 import { initialTransition, type SnapshotFrom, transition } from "xstate";
 import { defineCommand } from "../consensus/state-machine.ts";
@@ -15,8 +15,8 @@ import { misfits } from "./placement.ts";
 
 const now = v.number();
 
-/** How many pending items one claim looks at, at most (in priority order). */
-const CLAIM_SCAN_LIMIT = 500;
+/** How many pending items a claim for `max` looks at (in priority order): enough to skip some misfits. */
+const claimScan = (max: number) => Math.min(500, Math.max(32, max * 16));
 
 const normalizedItemSchema = v.object({
   id: v.string(),
@@ -50,9 +50,89 @@ function toItem(row: typeof workItems.$inferSelect): WorkItem {
   return row as unknown as WorkItem;
 }
 
+/** Statements prepared once per database: the queue applies thousands of commands a second. */
+function prepare(db: Db) {
+  const p = sql.placeholder;
+  return {
+    byId: db
+      .select()
+      .from(workItems)
+      .where(eq(workItems.id, p("id")))
+      .prepare(),
+    pendingInOrder: db
+      .select()
+      .from(workItems)
+      .where(eq(workItems.state, "pending"))
+      .orderBy(desc(workItems.priority), asc(workItems.seq))
+      .limit(p("limit"))
+      .prepare(),
+    insertItem: db
+      .insert(workItems)
+      .values({
+        id: p("id"),
+        type: p("type"),
+        priority: p("priority"),
+        config: p("config"),
+        requirements: p("requirements"),
+        dependsOn: p("dependsOn"),
+        timeoutMs: p("timeoutMs"),
+        state: p("state"),
+        context: p("context"),
+        createdAt: p("createdAt"),
+        updatedAt: p("updatedAt"),
+        seq: p("seq"),
+      })
+      .prepare(),
+    insertHistory: db
+      .insert(workHistory)
+      .values({
+        itemId: p("itemId"),
+        from: p("from"),
+        to: p("to"),
+        event: p("event"),
+        cause: p("cause"),
+        node: p("node"),
+        term: p("term"),
+        at: p("at"),
+      })
+      .prepare(),
+    updateItem: db.$client.prepare("UPDATE work_items SET state = ?, context = ?, updated_at = ? WHERE id = ?"),
+  };
+}
+
+const prepared = new WeakMap<Db, ReturnType<typeof prepare>>();
+
+function q(db: Db): ReturnType<typeof prepare> {
+  let statements = prepared.get(db);
+  if (!statements) {
+    statements = prepare(db);
+    prepared.set(db, statements);
+  }
+  return statements;
+}
+
 export function readItem(db: Db, id: string): WorkItem | undefined {
-  const row = db.select().from(workItems).where(eq(workItems.id, id)).get();
+  const row = q(db).byId.get({ id });
   return row ? toItem(row) : undefined;
+}
+
+/** Pending items `offer` can take now, in claim order, at most `max` (a pure read: claims and pre-checks share it). */
+export function claimable(db: Db, offer: Offer, max: number, now: number): WorkItem[] {
+  // Usually the first items fit: look at a few, and widen the scan only when misfits crowd them out.
+  for (const limit of [max * 2, claimScan(max)]) {
+    const rows = q(db).pendingInOrder.all({ limit });
+    const out: WorkItem[] = [];
+    let slots = offer.freeSlots;
+    for (const row of rows) {
+      if (out.length >= max || slots <= 0) break;
+      const item = toItem(row);
+      if (misfits(item, { ...offer, freeSlots: slots }, now).length > 0 || !dependenciesDone(db, item)) continue;
+      out.push(item);
+      slots -= offer.slotsPerType[item.type] ?? 1;
+    }
+    if (out.length >= max || slots <= 0 || rows.length < limit) return out;
+  }
+  return [];
 }
 
 /** Runs the item's lifecycle machine on one event; writes the new state and a history row if it changed. */
@@ -66,23 +146,19 @@ function step(
   const [next] = transition(jobLifecycleMachine, snapshot as SnapshotFrom<typeof jobLifecycleMachine>, event);
   const to = next.value as JobState;
   if (to === item.state && JSON.stringify(next.context) === JSON.stringify(item.context)) return false;
-  db.update(workItems)
-    .set({ state: to, context: next.context, updatedAt: at.now })
-    .where(eq(workItems.id, item.id))
-    .run();
+  const statements = q(db);
+  statements.updateItem.run(to, JSON.stringify(next.context), at.now, item.id);
   if (to !== item.state) {
-    db.insert(workHistory)
-      .values({
-        itemId: item.id,
-        from: item.state,
-        to,
-        event: event.type,
-        cause: at.cause,
-        node: at.node ?? null,
-        term: at.term,
-        at: at.now,
-      })
-      .run();
+    statements.insertHistory.run({
+      itemId: item.id,
+      from: item.state,
+      to,
+      event: event.type,
+      cause: at.cause,
+      node: at.node ?? null,
+      term: at.term,
+      at: at.now,
+    });
   }
   item.state = to;
   item.context = next.context;
@@ -102,34 +178,31 @@ export const workAdd = defineCommand({
         return;
       }
       const [initial] = initialTransition(jobLifecycleMachine, { maxAttempts: item.maxAttempts });
-      db.insert(workItems)
-        .values({
-          id: item.id,
-          type: item.type,
-          priority: item.priority,
-          config: item.config,
-          requirements: item.requirements,
-          dependsOn: item.dependsOn,
-          timeoutMs: item.timeoutMs,
-          state: "pending",
-          context: initial.context,
-          createdAt: payload.now,
-          updatedAt: payload.now,
-          seq: ctx.index * 10_000 + i,
-        })
-        .run();
-      db.insert(workHistory)
-        .values({
-          itemId: item.id,
-          from: null,
-          to: "pending",
-          event: "submit",
-          cause: "submitted",
-          node: null,
-          term: ctx.term,
-          at: payload.now,
-        })
-        .run();
+      const statements = q(db);
+      statements.insertItem.run({
+        id: item.id,
+        type: item.type,
+        priority: item.priority,
+        config: item.config,
+        requirements: item.requirements,
+        dependsOn: item.dependsOn,
+        timeoutMs: item.timeoutMs,
+        state: "pending",
+        context: initial.context,
+        createdAt: payload.now,
+        updatedAt: payload.now,
+        seq: ctx.index * 10_000 + i,
+      });
+      statements.insertHistory.run({
+        itemId: item.id,
+        from: null,
+        to: "pending",
+        event: "submit",
+        cause: "submitted",
+        node: null,
+        term: ctx.term,
+        at: payload.now,
+      });
       added.push(item.id);
     });
     return { added, existing };
@@ -141,34 +214,22 @@ export const workClaim = defineCommand({
   payload: v.object({ offer: offerSchema, max: v.number(), now, leaseMs: v.number() }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): Claim[] {
-    const offer: Offer = { ...payload.offer };
-    const claims: Claim[] = [];
-    const candidates = db
-      .select()
-      .from(workItems)
-      .where(eq(workItems.state, "pending"))
-      .orderBy(desc(workItems.priority), asc(workItems.seq))
-      .limit(CLAIM_SCAN_LIMIT)
-      .all()
-      .map(toItem);
-    for (const item of candidates) {
-      if (claims.length >= payload.max || offer.freeSlots <= 0) break;
-      if (misfits(item, offer, payload.now).length > 0 || !dependenciesDone(db, item)) continue;
-      const leaseId = `${ctx.term}.${ctx.index}.${claims.length}`;
+    return claimable(db, payload.offer, payload.max, payload.now).map((item, n) => {
+      const leaseId = `${ctx.term}.${ctx.index}.${n}`;
       const expiresAt = payload.now + payload.leaseMs;
+      const node = payload.offer.node;
       step(
         db,
         item,
-        { type: "claim", node: offer.node, leaseId, expiresAt },
+        { type: "claim", node, leaseId, expiresAt },
         {
           now: payload.now,
           term: ctx.term,
-          cause: `claimed by ${offer.node} (lease ${leaseId})`,
-          node: offer.node,
+          cause: `claimed by ${node} (lease ${leaseId})`,
+          node,
         },
       );
-      offer.freeSlots -= offer.slotsPerType[item.type] ?? 1;
-      claims.push({
+      return {
         id: item.id,
         type: item.type,
         config: item.config,
@@ -177,9 +238,8 @@ export const workClaim = defineCommand({
         expiresAt,
         term: ctx.term,
         attempt: item.context.attempts,
-      });
-    }
-    return claims;
+      };
+    });
   },
 });
 

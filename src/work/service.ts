@@ -7,6 +7,7 @@ import { workItems } from "../db/schema.ts";
 import type { NodeInfo } from "../node/info.ts";
 import {
   type Claim,
+  claimable,
   dueItems,
   history,
   listItems,
@@ -97,6 +98,13 @@ export class WorkService {
   }
 
   async claim(offer: Offer, max: number): Promise<Claim[]> {
+    // Nothing fits now: answer without a replicated write (the apply checks again, so a race only costs a retry).
+    if (
+      this.opts.consensus.raft.currentRole === "leader" &&
+      claimable(this.opts.db, offer, max, this.now()).length === 0
+    ) {
+      return [];
+    }
     const { result } = await this.opts.consensus.propose({
       name: "work.claim",
       payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs },
