@@ -76,8 +76,12 @@ async function load(c: RaftCluster, leader: number, concurrency: number, ms: num
     }
   };
 
-  await Promise.all([...Array.from({ length: concurrency }, (_, w) => worker(w)), sampleLag()]);
+  const workers = Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const lagDone = sampleLag();
+  await workers;
+  // The window ends with the last worker, not with the lag sampler's final sleep.
   const elapsed = performance.now() - start;
+  await lagDone;
   return {
     perSecond: latencies.length / (elapsed / 1000),
     committed: latencies.length,
