@@ -48,6 +48,15 @@ const leaseLapsed = ({ context, event }: { context: JobContext; event: JobEvent 
 
 const releaseLease = { leaseId: null, leaseNode: null, leaseExpiresAt: null };
 
+/** What the holder of the current lease may report, whether the job was only claimed or is running. */
+const leaseHolder = {
+  heartbeat: { guard: "holdsLease", actions: "renew" },
+  complete: { guard: "holdsLease", target: "completed", actions: "finish" },
+  fail: { guard: "holdsLease", target: "failed", actions: "failAttempt" },
+  "lease-expired": { guard: "leaseLapsed", target: "lease-expired" },
+  cancel: { target: "cancelled", actions: "release" },
+} as const;
+
 export const jobLifecycleMachine = setup({
   types: {
     context: {} as JobContext,
@@ -59,6 +68,18 @@ export const jobLifecycleMachine = setup({
     leaseLapsed,
     attemptsLeft: ({ context }) => context.attempts < context.maxAttempts,
     retryDue: ({ context, event }) => event.type === "retry-due" && event.now >= (context.notBefore ?? 0),
+  },
+  actions: {
+    renew: assign(({ event }) => ("expiresAt" in event ? { leaseExpiresAt: event.expiresAt } : {})),
+    finish: assign(({ event }) =>
+      event.type === "complete" ? { result: event.result, finishedLeaseId: event.leaseId, ...releaseLease } : {},
+    ),
+    failAttempt: assign(({ event }) =>
+      event.type === "fail"
+        ? { error: event.error, notBefore: event.retryAt, finishedLeaseId: event.leaseId, ...releaseLease }
+        : {},
+    ),
+    release: assign(releaseLease),
   },
 }).createMachine({
   id: "job",
@@ -93,53 +114,11 @@ export const jobLifecycleMachine = setup({
     },
     claimed: {
       on: {
-        start: {
-          guard: "holdsLease",
-          target: "running",
-          actions: assign(({ event }) => ({ leaseExpiresAt: event.expiresAt })),
-        },
-        heartbeat: { guard: "holdsLease", actions: assign(({ event }) => ({ leaseExpiresAt: event.expiresAt })) },
-        complete: {
-          guard: "holdsLease",
-          target: "completed",
-          actions: assign(({ event }) => ({ result: event.result, finishedLeaseId: event.leaseId, ...releaseLease })),
-        },
-        fail: {
-          guard: "holdsLease",
-          target: "failed",
-          actions: assign(({ event }) => ({
-            error: event.error,
-            notBefore: event.retryAt,
-            finishedLeaseId: event.leaseId,
-            ...releaseLease,
-          })),
-        },
-        "lease-expired": { guard: "leaseLapsed", target: "lease-expired" },
-        cancel: { target: "cancelled", actions: assign(releaseLease) },
+        start: { guard: "holdsLease", target: "running", actions: "renew" },
+        ...leaseHolder,
       },
     },
-    running: {
-      on: {
-        heartbeat: { guard: "holdsLease", actions: assign(({ event }) => ({ leaseExpiresAt: event.expiresAt })) },
-        complete: {
-          guard: "holdsLease",
-          target: "completed",
-          actions: assign(({ event }) => ({ result: event.result, finishedLeaseId: event.leaseId, ...releaseLease })),
-        },
-        fail: {
-          guard: "holdsLease",
-          target: "failed",
-          actions: assign(({ event }) => ({
-            error: event.error,
-            notBefore: event.retryAt,
-            finishedLeaseId: event.leaseId,
-            ...releaseLease,
-          })),
-        },
-        "lease-expired": { guard: "leaseLapsed", target: "lease-expired" },
-        cancel: { target: "cancelled", actions: assign(releaseLease) },
-      },
-    },
+    running: { on: leaseHolder },
     /** Passing through: the lease ran out; the attempt is spent, and the item goes back to the queue if any remain. */
     "lease-expired": {
       entry: assign({ error: "lease expired: the worker stopped reporting", ...releaseLease }),

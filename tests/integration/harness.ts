@@ -168,6 +168,16 @@ export class TestCluster {
     );
   }
 
+  /** Runs a test body; if it fails, prints every node's log tail first. */
+  async withLogs(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (e) {
+      console.error(this.logs());
+      throw e;
+    }
+  }
+
   logs(): string {
     return this.nodes
       .map((n) => `--- ${n.id}\n${existsSync(n.logFile) ? readFileSync(n.logFile, "utf8").slice(-4000) : ""}`)

@@ -66,14 +66,7 @@ describe.skipIf(unavailable !== null)("leadership among 5 compiled voters", () =
       `write ${key} committed through one of ${among.join(",")}`,
     );
 
-  const withLogs = async (body: () => Promise<void>) => {
-    try {
-      await body();
-    } catch (e) {
-      console.error(cluster.logs());
-      throw e;
-    }
-  };
+  const withLogs = (body: () => Promise<void>) => cluster.withLogs(body);
 
   test(
     "kill -9 the leader: a new leader commits, and nothing acknowledged is lost",

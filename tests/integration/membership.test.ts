@@ -16,14 +16,7 @@ describe("membership of 5 compiled nodes", () => {
     if (cluster) await cluster.stop();
   });
 
-  const withLogs = async (body: () => Promise<void>) => {
-    try {
-      await body();
-    } catch (e) {
-      console.error(cluster.logs());
-      throw e;
-    }
-  };
+  const withLogs = (body: () => Promise<void>) => cluster.withLogs(body);
 
   test(
     "all converge to 5 alive",

@@ -54,51 +54,51 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
     return status.byState.completed ?? 0;
   };
 
-  test("200 items end completed exactly once despite kill -9 of the leader and a worker", async () => {
-    try {
-      const voters = ["n1", "n2", "n3"];
-      const leader = await leaderOf(voters);
-      // Workers must be known (gossip) before their type counts as runnable.
-      await waitFor(() => cluster.converged(), 15_000, "all 5 alive");
-      await waitFor(
-        async () =>
-          (await cluster.post(leader, "/work", { id: "probe", type: "selfplay", config: { n: -1 } })).status === 200,
-        15_000,
-        "the leader accepts selfplay work",
-      );
-      for (let start = 0; start < ITEMS; start += 50) {
-        const items = Array.from({ length: 50 }, (_, i) => ({
-          id: `item-${start + i}`,
-          type: "selfplay",
-          config: { n: start + i },
-        }));
-        const res = await cluster.post(leader, "/work/batch", { items });
-        expect(res.status).toBe(200);
-      }
-      await waitFor(async () => (await completed(voters)) >= 40, 60_000, "40 items completed");
-      await cluster.kill(leader);
-      await cluster.kill("n5");
-      const survivors = voters.filter((id) => id !== leader);
-      await waitFor(
-        async () => (await completed(survivors)) === ITEMS + 1,
-        120_000,
-        `all ${ITEMS + 1} items completed`,
-      );
+  test(
+    "200 items end completed exactly once despite kill -9 of the leader and a worker",
+    async () =>
+      cluster.withLogs(async () => {
+        const voters = ["n1", "n2", "n3"];
+        const leader = await leaderOf(voters);
+        // Workers must be known (gossip) before their type counts as runnable.
+        await waitFor(() => cluster.converged(), 15_000, "all 5 alive");
+        await waitFor(
+          async () =>
+            (await cluster.post(leader, "/work", { id: "probe", type: "selfplay", config: { n: -1 } })).status === 200,
+          15_000,
+          "the leader accepts selfplay work",
+        );
+        for (let start = 0; start < ITEMS; start += 50) {
+          const items = Array.from({ length: 50 }, (_, i) => ({
+            id: `item-${start + i}`,
+            type: "selfplay",
+            config: { n: start + i },
+          }));
+          const res = await cluster.post(leader, "/work/batch", { items });
+          expect(res.status).toBe(200);
+        }
+        await waitFor(async () => (await completed(voters)) >= 40, 60_000, "40 items completed");
+        await cluster.kill(leader);
+        await cluster.kill("n5");
+        const survivors = voters.filter((id) => id !== leader);
+        await waitFor(
+          async () => (await completed(survivors)) === ITEMS + 1,
+          120_000,
+          `all ${ITEMS + 1} items completed`,
+        );
 
-      const newLeader = await leaderOf(survivors);
-      const { history } = (await cluster.get(newLeader, "/work/history?limit=10000")) as { history: HistoryRow[] };
-      const completions = new Map<string, number>();
-      for (const h of history)
-        if (h.to === "completed") completions.set(h.itemId, (completions.get(h.itemId) ?? 0) + 1);
-      expect(completions.size).toBe(ITEMS + 1);
-      expect([...completions.values()].every((n) => n === 1)).toBe(true);
-      const taken = history.filter((h) => h.to === "claimed");
-      expect(taken.length).toBeGreaterThanOrEqual(ITEMS + 1);
-      const reclaimed = history.filter((h) => h.cause?.includes("expired") || h.from === "retry-wait");
-      console.log(`claims ${taken.length}, reclaimed after the crash: ${reclaimed.length}`);
-    } catch (e) {
-      console.error(cluster.logs());
-      throw e;
-    }
-  }, 240_000);
+        const newLeader = await leaderOf(survivors);
+        const { history } = (await cluster.get(newLeader, "/work/history?limit=10000")) as { history: HistoryRow[] };
+        const completions = new Map<string, number>();
+        for (const h of history)
+          if (h.to === "completed") completions.set(h.itemId, (completions.get(h.itemId) ?? 0) + 1);
+        expect(completions.size).toBe(ITEMS + 1);
+        expect([...completions.values()].every((n) => n === 1)).toBe(true);
+        const taken = history.filter((h) => h.to === "claimed");
+        expect(taken.length).toBeGreaterThanOrEqual(ITEMS + 1);
+        const reclaimed = history.filter((h) => h.cause?.includes("expired") || h.from === "retry-wait");
+        console.log(`claims ${taken.length}, reclaimed after the crash: ${reclaimed.length}`);
+      }),
+    240_000,
+  );
 });
