@@ -14,8 +14,9 @@ import { ROUTES } from "../../src/net/route-table.ts";
 import { binMissing } from "../detect/ours.ts";
 import { stableLeader } from "../failover/cluster.ts";
 import { etcd, etcdMissing } from "../failover/etcd.ts";
+import type { ElectionBody } from "../failover/ours.ts";
 import { cleanupAll, closedLoop, errorLabel, installCleanup, percentile, sleep } from "../lib.ts";
-import { type ElectionBody, JOB_TYPE, startQueueCluster } from "./ours.ts";
+import { JOB_TYPE, startQueueCluster } from "./ours.ts";
 
 const WARMUP_MS = 1_000;
 const REQUEST_TIMEOUT_MS = 5_000;
