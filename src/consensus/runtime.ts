@@ -134,7 +134,10 @@ export class ConsensusRuntime {
   async propose(command: Entry["command"]): Promise<{ index: number; term: number; result: unknown }> {
     const problem = this.state.validate(command);
     if (problem) throw new Error(problem);
+    const before = this.raft.lastIndex;
     const pending = this.raft.propose(command);
+    // A refused proposal appended nothing: it must not claim (and later clear) another proposal's index.
+    if (this.raft.lastIndex === before) return pending.then(() => ({ index: 0, term: 0, result: undefined }));
     const index = this.raft.lastIndex;
     this.awaited.add(index);
     this.scheduleDrain();

@@ -15,9 +15,6 @@ import { misfits } from "./placement.ts";
 
 const now = v.number();
 
-/** How many pending items a claim for `max` looks at (in priority order): enough to skip some misfits. */
-const claimScan = (max: number) => Math.min(500, Math.max(32, max * 16));
-
 const normalizedItemSchema = v.object({
   id: v.string(),
   type: v.string(),
@@ -59,13 +56,23 @@ function prepare(db: Db) {
       .from(workItems)
       .where(eq(workItems.id, p("id")))
       .prepare(),
-    pendingInOrder: db
-      .select()
-      .from(workItems)
-      .where(eq(workItems.state, "pending"))
-      .orderBy(desc(workItems.priority), asc(workItems.seq))
-      .limit(p("limit"))
-      .prepare(),
+    /**
+     * Pending items of the offered types whose dependencies are all completed, in claim order, one page
+     * at a time: blocked items never fill the window that runnable ones need.
+     */
+    runnablePage: db.$client.prepare(`
+      SELECT * FROM work_items wi
+      WHERE wi.state = 'pending'
+        AND wi.type IN (SELECT value FROM json_each(?1))
+        AND NOT EXISTS (
+          SELECT 1 FROM json_each(wi.depends_on) d LEFT JOIN work_items dep ON dep.id = d.value
+          WHERE dep.state IS NOT 'completed')
+      ORDER BY wi.priority DESC, wi.seq ASC
+      LIMIT ?2 OFFSET ?3`),
+    dependents: db.$client.prepare(`
+      SELECT * FROM work_items wi
+      WHERE wi.state IN ('pending', 'retry-wait')
+        AND EXISTS (SELECT 1 FROM json_each(wi.depends_on) d WHERE d.value = ?1)`),
     insertItem: db
       .insert(workItems)
       .values({
@@ -116,23 +123,49 @@ export function readItem(db: Db, id: string): WorkItem | undefined {
   return row ? toItem(row) : undefined;
 }
 
-/** Pending items `offer` can take now, in claim order, at most `max` (a pure read: claims and pre-checks share it). */
+/** A row as SQLite returns it (snake_case, JSON as text), as a work item. */
+function fromRaw(row: Record<string, unknown>): WorkItem {
+  return {
+    id: row.id as string,
+    type: row.type as string,
+    priority: row.priority as number,
+    config: JSON.parse(row.config as string),
+    requirements: JSON.parse(row.requirements as string),
+    dependsOn: JSON.parse(row.depends_on as string),
+    timeoutMs: row.timeout_ms as number,
+    state: row.state as WorkItem["state"],
+    context: JSON.parse(row.context as string),
+    createdAt: row.created_at as number,
+    updatedAt: row.updated_at as number,
+    seq: row.seq as number,
+  };
+}
+
+/** How many runnable rows one claim may look at in all: a bound on the work one apply can do. */
+const CLAIM_SCAN_BOUND = 2_048;
+
+/**
+ * Pending items `offer` can take now, in claim order, at most `max` (a pure read: claims and pre-checks
+ * share it). Resources are taken from the offer as items are picked, so one claim never over-commits.
+ */
 export function claimable(db: Db, offer: Offer, max: number, now: number): WorkItem[] {
-  // Usually the first items fit: look at a few, and widen the scan only when misfits crowd them out.
-  for (const limit of [max * 2, claimScan(max)]) {
-    const rows = q(db).pendingInOrder.all({ limit });
-    const out: WorkItem[] = [];
-    let slots = offer.freeSlots;
+  const out: WorkItem[] = [];
+  const free = { ...offer };
+  const page = Math.max(16, max * 4);
+  for (let offset = 0; offset < CLAIM_SCAN_BOUND && out.length < max && free.freeSlots > 0; offset += page) {
+    const rows = q(db).runnablePage.all(JSON.stringify(offer.types), page, offset) as Record<string, unknown>[];
     for (const row of rows) {
-      if (out.length >= max || slots <= 0) break;
-      const item = toItem(row);
-      if (misfits(item, { ...offer, freeSlots: slots }, now).length > 0 || !dependenciesDone(db, item)) continue;
+      if (out.length >= max || free.freeSlots <= 0) break;
+      const item = fromRaw(row);
+      if (misfits(item, free, now).length > 0) continue;
       out.push(item);
-      slots -= offer.slotsPerType[item.type] ?? 1;
+      free.freeSlots -= offer.slotsPerType[item.type] ?? 1;
+      free.freeGpuMemoryGb -= item.requirements.gpuMemoryGb;
+      free.freeDiskGb -= item.requirements.diskGb;
     }
-    if (out.length >= max || slots <= 0 || rows.length < limit) return out;
+    if (rows.length < page) break;
   }
-  return [];
+  return out;
 }
 
 /** Runs the item's lifecycle machine on one event; writes the new state and a history row if it changed. */
@@ -162,6 +195,13 @@ function step(
   }
   item.state = to;
   item.context = next.context;
+  if (to === "cancelled" || to === "dead-lettered") {
+    // What waits on an item that will never complete can never run: it ends too, saying why.
+    for (const row of statements.dependents.all(item.id) as Record<string, unknown>[]) {
+      const reason = `dependency ${item.id} ended ${to}`;
+      step(db, fromRaw(row), { type: "cancel", reason }, { ...at, cause: reason });
+    }
+  }
   return true;
 }
 
@@ -242,16 +282,6 @@ export const workClaim = defineCommand({
     });
   },
 });
-
-function dependenciesDone(db: Db, item: WorkItem): boolean {
-  if (item.dependsOn.length === 0) return true;
-  const done = db
-    .select({ id: workItems.id })
-    .from(workItems)
-    .where(and(inArray(workItems.id, item.dependsOn), eq(workItems.state, "completed")))
-    .all();
-  return done.length === item.dependsOn.length;
-}
 
 export const workReport = defineCommand({
   name: "work.report",

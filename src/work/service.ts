@@ -78,6 +78,11 @@ export class WorkService {
         throw new WorkError(422, `no node in the cluster runs type "${input.type}" (no node has that capability)`);
       }
     }
+    const batch = new Set(inputs.flatMap((i) => (i.id ? [i.id] : [])));
+    for (const input of inputs) {
+      const unknown = input.dependsOn.filter((d) => !batch.has(d) && !readItem(this.opts.db, d));
+      if (unknown.length > 0) throw new WorkError(422, `dependsOn names unknown items: ${unknown.join(", ")}`);
+    }
     const queued = this.queuedCount();
     if (queued + inputs.length > this.opts.limits.hard) {
       throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, 5);

@@ -186,14 +186,22 @@ export class Worker {
       return;
     }
     const log = openSync(logFile, "a");
-    const proc = Bun.spawn(argv, {
-      cwd: template.cwd ?? outputDir,
-      env: { ...process.env, ...template.env, P2P_WORK_ID: claim.id, P2P_OUTPUT_DIR: outputDir },
-      stdout: "pipe",
-      stderr: log,
-      stdin: "ignore",
-      detached: true,
-    });
+    let proc: Subprocess;
+    try {
+      proc = Bun.spawn(argv, {
+        cwd: template.cwd ?? outputDir,
+        env: { ...process.env, ...template.env, P2P_WORK_ID: claim.id, P2P_OUTPUT_DIR: outputDir },
+        stdout: "pipe",
+        stderr: log,
+        stdin: "ignore",
+        detached: true,
+      });
+    } catch (e) {
+      // A missing program or folder: this attempt fails with the real reason; the batch's other claims go on.
+      closeSync(log);
+      this.report(claim, "fail", { error: `could not start the job: ${(e as Error).message}`, retryDelayMs: 0 });
+      return;
+    }
     const job: RunningJob = { claim, proc, slots: template.slots, timers: [] };
     this.running.set(claim.id, job);
     this.opts.db
@@ -219,13 +227,19 @@ export class Worker {
     let last = "";
     let partial = "";
     const decoder = new TextDecoder();
-    for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
-      writeSync(log, chunk);
-      partial += decoder.decode(chunk, { stream: true });
-      const lines = partial.split("\n");
-      partial = lines.pop() ?? "";
-      for (const l of lines) if (l.trim()) last = l;
-      if (partial.length > MAX_RESULT_LINE) partial = "";
+    try {
+      for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
+        writeSync(log, chunk);
+        partial += decoder.decode(chunk, { stream: true });
+        const lines = partial.split("\n");
+        partial = lines.pop() ?? "";
+        for (const l of lines) if (l.trim()) last = l;
+        if (partial.length > MAX_RESULT_LINE) partial = "";
+      }
+    } catch (e) {
+      // The log could not be written (disk full?): the job is stopped rather than run unobserved.
+      this.opts.log.warn("job output lost", { item: claim.id, error: (e as Error).message });
+      killGroup(proc, "SIGKILL");
     }
     if (partial.trim()) last = partial;
     const code = await proc.exited;
@@ -274,6 +288,7 @@ export class Worker {
           const final = e instanceof CallError && e.kind === "http" && (e.status === 409 || e.status === 404);
           if (!final) throw e;
           this.opts.log.warn("report refused", { item: row.itemId, kind: row.kind, error: (e as Error).message });
+          this.abandon(row.itemId, (row.body as { leaseId: string }).leaseId);
         }
         this.opts.db.delete(workOutbox).where(eq(workOutbox.seq, row.seq)).run();
       }
@@ -285,6 +300,16 @@ export class Worker {
     } finally {
       this.sending = false;
     }
+  }
+
+  /** The lease is no longer ours (expired, cancelled, reclaimed): stop the job instead of running beside its new holder. */
+  private abandon(itemId: string, leaseId: string): void {
+    const job = this.running.get(itemId);
+    if (!job || job.claim.leaseId !== leaseId) return;
+    this.opts.log.warn("stopping a job whose lease was refused", { item: itemId, lease: leaseId });
+    for (const t of job.timers) clearTimeout(t);
+    killGroup(job.proc, "SIGTERM");
+    job.timers = [setTimeout(() => killGroup(job.proc, "SIGKILL"), KILL_GRACE_MS)];
   }
 
   /** Processes a previous run of this node started cannot be watched again: end them and report the attempt failed. */

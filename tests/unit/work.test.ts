@@ -146,6 +146,41 @@ describe("work queue commands (applied as the replicated state machine applies t
   });
 });
 
+describe("claims never stall behind items that cannot run", () => {
+  test("many higher-priority items waiting on a dependency do not hide the dependency itself", () => {
+    const children = Array.from({ length: 40 }, (_, i) => item(`child-${i}`, { priority: 60, dependsOn: ["parent"] }));
+    add(...children, item("parent", { priority: 50 }));
+    expect(claim(offer({ freeSlots: 1 }), 1).map((c) => c.id)).toEqual(["parent"]);
+  });
+
+  test("many higher-priority items no node fits do not hide one that fits", () => {
+    const gpuOnly = { ...item("x").requirements, gpu: true };
+    const blocked = Array.from({ length: 600 }, (_, i) => item(`gpu-${i}`, { priority: 90, requirements: gpuOnly }));
+    add(...blocked, item("cpu", { priority: 10 }));
+    expect(claim(offer({ freeSlots: 1 }), 1).map((c) => c.id)).toEqual(["cpu"]);
+  });
+
+  test("one claim does not over-commit GPU memory or disk", () => {
+    const needs = { ...item("x").requirements, gpu: true, gpuMemoryGb: 20, diskGb: 60 };
+    add(item("a", { requirements: needs }), item("b", { requirements: needs }));
+    const got = claim(offer({ gpus: 1, freeGpuMemoryGb: 24, freeDiskGb: 100 }));
+    expect(got.map((c) => c.id)).toEqual(["a"]);
+  });
+
+  test("an item whose dependency is cancelled or dead-lettered ends as well, saying why", () => {
+    add(
+      item("parent", { maxAttempts: 1 }),
+      item("child", { dependsOn: ["parent"] }),
+      item("grandchild", { dependsOn: ["child"] }),
+    );
+    claim(offer({ freeSlots: 1 }), 1, 2_000);
+    workTick.apply(db, { now: 20_000 }, ctx());
+    expect(readItem(db, "parent")?.state).toBe("dead-lettered");
+    expect(readItem(db, "child")?.state).toBe("cancelled");
+    expect(readItem(db, "grandchild")?.state).toBe("cancelled");
+  });
+});
+
 describe("why an item does not fit a node", () => {
   test("each reason is named", () => {
     const reasons = misfits(
