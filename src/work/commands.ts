@@ -64,11 +64,15 @@ function prepare(db: Db) {
       SELECT * FROM work_items wi
       WHERE wi.state = 'pending'
         AND wi.type IN (SELECT value FROM json_each(?1))
-        AND NOT EXISTS (
+        AND (wi.depends_on = '[]' OR NOT EXISTS (
           SELECT 1 FROM json_each(wi.depends_on) d LEFT JOIN work_items dep ON dep.id = d.value
-          WHERE dep.state IS NOT 'completed')
+          WHERE dep.state IS NOT 'completed'))
       ORDER BY wi.priority DESC, wi.seq ASC
       LIMIT ?2 OFFSET ?3`),
+    anyRunnable: db.$client.prepare(`
+      SELECT 1 FROM work_items wi
+      WHERE wi.state = 'pending' AND wi.type IN (SELECT value FROM json_each(?1))
+      LIMIT 1`),
     dependents: db.$client.prepare(`
       SELECT * FROM work_items wi
       WHERE wi.state IN ('pending', 'retry-wait')
@@ -139,6 +143,11 @@ function fromRaw(row: Record<string, unknown>): WorkItem {
     updatedAt: row.updated_at as number,
     seq: row.seq as number,
   };
+}
+
+/** Whether any pending item of these types exists: the cheap test before a claim costs a replicated write. */
+export function anyPending(db: Db, types: readonly string[]): boolean {
+  return q(db).anyRunnable.get(JSON.stringify(types)) !== null;
 }
 
 /** How many runnable rows one claim may look at in all: a bound on the work one apply can do. */

@@ -6,8 +6,8 @@ import type { Db } from "../db/client.ts";
 import { workItems } from "../db/schema.ts";
 import type { NodeInfo } from "../node/info.ts";
 import {
+  anyPending,
   type Claim,
-  claimable,
   dueItems,
   history,
   listItems,
@@ -103,13 +103,8 @@ export class WorkService {
   }
 
   async claim(offer: Offer, max: number): Promise<Claim[]> {
-    // Nothing fits now: answer without a replicated write (the apply checks again, so a race only costs a retry).
-    if (
-      this.opts.consensus.raft.currentRole === "leader" &&
-      claimable(this.opts.db, offer, max, this.now()).length === 0
-    ) {
-      return [];
-    }
+    // Nothing of these types is queued: answer without a replicated write (a race only costs the next poll).
+    if (this.opts.consensus.raft.currentRole === "leader" && !anyPending(this.opts.db, offer.types)) return [];
     const { result } = await this.opts.consensus.propose({
       name: "work.claim",
       payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs },
