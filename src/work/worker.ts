@@ -1,4 +1,4 @@
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { asc, eq } from "drizzle-orm";
@@ -315,10 +315,13 @@ export class Worker {
   /** Processes a previous run of this node started cannot be watched again: end them and report the attempt failed. */
   private reapOrphans(): void {
     for (const job of this.opts.db.select().from(localJobs).all()) {
-      try {
-        process.kill(-job.pid, "SIGKILL");
-      } catch {
-        // already gone
+      // After a reboot the pid may belong to someone else: only a process that carries our work id is ours.
+      if (startedFor(job.pid, job.itemId)) {
+        try {
+          process.kill(-job.pid, "SIGKILL");
+        } catch {
+          // already gone
+        }
       }
       this.opts.db.delete(localJobs).where(eq(localJobs.itemId, job.itemId)).run();
       this.opts.db
@@ -336,6 +339,15 @@ export class Worker {
 
   private credentials() {
     return { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
+  }
+}
+
+/** Whether `pid` is a process this node started for `itemId` (its environment names the item; Linux only). */
+export function startedFor(pid: number, itemId: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").includes(`P2P_WORK_ID=${itemId}`);
+  } catch {
+    return false;
   }
 }
 

@@ -216,3 +216,18 @@ describe("why an item does not fit a node", () => {
     expect(misfits({ type: "selfplay", requirements: r }, offer(), 100)).toEqual([]);
   });
 });
+
+describe("reaping after a restart", () => {
+  test("only a process started for that item is recognised as ours", async () => {
+    const { startedFor } = await import("../../src/work/worker.ts");
+    const child = Bun.spawn(["sleep", "5"], { env: { ...process.env, P2P_WORK_ID: "item-7" } });
+    try {
+      expect(startedFor(child.pid, "item-7")).toBe(process.platform === "linux");
+      expect(startedFor(child.pid, "item-8")).toBe(false);
+      expect(startedFor(process.pid, "item-7")).toBe(false);
+    } finally {
+      child.kill();
+      await child.exited;
+    }
+  });
+});
