@@ -24,6 +24,8 @@ const REPORT_ROUTES = {
 
 /** After SIGTERM at the timeout, how long a job has to exit before SIGKILL. */
 const KILL_GRACE_MS = 10_000;
+/** After a job exits, how long its output may still be drained. */
+const OUTPUT_GRACE_MS = 2_000;
 /** The last stdout line is the job's JSON result; longer lines are not results. */
 const MAX_RESULT_LINE = 64 * 1024;
 
@@ -227,10 +229,13 @@ export class Worker {
     let last = "";
     let partial = "";
     const decoder = new TextDecoder();
+    const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+    // A descendant that left the group may hold stdout open: once the job exits, stop reading soon after.
+    void proc.exited.then(() => setTimeout(() => void reader.cancel().catch(() => {}), OUTPUT_GRACE_MS));
     try {
-      for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) {
-        writeSync(log, chunk);
-        partial += decoder.decode(chunk, { stream: true });
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        writeSync(log, r.value);
+        partial += decoder.decode(r.value, { stream: true });
         const lines = partial.split("\n");
         partial = lines.pop() ?? "";
         for (const l of lines) if (l.trim()) last = l;

@@ -102,3 +102,44 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
     240_000,
   );
 });
+
+/** A job that exits while a descendant that left its group still holds stdout must still be reported. */
+describe("a job whose descendant keeps its output open", () => {
+  let cluster: TestCluster;
+
+  beforeAll(() => {
+    requireBinary();
+    cluster = new TestCluster(1, {
+      voters: 1,
+      capabilities: () => ["leaky"],
+      extraToml: `[jobs.leaky]\ncommand = ["sh", "-c", "setsid sleep 30 & echo '{\\"ok\\": 1}'"]\ntimeout = "1m"\n`,
+    });
+    cluster.startAll();
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  test(
+    "completes soon after the job exits, with its result",
+    () =>
+      cluster.withLogs(async () => {
+        await waitFor(
+          async () => (await cluster.post("n1", "/work", { id: "leaky-1", type: "leaky" })).status === 200,
+          15_000,
+          "the single node accepts the item",
+        );
+        const item = await waitFor(
+          async () => {
+            const got = (await cluster.get("n1", "/work/leaky-1")) as { state: string; context: { result: unknown } };
+            return got.state === "completed" ? got : undefined;
+          },
+          10_000,
+          "the item completes (the worker does not wait for the descendant)",
+        );
+        expect(item.context.result).toEqual({ ok: 1 });
+      }),
+    30_000,
+  );
+});
