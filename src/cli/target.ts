@@ -52,17 +52,22 @@ export async function ask<Spec extends RouteSpec>(
     timeoutMs?: number;
   } = {},
 ): Promise<unknown> {
-  return call(
-    target.url,
-    spec,
-    { kind: "operator", token: target.token },
-    {
-      query: opts.query,
-      body: opts.body as never,
-      params: opts.params,
-      timeoutMs: opts.timeoutMs ?? 5_000,
-    },
-  );
+  const send = (url: string) =>
+    call(
+      url,
+      spec,
+      { kind: "operator", token: target.token },
+      { query: opts.query, body: opts.body as never, params: opts.params, timeoutMs: opts.timeoutMs ?? 5_000 },
+    );
+  try {
+    return await send(target.url);
+  } catch (e) {
+    // A follower names the leader (421): ask it instead, once.
+    const leader =
+      e instanceof CallError && e.status === 421 ? (e.body as { leader?: { address?: string } })?.leader : null;
+    if (!leader?.address) throw e;
+    return send(`http://${leader.address}`);
+  }
 }
 
 /** Prints a one-line error for the failures an operator can act on, and exits non-zero. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+import { BIN, requireBinary, TestCluster, waitFor } from "./harness.ts";
 
 interface Election {
   leader: { id: string; address: string } | null;
@@ -68,6 +68,25 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
           15_000,
           "the leader accepts selfplay work",
         );
+        // The CLI pointed at a follower follows its 421 to the leader.
+        const follower = voters.find((id) => id !== leader) as string;
+        const cli = Bun.spawnSync([
+          BIN,
+          "work",
+          "add",
+          "--url",
+          `http://${cluster.node(follower).address}`,
+          "--token",
+          cluster.token,
+          "--type",
+          "selfplay",
+          "--params",
+          '{"n": -2}',
+          "--id",
+          "via-follower",
+        ]);
+        expect(cli.stderr.toString()).toBe("");
+        expect(cli.exitCode).toBe(0);
         for (let start = 0; start < ITEMS; start += 50) {
           const items = Array.from({ length: 50 }, (_, i) => ({
             id: `item-${start + i}`,
@@ -82,9 +101,9 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
         await cluster.kill("n5");
         const survivors = voters.filter((id) => id !== leader);
         await waitFor(
-          async () => (await completed(survivors)) === ITEMS + 1,
+          async () => (await completed(survivors)) === ITEMS + 2,
           120_000,
-          `all ${ITEMS + 1} items completed`,
+          `all ${ITEMS + 2} items completed`,
         );
 
         const newLeader = await leaderOf(survivors);
@@ -92,10 +111,10 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
         const completions = new Map<string, number>();
         for (const h of history)
           if (h.to === "completed") completions.set(h.itemId, (completions.get(h.itemId) ?? 0) + 1);
-        expect(completions.size).toBe(ITEMS + 1);
+        expect(completions.size).toBe(ITEMS + 2);
         expect([...completions.values()].every((n) => n === 1)).toBe(true);
         const taken = history.filter((h) => h.to === "claimed");
-        expect(taken.length).toBeGreaterThanOrEqual(ITEMS + 1);
+        expect(taken.length).toBeGreaterThanOrEqual(ITEMS + 2);
         const reclaimed = history.filter((h) => h.cause?.includes("expired") || h.from === "retry-wait");
         console.log(`claims ${taken.length}, reclaimed after the crash: ${reclaimed.length}`);
       }),
