@@ -28,10 +28,12 @@ export interface JobContext {
   error: string | null;
   /** The lease whose report ended the last attempt: the same report again is the same outcome. */
   finishedLeaseId: string | null;
+  /** The worker's id for the claim that took the current lease: a retried claim gets the same answer. */
+  claimId: string | null;
 }
 
 export type JobEvent =
-  | { type: "claim"; node: string; leaseId: string; expiresAt: number }
+  | { type: "claim"; node: string; leaseId: string; expiresAt: number; claimId: string | null }
   | { type: "start"; leaseId: string; expiresAt: number }
   | { type: "heartbeat"; leaseId: string; expiresAt: number }
   | { type: "complete"; leaseId: string; result: unknown }
@@ -93,6 +95,7 @@ export const jobLifecycleMachine = setup({
     result: null,
     error: null,
     finishedLeaseId: null,
+    claimId: null,
     ...(input ?? {}),
   }),
   initial: "pending",
@@ -107,6 +110,7 @@ export const jobLifecycleMachine = setup({
             leaseNode: event.node,
             leaseExpiresAt: event.expiresAt,
             notBefore: null,
+            claimId: event.claimId,
           })),
         },
         cancel: "cancelled",

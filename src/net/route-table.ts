@@ -67,6 +67,10 @@ export const cancelBodySchema = v.strictObject({ reason: v.optional(v.pipe(v.str
 export const claimBodySchema = v.strictObject({
   offer: offerSchema,
   max: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(256)),
+  /** The worker's id for this claim: sent again after a lost answer, it returns the same leases. */
+  claimId: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  /** Set when this claim id was sent before without an answer: only then are earlier leases looked up. */
+  retry: v.optional(v.boolean(), false),
 });
 
 /** A worker's report on its lease: the same body for start, heartbeat, complete and fail. */

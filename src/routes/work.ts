@@ -74,7 +74,7 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
       return errorResponse(403, "forbidden", "a node can only claim for itself");
     }
     try {
-      return { claims: await work.claim(body.offer, body.max) };
+      return { claims: await work.claim(body.offer, body.max, body.claimId, body.retry) };
     } catch (e) {
       return fail(e);
     }

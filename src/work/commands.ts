@@ -260,17 +260,30 @@ export const workAdd = defineCommand({
 
 export const workClaim = defineCommand({
   name: "work.claim",
-  payload: v.object({ offer: offerSchema, max: v.number(), now, leaseMs: v.number() }),
+  payload: v.object({
+    offer: offerSchema,
+    max: v.number(),
+    now,
+    leaseMs: v.number(),
+    /** The worker's id for this claim; a retry with the same id (its answer was lost) gets the same leases. */
+    claimId: v.optional(v.string()),
+    retry: v.optional(v.boolean()),
+  }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): Claim[] {
+    const node = payload.offer.node;
+    const claimId = payload.claimId ?? null;
+    if (claimId && payload.retry) {
+      const earlier = workItemsOfNode(db, node).filter((item) => item.context.claimId === claimId);
+      if (earlier.length > 0) return earlier.map((item) => claimOf(item, ctx.term));
+    }
     return claimable(db, payload.offer, payload.max, payload.now).map((item, n) => {
       const leaseId = `${ctx.term}.${ctx.index}.${n}`;
       const expiresAt = payload.now + payload.leaseMs;
-      const node = payload.offer.node;
       step(
         db,
         item,
-        { type: "claim", node, leaseId, expiresAt },
+        { type: "claim", node, leaseId, expiresAt, claimId },
         {
           now: payload.now,
           term: ctx.term,
@@ -278,19 +291,24 @@ export const workClaim = defineCommand({
           node,
         },
       );
-      return {
-        id: item.id,
-        type: item.type,
-        config: item.config,
-        timeoutMs: item.timeoutMs,
-        leaseId,
-        expiresAt,
-        term: ctx.term,
-        attempt: item.context.attempts,
-      };
+      return claimOf(item, ctx.term);
     });
   },
 });
+
+/** The claim a worker receives for an item it holds the lease on. */
+export function claimOf(item: WorkItem, term: number): Claim {
+  return {
+    id: item.id,
+    type: item.type,
+    config: item.config,
+    timeoutMs: item.timeoutMs,
+    leaseId: item.context.leaseId as string,
+    expiresAt: item.context.leaseExpiresAt ?? 0,
+    term,
+    attempt: item.context.attempts,
+  };
+}
 
 export const workReport = defineCommand({
   name: "work.report",

@@ -8,6 +8,7 @@ import type { NodeInfo } from "../node/info.ts";
 import {
   anyPending,
   type Claim,
+  claimOf,
   dueItems,
   history,
   listItems,
@@ -102,12 +103,18 @@ export class WorkService {
     return { ...(result as { added: string[]; existing: string[] }), queued: queued + items.length };
   }
 
-  async claim(offer: Offer, max: number): Promise<Claim[]> {
+  async claim(offer: Offer, max: number, claimId?: string, retry = false): Promise<Claim[]> {
+    const leader = this.opts.consensus.raft.currentRole === "leader";
+    if (leader && claimId && retry) {
+      // A retry whose first answer was lost: the leases it made are in the applied state already.
+      const earlier = workItemsOfNode(this.opts.db, offer.node).filter((i) => i.context.claimId === claimId);
+      if (earlier.length > 0) return earlier.map((i) => claimOf(i, this.opts.consensus.raft.currentTerm));
+    }
     // Nothing of these types is queued: answer without a replicated write (a race only costs the next poll).
-    if (this.opts.consensus.raft.currentRole === "leader" && !anyPending(this.opts.db, offer.types)) return [];
+    if (leader && !anyPending(this.opts.db, offer.types)) return [];
     const { result } = await this.opts.consensus.propose({
       name: "work.claim",
-      payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs },
+      payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs, claimId, retry },
     });
     return result as Claim[];
   }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -88,6 +89,8 @@ export class Worker {
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
   private draining = false;
   private claiming = false;
+  /** The id of a claim whose answer has not arrived yet: retried with it, the leader returns the same leases. */
+  private claimId: string | null = null;
   private sending = false;
   private outboxBackoffMs = 0;
   private nextOutboxAt = 0;
@@ -146,12 +149,15 @@ export class Worker {
     const leader = this.opts.leaderAddress();
     if (free <= 0 || !leader) return;
     this.claiming = true;
+    const retry = this.claimId !== null;
+    this.claimId ??= randomUUID();
     try {
       const answer = (await call(leader, ROUTES.peerWorkClaim, this.credentials(), {
-        body: { offer: this.offer(free), max: free },
+        body: { offer: this.offer(free), max: free, claimId: this.claimId, retry },
         timeoutMs: this.opts.timing.syncTimeoutMs,
       })) as { claims: Claim[] };
-      for (const claim of answer.claims) this.launch(claim);
+      this.claimId = null;
+      for (const claim of answer.claims) if (!this.running.has(claim.id)) this.launch(claim);
     } catch (e) {
       this.opts.log.debug("claim failed", { error: (e as Error).message });
     } finally {

@@ -146,6 +146,27 @@ describe("work queue commands (applied as the replicated state machine applies t
   });
 });
 
+describe("a claim whose answer was lost", () => {
+  test("sent again with its id, it returns the same leases and claims nothing new", () => {
+    add(item("a"), item("b"), item("c"));
+    const payload = (retry: boolean) => ({
+      offer: offer({ freeSlots: 2 }),
+      max: 2,
+      now: 2_000,
+      leaseMs: 10_000,
+      claimId: "c-1",
+      retry,
+    });
+    const first = workClaim.apply(db, payload(false), ctx()) as Claim[];
+    const again = workClaim.apply(db, payload(true), ctx()) as Claim[];
+    expect(first.map((c) => c.id)).toEqual(["a", "b"]);
+    expect(again).toEqual(first);
+    expect(readItem(db, "c")?.state).toBe("pending");
+    const fresh = workClaim.apply(db, { ...payload(true), claimId: "c-2" }, ctx()) as Claim[];
+    expect(fresh.map((c) => c.id)).toEqual(["c"]);
+  });
+});
+
 describe("claims never stall behind items that cannot run", () => {
   test("many higher-priority items waiting on a dependency do not hide the dependency itself", () => {
     const children = Array.from({ length: 40 }, (_, i) => item(`child-${i}`, { priority: 60, dependsOn: ["parent"] }));
