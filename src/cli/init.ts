@@ -36,6 +36,11 @@ log_level = "info"
 # How a node runs each type of work. "{key}" is filled from the item's config, "{output_dir}" with the
 # job's own folder; the last line the command prints is its JSON result. A node runs the types it has
 # as capabilities. Submit one: p2p-orchestrator work add --type selfplay --params '{"games": 3}'
+[work]
+soft_limit = 10000                  # queued items past this are reported as high backpressure
+hard_limit = 50000                  # past this, submissions get 429 with Retry-After
+# lease = "30s"                     # how long a claim holds an item without a heartbeat (default: from timing)
+
 [jobs.selfplay]
 command = ["sh", "-c", "sleep 1; echo '{\\"games\\": {games}}'"]
 timeout = "10m"

@@ -45,6 +45,8 @@ export interface NodeConfig {
   readonly configuredNodes: readonly NodeEntry[];
   /** How this node runs each type of work. */
   readonly jobs: Readonly<Record<string, JobTemplate>>;
+  /** Queued items past `softLimit` are flagged, past `hardLimit` refused (429); a claim's lease lasts `leaseMs`. */
+  readonly work: { softLimit: number; hardLimit: number; leaseMs: number };
 }
 
 export function envOverrides(env: Record<string, string | undefined> = process.env): Overrides {
@@ -177,5 +179,10 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     logLevel,
     configuredNodes: file.nodes,
     jobs: file.jobs,
+    work: {
+      softLimit: file.work.soft_limit,
+      hardLimit: Math.max(file.work.hard_limit, file.work.soft_limit),
+      leaseMs: file.work.lease ?? deriveTiming(timingName).workLeaseMs,
+    },
   };
 }

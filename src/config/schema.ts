@@ -92,6 +92,15 @@ export const clusterFileSchema = v.strictObject({
     data_dir: v.optional(v.pipe(v.string(), v.minLength(1)), ".data/{id}"),
     log_level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
   }),
+  /** The work queue: backpressure limits on queued items, and the lease a claim gets. */
+  work: v.optional(
+    v.strictObject({
+      soft_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10_000),
+      hard_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50_000),
+      lease: v.optional(durationSchema),
+    }),
+    {},
+  ),
   /** Job templates by work type: how a node runs an item of that type. */
   jobs: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a job type name")), jobTemplateSchema),

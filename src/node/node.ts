@@ -132,8 +132,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       { id: config.nodeId, alive: true, info: selfInfo },
       ...core.list().map((m) => ({ id: m.id, alive: m.state === "alive", info: m.info })),
     ],
-    leaseMs: timing.workLeaseMs,
-    limits: { soft: 10_000, hard: 50_000 },
+    leaseMs: config.work.leaseMs,
+    limits: { soft: config.work.softLimit, hard: config.work.hardLimit },
   });
 
   const worker = new Worker({

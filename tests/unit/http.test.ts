@@ -28,7 +28,7 @@ beforeAll(async () => {
   const path = join(dir, "cluster.toml");
   writeFileSync(
     path,
-    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\n`,
+    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[work]\nsoft_limit = 2\nhard_limit = 3\n\n[jobs.export]\ncommand = ["true"]\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\ncapabilities = ["export"]\nslots = 0\n`,
   );
   writeFileSync(join(dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
   writeFileSync(join(dir, "operator.token"), randomBytes(24).toString("hex"), { mode: 0o600 });
@@ -447,5 +447,18 @@ describe("bad input is a 4xx JSON naming the field, never a 5xx", () => {
     const response = await send(signed(ROUTES.peerSwim.path, padded));
     expect(response.status).toBe(200);
     expect(await json<{ messages: unknown[] }>(response)).toEqual({ messages: [] });
+  });
+});
+
+describe("backpressure on the work queue", () => {
+  test("past the hard limit a submission gets 429 with Retry-After; the status says so", async () => {
+    const submit = (id: string) => postJson(ROUTES.workAdd.path, JSON.stringify({ id, type: "export" }));
+    for (const id of ["bp-1", "bp-2", "bp-3"]) expect((await submit(id)).status).toBe(200);
+    const refused = await submit("bp-4");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("5");
+    expect((await json(refused)).error).toBe("backpressure");
+    const status = await json<{ backpressure: { queued: number; level: string } }>(await get(ROUTES.workStatus.path));
+    expect(status.backpressure).toMatchObject({ queued: 3, level: "refusing" });
   });
 });
