@@ -17,6 +17,16 @@ export const entrySchema = v.object({
   command: v.object({ name: v.pipe(v.string(), v.maxLength(64)), payload: v.unknown() }),
 });
 
+/** What a snapshot is: whose, of which term, up to which entry, and the voters in force there. */
+const snapshotMeta = {
+  from: nodeIdSchema,
+  term,
+  index,
+  lastTerm: term,
+  voters: v.pipe(v.array(voterSchema), v.maxLength(64)),
+  sentAt: time,
+};
+
 export const raftMessageSchema = v.variant("type", [
   v.object({ type: v.literal("pre-vote"), from: nodeIdSchema, term, lastLogIndex: index, lastLogTerm: term }),
   v.object({ type: v.literal("pre-vote-reply"), from: nodeIdSchema, term, granted: v.boolean() }),
@@ -53,15 +63,7 @@ export const raftMessageSchema = v.variant("type", [
   }),
   v.object({ type: v.literal("timeout-now"), from: nodeIdSchema, term }),
   /** A whole snapshot has arrived (its data travels in chunks beside the core; see the runtime). */
-  v.object({
-    type: v.literal("snapshot"),
-    from: nodeIdSchema,
-    term,
-    index,
-    lastTerm: term,
-    voters: v.pipe(v.array(voterSchema), v.maxLength(64)),
-    sentAt: time,
-  }),
+  v.object({ type: v.literal("snapshot"), ...snapshotMeta }),
   v.object({ type: v.literal("snapshot-reply"), from: nodeIdSchema, term, index, sentAt: time }),
 ]);
 
@@ -77,12 +79,7 @@ export const MAX_SNAPSHOT_CHARS = 512 * (1 << 20);
 
 /** One piece of a snapshot on its way to a follower; the last piece completes `total`. */
 export const snapshotChunkSchema = v.object({
-  from: nodeIdSchema,
-  term,
-  index,
-  lastTerm: term,
-  voters: v.pipe(v.array(voterSchema), v.maxLength(64)),
-  sentAt: time,
+  ...snapshotMeta,
   offset: index,
   total: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_SNAPSHOT_CHARS)),
   chunk: v.pipe(v.string(), v.maxLength(SNAPSHOT_CHUNK_CHARS)),

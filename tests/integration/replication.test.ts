@@ -7,6 +7,10 @@ interface Election {
   snapshotIndex: number;
 }
 
+/** The leader as `id` reports it, once there is one. */
+const leaderSeenBy = (cluster: TestCluster, id: string) =>
+  waitFor(async () => ((await cluster.get(id, "/election")) as Election).leader?.id, 10_000, `a leader seen by ${id}`);
+
 /** A voter that was down while the leader compacted its log is caught up by a snapshot of the state. */
 describe("snapshot catch-up among 3 compiled voters", () => {
   let cluster: TestCluster;
@@ -25,11 +29,7 @@ describe("snapshot catch-up among 3 compiled voters", () => {
     "a restarted voter behind the compacted log installs a snapshot and reads the latest state",
     async () =>
       cluster.withLogs(async () => {
-        const leader = await waitFor(
-          async () => ((await cluster.get("n1", "/election")) as Election).leader?.id,
-          10_000,
-          "a leader",
-        );
+        const leader = await leaderSeenBy(cluster, "n1");
         const follower = cluster.nodes.map((n) => n.id).find((id) => id !== leader) as string;
         await cluster.kill(follower);
         const writes = 10_500;
@@ -86,11 +86,7 @@ describe("voter replacement among compiled nodes", () => {
     "add n4 as a voter, remove a follower, and keep committing",
     async () =>
       cluster.withLogs(async () => {
-        const leader = await waitFor(
-          async () => ((await cluster.get("n1", "/election")) as Election).leader?.id,
-          10_000,
-          "a leader",
-        );
+        const leader = await leaderSeenBy(cluster, "n1");
         expect(((await cluster.get("n4", "/election")) as Election).role).toBe("non-voter");
         const added = await cluster.post(leader, "/admin/voters", {
           action: "add",
