@@ -47,6 +47,29 @@ export interface NodeConfig {
   readonly jobs: Readonly<Record<string, JobTemplate>>;
   /** Queued items past `softLimit` are flagged, past `hardLimit` refused (429); a claim's lease lasts `leaseMs`. */
   readonly work: { softLimit: number; hardLimit: number; leaseMs: number };
+  /** Data sync limits (rates in bytes per second, 0 = unlimited). */
+  readonly sync: SyncLimits;
+  /** Data categories with their folders resolved for this node. */
+  readonly data: readonly DataCategory[];
+}
+
+export interface SyncLimits {
+  maxTransfers: number;
+  maxUploads: number;
+  downloadRate: number;
+  uploadRate: number;
+  diskMaxPercent: number;
+  scanIntervalMs: number;
+}
+
+export interface DataCategory {
+  readonly name: string;
+  /** Absolute folder of this node's files of this category. */
+  readonly root: string;
+  readonly globs: readonly string[];
+  readonly to: "all" | "none" | readonly string[];
+  readonly swarm: boolean;
+  readonly staggerMs: number;
 }
 
 export function envOverrides(env: Record<string, string | undefined> = process.env): Overrides {
@@ -184,5 +207,21 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
       hardLimit: Math.max(file.work.hard_limit, file.work.soft_limit),
       leaseMs: file.work.lease ?? deriveTiming(timingName).workLeaseMs,
     },
+    sync: {
+      maxTransfers: file.sync.max_transfers,
+      maxUploads: file.sync.max_uploads,
+      downloadRate: file.sync.download_rate,
+      uploadRate: file.sync.upload_rate,
+      diskMaxPercent: file.sync.disk_max_percent,
+      scanIntervalMs: file.sync.scan_interval,
+    },
+    data: Object.entries(file.data).map(([name, c]) => ({
+      name,
+      root: inFileDir(c.path.replaceAll("{id}", nodeId)),
+      globs: c.globs,
+      to: c.to,
+      swarm: c.swarm,
+      staggerMs: c.stagger,
+    })),
   };
 }

@@ -75,6 +75,56 @@ export const jobTemplateSchema = v.strictObject({
 
 export type JobTemplate = v.InferOutput<typeof jobTemplateSchema>;
 
+/** A data category: files under `path` matching `globs`, and which nodes should hold a copy. */
+export const dataCategorySchema = v.strictObject({
+  /** Folder of this category's files; "{id}" is the node id; relative paths are relative to the cluster file. */
+  path: v.pipe(v.string(), v.minLength(1)),
+  globs: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1)), ["**/*"]),
+  /** Who should hold a copy: "all", "none" (indexed and served, never pushed), or capabilities (any of them). */
+  to: v.optional(
+    v.union([
+      v.picklist(["all", "none"]),
+      v.pipe(v.array(capabilitySchema), v.minLength(1, "at least one capability")),
+    ]),
+    "none",
+  ),
+  /** Nodes that finished a file serve it on, so the origin sends about one copy whatever the cluster size. */
+  swarm: v.optional(v.boolean(), false),
+  /** Largest per-node deterministic delay before adopting a new file, so nodes do not all pull at once. */
+  stagger: v.optional(v.union([v.literal(0), durationSchema]), 0),
+});
+
+export type DataCategoryEntry = v.InferOutput<typeof dataCategorySchema>;
+
+/** "100MB/s", "1.5GB/s", "500KB/s", or 0 for unlimited; bytes per second. */
+export function parseRate(input: string | number): number {
+  if (typeof input === "number") return input;
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\/s$/i.exec(input.trim());
+  if (!m) return Number.NaN;
+  const unit = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[(m[2] as string).toUpperCase() as "B" | "KB" | "MB" | "GB"];
+  return Math.round(Number(m[1]) * unit);
+}
+
+const rateSchema = v.pipe(
+  v.union([v.number(), v.string()]),
+  v.transform(parseRate),
+  v.check((r) => Number.isFinite(r) && r >= 0, 'a rate such as "100MB/s", or 0 for unlimited'),
+);
+
+export const syncSchema = v.strictObject({
+  /** Transfers this node runs at once (each may draw from several sources). */
+  max_transfers: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(64)), 4),
+  /** Requests this node serves at once; more get 503 with Retry-After. */
+  max_uploads: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(256)), 8),
+  /** This node's download and upload rate limits (0 = unlimited). */
+  download_rate: v.optional(rateSchema, 0),
+  upload_rate: v.optional(rateSchema, 0),
+  /** A transfer that would fill the disk past this percentage is refused. */
+  disk_max_percent: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(100)), 90),
+  /** How often the data roots are rescanned for changes. */
+  scan_interval: v.optional(durationSchema, "10s"),
+});
+
 const timingSchema = v.picklist(Object.keys(TIMING_PROFILES) as (keyof typeof TIMING_PROFILES)[]);
 
 export const clusterFileSchema = v.strictObject({
@@ -99,6 +149,12 @@ export const clusterFileSchema = v.strictObject({
       hard_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50_000),
       lease: v.optional(durationSchema),
     }),
+    {},
+  ),
+  /** Data sync: limits, then the categories of files and where each goes. */
+  sync: v.optional(syncSchema, {}),
+  data: v.optional(
+    v.record(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a category name")), dataCategorySchema),
     {},
   ),
   /** Job templates by work type: how a node runs an item of that type. */

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
 /** Small durable facts about this node (its incarnation, cluster name). */
 export const nodeMeta = sqliteTable("node_meta", {
@@ -105,3 +105,18 @@ export const localJobs = sqliteTable("local_jobs", {
   startedAt: integer("started_at").notNull(),
   logFile: text("log_file").notNull(),
 });
+
+/** This node's index of its data roots: one row per file, so only changed files are hashed again. */
+export const dataFiles = sqliteTable(
+  "data_files",
+  {
+    category: text("category").notNull(),
+    path: text("path").notNull(),
+    size: integer("size").notNull(),
+    mtimeMs: integer("mtime_ms").notNull(),
+    sha256: text("sha256").notNull(),
+    /** The SHA-256 of each PIECE_BYTES piece, as a JSON array of hex strings. */
+    pieces: text("pieces", { mode: "json" }).$type<string[]>().notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.category, t.path] }), index("data_files_sha").on(t.sha256)],
+);
