@@ -9,7 +9,8 @@ for (const t of targets) {
   const host = t === "host";
   const outfile = host ? "dist/p2p-orchestrator" : `dist/p2p-orchestrator-${t}${t.startsWith("windows") ? ".exe" : ""}`;
   const result = await Bun.build({
-    entrypoints: ["src/main.ts"],
+    // The hashing Worker is loaded at run time, so it must be embedded as an entrypoint of its own (src/sync/hasher.ts).
+    entrypoints: ["src/main.ts", "src/sync/hash-worker.ts"],
     minify: true,
     bytecode: true,
     sourcemap: "linked",
@@ -28,5 +29,6 @@ for (const t of targets) {
   // --sourcemap embeds the map in the binary and also writes a sidecar we do not ship.
   rmSync(`${outfile.replace(/\.exe$/, "")}.map`, { force: true });
   rmSync(`${outfile}.map`, { force: true });
+  for (const o of result.outputs) if (o.kind === "sourcemap") rmSync(o.path, { force: true });
   console.log(`built ${outfile}`);
 }

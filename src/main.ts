@@ -5,6 +5,7 @@ import { initCommand } from "./cli/init.ts";
 import { peersCommand, statusCommand, traceCommand } from "./cli/inspect.ts";
 import { leaveCommand } from "./cli/leave.ts";
 import { startCommand, upCommand } from "./cli/start.ts";
+import { syncCommand } from "./cli/sync.ts";
 import { drainCommand, jobsCommand, workCommand } from "./cli/work.ts";
 import { VERSION } from "./version.ts";
 
@@ -24,6 +25,7 @@ const main = defineCommand({
     work: workCommand,
     jobs: jobsCommand,
     drain: drainCommand,
+    sync: syncCommand,
     init: initCommand,
     leave: leaveCommand,
     version: defineCommand({

@@ -64,6 +64,12 @@ export interface Timing extends TimingBase {
   readonly workHeartbeatMs: number;
   /** Work: how often an idle worker asks for work, and the leader checks for expired leases. */
   readonly workPollMs: number;
+  /** Data sync: how often peers' manifests are compared with ours and transfers planned. */
+  readonly dataSyncRoundMs: number;
+  readonly manifestTimeoutMs: number;
+  /** Deadline for one piece (PIECE_BYTES) from one peer. */
+  readonly pieceTimeoutMs: number;
+  readonly pieceMapRefreshMs: number;
 }
 
 export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMING_PROFILES[profile]): Timing {
@@ -95,6 +101,10 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     workLeaseMs: periodMs * 60,
     workHeartbeatMs: periodMs * 20,
     workPollMs: periodMs * 2,
+    dataSyncRoundMs: periodMs * 2,
+    manifestTimeoutMs: roundTripMs * 25,
+    pieceTimeoutMs: roundTripMs * 150,
+    pieceMapRefreshMs: Math.round(periodMs / 2),
   };
 }
 

@@ -38,8 +38,39 @@ export async function call<Spec extends RouteSpec>(
   credentials: Credentials,
   opts: CallOptions<Spec>,
 ): Promise<unknown> {
+  const { response, where } = await send(baseUrl, spec, credentials, opts);
+  const text = await response.text();
+  const parsed = parseJson(text);
+  if (!response.ok) throw httpError(where, response.status, parsed, text);
+  return parsed ?? text;
+}
+
+/**
+ * Like `call`, for routes that answer with bytes (file transfer): a non-2xx answer throws, a 2xx
+ * one is returned unread so the caller can stream it. The deadline covers the whole body.
+ */
+export async function callStream<Spec extends RouteSpec>(
+  baseUrl: string,
+  spec: Spec,
+  credentials: Credentials,
+  opts: CallOptions<Spec> & { headers?: Record<string, string> },
+): Promise<Response> {
+  const { response, where } = await send(baseUrl, spec, credentials, opts);
+  if (!response.ok) {
+    const text = await response.text().catch(() => "");
+    throw httpError(where, response.status, parseJson(text), text);
+  }
+  return response;
+}
+
+async function send<Spec extends RouteSpec>(
+  baseUrl: string,
+  spec: Spec,
+  credentials: Credentials,
+  opts: CallOptions<Spec> & { headers?: Record<string, string> },
+): Promise<{ response: Response; where: string }> {
   const base = baseUrl.includes("://") ? baseUrl : `http://${baseUrl}`;
-  const path = spec.path.replace(/:([A-Za-z]+)/g, (_, name: string) => {
+  const path = spec.path.replace(/:([A-Za-z0-9]+)/g, (_, name: string) => {
     const value = opts.params?.[name];
     if (value === undefined) throw new Error(`${spec.path}: missing path parameter "${name}"`);
     return encodeURIComponent(value);
@@ -47,7 +78,7 @@ export async function call<Spec extends RouteSpec>(
   const url = new URL(path, base);
   for (const [k, val] of Object.entries(opts.query ?? {})) if (val !== undefined) url.searchParams.set(k, String(val));
   const body = opts.body === undefined ? "" : JSON.stringify(opts.body);
-  const headers: Record<string, string> = body ? { "content-type": "application/json" } : {};
+  const headers: Record<string, string> = { ...opts.headers, ...(body ? { "content-type": "application/json" } : {}) };
   if (spec.auth === "operator" && credentials.kind === "operator") {
     headers.authorization = `Bearer ${credentials.token}`;
   } else if (spec.auth === "peer" && credentials.kind === "peer") {
@@ -63,34 +94,28 @@ export async function call<Spec extends RouteSpec>(
       }),
     );
   }
+  const where = `${spec.method} ${url.host}${path}`;
   const timeout = AbortSignal.timeout(opts.timeoutMs);
-  let response: Response;
   try {
-    response = await fetch(url, {
+    const response = await fetch(url, {
       method: spec.method,
       headers,
       body: body || undefined,
       signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
     });
+    return { response, where };
   } catch (e) {
     const err = e as Error;
     if (err.name === "TimeoutError" || err.name === "AbortError") {
-      throw new CallError("timeout", `${spec.method} ${url.host}${path}: no answer within ${opts.timeoutMs} ms`);
+      throw new CallError("timeout", `${where}: no answer within ${opts.timeoutMs} ms`);
     }
-    throw new CallError("unreachable", `${spec.method} ${url.host}${path}: ${err.message}`);
+    throw new CallError("unreachable", `${where}: ${err.message}`);
   }
-  const text = await response.text();
-  const parsed = parseJson(text);
-  if (!response.ok) {
-    const detail = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 200);
-    throw new CallError(
-      "http",
-      `${spec.method} ${url.host}${path}: ${response.status} ${detail}`,
-      response.status,
-      parsed,
-    );
-  }
-  return parsed ?? text;
+}
+
+function httpError(where: string, status: number, parsed: unknown, text: string): CallError {
+  const detail = (parsed as { message?: string } | undefined)?.message ?? text.slice(0, 200);
+  return new CallError("http", `${where}: ${status} ${detail}`, status, parsed);
 }
 
 function parseJson(text: string): unknown {

@@ -3,6 +3,7 @@ import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
 import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
+import { syncStartBodySchema } from "../sync/model.ts";
 import { offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
 
 /**
@@ -83,6 +84,10 @@ export const reportBodySchema = v.strictObject({
   retryDelayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000))),
 });
 
+export const manifestQuerySchema = v.strictObject({
+  category: v.optional(v.pipe(v.string(), v.maxLength(32))),
+});
+
 export const ROUTES = {
   health: { method: "GET", path: "/health", auth: "none" },
   status: { method: "GET", path: "/status", auth: "operator" },
@@ -114,6 +119,13 @@ export const ROUTES = {
   peerWorkComplete: { method: "POST", path: "/peer/work/:id/complete", auth: "peer", body: reportBodySchema },
   peerWorkFail: { method: "POST", path: "/peer/work/:id/fail", auth: "peer", body: reportBodySchema },
   kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
+  manifest: { method: "GET", path: "/manifest", auth: "operator", query: manifestQuerySchema },
+  syncStatus: { method: "GET", path: "/sync/status", auth: "operator" },
+  syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator" },
+  syncStart: { method: "POST", path: "/sync/start", auth: "operator", body: syncStartBodySchema },
+  peerManifest: { method: "GET", path: "/peer/manifest/:category", auth: "peer" },
+  peerFile: { method: "GET", path: "/peer/files/:sha256", auth: "peer" },
+  peerFilePieces: { method: "GET", path: "/peer/files/:sha256/pieces", auth: "peer" },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;

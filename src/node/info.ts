@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { manifestDigestSchema, sha256Schema } from "../sync/model.ts";
 
 /** What a node tells the cluster about itself: the scheduler places work by this. */
 export const gpuSchema = v.object({
@@ -22,6 +23,13 @@ export const nodeInfoSchema = v.object({
   /** Job slots taken by running work (the rest are free for claims). */
   busySlots: v.optional(v.number()),
   /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
+  /** Data sync: a digest of each data category's manifest, and the files this node is fetching for a swarm. */
+  sync: v.optional(
+    v.object({
+      digests: v.pipe(v.record(v.pipe(v.string(), v.maxLength(32)), manifestDigestSchema)),
+      fetching: v.pipe(v.array(sha256Schema), v.maxLength(32)),
+    }),
+  ),
   leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: v.number() }))),
 });
 

@@ -19,11 +19,16 @@ import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";
+import { syncRoutes } from "../routes/sync.ts";
 import { workRoutes } from "../routes/work.ts";
+import { Hasher } from "../sync/hasher.ts";
+import { ManifestIndex } from "../sync/manifest.ts";
+import { SyncService } from "../sync/service.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
 import { WorkService } from "../work/service.ts";
 import { Worker } from "../work/worker.ts";
+import { Failpoints } from "./failpoints.ts";
 import type { NodeInfo } from "./info.ts";
 import { sampleResources } from "./resources.ts";
 import { type NodeStatus, peerStatus } from "./status.ts";
@@ -47,6 +52,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   writeMeta(db, INCARNATION_KEY, String(incarnation));
 
   const { timing } = config;
+  const failpoints = new Failpoints(process.env.P2P_FAILPOINTS);
   log.info("starting", {
     version: VERSION,
     cluster: config.clusterName,
@@ -58,7 +64,10 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     incarnation,
     seeds: config.seeds,
     timing,
+    sync: config.sync,
+    data: config.data,
   });
+  if (Object.keys(failpoints.armed).length > 0) log.warn("failpoints armed (testing only)", failpoints.armed);
 
   const metrics = new Metrics();
   const traces = new TraceStore(db);
@@ -79,8 +88,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   let knownLeader: { id: string; term: number } | null = null;
   let selfInfo: NodeInfo | null = null;
   let busySlots = () => 0;
+  let syncGossip: () => NodeInfo["sync"] = () => undefined;
   const publishInfo = () => {
-    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader, busySlots: busySlots() });
+    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader, busySlots: busySlots(), sync: syncGossip() });
   };
   // Every node runs Raft; only the configured voters (the cluster file's, then the log's) campaign and vote.
   const consensus = new ConsensusRuntime({
@@ -151,6 +161,33 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   });
   busySlots = () => worker.busySlots();
 
+  const hasher = new Hasher();
+  const bytesMoved = metrics.counter("p2p_sync_bytes_total", "File bytes sent to and received from peers");
+  const sync = new SyncService({
+    nodeId: config.nodeId,
+    capabilities: config.capabilities,
+    categories: config.data,
+    limits: config.sync,
+    timing,
+    dataDir: config.dataDir,
+    secret: config.secret,
+    index: new ManifestIndex({ db, nodeId: config.nodeId, categories: config.data, hasher }),
+    hasher,
+    log,
+    trace: (record) => traces.record(record),
+    peers: () =>
+      core.list().map((m) => ({
+        id: m.id,
+        address: m.address,
+        alive: m.state === "alive",
+        capabilities: m.info?.capabilities ?? [],
+        sync: m.info?.sync,
+      })),
+    onGossipChange: () => publishInfo(),
+    onBytes: (direction, bytes) => bytesMoved({ direction }, bytes),
+  });
+  syncGossip = () => sync.gossip();
+
   const facts = { ...config, version: VERSION };
   const sample = async () => {
     adaptElectionWindow();
@@ -203,6 +240,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       await membership.leave();
       clearInterval(workTicker);
       worker.stop();
+      sync.stop();
+      hasher.close();
       consensus.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");
@@ -217,6 +256,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   peerRoutes(router, membership);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
   workRoutes(router, { work, leaderHint });
+  syncRoutes(router, { sync, failpoints, onSent: (bytes) => bytesMoved({ direction: "sent" }, bytes) });
   adminRoutes(router, {
     leave: (reason) => setTimeout(() => void leave(reason), 10),
     drain: () => worker.drain(),
@@ -245,6 +285,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   membership.start();
   consensus.start();
   worker.start();
+  sync.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   const workTicker = setInterval(() => {
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));

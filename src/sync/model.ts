@@ -49,3 +49,8 @@ export type PieceMap = v.InferOutput<typeof pieceMapSchema>;
 export function pieceCount(size: number, pieceBytes = PIECE_BYTES): number {
   return Math.max(1, Math.ceil(size / pieceBytes));
 }
+
+export const syncStartBodySchema = v.strictObject({
+  /** Only this category (default: every category this node should hold). */
+  category: v.optional(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a category name"))),
+});

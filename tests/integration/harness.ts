@@ -98,11 +98,12 @@ export class TestCluster {
     return n;
   }
 
-  start(id: string): void {
+  /** Starts node `id`; `env` adds variables (such as P2P_FAILPOINTS) to its environment. */
+  start(id: string, env: Record<string, string> = {}): void {
     const n = this.node(id);
     const out = openSync(n.logFile, "a");
     const argv = this.wrap(id, [BIN, "start", "--config", this.configPath, "--node", id]);
-    n.proc = Bun.spawn(argv, { stdout: out, stderr: out });
+    n.proc = Bun.spawn(argv, { stdout: out, stderr: out, env: { ...process.env, ...env } });
   }
 
   startAll(): void {

@@ -1,0 +1,74 @@
+import type { Elysia } from "elysia";
+import * as v from "valibot";
+import { errorResponse } from "../net/errors.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { Failpoints } from "../node/failpoints.ts";
+import { serveFileRange } from "../sync/file-server.ts";
+import { sha256Schema } from "../sync/model.ts";
+import type { SyncService } from "../sync/service.ts";
+import { serve } from "./define.ts";
+
+/** Data sync: operators read manifests and sessions and start a round; peers fetch manifests and file ranges. */
+export function syncRoutes(
+  app: Elysia,
+  deps: { sync: SyncService; failpoints: Failpoints; onSent: (bytes: number) => void },
+): void {
+  const { sync } = deps;
+  const badSha = (value: string | undefined) =>
+    v.is(sha256Schema, value)
+      ? null
+      : errorResponse(422, "invalid", "path parameter sha256: expected 64 lowercase hex digits", {
+          field: "params.sha256",
+          expected: "a SHA-256 as 64 lowercase hex digits",
+          found: String(value).slice(0, 80),
+        });
+
+  serve(app, ROUTES.manifest, ({ query }) => {
+    if (query.category) {
+      const manifest = sync.manifest(query.category);
+      return manifest ?? errorResponse(404, "no_such_category", `no data category "${query.category}" in cluster.toml`);
+    }
+    return { status: sync.status().categories };
+  });
+  serve(app, ROUTES.syncStatus, () => sync.status());
+  serve(app, ROUTES.syncSession, ({ params }) => {
+    const session = sync.session(params.id ?? "");
+    return session ?? errorResponse(404, "no_such_session", `no sync session "${params.id}" on this node`);
+  });
+  serve(app, ROUTES.syncStart, async ({ body }) => {
+    if (body.category && !sync.manifest(body.category)) {
+      return errorResponse(422, "invalid", `no data category "${body.category}" in cluster.toml`, {
+        field: "body.category",
+      });
+    }
+    return { sessions: await sync.now(body.category) };
+  });
+
+  serve(app, ROUTES.peerManifest, ({ params }) => {
+    const manifest = sync.manifest(params.category ?? "");
+    return manifest ?? errorResponse(404, "no_such_category", `no data category "${params.category}" here`);
+  });
+  serve(app, ROUTES.peerFilePieces, ({ params }) => {
+    const bad = badSha(params.sha256);
+    if (bad) return bad;
+    const map = sync.pieceMap(params.sha256 as string);
+    return map ?? errorResponse(404, "no_such_file", `no file ${params.sha256} on this node`);
+  });
+  serve(app, ROUTES.peerFile, async ({ params, request }) => {
+    const bad = badSha(params.sha256);
+    if (bad) return bad;
+    const target = await sync.served(params.sha256 as string);
+    const response = await serveFileRange(request, target, { uploads: sync.uploads, rate: sync.uploadRate });
+    const length = Number(response.headers.get("content-length") ?? 0);
+    if (response.ok) deps.onSent(length);
+    if (response.ok && deps.failpoints.fire("sync.corrupt-served-piece")) return corrupt(response);
+    return response;
+  });
+}
+
+/** The failpoint's wrong chunk: the same bytes with one flipped, as a faulty link or disk would deliver. */
+async function corrupt(response: Response): Promise<Response> {
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (bytes.length > 0) bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] ?? 0) ^ 0xff;
+  return new Response(bytes, { status: response.status, headers: response.headers });
+}

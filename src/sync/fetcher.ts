@@ -1,0 +1,385 @@
+import { constants } from "node:fs";
+import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import * as v from "valibot";
+import { type PieceMap, pieceCount, sha256Schema } from "./model.ts";
+
+/** Somewhere one file's bytes can be read from: a peer holding it (whole or in part), or its origin. */
+export interface PieceSource {
+  id: string;
+  /** Whether it can serve this piece now; absent means every piece. */
+  has?(piece: number): boolean;
+  fetchRange(start: number, endExclusive: number, signal: AbortSignal): Promise<Uint8Array>;
+  /** Releases what it holds (a refresher, say) once the attempt that asked for it has ended. */
+  stop?(): void;
+}
+
+export interface FetchPiecesOptions {
+  map: PieceMap;
+  partialPath: string;
+  /** Pieces already verified in the partial file: never fetched again. */
+  done: ReadonlySet<number>;
+  /** In order of preference when all else is equal: the caller puts the origin last so peers carry the load. */
+  sources: readonly PieceSource[];
+  maxInFlight?: number;
+  perSourceInFlight?: number;
+  /** Failures of one piece (from any sources) that end the whole fetch. */
+  maxPieceFailures?: number;
+  /** A failing source sits out base·2^(failures in a row − 1), at most max, with jitter. */
+  penaltyBaseMs?: number;
+  penaltyMaxMs?: number;
+  /** A source that takes longer than this for one piece has failed it. */
+  pieceTimeoutMs?: number;
+  /**
+   * How long to keep asking the sources' `has` again when none holds a piece still wanted (a swarm
+   * peer may get it soon) before the fetch fails.
+   */
+  holderWaitMs?: number;
+  signal?: AbortSignal;
+  /** After a piece is verified and durably written: the caller records it (sidecar, progress). */
+  onPiece?: (index: number, bytes: number, sourceId: string) => void | Promise<void>;
+  /** Uniform in [0, 1): backoff jitter and where in the file this receiver starts. */
+  random?: () => number;
+  now?: () => number;
+  /** Resolves after `ms`, or as soon as `signal` aborts. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+export interface FetchPiecesResult {
+  piecesFetched: number;
+  bytesFetched: number;
+  /** Pieces rejected or not delivered, by any source. */
+  failures: number;
+  /** Pieces delivered, by source id. */
+  bySource: Record<string, number>;
+}
+
+/** Servable pieces weighed per choice: rarest-first among the next few, so a huge file costs no more per piece. */
+const RARITY_WINDOW = 512;
+
+interface SourceState {
+  source: PieceSource;
+  order: number;
+  inFlight: number;
+  failures: number;
+  /** Failures since its last good piece: what its penalty grows with. */
+  streak: number;
+  notBefore: number;
+}
+
+interface PieceFailures {
+  count: number;
+  sources: Set<string>;
+  last: string;
+}
+
+/** Abortable wait; resolves (never rejects) when aborted, so the caller checks the signal itself. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, Math.max(0, ms));
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Buffer.from(digest).toString("hex");
+}
+
+/** Byte range [start, end) of piece `index`. */
+export function pieceRange(map: Pick<PieceMap, "size" | "pieceBytes">, index: number): [number, number] {
+  const start = index * map.pieceBytes;
+  return [start, Math.min(map.size, start + map.pieceBytes)];
+}
+
+/**
+ * Downloads the pieces of one file that `done` lacks into `partialPath`, from several sources at once.
+ * Rarest piece first (fewest sources hold it), then in file order from a random starting piece, so
+ * receivers that start together ask the origin for different pieces and can then trade among
+ * themselves. Every piece is checked against its SHA-256 before it is written; a bad or failed piece
+ * benches its source for a growing while and is asked of another source.
+ */
+export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPiecesResult> {
+  const { map } = opts;
+  const total = pieceCount(map.size, map.pieceBytes);
+  if (map.pieces.length !== total)
+    throw new Error(`the piece map lists ${map.pieces.length} pieces; a ${map.size}-byte file has ${total}`);
+  const maxInFlight = Math.max(1, opts.maxInFlight ?? 4);
+  const perSource = Math.max(1, opts.perSourceInFlight ?? 2);
+  const maxPieceFailures = opts.maxPieceFailures ?? 8;
+  const penaltyBaseMs = opts.penaltyBaseMs ?? 500;
+  const penaltyMaxMs = opts.penaltyMaxMs ?? 30_000;
+  const pieceTimeoutMs = opts.pieceTimeoutMs ?? 300_000;
+  const holderWaitMs = opts.holderWaitMs ?? 30_000;
+  const random = opts.random ?? Math.random;
+  const now = opts.now ?? Date.now;
+  const sleep = opts.sleep ?? abortableSleep;
+  const signal = opts.signal ?? new AbortController().signal;
+
+  const sources: SourceState[] = opts.sources.map((source, order) => ({
+    source,
+    order,
+    inFlight: 0,
+    failures: 0,
+    streak: 0,
+    notBefore: 0,
+  }));
+  const offset = Math.floor(random() * total) % total;
+  const missing = new Set<number>();
+  // An empty file's only piece is empty: nothing to ask anyone for.
+  if (map.size > 0)
+    for (let k = 0; k < total; k++) {
+      const i = (offset + k) % total;
+      if (!opts.done.has(i)) missing.add(i);
+    }
+  const failed = new Map<number, PieceFailures>();
+  const inFlight = new Map<number, Promise<void>>();
+  const result: FetchPiecesResult = { piecesFetched: 0, bytesFetched: 0, failures: 0, bySource: {} };
+  let fatal: Error | null = null;
+  /** Stops the pieces in flight once the fetch has failed as a whole. */
+  const stop = new AbortController();
+  const running = AbortSignal.any([signal, stop.signal]);
+  const failAll = (e: Error) => {
+    fatal ??= e;
+    stop.abort(fatal);
+  };
+
+  const holds = (s: SourceState, piece: number) => s.source.has?.(piece) ?? true;
+
+  /** Of the sources that hold `piece` and have room now: one that has not failed it, least busy, most reliable. */
+  const better = (a: SourceState, b: SourceState, piece: number) => {
+    const tried = failed.get(piece)?.sources;
+    const at = tried?.has(a.source.id) ? 1 : 0;
+    const bt = tried?.has(b.source.id) ? 1 : 0;
+    return at - bt || a.inFlight - b.inFlight || a.failures - b.failures || a.order - b.order;
+  };
+
+  const choose = (t: number): { piece: number; source: SourceState } | null => {
+    let best: { piece: number; source: SourceState; holders: number } | null = null;
+    let looked = 0;
+    for (const piece of missing) {
+      if (inFlight.has(piece)) continue;
+      if (looked >= RARITY_WINDOW || best?.holders === 1) break;
+      let holders = 0;
+      let pick: SourceState | null = null;
+      for (const s of sources) {
+        if (!holds(s, piece)) continue;
+        holders++;
+        if (s.notBefore > t || s.inFlight >= perSource) continue;
+        if (!pick || better(s, pick, piece) < 0) pick = s;
+      }
+      if (!pick) continue;
+      looked++;
+      // `missing` iterates in file order from the offset, so the first of the rarest wins.
+      if (!best || holders < best.holders) best = { piece, source: pick, holders };
+    }
+    return best;
+  };
+
+  /** When a benched source that holds a piece still wanted comes back, if any does. */
+  const nextReturn = (t: number): number | null => {
+    let at: number | null = null;
+    for (const s of sources) {
+      if (s.notBefore <= t || (at !== null && s.notBefore >= at)) continue;
+      for (const piece of missing)
+        if (!inFlight.has(piece) && holds(s, piece)) {
+          at = s.notBefore;
+          break;
+        }
+    }
+    return at;
+  };
+
+  const penalise = (s: SourceState, piece: number, reason: string) => {
+    s.failures++;
+    s.streak++;
+    const cap = Math.min(penaltyMaxMs, penaltyBaseMs * 2 ** (s.streak - 1));
+    s.notBefore = now() + cap * (0.5 + random() / 2);
+    result.failures++;
+    const f = failed.get(piece) ?? { count: 0, sources: new Set<string>(), last: "" };
+    f.count++;
+    f.sources.add(s.source.id);
+    f.last = `source "${s.source.id}": ${reason}`;
+    failed.set(piece, f);
+    if (f.count >= maxPieceFailures)
+      failAll(new Error(`piece ${piece} failed ${f.count} times; the last from ${f.last}`));
+  };
+
+  const fetchOne = async (handle: FileHandle, piece: number, s: SourceState): Promise<void> => {
+    const [start, end] = pieceRange(map, piece);
+    let bytes: Uint8Array;
+    const slow = new AbortController();
+    const timer = setTimeout(() => slow.abort(), pieceTimeoutMs);
+    s.inFlight++;
+    try {
+      bytes = await s.source.fetchRange(start, end, AbortSignal.any([running, slow.signal]));
+      if (bytes.length !== end - start) throw new Error(`sent ${bytes.length} bytes of a ${end - start}-byte piece`);
+      if ((await sha256Hex(bytes)) !== map.pieces[piece]) throw new Error(`piece ${piece} does not match its SHA-256`);
+    } catch (e) {
+      if (!running.aborted)
+        penalise(s, piece, slow.signal.aborted ? `no answer within ${pieceTimeoutMs} ms` : (e as Error).message);
+      return;
+    } finally {
+      clearTimeout(timer);
+      s.inFlight--;
+    }
+    s.streak = 0;
+    // From here a failure is this node's own disk: no source is to blame and the fetch stops.
+    try {
+      await writeAll(handle, bytes, start);
+      await handle.datasync();
+      missing.delete(piece);
+      result.piecesFetched++;
+      result.bytesFetched += bytes.length;
+      result.bySource[s.source.id] = (result.bySource[s.source.id] ?? 0) + 1;
+      await opts.onPiece?.(piece, bytes.length, s.source.id);
+    } catch (e) {
+      failAll(e as Error);
+    }
+  };
+
+  await mkdir(dirname(opts.partialPath), { recursive: true });
+  const handle = await open(opts.partialPath, constants.O_RDWR | constants.O_CREAT, 0o644);
+  try {
+    await handle.truncate(map.size);
+    let unservedSince: number | null = null;
+    while (!running.aborted) {
+      while (inFlight.size < maxInFlight) {
+        const pick = choose(now());
+        if (!pick) break;
+        inFlight.set(
+          pick.piece,
+          fetchOne(handle, pick.piece, pick.source).finally(() => inFlight.delete(pick.piece)),
+        );
+      }
+      if (missing.size === 0 && inFlight.size === 0) break;
+      let wakeAt = inFlight.size < maxInFlight ? nextReturn(now()) : null;
+      if (inFlight.size > 0 || wakeAt !== null) unservedSince = null;
+      else {
+        // Nothing to ask anyone for now: look again shortly, until holders have been missing too long.
+        const t = now();
+        unservedSince ??= t;
+        if (t - unservedSince >= holderWaitMs) throw new Error(unservedMessage(missing, failed, sources.length));
+        wakeAt = Math.min(t + penaltyBaseMs, unservedSince + holderWaitMs);
+      }
+      const wake = new AbortController();
+      const waits = [...inFlight.values()];
+      if (wakeAt !== null) waits.push(sleep(wakeAt - now(), AbortSignal.any([running, wake.signal])));
+      await Promise.race(waits);
+      wake.abort();
+    }
+  } finally {
+    await Promise.allSettled(inFlight.values());
+    await handle.close();
+  }
+  signal.throwIfAborted();
+  if (fatal) throw fatal;
+  return result;
+}
+
+function unservedMessage(missing: Set<number>, failed: Map<number, PieceFailures>, sourceCount: number): string {
+  if (sourceCount === 0) return "no source holds this file";
+  const pieces = [...missing].sort((a, b) => a - b);
+  const shown = pieces.slice(0, 5).join(", ") + (pieces.length > 5 ? ` and ${pieces.length - 5} more` : "");
+  const last = pieces.map((p) => failed.get(p)?.last).find((m) => m !== undefined);
+  return `none of the ${sourceCount} sources holds piece ${shown}${last ? `; the last failure: ${last}` : ""}`;
+}
+
+async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
+  for (let off = 0; off < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, off, bytes.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+// ---- resuming and finishing ----------------------------------------------------------------------
+
+/** Which pieces of a partial file are verified, written beside it so a restarted receiver resumes. */
+export interface Sidecar {
+  sha256: string;
+  size: number;
+  pieceBytes: number;
+  done: number[];
+}
+
+/** On disk, `done` is runs of consecutive pieces [first, end): small however large the file. */
+const sidecarFileSchema = v.object({
+  sha256: sha256Schema,
+  size: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  pieceBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  runs: v.array(v.tuple([v.pipe(v.number(), v.integer(), v.minValue(0)), v.pipe(v.number(), v.integer())])),
+});
+
+export function sidecarPath(partialPath: string): string {
+  return `${partialPath}.pieces.json`;
+}
+
+/** The sidecar at `path`, or null when there is none or it cannot be trusted. */
+export async function readSidecar(path: string): Promise<Sidecar | null> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, "utf8"));
+  } catch {
+    return null;
+  }
+  const parsed = v.safeParse(sidecarFileSchema, raw);
+  if (!parsed.success) return null;
+  const { sha256, size, pieceBytes, runs } = parsed.output;
+  const total = pieceCount(size, pieceBytes);
+  const done: number[] = [];
+  for (const [first, end] of runs) {
+    if (end <= first || end > total) return null;
+    for (let i = first; i < end; i++) done.push(i);
+  }
+  return { sha256, size, pieceBytes, done };
+}
+
+/** Replaces the sidecar atomically: a crash leaves the old one or the new one, never half of either. */
+export async function writeSidecar(path: string, sidecar: Sidecar): Promise<void> {
+  const sorted = [...new Set(sidecar.done)].sort((a, b) => a - b);
+  const runs: [number, number][] = [];
+  for (const i of sorted) {
+    const last = runs.at(-1);
+    if (last && last[1] === i) last[1] = i + 1;
+    else runs.push([i, i + 1]);
+  }
+  const { sha256, size, pieceBytes } = sidecar;
+  const tmp = `${path}.tmp`;
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(tmp, JSON.stringify({ sha256, size, pieceBytes, runs }));
+  await rename(tmp, path);
+}
+
+/** The file's bytes are not the file asked for (as opposed to failing to hash it at all). */
+export class FileHashMismatch extends Error {
+  constructor(
+    readonly actual: string,
+    readonly expected: string,
+  ) {
+    super(`the assembled file's SHA-256 is ${actual}, expected ${expected}`);
+    this.name = "FileHashMismatch";
+  }
+}
+
+/** Throws FileHashMismatch unless the file at `path` hashes to `expectedSha`. */
+export async function verifyWholeFile(
+  path: string,
+  expectedSha: string,
+  hashFile: (path: string) => Promise<string>,
+): Promise<void> {
+  const actual = await hashFile(path);
+  if (actual !== expectedSha) throw new FileHashMismatch(actual, expectedSha);
+}
+
+/** Moves the verified partial file into place in one rename (same filesystem) and drops its sidecar. */
+export async function commitFile(partialPath: string, finalPath: string): Promise<void> {
+  await mkdir(dirname(finalPath), { recursive: true });
+  await rename(partialPath, finalPath);
+  await rm(sidecarPath(partialPath), { force: true });
+}

@@ -1,0 +1,113 @@
+import * as v from "valibot";
+import { type Credentials, call, callStream } from "../net/client.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { PieceSource } from "./fetcher.ts";
+import { type PieceMap, pieceMapSchema } from "./model.ts";
+import type { RateLimiter } from "./throttle.ts";
+
+/** A peer that holds a file (finished) or part of it (a swarm member still fetching). */
+export interface Holder {
+  id: string;
+  address: string;
+  /** True when the holder has the whole file; false when it is fetching it and serves what it has. */
+  complete: boolean;
+}
+
+export interface PeerSourceOptions {
+  credentials: Credentials;
+  /** Deadline for one piece request (a piece is PIECE_BYTES). */
+  pieceTimeoutMs: number;
+  download: RateLimiter;
+  /** Counts bytes received, for metrics and session progress. */
+  onBytes?: (bytes: number) => void;
+}
+
+/** Asks one holder for the piece hashes of a file (and which pieces it has). */
+export async function fetchPieceMap(
+  holder: Holder,
+  sha256: string,
+  opts: Pick<PeerSourceOptions, "credentials" | "pieceTimeoutMs">,
+): Promise<PieceMap> {
+  const body = await call(holder.address, ROUTES.peerFilePieces, opts.credentials, {
+    params: { sha256 },
+    timeoutMs: opts.pieceTimeoutMs,
+  });
+  const parsed = v.safeParse(pieceMapSchema, body);
+  if (!parsed.success) throw new Error(`${holder.id}: piece map for ${sha256.slice(0, 12)} is malformed`);
+  if (parsed.output.sha256 !== sha256) throw new Error(`${holder.id}: piece map names another file`);
+  return parsed.output;
+}
+
+/**
+ * A holder as a source of byte ranges over signed HTTP Range requests. A partial holder's set of
+ * pieces is refreshed in the background while the transfer runs, so new pieces become usable.
+ */
+export class PeerSource implements PieceSource {
+  readonly id: string;
+  private held: Set<number> | null;
+  private refresher: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private readonly holder: Holder,
+    private readonly sha256: string,
+    private readonly opts: PeerSourceOptions,
+    initialHave?: readonly number[],
+  ) {
+    this.id = holder.id;
+    this.held = holder.complete ? null : new Set(initialHave ?? []);
+  }
+
+  get complete(): boolean {
+    return this.held === null;
+  }
+
+  has(piece: number): boolean {
+    return this.held === null || this.held.has(piece);
+  }
+
+  /** Polls a partial holder's piece list every `everyMs` until `stop()`. */
+  follow(everyMs: number): void {
+    if (this.held === null || this.refresher) return;
+    this.refresher = setInterval(() => {
+      fetchPieceMap(this.holder, this.sha256, this.opts)
+        .then((map) => {
+          this.held = map.have === undefined ? null : new Set(map.have);
+          if (this.held === null) this.stop();
+        })
+        .catch(() => {});
+    }, everyMs);
+  }
+
+  stop(): void {
+    if (this.refresher) clearInterval(this.refresher);
+    this.refresher = null;
+  }
+
+  async fetchRange(start: number, endExclusive: number, signal: AbortSignal): Promise<Uint8Array> {
+    const response = await callStream(this.holder.address, ROUTES.peerFile, this.opts.credentials, {
+      params: { sha256: this.sha256 },
+      headers: { range: `bytes=${start}-${endExclusive - 1}` },
+      timeoutMs: this.opts.pieceTimeoutMs,
+      signal,
+    });
+    const want = endExclusive - start;
+    const out = new Uint8Array(want);
+    let at = 0;
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (at + value.byteLength > want) throw new Error(`${this.id}: sent more than the ${want} bytes asked for`);
+        await this.opts.download.take(value.byteLength, signal);
+        out.set(value, at);
+        at += value.byteLength;
+        this.opts.onBytes?.(value.byteLength);
+      }
+    } finally {
+      reader.releaseLock();
+    }
+    if (at !== want) throw new Error(`${this.id}: sent ${at} of ${want} bytes`);
+    return out;
+  }
+}

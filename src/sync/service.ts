@@ -1,0 +1,462 @@
+import { mkdirSync } from "node:fs";
+import { utimes } from "node:fs/promises";
+import { join } from "node:path";
+import * as v from "valibot";
+import type { DataCategory, SyncLimits } from "../config/load.ts";
+import type { Timing } from "../config/timing.ts";
+import { type Credentials, call } from "../net/client.ts";
+import { ROUTES } from "../net/route-table.ts";
+import type { Logger } from "../observability/log.ts";
+import type { TraceRecord } from "../observability/trace.ts";
+import { diskGate } from "./disk-gate.ts";
+import type { ServedFile } from "./file-server.ts";
+import type { Hasher } from "./hasher.ts";
+import { type ManifestIndex, wantedFrom } from "./manifest.ts";
+import {
+  type FileEntry,
+  type Manifest,
+  type ManifestDigest,
+  manifestSchema,
+  PIECE_BYTES,
+  type PieceMap,
+} from "./model.ts";
+import { resolveInRoot } from "./paths.ts";
+import { fetchPieceMap, type Holder, PeerSource } from "./peer-sources.ts";
+import { holdsCategory, mayUseOrigins, staggerDelayMs } from "./policy.ts";
+import { SyncSession, type SyncSessionStatus } from "./session.ts";
+import { RateLimiter, Slots } from "./throttle.ts";
+
+/** What a node gossips about its data: a digest per category, and the files it is fetching (a swarm's members). */
+export interface SyncGossip {
+  digests: Record<string, ManifestDigest>;
+  fetching: string[];
+}
+
+export interface SyncPeer {
+  id: string;
+  address: string;
+  alive: boolean;
+  capabilities: readonly string[];
+  sync: SyncGossip | undefined;
+}
+
+export interface SyncServiceOptions {
+  nodeId: string;
+  capabilities: readonly string[];
+  categories: readonly DataCategory[];
+  limits: SyncLimits;
+  timing: Timing;
+  dataDir: string;
+  secret: string;
+  index: ManifestIndex;
+  hasher: Hasher;
+  log: Logger;
+  trace: (record: TraceRecord) => void;
+  peers: () => SyncPeer[];
+  /** Called when what this node gossips about its data changed. */
+  onGossipChange: () => void;
+  onBytes?: (direction: "sent" | "received", bytes: number) => void;
+  random?: () => number;
+}
+
+/** Most files a node announces it is fetching; more are fetched all the same, just not offered to a swarm. */
+const MAX_ANNOUNCED = 32;
+/** Finished sessions kept for status. */
+const MAX_FINISHED = 200;
+/** A transfer refused by the disk gate is tried again after this long. */
+const DISK_RETRY_MS = 30_000;
+/** A swarm receiver that may not use the origins does so anyway after this long without progress from peers. */
+const SWARM_STALL_MS = 5_000;
+
+interface Want {
+  category: DataCategory;
+  entry: FileEntry;
+  /** The holders when this node first saw the file: in a swarm, the copies it should spare. */
+  origins: ReadonlySet<string>;
+}
+
+/**
+ * Keeps this node's copies of the categories its policy gives it: compares the manifests its peers
+ * gossip with its own, and runs a bounded number of transfer sessions for what is missing.
+ */
+export class SyncService {
+  private readonly remote = new Map<string, Manifest>();
+  private readonly active = new Map<string, SyncSession>();
+  private readonly finished: SyncSessionStatus[] = [];
+  private readonly firstSeen = new Map<string, { at: number; origins: ReadonlySet<string> }>();
+  /** When each transfer last received bytes (a swarm receiver falls back to the origins when this is old). */
+  private readonly lastProgress = new Map<string, number>();
+  private readonly blocked = new Map<string, { until: number; reason: string }>();
+  private readonly credentials: Credentials;
+  private readonly partialDir: string;
+  readonly uploads: Slots;
+  readonly uploadRate: RateLimiter;
+  private readonly downloadRate: RateLimiter;
+  private readonly timers: Array<ReturnType<typeof setInterval>> = [];
+  private round: Promise<void> | null = null;
+  private scanning: Promise<void> | null = null;
+  private lastGossip = "";
+  private sessionSeq = 0;
+
+  constructor(private readonly opts: SyncServiceOptions) {
+    this.credentials = { kind: "peer", secret: opts.secret, nodeId: opts.nodeId };
+    this.partialDir = join(opts.dataDir, "sync", "partial");
+    mkdirSync(this.partialDir, { recursive: true });
+    this.uploads = new Slots(opts.limits.maxUploads);
+    this.uploadRate = new RateLimiter(opts.limits.uploadRate);
+    this.downloadRate = new RateLimiter(opts.limits.downloadRate);
+  }
+
+  start(): void {
+    if (this.opts.categories.length === 0) return;
+    void this.scan();
+    this.timers.push(setInterval(() => void this.scan(), this.opts.limits.scanIntervalMs));
+    this.timers.push(setInterval(() => void this.runRound(), this.opts.timing.dataSyncRoundMs));
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    for (const session of this.active.values()) session.stop();
+  }
+
+  gossip(): SyncGossip {
+    return {
+      digests: this.opts.index.digests(),
+      fetching: [...this.active.values()]
+        .filter((s) => this.category(s.category)?.swarm)
+        .map((s) => s.sha256)
+        .slice(0, MAX_ANNOUNCED),
+    };
+  }
+
+  /** Rescans the data roots, then compares with the peers at once; returns the sessions running after. */
+  async now(category?: string): Promise<SyncSessionStatus[]> {
+    await this.scan(category);
+    await this.runRound();
+    return [...this.active.values()].map((s) => s.status());
+  }
+
+  status() {
+    const active = [...this.active.values()].map((s) => s.status());
+    return {
+      node: this.opts.nodeId,
+      categories: this.opts.categories.map((c) => ({
+        name: c.name,
+        root: c.root,
+        holds: holdsCategory(c, this.opts.capabilities),
+        swarm: c.swarm,
+        ...this.opts.index.digest(c.name),
+      })),
+      active,
+      blocked: [...this.blocked].map(([key, b]) => ({ key, ...b })),
+      recent: this.finished.slice(-50),
+      limits: this.opts.limits,
+      uploads: { inUse: this.uploads.inUse, limit: this.uploads.limit },
+    };
+  }
+
+  session(id: string): SyncSessionStatus | null {
+    for (const s of this.active.values()) if (s.id === id) return s.status();
+    return this.finished.find((s) => s.id === id) ?? null;
+  }
+
+  manifest(category: string): Manifest | null {
+    return this.category(category) ? this.opts.index.manifest(category) : null;
+  }
+
+  /** What this node can serve of a file: the whole of a finished one, or the verified pieces of one in flight. */
+  async served(sha256: string): Promise<ServedFile | null> {
+    const found = this.opts.index.findBySha(sha256);
+    if (found) {
+      const category = this.category(found.category);
+      if (!category) return null;
+      const resolved = await resolveInRoot(category.root, found.path);
+      if (!resolved.ok) return null;
+      return { absPath: resolved.path, size: found.size, sha256 };
+    }
+    const session = this.sessionFor(sha256);
+    const partial = session?.partialView();
+    return partial ? { ...partial, sha256 } : null;
+  }
+
+  pieceMap(sha256: string): PieceMap | null {
+    const found = this.opts.index.findBySha(sha256);
+    if (found) {
+      return { sha256, size: found.size, pieceBytes: PIECE_BYTES, pieces: found.pieces };
+    }
+    return this.sessionFor(sha256)?.pieceMapView() ?? null;
+  }
+
+  private sessionFor(sha256: string): SyncSession | undefined {
+    for (const s of this.active.values()) if (s.sha256 === sha256) return s;
+    return undefined;
+  }
+
+  private category(name: string): DataCategory | undefined {
+    return this.opts.categories.find((c) => c.name === name);
+  }
+
+  private scan(category?: string): Promise<void> {
+    this.scanning ??= this.opts.index
+      .scan(category)
+      .then(() => this.publishIfChanged())
+      .catch((e) => this.opts.log.warn("data scan failed", { error: String(e) }))
+      .finally(() => {
+        this.scanning = null;
+      });
+    return this.scanning;
+  }
+
+  private publishIfChanged(): void {
+    const text = JSON.stringify(this.gossip());
+    if (text === this.lastGossip) return;
+    this.lastGossip = text;
+    this.opts.onGossipChange();
+  }
+
+  private runRound(): Promise<void> {
+    this.round ??= this.refreshManifests()
+      .then(() => this.plan())
+      .catch((e) => this.opts.log.warn("sync round failed", { error: String(e) }))
+      .finally(() => {
+        this.round = null;
+      });
+    return this.round;
+  }
+
+  /** Fetches the manifest of every peer category whose gossiped digest differs from the copy we have. */
+  private async refreshManifests(): Promise<void> {
+    const mine = this.opts.categories.filter((c) => holdsCategory(c, this.opts.capabilities));
+    for (const peer of this.opts.peers()) {
+      if (!peer.alive || !peer.sync) continue;
+      for (const category of mine) {
+        const digest = peer.sync.digests[category.name];
+        const key = `${peer.id}/${category.name}`;
+        if (!digest || this.remote.get(key)?.digest === digest.digest) continue;
+        try {
+          const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
+            params: { category: category.name },
+            timeoutMs: this.opts.timing.manifestTimeoutMs,
+          });
+          const parsed = v.safeParse(manifestSchema, body);
+          if (parsed.success) this.remote.set(key, parsed.output);
+          else this.opts.log.warn("malformed manifest", { peer: peer.id, category: category.name });
+        } catch (e) {
+          this.opts.log.debug("manifest fetch failed", { peer: peer.id, category: category.name, error: String(e) });
+        }
+      }
+    }
+  }
+
+  /** What this node lacks, with who holds it; a path several peers hold differently goes to the newest. */
+  private wants(): Want[] {
+    const alive = new Map(
+      this.opts
+        .peers()
+        .filter((p) => p.alive)
+        .map((p) => [p.id, p] as const),
+    );
+    const wants = new Map<string, Want>();
+    for (const category of this.opts.categories) {
+      if (!holdsCategory(category, this.opts.capabilities)) continue;
+      const local = this.opts.index.manifest(category.name).files;
+      for (const [key, manifest] of this.remote) {
+        const peer = alive.get(manifest.node);
+        if (!peer || !key.endsWith(`/${category.name}`)) continue;
+        for (const entry of wantedFrom(local, manifest.files)) {
+          const id = `${category.name}/${entry.path}`;
+          const current = wants.get(id);
+          if (!current || entry.mtimeMs > current.entry.mtimeMs) {
+            wants.set(id, { category, entry, origins: new Set([peer.id]) });
+          } else if (current.entry.sha256 === entry.sha256) {
+            (current.origins as Set<string>).add(peer.id);
+          }
+        }
+      }
+    }
+    return [...wants.values()];
+  }
+
+  private plan(): void {
+    const now = Date.now();
+    const wants = this.wants();
+    const wanted = new Set(wants.map((w) => `${w.category.name}/${w.entry.path}/${w.entry.sha256}`));
+    for (const key of this.firstSeen.keys()) if (!wanted.has(key)) this.firstSeen.delete(key);
+    for (const want of wants) {
+      if (this.active.size >= this.opts.limits.maxTransfers) break;
+      const key = `${want.category.name}/${want.entry.path}`;
+      if (this.active.has(key) || this.sessionFor(want.entry.sha256)) continue;
+      const blocked = this.blocked.get(key);
+      if (blocked && blocked.until > now) continue;
+      const seenKey = `${key}/${want.entry.sha256}`;
+      const seen = this.firstSeen.get(seenKey) ?? { at: now, origins: want.origins };
+      this.firstSeen.set(seenKey, seen);
+      const delay = staggerDelayMs(
+        want.entry.sha256,
+        this.opts.nodeId,
+        this.receivers(want.category),
+        want.category.staggerMs,
+      );
+      if (now < seen.at + delay) continue;
+      void this.begin(key, { ...want, origins: seen.origins });
+    }
+  }
+
+  /** The nodes the category's policy sends files to: this node and its live peers that hold the category. */
+  private receivers(category: DataCategory): string[] {
+    const peers = this.opts.peers().filter((p) => p.alive && holdsCategory(category, p.capabilities));
+    return [this.opts.nodeId, ...peers.map((p) => p.id)];
+  }
+
+  private async begin(key: string, want: Want): Promise<void> {
+    const { category, entry } = want;
+    const target = await resolveInRoot(category.root, entry.path);
+    if (!target.ok) {
+      this.block(key, target.reason);
+      return;
+    }
+    const gate = await diskGate(category.root, entry.size, this.opts.limits.diskMaxPercent);
+    if (!gate.ok) {
+      this.block(key, gate.reason);
+      return;
+    }
+    const startedAt = Date.now();
+    const session = new SyncSession({
+      id: `${this.opts.nodeId}-${startedAt.toString(36)}-${(this.sessionSeq++).toString(36)}`,
+      category: category.name,
+      path: entry.path,
+      sha256: entry.sha256,
+      size: entry.size,
+      finalPath: target.path,
+      partialPath: join(this.partialDir, `${entry.sha256}.partial`),
+      sources: () => this.sourcesFor(want, key),
+      hashFile: async (path) => (await this.opts.hasher.hashFile(path)).sha256,
+      trace: this.opts.trace,
+      random: this.opts.random ?? Math.random,
+      fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs },
+    });
+    this.active.set(key, session);
+    this.publishIfChanged();
+    const outcome = await session.run();
+    this.active.delete(key);
+    this.lastProgress.delete(key);
+    const status = session.status();
+    this.finished.push(status);
+    if (this.finished.length > MAX_FINISHED) this.finished.splice(0, this.finished.length - MAX_FINISHED);
+    if (outcome.state === "done") {
+      await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
+      this.opts.index.record(category.name, entry, outcome.pieces);
+      this.opts.log.info("synced", {
+        category: category.name,
+        path: entry.path,
+        bytes: entry.size,
+        ms: Date.now() - startedAt,
+      });
+    } else {
+      this.opts.log.warn("sync failed", { category: category.name, path: entry.path, error: status.lastError });
+    }
+    this.publishIfChanged();
+  }
+
+  private block(key: string, reason: string): void {
+    this.blocked.set(key, { until: Date.now() + DISK_RETRY_MS, reason });
+    this.opts.log.warn("sync refused", { file: key, reason });
+  }
+
+  /**
+   * Sources for one attempt: every live holder of the finished file, plus (for a swarm) the peers
+   * fetching it. In a swarm the origins (the holders when this node first saw the file) serve only
+   * pieces no other peer has, and only to the file's first receivers, unless the peers have stalled.
+   */
+  private async sourcesFor(want: Want, key: string): Promise<{ map: PieceMap; sources: PeerSource[] }> {
+    const { entry, category } = want;
+    const sourceOpts = {
+      credentials: this.credentials,
+      pieceTimeoutMs: this.opts.timing.pieceTimeoutMs,
+      download: this.downloadRate,
+      onBytes: (n: number) => {
+        this.lastProgress.set(key, Date.now());
+        this.opts.onBytes?.("received", n);
+      },
+    };
+    let holders = this.holdersOf(want);
+    const firstReceiver = mayUseOrigins(entry.sha256, this.opts.nodeId, this.receivers(category));
+    if (category.swarm && !firstReceiver) {
+      // A later receiver waits for the swarm to form rather than asking the origins for another copy.
+      const deadline = Date.now() + SWARM_STALL_MS;
+      while (!holders.some((h) => !want.origins.has(h.id)) && Date.now() < deadline) {
+        await Bun.sleep(this.opts.timing.pieceMapRefreshMs);
+        holders = this.holdersOf(want);
+      }
+    }
+    let map: PieceMap | null = null;
+    const errors: string[] = [];
+    for (const holder of holders.filter((h) => h.complete)) {
+      try {
+        map = await fetchPieceMap(holder, entry.sha256, sourceOpts);
+        break;
+      } catch (e) {
+        errors.push(String(e));
+      }
+    }
+    if (!map) throw new Error(`no holder answered for the piece map (${errors.join("; ") || "no live holder"})`);
+    if (!category.swarm) return { map, sources: holders.map((h) => new PeerSource(h, entry.sha256, sourceOpts)) };
+    const peers = holders
+      .filter((h) => !want.origins.has(h.id))
+      .map((h) => {
+        const source = new PeerSource(h, entry.sha256, sourceOpts);
+        source.follow(this.opts.timing.pieceMapRefreshMs);
+        return source;
+      });
+    const stalled = () => Date.now() - (this.lastProgress.get(key) ?? 0) > SWARM_STALL_MS;
+    const origins = holders
+      .filter((h) => want.origins.has(h.id))
+      .map(
+        (h) =>
+          new OriginSource(
+            h,
+            entry.sha256,
+            sourceOpts,
+            (piece) => !peers.some((p) => p.has(piece)) && (firstReceiver || peers.length === 0 || stalled()),
+          ),
+      );
+    return { map, sources: [...peers, ...origins] };
+  }
+
+  /** Live holders of the file: finished ones (from their manifests) and, in a swarm, those fetching it. */
+  private holdersOf(want: Want): Holder[] {
+    const { entry, category } = want;
+    const alive = this.opts.peers().filter((p) => p.alive);
+    const holders: Holder[] = [];
+    for (const [key, manifest] of this.remote) {
+      const peer = alive.find((p) => p.id === manifest.node);
+      if (!peer || !key.endsWith(`/${category.name}`)) continue;
+      if (manifest.files.some((f) => f.sha256 === entry.sha256)) {
+        holders.push({ id: peer.id, address: peer.address, complete: true });
+      }
+    }
+    if (!category.swarm) return holders;
+    for (const p of alive) {
+      if (p.sync?.fetching.includes(entry.sha256) && !holders.some((h) => h.id === p.id)) {
+        holders.push({ id: p.id, address: p.address, complete: false });
+      }
+    }
+    return holders;
+  }
+}
+
+/** A finished holder in a swarm, offered only the pieces the policy lets it serve. */
+class OriginSource extends PeerSource {
+  constructor(
+    holder: Holder,
+    sha256: string,
+    opts: ConstructorParameters<typeof PeerSource>[2],
+    private readonly allowed: (piece: number) => boolean,
+  ) {
+    super(holder, sha256, opts);
+  }
+
+  override has(piece: number): boolean {
+    return this.allowed(piece);
+  }
+}
