@@ -58,6 +58,7 @@ export function syncRoutes(
     const bad = badSha(params.sha256);
     if (bad) return bad;
     const target = await sync.served(params.sha256 as string);
+    if (!target) return errorResponse(404, "no_such_file", `no file ${params.sha256} on this node`);
     const response = await serveFileRange(request, target, { uploads: sync.uploads, rate: sync.uploadRate });
     const length = Number(response.headers.get("content-length") ?? 0);
     if (response.ok) deps.onSent(length);

@@ -102,6 +102,7 @@ export class SyncService {
     this.credentials = { kind: "peer", secret: opts.secret, nodeId: opts.nodeId };
     this.partialDir = join(opts.dataDir, "sync", "partial");
     mkdirSync(this.partialDir, { recursive: true });
+    for (const c of opts.categories) mkdirSync(c.root, { recursive: true });
     this.uploads = new Slots(opts.limits.maxUploads);
     this.uploadRate = new RateLimiter(opts.limits.uploadRate);
     this.downloadRate = new RateLimiter(opts.limits.downloadRate);

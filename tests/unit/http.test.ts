@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadNodeConfig, type NodeConfig } from "../../src/config/load.ts";
@@ -14,6 +14,9 @@ let dir: string;
 let config: NodeConfig;
 let node: RunningNode;
 let base: string;
+/** A model file in the node's one data category: served to peers by content hash. */
+const MODEL_BYTES = new Uint8Array(randomBytes(5 * 1024 * 1024 + 3));
+const MODEL_SHA = new Bun.CryptoHasher("sha256").update(MODEL_BYTES).digest("hex");
 
 function freePort(): number {
   const probe = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
@@ -28,8 +31,12 @@ beforeAll(async () => {
   const path = join(dir, "cluster.toml");
   writeFileSync(
     path,
-    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[work]\nsoft_limit = 2\nhard_limit = 3\n\n[jobs.export]\ncommand = ["true"]\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\ncapabilities = ["export"]\nslots = 0\n`,
+    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[work]\nsoft_limit = 2\nhard_limit = 3\n\n[jobs.export]\ncommand = ["true"]\n\n[data.models]\npath = "models"\nglobs = ["*.pt"]\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\ncapabilities = ["export"]\nslots = 0\n`,
   );
+  mkdirSync(join(dir, "models"));
+  writeFileSync(join(dir, "models", "m.pt"), MODEL_BYTES);
+  // Older than the scan's settle window, so the first scan indexes it.
+  utimesSync(join(dir, "models", "m.pt"), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
   writeFileSync(join(dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
   writeFileSync(join(dir, "operator.token"), randomBytes(24).toString("hex"), { mode: 0o600 });
   config = loadNodeConfig(path);
@@ -71,8 +78,31 @@ function signed(
   return { headers: { "content-type": "application/json", ...headers }, body, path };
 }
 
+/** A signed GET, as a peer fetching a manifest or a file range sends it. */
+async function signedGet(path: string, headers: Record<string, string> = {}): Promise<Response> {
+  const signature = signRequest({
+    secret: config.secret,
+    nodeId: "x1",
+    method: "GET",
+    pathWithQuery: path,
+    body: "",
+    now: Date.now(),
+  });
+  return fetch(`${base}${path}`, { headers: { ...signature, ...headers } });
+}
+
 async function send(req: { headers: Record<string, string>; body: string; path: string }): Promise<Response> {
   return fetch(`${base}${req.path}`, { method: "POST", headers: req.headers, body: req.body });
+}
+
+/** Repeats a request until it answers `status` (the node indexes its files just after it starts). */
+async function waitForStatus(request: () => Promise<Response>, status: number): Promise<Response> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const response = await request();
+    if (response.status === status || Date.now() > deadline) return response;
+    await Bun.sleep(20);
+  }
 }
 
 const ping = (from = "x1", seq: unknown = 1) =>
@@ -172,11 +202,18 @@ describe("route-table contract: the server serves every route the table lists", 
         "kvGet",
         "kvSet",
         "leave",
+        "manifest",
         "metrics",
+        "peerFile",
+        "peerFilePieces",
+        "peerManifest",
         "peerRaft",
         "peerRaftSnapshot",
         "peerSwim",
         "status",
+        "syncSession",
+        "syncStart",
+        "syncStatus",
         "traces",
         "voters",
         "workAdd",
@@ -263,6 +300,37 @@ describe("route-table contract: the server serves every route the table lists", 
         response = await send(signed(spec.path.replace(":id", "nope"), JSON.stringify({ leaseId: "1.1.0" })));
         expect(response.status).toBe(404);
         expect((await json(response)).error).toBe("no_such_item");
+      } else if (name === "peerManifest") {
+        response = await signedGet(spec.path.replace(":category", "models"));
+        expect(response.status).toBe(200);
+        expect((await json<{ node: string; category: string }>(response)).category).toBe("models");
+      } else if (name === "peerFile") {
+        // A range of the indexed model, once the first scan has hashed it.
+        const path = spec.path.replace(":sha256", MODEL_SHA);
+        response = await waitForStatus(() => signedGet(path, { range: "bytes=10-19" }), 206);
+        expect(new Uint8Array(await response.arrayBuffer())).toEqual(MODEL_BYTES.slice(10, 20));
+        const missing = await signedGet(spec.path.replace(":sha256", "0".repeat(64)));
+        expect(missing.status).toBe(404);
+        expect((await json(missing)).error).toBe("no_such_file");
+        const malformed = await signedGet(spec.path.replace(":sha256", "not-a-hash"));
+        expect(malformed.status).toBe(422);
+        expect((await json(malformed)).field).toBe("params.sha256");
+      } else if (name === "peerFilePieces") {
+        response = await waitForStatus(() => signedGet(spec.path.replace(":sha256", MODEL_SHA)), 200);
+        const map = await json<{ size: number; pieces: string[] }>(response);
+        expect(map.size).toBe(MODEL_BYTES.length);
+        expect(map.pieces.length).toBe(2);
+      } else if (name === "syncSession") {
+        response = await get(spec.path.replace(":id", "nope"));
+        expect(response.status).toBe(404);
+        expect((await json(response)).error).toBe("no_such_session");
+      } else if (name === "syncStart") {
+        response = await postJson(spec.path, JSON.stringify({ category: "nope" }));
+        expect(response.status).toBe(422);
+        expect((await json(response)).field).toBe("body.category");
+        response = await postJson(spec.path, "{}");
+        expect(response.status).toBe(200);
+        expect((await json<{ sessions: unknown[] }>(response)).sessions).toEqual([]);
       } else if (spec.auth === "peer") {
         response = await send(signed(spec.path, ping()));
         expect(response.status).toBe(200);
