@@ -11,13 +11,21 @@ export function holdsCategory(category: Pick<DataCategory, "to">, capabilities: 
   return category.to.some((c) => capabilities.includes(c));
 }
 
-/** A stable 32-bit hash (FNV-1a): the same on every node and every platform. */
+/**
+ * A stable 32-bit hash, the same on every node and platform: FNV-1a, then MurmurHash3's finaliser so
+ * that names differing only in their last character still land far apart.
+ */
 function fnv1a(text: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) {
     h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
+    h = Math.imul(h, 0x01000193);
   }
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 
