@@ -46,6 +46,28 @@ command = ["sh", "-c", "sleep 1; echo '{\\"games\\": {games}}'"]
 timeout = "10m"
 slots = 1
 
+# Data sync. Each node indexes its folders by category (path, size, SHA-256; hashed off the main thread),
+# gossips a digest of each, and pulls what its peers hold that the category's "to" gives it. Transfers
+# are verified piece by piece and as a whole, resume after a restart, and draw from several peers.
+[sync]
+max_transfers = 4                   # transfers this node runs at once
+max_uploads = 8                     # requests it serves at once (more get 503 + Retry-After)
+# download_rate = "100MB/s"         # per-node bandwidth limits (default unlimited)
+# upload_rate = "100MB/s"
+disk_max_percent = 90               # refuse a transfer that would fill the disk past this
+
+[data.games]
+path = ".data/{id}/games"           # relative to this file; {id} is the node id
+globs = ["**/*.jsonl", "**/*.npz"]
+to = ["training"]                   # game files go to the nodes that train
+
+[data.models]
+path = ".data/{id}/models"
+globs = ["**/*.pt", "**/*.pth", "**/*.onnx"]
+to = "all"                          # every node gets every model
+swarm = true                        # nodes that have pieces serve them: the origin sends about one copy
+stagger = "10s"                     # each node waits its own deterministic share of this before pulling
+
 ${entries}`;
 }
 
