@@ -8,7 +8,7 @@ interface SyncStatusView {
   node: string;
   categories: Array<{ name: string; holds: boolean; swarm: boolean; files: number; bytes: number; digest: string }>;
   active: SyncSessionStatus[];
-  blocked: Array<{ key: string; reason: string; until: number }>;
+  heldOff: Array<{ key: string; reason: string; until: number }>;
   recent: SyncSessionStatus[];
 }
 
@@ -42,7 +42,7 @@ function printStatus(view: SyncStatusView): void {
   );
   console.log(view.active.length ? "" : "\nno transfers running");
   for (const s of view.active) console.log(progressLine(s, false));
-  for (const b of view.blocked) console.log(`refused ${b.key}: ${b.reason}`);
+  for (const h of view.heldOff) console.log(`held off ${h.key}: ${h.reason}`);
   const failed = view.recent.filter((s) => s.state !== "done").slice(-5);
   for (const s of failed) console.log(`failed ${s.category}/${s.path}: ${s.lastError ?? s.state}`);
 }

@@ -63,8 +63,8 @@ export interface SyncServiceOptions {
 const MAX_ANNOUNCED = 32;
 /** Finished sessions kept for status. */
 const MAX_FINISHED = 200;
-/** A transfer refused by the disk gate is tried again after this long. */
-const DISK_RETRY_MS = 30_000;
+/** A transfer that was refused (disk gate, path) or gave up is planned again after this long. */
+const HOLD_OFF_MS = 30_000;
 /** A swarm receiver that may not use the origins does so anyway after this long without progress from peers. */
 const SWARM_STALL_MS = 5_000;
 
@@ -86,7 +86,7 @@ export class SyncService {
   private readonly firstSeen = new Map<string, { at: number; origins: ReadonlySet<string> }>();
   /** When each transfer last received bytes (a swarm receiver falls back to the origins when this is old). */
   private readonly lastProgress = new Map<string, number>();
-  private readonly blocked = new Map<string, { until: number; reason: string }>();
+  private readonly heldOff = new Map<string, { until: number; reason: string }>();
   private readonly credentials: Credentials;
   private readonly partialDir: string;
   readonly uploads: Slots;
@@ -149,7 +149,7 @@ export class SyncService {
         ...this.opts.index.digest(c.name),
       })),
       active,
-      blocked: [...this.blocked].map(([key, b]) => ({ key, ...b })),
+      heldOff: [...this.heldOff].map(([key, b]) => ({ key, ...b })),
       recent: this.finished.slice(-50),
       limits: this.opts.limits,
       uploads: { inUse: this.uploads.inUse, limit: this.uploads.limit },
@@ -287,8 +287,9 @@ export class SyncService {
       if (this.active.size >= this.opts.limits.maxTransfers) break;
       const key = `${want.category.name}/${want.entry.path}`;
       if (this.active.has(key) || this.sessionFor(want.entry.sha256)) continue;
-      const blocked = this.blocked.get(key);
-      if (blocked && blocked.until > now) continue;
+      const held = this.heldOff.get(key);
+      if (held && held.until > now) continue;
+      this.heldOff.delete(key);
       const seenKey = `${key}/${want.entry.sha256}`;
       const seen = this.firstSeen.get(seenKey) ?? { at: now, origins: want.origins };
       this.firstSeen.set(seenKey, seen);
@@ -313,12 +314,12 @@ export class SyncService {
     const { category, entry } = want;
     const target = await resolveInRoot(category.root, entry.path);
     if (!target.ok) {
-      this.block(key, target.reason);
+      this.holdOff(key, target.reason);
       return;
     }
     const gate = await diskGate(category.root, entry.size, this.opts.limits.diskMaxPercent);
     if (!gate.ok) {
-      this.block(key, gate.reason);
+      this.holdOff(key, gate.reason);
       return;
     }
     const startedAt = Date.now();
@@ -353,15 +354,15 @@ export class SyncService {
         bytes: entry.size,
         ms: Date.now() - startedAt,
       });
-    } else {
-      this.opts.log.warn("sync failed", { category: category.name, path: entry.path, error: status.lastError });
+    } else if (outcome.state === "given-up") {
+      this.holdOff(key, `gave up: ${status.lastError ?? "unknown error"}`);
     }
     this.publishIfChanged();
   }
 
-  private block(key: string, reason: string): void {
-    this.blocked.set(key, { until: Date.now() + DISK_RETRY_MS, reason });
-    this.opts.log.warn("sync refused", { file: key, reason });
+  private holdOff(key: string, reason: string): void {
+    this.heldOff.set(key, { until: Date.now() + HOLD_OFF_MS, reason });
+    this.opts.log.warn("sync held off", { file: key, reason, retryInMs: HOLD_OFF_MS });
   }
 
   /**
