@@ -66,6 +66,8 @@ export const jobTemplateSchema = v.strictObject({
       gpu: v.optional(v.boolean()),
       gpu_memory_gb: v.optional(v.pipe(v.number(), v.minValue(0))),
       disk_gb: v.optional(v.pipe(v.number(), v.minValue(0))),
+      /** Free memory the node must have when it claims an item of this type. */
+      memory_gb: v.optional(v.pipe(v.number(), v.minValue(0))),
     }),
     {},
   ),

@@ -9,9 +9,10 @@ import type { Db } from "../db/client.ts";
 import { localJobs, workOutbox } from "../db/schema.ts";
 import { CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
-import type { NodeInfo } from "../node/info.ts";
+import type { GpuInfo, NodeInfo } from "../node/info.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Claim } from "./commands.ts";
+import { headroom } from "./headroom.ts";
 import type { Offer } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
@@ -91,6 +92,8 @@ export class Worker {
   private claiming = false;
   /** The id of a claim whose answer has not arrived yet: retried with it, the leader returns the same leases. */
   private claimId: string | null = null;
+  /** Why the last claim round was skipped (logged once per change). */
+  private lastHeldBack: string | null = null;
   private sending = false;
   private outboxBackoffMs = 0;
   private nextOutboxAt = 0;
@@ -148,12 +151,19 @@ export class Worker {
     const free = this.opts.slots - this.busySlots();
     const leader = this.opts.leaderAddress();
     if (free <= 0 || !leader) return;
+    const room = headroom(this.opts.resources(), this.types(), this.opts.jobs);
+    if (!room.ok) {
+      if (room.reason !== this.lastHeldBack) this.opts.log.info("not claiming", { reason: room.reason });
+      this.lastHeldBack = room.reason;
+      return;
+    }
+    this.lastHeldBack = null;
     this.claiming = true;
     const retry = this.claimId !== null;
     this.claimId ??= randomUUID();
     try {
       const answer = (await call(leader, ROUTES.peerWorkClaim, this.credentials(), {
-        body: { offer: this.offer(free), max: free, claimId: this.claimId, retry },
+        body: { offer: this.offer(free, room.types, room.gpus), max: free, claimId: this.claimId, retry },
         timeoutMs: this.opts.timing.syncTimeoutMs,
       })) as { claims: Claim[] };
       this.claimId = null;
@@ -165,12 +175,11 @@ export class Worker {
     }
   }
 
-  private offer(freeSlots: number): Offer {
+  private offer(freeSlots: number, types: string[], gpus: readonly GpuInfo[]): Offer {
     const info = this.opts.resources();
-    const gpus = info?.gpus ?? [];
     return {
       node: this.opts.nodeId,
-      types: this.types(),
+      types,
       capabilities: [...this.opts.capabilities],
       freeSlots,
       gpus: gpus.length,
