@@ -101,7 +101,7 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     workLeaseMs: periodMs * 60,
     workHeartbeatMs: periodMs * 20,
     workPollMs: periodMs * 2,
-    dataSyncRoundMs: periodMs * 2,
+    dataSyncRoundMs: Math.round(periodMs / 2),
     manifestTimeoutMs: roundTripMs * 25,
     pieceTimeoutMs: roundTripMs * 150,
     pieceMapRefreshMs: Math.round(periodMs / 2),

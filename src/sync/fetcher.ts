@@ -232,8 +232,9 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     s.streak = 0;
     // From here a failure is this node's own disk: no source is to blame and the fetch stops.
     try {
+      // No fsync per piece: a process crash keeps the page cache, and after a power loss the whole-file
+      // check at the end catches a piece the sidecar claims but the disk lost (the file is fetched again).
       await writeAll(handle, bytes, start);
-      await handle.datasync();
       missing.delete(piece);
       result.piecesFetched++;
       result.bytesFetched += bytes.length;
@@ -379,6 +380,12 @@ export async function verifyWholeFile(
 
 /** Moves the verified partial file into place in one rename (same filesystem) and drops its sidecar. */
 export async function commitFile(partialPath: string, finalPath: string): Promise<void> {
+  const handle = await open(partialPath, "r+");
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
   await mkdir(dirname(finalPath), { recursive: true });
   await rename(partialPath, finalPath);
   await rm(sidecarPath(partialPath), { force: true });

@@ -48,8 +48,10 @@ export function staggerDelayMs(sha256: string, nodeId: string, receivers: readon
 /**
  * In a swarm only the first `originCopies` receivers in the order may draw from the nodes that held
  * the file before it spread (its origins); the rest take it from receivers, finished or in progress.
+ * One copy by default: the first receiver gets the origin's whole upload, and the others pipeline
+ * behind it piece by piece.
  */
-export function mayUseOrigins(sha256: string, nodeId: string, receivers: readonly string[], originCopies = 2): boolean {
+export function mayUseOrigins(sha256: string, nodeId: string, receivers: readonly string[], originCopies = 1): boolean {
   const order = receiverOrder(sha256, receivers);
   const rank = order.indexOf(nodeId);
   return rank < 0 || rank < originCopies;

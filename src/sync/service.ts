@@ -96,6 +96,7 @@ export class SyncService {
   private round: Promise<void> | null = null;
   private scanning: Promise<void> | null = null;
   private lastGossip = "";
+  private wantsMemo: { inputs: string; wants: Want[] } = { inputs: "", wants: [] };
   private sessionSeq = 0;
 
   constructor(private readonly opts: SyncServiceOptions) {
@@ -133,7 +134,8 @@ export class SyncService {
   /** Rescans the data roots, then compares with the peers at once; returns the sessions running after. */
   async now(category?: string): Promise<SyncSessionStatus[]> {
     await this.scan(category);
-    await this.runRound();
+    await this.round;
+    await this.runRound(true);
     return [...this.active.values()].map((s) => s.status());
   }
 
@@ -215,8 +217,8 @@ export class SyncService {
     this.opts.onGossipChange();
   }
 
-  private runRound(): Promise<void> {
-    this.round ??= this.refreshManifests()
+  private runRound(force = false): Promise<void> {
+    this.round ??= this.refreshManifests(force)
       .then(() => this.plan())
       .catch((e) => this.opts.log.warn("sync round failed", { error: String(e) }))
       .finally(() => {
@@ -225,15 +227,18 @@ export class SyncService {
     return this.round;
   }
 
-  /** Fetches the manifest of every peer category whose gossiped digest differs from the copy we have. */
-  private async refreshManifests(): Promise<void> {
+  /**
+   * Fetches the manifest of every peer category whose gossiped digest differs from the copy we have
+   * (`force`: every one, for an operator's "sync now" that should not wait for the gossip).
+   */
+  private async refreshManifests(force: boolean): Promise<void> {
     const mine = this.opts.categories.filter((c) => holdsCategory(c, this.opts.capabilities));
     for (const peer of this.opts.peers()) {
-      if (!peer.alive || !peer.sync) continue;
+      if (!peer.alive || (!peer.sync && !force)) continue;
       for (const category of mine) {
-        const digest = peer.sync.digests[category.name];
+        const digest = peer.sync?.digests[category.name];
         const key = `${peer.id}/${category.name}`;
-        if (!digest || this.remote.get(key)?.digest === digest.digest) continue;
+        if (!force && (!digest || this.remote.get(key)?.digest === digest.digest)) continue;
         try {
           const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
             params: { category: category.name },
@@ -249,7 +254,10 @@ export class SyncService {
     }
   }
 
-  /** What this node lacks, with who holds it; a path several peers hold differently goes to the newest. */
+  /**
+   * What this node lacks, with who holds it; a path several peers hold differently goes to the newest.
+   * Recomputed only when a manifest (ours or a live peer's) changed, so a round with no news is cheap.
+   */
   private wants(): Want[] {
     const alive = new Map(
       this.opts
@@ -257,6 +265,11 @@ export class SyncService {
         .filter((p) => p.alive)
         .map((p) => [p.id, p] as const),
     );
+    const inputs = [
+      JSON.stringify(this.opts.index.digests()),
+      ...[...this.remote].filter(([, m]) => alive.has(m.node)).map(([key, m]) => `${key}=${m.digest}`),
+    ].join("|");
+    if (inputs === this.wantsMemo.inputs) return this.wantsMemo.wants;
     const wants = new Map<string, Want>();
     for (const category of this.opts.categories) {
       if (!holdsCategory(category, this.opts.capabilities)) continue;
@@ -275,7 +288,8 @@ export class SyncService {
         }
       }
     }
-    return [...wants.values()];
+    this.wantsMemo = { inputs, wants: [...wants.values()] };
+    return this.wantsMemo.wants;
   }
 
   private plan(): void {
