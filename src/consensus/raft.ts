@@ -219,6 +219,10 @@ export class RaftNode {
     return out;
   }
 
+  get hasEffects(): boolean {
+    return this.outbox.length > 0;
+  }
+
   takeEffects(): RaftEffect[] {
     const out = this.outbox;
     this.outbox = [];
@@ -242,6 +246,11 @@ export class RaftNode {
     this.noteConfig(index, command);
     if (this.voterIds.length === 1) this.advanceCommit();
     return result;
+  }
+
+  /** The runtime made the storage's buffered writes durable: a leader's own new entries now count toward commit. */
+  persisted(): void {
+    if (this.role === "leader") this.advanceCommit();
   }
 
   /** Sends pending entries to every follower that has no AppendEntries in flight; call after proposing. */
@@ -669,7 +678,8 @@ export class RaftNode {
   // ---- commit and apply ---------------------------------------------------------------------
 
   private advanceCommit(): void {
-    const matches = [this.storage.lastIndex(), ...[...this.progress.values()].map((p) => p.match)].sort(
+    // The leader's own copy counts once durable: it sends new entries while its own write is under way.
+    const matches = [this.storage.durableIndex(), ...[...this.progress.values()].map((p) => p.match)].sort(
       (a, b) => b - a,
     );
     const candidate = matches[this.quorum() - 1] ?? 0;

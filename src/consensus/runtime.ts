@@ -6,7 +6,7 @@ import { ROUTES } from "../net/route-table.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { type Entry, type RaftMessage, SNAPSHOT_CHUNK_CHARS, type SnapshotChunk } from "./messages.ts";
-import { type Clock, NotLeaderError, RaftNode } from "./raft.ts";
+import { type Clock, NotLeaderError, type RaftEffect, RaftNode } from "./raft.ts";
 import { SqliteStorage } from "./sqlite-storage.ts";
 import { type CommandDefinition, StateMachine } from "./state-machine.ts";
 
@@ -31,9 +31,10 @@ export interface ConsensusOptions {
 }
 
 /**
- * Carries out the Raft core's decisions: makes the log durable before any message leaves, sends over
- * signed HTTP (deadline on each call, a bound on calls in flight), applies committed entries to SQLite,
- * records traces. Proposals arriving in one event-loop turn share one durable write.
+ * Carries out the Raft core's decisions: makes the log durable before any message that depends on it
+ * leaves, sends over signed HTTP (deadline on each call, a bound on calls in flight), applies committed
+ * entries to SQLite, records traces. Proposals arriving in one event-loop turn share one durable write,
+ * and callers that `coalesce` share one entry.
  */
 export class ConsensusRuntime {
   readonly raft: RaftNode;
@@ -51,6 +52,12 @@ export class ConsensusRuntime {
   /** Results of applied entries that a local proposer awaits, by index. */
   private readonly results = new Map<number, unknown>();
   private readonly awaited = new Set<number>();
+  /** Proposers whose entry is committed, waiting for the drain that applies it. */
+  private applyWaiters: Array<{ index: number; resolve: () => void }> = [];
+  /** Replies waiting for the drain that makes what they depend on durable. */
+  private readonly held: Array<{ replies: RaftMessage[]; resolve: (replies: RaftMessage[]) => void }> = [];
+  /** Coalesced proposals waiting for this turn's drain (see `coalesce`). */
+  private readonly flushes: Array<() => void> = [];
   private inFlight = 0;
   private readonly sent: (labels?: Record<string, string>, by?: number) => void;
   private readonly failed: (labels?: Record<string, string>, by?: number) => void;
@@ -58,8 +65,12 @@ export class ConsensusRuntime {
   constructor(private readonly opts: ConsensusOptions) {
     this.storage = new SqliteStorage(opts.db);
     this.addresses = new Map(opts.voters);
-    this.state = new StateMachine(opts.db, opts.commands, (entry, reason) =>
-      opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
+    this.state = new StateMachine(
+      opts.db,
+      opts.commands,
+      (entry, reason) =>
+        opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
+      (record) => opts.traces.record(record),
     );
     this.appliedIndex = this.state.appliedIndex();
     const clock: Clock = {
@@ -102,11 +113,17 @@ export class ConsensusRuntime {
     return id ? (this.addresses.get(id) ?? null) : null;
   }
 
-  /** Handles messages from a voter; the replies go back only after what they depend on is durable. */
-  receive(messages: readonly RaftMessage[]): RaftMessage[] {
+  /**
+   * Handles messages from a voter; resolves with the replies once what they depend on is durable. The
+   * work waits for this turn's drain, so what arrives in one turn shares one transaction and one fsync:
+   * appends pipelined to a follower while it was writing, acknowledgements reaching a leader together
+   * with new proposals.
+   */
+  receive(messages: readonly RaftMessage[]): Promise<RaftMessage[]> {
     const replies = messages.flatMap((m) => this.raft.receive(m));
-    this.drain();
-    return replies;
+    this.scheduleDrain();
+    if (replies.length === 0) return Promise.resolve(replies);
+    return new Promise((resolve) => this.held.push({ replies, resolve }));
   }
 
   /** Takes one piece of a snapshot; the last piece hands the whole to the core, whose replies are returned. */
@@ -124,7 +141,10 @@ export class ConsensusRuntime {
     this.incomingData = inc.parts.join("");
     try {
       const { chunk: _c, offset: _o, total: _t, ...meta } = c;
-      return this.receive([{ type: "snapshot", ...meta }]);
+      // Drained now: the install needs the data only this call holds.
+      const replies = this.raft.receive({ type: "snapshot", ...meta });
+      this.drain();
+      return replies;
     } finally {
       this.incomingData = null;
     }
@@ -143,7 +163,7 @@ export class ConsensusRuntime {
     this.scheduleDrain();
     try {
       const committed = await pending;
-      if (this.appliedIndex < committed.index) this.drain();
+      await this.applied(committed.index);
       return { ...committed, result: this.results.get(index) };
     } finally {
       this.awaited.delete(index);
@@ -151,13 +171,57 @@ export class ConsensusRuntime {
     }
   }
 
+  /**
+   * Group commit: calls made in one event-loop turn reach `run` together, just before that turn's
+   * durable write, so they can share one entry; each caller gets its own element of what `run`
+   * resolves to. `run` must propose before its first `await` to join the turn's write.
+   */
+  coalesce<I, R>(run: (items: I[]) => Promise<readonly R[]>, maxItems = 256): (item: I) => Promise<R> {
+    let queue: Array<{ item: I; resolve: (r: R) => void; reject: (e: unknown) => void }> = [];
+    const flush = () => {
+      const batch = queue;
+      queue = [];
+      if (batch.length === 0) return;
+      let results: Promise<readonly R[]>;
+      try {
+        results = run(batch.map((b) => b.item));
+      } catch (e) {
+        results = Promise.reject(e);
+      }
+      results.then(
+        (rs) => {
+          for (const [i, b] of batch.entries()) b.resolve(rs[i] as R);
+        },
+        (e) => {
+          for (const b of batch) b.reject(e);
+        },
+      );
+    };
+    return (item) =>
+      new Promise<R>((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        if (queue.length >= maxItems) flush();
+        else if (queue.length === 1) {
+          this.flushes.push(flush);
+          this.scheduleDrain();
+        }
+      });
+  }
+
   /** Adds or removes one voter; resolves once the change is committed and applied here. */
   async changeVoters(change: { add: { id: string; address: string } } | { remove: string }) {
     const pending = this.raft.changeVoters(change);
     this.scheduleDrain();
     const result = await pending;
-    if (this.appliedIndex < result.index) this.drain();
+    await this.applied(result.index);
     return result;
+  }
+
+  /** Resolves once the entry at `index`, known committed, is applied here (by the drain that follows). */
+  private applied(index: number): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve();
+    this.scheduleDrain();
+    return new Promise((resolve) => this.applyWaiters.push({ index, resolve }));
   }
 
   /** Waits until a linearizable read may be served from local state, or says who can serve it. */
@@ -172,6 +236,8 @@ export class ConsensusRuntime {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
     setImmediate(() => {
+      // Coalesced proposals join this drain's write (scheduling another drain meanwhile is a no-op).
+      for (const flush of this.flushes.splice(0)) flush();
       this.drainScheduled = false;
       this.raft.flush();
       this.drain();
@@ -180,10 +246,28 @@ export class ConsensusRuntime {
 
   /**
    * Durable first, then everything else, in the order the core decided it. New log entries, the hard
-   * state, installed snapshots and entries to apply share one transaction: one fsync per batch.
+   * state, installed snapshots and entries to apply share one transaction: one fsync per batch. The one
+   * exception: a leader's AppendEntries leave before its own write, so followers write in parallel with
+   * it (Raft §10.2.1); the core counts the leader's own copy toward commit only once it is durable.
    */
   private drain(): void {
+    // The write just made durable may complete a quorum (a lone voter's, or with the leader's own
+    // copy): what the core decides then is carried out in the same drain.
+    do this.drainOnce();
+    while (this.raft.hasEffects);
+  }
+
+  private drainOnce(): void {
     const effects = this.raft.takeEffects();
+    // Addresses first: an append may be for a voter that the same batch added.
+    for (const effect of effects) {
+      if (effect.type !== "config") continue;
+      for (const v of effect.voters) this.addresses.set(v.id, v.address);
+      this.opts.log.info("voters", { voters: effect.voters.map((v) => v.id) });
+    }
+    const early = (e: RaftEffect) => e.type === "send" && e.message.type === "append";
+    for (const effect of effects)
+      if (effect.type === "send" && early(effect)) void this.send(effect.to, effect.message);
     const stateChanges = effects.filter((e) => e.type === "apply" || e.type === "install-snapshot");
     if (this.storage.dirty || stateChanges.length > 0) {
       this.opts.db.transaction((tx) => {
@@ -200,20 +284,24 @@ export class ConsensusRuntime {
         }
       });
       this.storage.persisted();
+      this.raft.persisted();
       for (const e of stateChanges) {
         this.appliedIndex = e.type === "apply" ? (e.entries.at(-1) as Entry).index : e.index;
       }
+      if (this.applyWaiters.length > 0) {
+        const ready = this.applyWaiters.filter((w) => w.index <= this.appliedIndex);
+        this.applyWaiters = this.applyWaiters.filter((w) => w.index > this.appliedIndex);
+        for (const w of ready) w.resolve();
+      }
     }
+    for (const h of this.held.splice(0)) h.resolve(h.replies);
     for (const effect of effects) {
       switch (effect.type) {
         case "send":
-          void this.send(effect.to, effect.message);
+          if (!early(effect)) void this.send(effect.to, effect.message);
           break;
         case "send-snapshot":
           void this.sendSnapshot(effect.to, effect.term, effect.sentAt);
-          break;
-        case "apply":
-        case "install-snapshot":
           break;
         case "trace": {
           const r = effect.record;
@@ -225,9 +313,9 @@ export class ConsensusRuntime {
           this.opts.log.info("leader", { leader: effect.leader, term: effect.term });
           this.opts.onLeaderChange?.(effect.leader, effect.term);
           break;
+        case "apply":
+        case "install-snapshot":
         case "config":
-          for (const v of effect.voters) this.addresses.set(v.id, v.address);
-          this.opts.log.info("voters", { voters: effect.voters.map((v) => v.id) });
           break;
       }
     }
@@ -268,7 +356,7 @@ export class ConsensusRuntime {
           timeoutMs: SNAPSHOT_CHUNK_TIMEOUT_MS,
         })) as { messages?: RaftMessage[] };
         if (offset + SNAPSHOT_CHUNK_CHARS >= data.length) {
-          if (answer.messages?.length) this.receive(answer.messages);
+          if (answer.messages?.length) void this.receive(answer.messages);
           return;
         }
       }
@@ -295,7 +383,7 @@ export class ConsensusRuntime {
         { kind: "peer", secret: this.opts.secret, nodeId: this.opts.nodeId },
         { body: { messages: [message] }, timeoutMs: this.opts.timing.appendTimeoutMs },
       )) as { messages?: RaftMessage[] };
-      if (answer.messages?.length) this.receive(answer.messages);
+      if (answer.messages?.length) void this.receive(answer.messages);
     } catch (e) {
       this.failed({ kind: (e as CallError).kind ?? "error" });
     } finally {

@@ -7,11 +7,14 @@ import type { HardState, RaftStorage, SnapshotMeta, Voter } from "./storage.ts";
 
 const HARD_STATE_KEY = "raft.hard_state";
 const SNAPSHOT_KEY = "raft.snapshot";
+const RECENT_ENTRIES = 1_024;
 
 /**
  * The Raft log, hard state and snapshot position in SQLite. Changes are buffered and made durable by
- * the runtime (`writeTo` inside its transaction, then `persisted`) before any message leaves the node
- * (etcd's "Ready" order): one transaction per batch, and no reply gets ahead of what it depends on.
+ * the runtime (`writeTo` inside its transaction, then `persisted`) before any message that depends on
+ * them leaves the node (etcd's "Ready" order): one transaction per batch, and no reply gets ahead of
+ * what it depends on. `durableIndex` tells a leader, whose appends leave before its own write, how much
+ * of its own log counts toward a quorum.
  */
 export class SqliteStorage implements RaftStorage {
   private hard: HardState;
@@ -24,8 +27,15 @@ export class SqliteStorage implements RaftStorage {
   private deleteFrom: number | null = null;
   private deleteUpTo: number | null = null;
   private readonly recentTerms = new Map<number, number>();
+  /**
+   * The newest durable entries as objects: a leader sends each entry to every follower and applies it
+   * moments after writing it, a follower applies what it just wrote; neither reads them back from disk.
+   */
+  private readonly recentEntries = new Map<number, Entry>();
+  private readonly insertEntry;
 
   constructor(private readonly db: Db) {
+    this.insertEntry = db.$client.prepare("INSERT INTO raft_log (idx, term, command) VALUES (?, ?, ?)");
     const hard = readMeta(db, HARD_STATE_KEY);
     this.hard = hard ? (JSON.parse(hard) as HardState) : { term: 0, votedFor: null };
     const snap = readMeta(db, SNAPSHOT_KEY);
@@ -51,6 +61,11 @@ export class SqliteStorage implements RaftStorage {
     return this.pending.at(-1)?.index ?? this.durableLast;
   }
 
+  durableIndex(): number {
+    // A truncation not yet written leaves rows on disk that no longer belong to the log: none of them count.
+    return this.deleteFrom === null ? this.durableLast : Math.min(this.durableLast, this.deleteFrom - 1);
+  }
+
   termAt(index: number): number | undefined {
     if (index === this.snap.index) return this.snap.term;
     if (index < this.snap.index || index > this.lastIndex()) return index === 0 ? 0 : undefined;
@@ -66,11 +81,14 @@ export class SqliteStorage implements RaftStorage {
     const start = Math.max(from, this.snap.index + 1);
     const end = Math.min(to, from + limit);
     const out: Entry[] = [];
-    if (start <= this.durableLast) {
+    const durableEnd = Math.min(end, this.durableLast + 1);
+    let next = start;
+    for (let e = this.recentEntries.get(next); e && next < durableEnd; e = this.recentEntries.get(++next)) out.push(e);
+    if (next < durableEnd) {
       const rows = this.db
         .select()
         .from(raftLog)
-        .where(and(gte(raftLog.index, start), lt(raftLog.index, Math.min(end, this.durableLast + 1))))
+        .where(and(gte(raftLog.index, next), lt(raftLog.index, durableEnd)))
         .orderBy(asc(raftLog.index))
         .all();
       for (const r of rows) out.push({ index: r.index, term: r.term, command: r.command as Entry["command"] });
@@ -92,6 +110,7 @@ export class SqliteStorage implements RaftStorage {
       this.deleteFrom = Math.min(this.deleteFrom ?? from, from);
       this.durableLast = Math.max(from - 1, this.snap.index);
       for (const k of this.recentTerms.keys()) if (k >= from) this.recentTerms.delete(k);
+      for (const k of this.recentEntries.keys()) if (k >= from) this.recentEntries.delete(k);
     }
   }
 
@@ -121,6 +140,7 @@ export class SqliteStorage implements RaftStorage {
     this.pending = [];
     this.deleteFrom = 0;
     this.recentTerms.clear();
+    this.recentEntries.clear();
     this.snap = { ...meta, voters };
     this.metaDirty = true;
     this.durableLast = meta.index;
@@ -134,10 +154,7 @@ export class SqliteStorage implements RaftStorage {
   writeTo(tx: Db): void {
     if (this.deleteFrom !== null) tx.delete(raftLog).where(gte(raftLog.index, this.deleteFrom)).run();
     if (this.deleteUpTo !== null) tx.delete(raftLog).where(lte(raftLog.index, this.deleteUpTo)).run();
-    for (let i = 0; i < this.pending.length; i += 500)
-      tx.insert(raftLog)
-        .values(this.pending.slice(i, i + 500))
-        .run();
+    for (const e of this.pending) this.insertEntry.run(e.index, e.term, JSON.stringify(e.command));
     if (this.metaDirty) {
       writeMeta(tx, HARD_STATE_KEY, JSON.stringify(this.hard));
       writeMeta(tx, SNAPSHOT_KEY, JSON.stringify(this.snap));
@@ -148,6 +165,11 @@ export class SqliteStorage implements RaftStorage {
     for (const e of this.pending) this.recentTerms.set(e.index, e.term);
     for (const k of this.recentTerms.keys()) if (k <= this.snap.index) this.recentTerms.delete(k);
     while (this.recentTerms.size > 4096) this.recentTerms.delete(this.recentTerms.keys().next().value as number);
+    for (const e of this.pending) this.recentEntries.set(e.index, e);
+    for (const k of this.recentEntries.keys()) {
+      if (k > this.snap.index && this.recentEntries.size <= RECENT_ENTRIES) break;
+      this.recentEntries.delete(k);
+    }
     this.durableLast = this.lastIndex();
     this.pending = [];
     this.deleteFrom = null;

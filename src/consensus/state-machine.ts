@@ -3,6 +3,7 @@ import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
+import type { TraceRecord } from "../observability/trace.ts";
 import type { Entry } from "./messages.ts";
 import { CONFIG_COMMAND } from "./raft.ts";
 
@@ -10,6 +11,8 @@ import { CONFIG_COMMAND } from "./raft.ts";
 export interface ApplyContext {
   index: number;
   term: number;
+  /** Where an apply reports the transitions it made, for this node's traces; it changes no replicated state. */
+  trace?: (record: TraceRecord) => void;
 }
 
 export interface CommandDefinition<P> {
@@ -37,12 +40,18 @@ const APPLIED_KEY = "raft.applied_index";
 export class StateMachine {
   private readonly commands = new Map<string, CommandDefinition<unknown>>();
   private readonly tables = new Map<string, SQLiteTable>();
+  /** Written with every applied batch: prepared once rather than built by the query builder each time. */
+  private readonly writeApplied;
 
   constructor(
     private readonly db: Db,
     definitions: readonly CommandDefinition<unknown>[],
     private readonly onSkipped: (entry: Entry, reason: string) => void,
+    private readonly trace?: (record: TraceRecord) => void,
   ) {
+    this.writeApplied = db.$client.prepare(
+      "INSERT INTO node_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    );
     for (const d of definitions) {
       if (this.commands.has(d.name)) throw new Error(`command ${d.name} registered twice`);
       this.commands.set(d.name, d);
@@ -84,10 +93,11 @@ export class StateMachine {
   }
 
   /**
-   * Applies entries through `tx`, the caller's transaction, recording the applied index with them.
+   * Applies entries inside the caller's transaction `_tx`, recording the applied index with them: every
+   * statement runs on the node's one connection, which that transaction holds open.
    * `onResult` receives what each command returned (a proposer may be waiting for it).
    */
-  applyIn(tx: Db, entries: readonly Entry[], onResult?: (index: number, result: unknown) => void): void {
+  applyIn(_tx: Db, entries: readonly Entry[], onResult?: (index: number, result: unknown) => void): void {
     if (entries.length === 0) return;
     for (const entry of entries) {
       // Raft's own entries (a new leader's no-op, voter changes) change nothing here.
@@ -98,9 +108,9 @@ export class StateMachine {
         this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
         continue;
       }
-      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
+      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term, trace: this.trace });
       onResult?.(entry.index, result);
     }
-    writeMeta(tx, APPLIED_KEY, String((entries.at(-1) as Entry).index));
+    this.writeApplied.run(APPLIED_KEY, String((entries.at(-1) as Entry).index));
   }
 }

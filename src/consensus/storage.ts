@@ -26,6 +26,8 @@ export interface RaftStorage {
   hardState(): HardState;
   setHardState(state: HardState): void;
   lastIndex(): number;
+  /** The last index that would survive a crash now (writes may be buffered until the runtime persists them). */
+  durableIndex(): number;
   snapshot(): SnapshotMeta;
   /** Term of the entry at `index` (the snapshot's term at its index); 0 for index 0; undefined if absent or compacted. */
   termAt(index: number): number | undefined;
@@ -58,6 +60,10 @@ export class MemoryStorage implements RaftStorage {
 
   lastIndex(): number {
     return this.snap.index + this.log.length;
+  }
+
+  durableIndex(): number {
+    return this.lastIndex();
   }
 
   snapshot(): SnapshotMeta {

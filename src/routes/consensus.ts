@@ -33,11 +33,11 @@ export function consensusRoutes(
 ): void {
   const { consensus, leaderHint } = deps;
 
-  serve(app, ROUTES.peerRaft, ({ body, request }) => {
+  serve(app, ROUTES.peerRaft, async ({ body, request }) => {
     const signer = request.headers.get(VERIFIED_PEER_HEADER);
     const forged = body.messages.find((m) => m.from !== signer);
     if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
-    return { messages: consensus.receive(body.messages) };
+    return { messages: await consensus.receive(body.messages) };
   });
 
   serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {

@@ -509,3 +509,33 @@ describe.each(harnesses)("%s", (_name, make) => {
     expect(h.s.snapshot()).toEqual({ index: 1, term: 1, voters: V2 });
   });
 });
+
+describe("SqliteStorage: what counts as durable", () => {
+  test("buffered entries are not durable until the runtime's write; a truncation not yet written lowers it", () => {
+    const db = freshDb();
+    const s = new SqliteStorage(db);
+    s.append(run(1, 5, 1));
+    expect(s.lastIndex()).toBe(5);
+    expect(s.durableIndex()).toBe(0);
+    persist(db, s);
+    expect(s.durableIndex()).toBe(5);
+    s.truncateFrom(4);
+    s.append(run(4, 6, 2));
+    expect(s.durableIndex()).toBe(3);
+    persist(db, s);
+    expect(s.durableIndex()).toBe(6);
+    expect(new SqliteStorage(db).durableIndex()).toBe(6);
+  });
+
+  test("entries just written are read back as written, also after a truncation replaced them", () => {
+    const db = freshDb();
+    const s = new SqliteStorage(db);
+    s.append(run(1, 4, 1));
+    persist(db, s);
+    s.truncateFrom(3);
+    s.append(run(3, 4, 2));
+    persist(db, s);
+    expect(s.entries(1, 5, 10).map((e) => e.term)).toEqual([1, 1, 2, 2]);
+    expect(new SqliteStorage(db).entries(1, 5, 10)).toEqual(s.entries(1, 5, 10));
+  });
+});

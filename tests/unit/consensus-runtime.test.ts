@@ -1,0 +1,92 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as v from "valibot";
+import { deriveTiming } from "../../src/config/timing.ts";
+import { ConsensusRuntime } from "../../src/consensus/runtime.ts";
+import { defineCommand } from "../../src/consensus/state-machine.ts";
+import { type Db, openDb } from "../../src/db/client.ts";
+import { TraceStore } from "../../src/db/traces.ts";
+import { createLogger } from "../../src/observability/log.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
+
+/** Doubles each number it carries, and counts the entries that reached it. */
+let applied = 0;
+const double = defineCommand({
+  name: "test.double",
+  payload: v.object({ items: v.array(v.number()) }),
+  tables: [],
+  apply(_db, payload) {
+    applied++;
+    return payload.items.map((x) => x * 2);
+  },
+});
+
+let dir: string;
+let db: Db;
+let runtime: ConsensusRuntime;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "p2p-runtime-"));
+  db = openDb(dir);
+  applied = 0;
+  runtime = new ConsensusRuntime({
+    nodeId: "n1",
+    voters: new Map([["n1", "127.0.0.1:1"]]),
+    timing: deriveTiming("lan"),
+    secret: "s".repeat(32),
+    db,
+    traces: new TraceStore(db),
+    log: createLogger("error", {}, () => true),
+    metrics: new Metrics(),
+    commands: [double],
+  });
+  runtime.start();
+  const deadline = Date.now() + 10_000;
+  while (!runtime.raft.holdsLease()) {
+    if (Date.now() > deadline) throw new Error("the single voter never led");
+    await Bun.sleep(10);
+  }
+});
+
+afterEach(() => {
+  runtime.stop();
+  db.$client.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const proposeDoubles = async (items: number[]) => {
+  const { result } = await runtime.propose({ name: "test.double", payload: { items } });
+  return result as number[];
+};
+
+describe("group commit", () => {
+  test("calls made in one turn share one entry, and each caller gets its own answer", async () => {
+    const twice = runtime.coalesce(proposeDoubles);
+    const before = runtime.raft.lastIndex;
+    expect(await Promise.all([twice(1), twice(2), twice(3)])).toEqual([2, 4, 6]);
+    expect(runtime.raft.lastIndex).toBe(before + 1);
+    expect(applied).toBe(1);
+    // A later turn is a later entry.
+    expect(await twice(5)).toBe(10);
+    expect(applied).toBe(2);
+  });
+
+  test("a full group goes at once; the rest make the next entry", async () => {
+    const twice = runtime.coalesce(proposeDoubles, 2);
+    expect(await Promise.all([twice(1), twice(2), twice(3)])).toEqual([2, 4, 6]);
+    expect(applied).toBe(2);
+  });
+
+  test("when the group's proposal fails, every caller in it hears why", async () => {
+    const failing = runtime.coalesce(async (_items: number[]): Promise<number[]> => {
+      throw new Error("refused");
+    });
+    const outcomes = await Promise.allSettled([failing(1), failing(2)]);
+    expect(outcomes.map((o) => (o.status === "rejected" ? (o.reason as Error).message : "fulfilled"))).toEqual([
+      "refused",
+      "refused",
+    ]);
+  });
+});
