@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, gte, lte, sql } from "drizzle-orm";
+import { and, desc, eq, gt, gte } from "drizzle-orm";
 import type { TraceRecord } from "../observability/trace.ts";
 import type { Db } from "./client.ts";
 import { traces } from "./schema.ts";
@@ -20,11 +20,19 @@ export type StoredTrace = TraceRecord & { seq: number };
 export class TraceStore {
   private buffer: TraceRecord[] = [];
   dropped = 0;
+  /** Prepared once: a busy work queue records thousands of transitions a second, so a flush is thousands of rows. */
+  private readonly insert;
+  private readonly trim;
 
   constructor(
     private readonly db: Db,
     private readonly limits: { maxRows: number; maxBuffered: number } = { maxRows: 100_000, maxBuffered: 10_000 },
-  ) {}
+  ) {
+    this.insert = db.$client.prepare(
+      "INSERT INTO traces (machine, instance, from_state, to_state, event, cause, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    );
+    this.trim = db.$client.prepare("DELETE FROM traces WHERE seq <= (SELECT MAX(seq) FROM traces) - ?");
+  }
 
   record(r: TraceRecord): void {
     if (this.buffer.length >= this.limits.maxBuffered) {
@@ -38,14 +46,9 @@ export class TraceStore {
     if (this.buffer.length === 0) return;
     const rows = this.buffer;
     this.buffer = [];
-    this.db.transaction((tx) => {
-      for (let i = 0; i < rows.length; i += 200)
-        tx.insert(traces)
-          .values(rows.slice(i, i + 200))
-          .run();
-      tx.delete(traces)
-        .where(lte(traces.seq, sql`(SELECT MAX(seq) FROM traces) - ${this.limits.maxRows}`))
-        .run();
+    this.db.transaction(() => {
+      for (const r of rows) this.insert.run(r.machine, r.instance, r.from, r.to, r.event, r.cause, r.at);
+      this.trim.run(this.limits.maxRows);
     });
   }
 

@@ -30,10 +30,12 @@ export interface JobContext {
   finishedLeaseId: string | null;
   /** The worker's id for the claim that took the current lease: a retried claim gets the same answer. */
   claimId: string | null;
+  /** When the current lease was taken: the leader's backstop fails an attempt held past its timeout. */
+  claimedAt?: number | null;
 }
 
 export type JobEvent =
-  | { type: "claim"; node: string; leaseId: string; expiresAt: number; claimId: string | null }
+  | { type: "claim"; node: string; leaseId: string; expiresAt: number; claimId: string | null; at: number }
   | { type: "start"; leaseId: string; expiresAt: number }
   | { type: "heartbeat"; leaseId: string; expiresAt: number }
   | { type: "complete"; leaseId: string; result: unknown }
@@ -48,7 +50,7 @@ const holdsLease = ({ context, event }: { context: JobContext; event: JobEvent }
 const leaseLapsed = ({ context, event }: { context: JobContext; event: JobEvent }) =>
   event.type === "lease-expired" && context.leaseExpiresAt !== null && event.now >= context.leaseExpiresAt;
 
-const releaseLease = { leaseId: null, leaseNode: null, leaseExpiresAt: null };
+const releaseLease = { leaseId: null, leaseNode: null, leaseExpiresAt: null, claimedAt: null };
 
 /** What the holder of the current lease may report, whether the job was only claimed or is running. */
 const leaseHolder = {
@@ -96,6 +98,7 @@ export const jobLifecycleMachine = setup({
     error: null,
     finishedLeaseId: null,
     claimId: null,
+    claimedAt: null,
     ...(input ?? {}),
   }),
   initial: "pending",
@@ -111,6 +114,7 @@ export const jobLifecycleMachine = setup({
             leaseExpiresAt: event.expiresAt,
             notBefore: null,
             claimId: event.claimId,
+            claimedAt: event.at,
           })),
         },
         cancel: "cancelled",
@@ -143,3 +147,119 @@ export const jobLifecycleMachine = setup({
     cancelled: { type: "final" },
   },
 });
+
+type Args = { context: JobContext; event: JobEvent };
+type Guard = (args: Args) => boolean;
+type Assignment = (args: Args) => Partial<JobContext>;
+interface CompiledTransition {
+  guard: Guard | null;
+  /** In xstate's order: the source's exit actions, the transition's, the target's entry (when the state changes). */
+  assigns: Assignment[];
+  target: JobState | null;
+}
+interface CompiledState {
+  on: Map<string, CompiledTransition[]>;
+  always: CompiledTransition[];
+}
+
+/**
+ * The machine above compiled into a table, read from its own definition (state nodes, guard and
+ * assign implementations): applying a transition thousands of times a second through xstate's
+ * `resolveState` + `transition` costs more than the rest of the apply. The machine stays the one
+ * source of truth; a unit test holds `nextJob` to xstate's answer for every state and event.
+ * Compiling fails loudly on anything the table cannot express (nested states, non-assign actions).
+ */
+function compile(): Map<JobState, CompiledState> {
+  const { guards, actions } = jobLifecycleMachine.implementations as {
+    guards: Record<string, unknown>;
+    actions: Record<string, unknown>;
+  };
+  const guardOf = (g: unknown): Guard | null => {
+    if (g === undefined) return null;
+    const impl = typeof g === "string" ? guards[g] : g;
+    if (typeof impl !== "function" || "check" in impl)
+      throw new Error(`job lifecycle: guard ${String(g)} not compilable`);
+    return impl as Guard;
+  };
+  const assignmentOf = (a: unknown): Assignment => {
+    const impl = (typeof a === "string" ? actions[a] : a) as { type?: string; assignment?: unknown } | undefined;
+    if (impl?.type !== "xstate.assign" || impl.assignment === undefined) {
+      throw new Error(`job lifecycle: action ${String(a)} is not an assign`);
+    }
+    const assignment = impl.assignment;
+    if (typeof assignment === "function") return assignment as Assignment;
+    const fields = Object.entries(assignment as Record<string, unknown>);
+    return (args) => {
+      const partial: Record<string, unknown> = {};
+      for (const [key, value] of fields) partial[key] = typeof value === "function" ? value(args) : value;
+      return partial as Partial<JobContext>;
+    };
+  };
+  const root = jobLifecycleMachine.root;
+  type Node = (typeof root.states)[string];
+  const transitionOf = (t: {
+    guard?: unknown;
+    actions: readonly unknown[];
+    target?: readonly Node[];
+    source: Node;
+  }): CompiledTransition => {
+    const target = t.target?.[0];
+    if ((t.target?.length ?? 0) > 1 || (target && target.parent !== root)) {
+      throw new Error(`job lifecycle: transition from ${t.source.key} has a target the table cannot express`);
+    }
+    if (target === t.source) throw new Error(`job lifecycle: self-transition on ${t.source.key} not compilable`);
+    const actions = target ? [...t.source.exit, ...t.actions, ...target.entry] : t.actions;
+    return { guard: guardOf(t.guard), assigns: actions.map(assignmentOf), target: (target?.key as JobState) ?? null };
+  };
+  const table = new Map<JobState, CompiledState>();
+  for (const [key, node] of Object.entries(root.states)) {
+    if (Object.keys(node.states).length > 0) throw new Error(`job lifecycle: nested states in ${key} not compilable`);
+    table.set(key as JobState, {
+      on: new Map([...node.transitions].map(([event, ts]) => [event, ts.map(transitionOf)])),
+      always: (node.always ?? []).map(transitionOf),
+    });
+  }
+  return table;
+}
+
+const TABLE = compile();
+
+function stateOf(state: JobState): CompiledState {
+  const s = TABLE.get(state);
+  if (!s) throw new Error(`job lifecycle: unknown state "${state}"`);
+  return s;
+}
+
+/** Guards in order, as xstate picks: the first enabled transition wins. */
+function enabled(transitions: readonly CompiledTransition[] | undefined, args: Args): CompiledTransition | undefined {
+  if (!transitions) return undefined;
+  for (const t of transitions) if (!t.guard || t.guard(args)) return t;
+  return undefined;
+}
+
+function take(state: JobState, context: JobContext, event: JobEvent, t: CompiledTransition) {
+  let next = context;
+  for (const assign of t.assigns) next = { ...next, ...assign({ context: next, event }) };
+  return { state: t.target ?? state, context: next };
+}
+
+/**
+ * The machine's answer to `event` in `state` with `context`, eventless transitions included: the same
+ * value and context as xstate's `transition`. When nothing is enabled the very same context object comes back.
+ */
+export function nextJob(
+  state: JobState,
+  context: JobContext,
+  event: JobEvent,
+): { state: JobState; context: JobContext } {
+  const first = enabled(stateOf(state).on.get(event.type), { context, event });
+  let at = first ? take(state, context, event, first) : { state, context };
+  // As in xstate, eventless transitions follow whether or not the event was taken; a flat machine's
+  // chain visits each state at most once.
+  for (let hops = 0; hops < TABLE.size; hops++) {
+    const next = enabled(stateOf(at.state).always, { context: at.context, event });
+    if (!next) return at;
+    at = take(at.state, at.context, event, next);
+  }
+  throw new Error(`job lifecycle: eventless transitions loop from ${state} on ${event.type}`);
+}

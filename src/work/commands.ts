@@ -1,11 +1,17 @@
 import { and, asc, desc, eq, gte, inArray, sql } from "drizzle-orm";
 import * as v from "valibot";
-import { initialTransition, type SnapshotFrom, transition } from "xstate";
-import { defineCommand } from "../consensus/state-machine.ts";
+import { initialTransition } from "xstate";
+import { type ApplyContext, defineCommand } from "../consensus/state-machine.ts";
 import type { Db } from "../db/client.ts";
 import { workHistory, workItems } from "../db/schema.ts";
-import { type JobEvent, type JobState, jobLifecycleMachine } from "../machines/job-lifecycle.ts";
-import { type Offer, offerSchema, requirementsSchema, type WorkItem } from "./model.ts";
+import {
+  type JobContext,
+  type JobEvent,
+  type JobState,
+  jobLifecycleMachine,
+  nextJob,
+} from "../machines/job-lifecycle.ts";
+import { offerSchema, type Requirements, requirementsSchema, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
 
 /**
@@ -43,6 +49,30 @@ export type ReportOutcome =
   | { ok: true; state: JobState; duplicate: boolean }
   | { ok: false; status: 404 | 409; reason: string };
 
+const claimRequestSchema = v.object({
+  offer: offerSchema,
+  max: v.number(),
+  /** The worker's id for this claim; a retry with the same id (its answer was lost) gets the same leases. */
+  claimId: v.optional(v.string()),
+  retry: v.optional(v.boolean()),
+});
+
+export type ClaimRequest = v.InferOutput<typeof claimRequestSchema>;
+
+const reportKinds = ["start", "heartbeat", "complete", "fail"] as const;
+
+const reportRequestSchema = v.object({
+  id: v.string(),
+  leaseId: v.string(),
+  node: v.string(),
+  kind: v.picklist(reportKinds),
+  result: v.optional(v.unknown()),
+  error: v.optional(v.string()),
+  retryAt: v.optional(v.number()),
+});
+
+export type ReportRequest = v.InferOutput<typeof reportRequestSchema>;
+
 function toItem(row: typeof workItems.$inferSelect): WorkItem {
   return row as unknown as WorkItem;
 }
@@ -50,18 +80,22 @@ function toItem(row: typeof workItems.$inferSelect): WorkItem {
 /** Statements prepared once per database: the queue applies thousands of commands a second. */
 function prepare(db: Db) {
   const p = sql.placeholder;
+  const c = db.$client;
   return {
     byId: db
       .select()
       .from(workItems)
       .where(eq(workItems.id, p("id")))
       .prepare(),
+    exists: c.prepare("SELECT 1 FROM work_items WHERE id = ?"),
+    /** What a transition needs: reports read only this. */
+    lifecycle: c.prepare("SELECT id, state, context FROM work_items WHERE id = ?"),
     /**
      * Pending items of the offered types whose dependencies are all completed, in claim order, one page
      * at a time: blocked items never fill the window that runnable ones need.
      */
-    runnablePage: db.$client.prepare(`
-      SELECT * FROM work_items wi
+    runnablePage: c.prepare(`
+      SELECT id, type, config, requirements, timeout_ms, state, context FROM work_items wi
       WHERE wi.state = 'pending'
         AND wi.type IN (SELECT value FROM json_each(?1))
         AND (wi.depends_on = '[]' OR NOT EXISTS (
@@ -69,45 +103,32 @@ function prepare(db: Db) {
           WHERE dep.state IS NOT 'completed'))
       ORDER BY wi.priority DESC, wi.seq ASC
       LIMIT ?2 OFFSET ?3`),
-    anyRunnable: db.$client.prepare(`
+    anyPending: c.prepare(`
       SELECT 1 FROM work_items wi
       WHERE wi.state = 'pending' AND wi.type IN (SELECT value FROM json_each(?1))
       LIMIT 1`),
-    dependents: db.$client.prepare(`
+    due: c.prepare(`
+      SELECT id, timeout_ms FROM work_items wi
+      WHERE wi.state IN ('claimed', 'running', 'retry-wait')
+        AND CASE wi.state
+          WHEN 'retry-wait' THEN coalesce(json_extract(wi.context, '$.notBefore'), 0) <= ?1
+          ELSE json_extract(wi.context, '$.leaseExpiresAt') <= ?1
+            OR json_extract(wi.context, '$.claimedAt') + wi.timeout_ms + ?2 <= ?1
+        END
+      ORDER BY wi.state, wi.priority DESC, wi.seq
+      LIMIT ?3`),
+    dependents: c.prepare(`
       SELECT * FROM work_items wi
       WHERE wi.state IN ('pending', 'retry-wait')
         AND EXISTS (SELECT 1 FROM json_each(wi.depends_on) d WHERE d.value = ?1)`),
-    insertItem: db
-      .insert(workItems)
-      .values({
-        id: p("id"),
-        type: p("type"),
-        priority: p("priority"),
-        config: p("config"),
-        requirements: p("requirements"),
-        dependsOn: p("dependsOn"),
-        timeoutMs: p("timeoutMs"),
-        state: p("state"),
-        context: p("context"),
-        createdAt: p("createdAt"),
-        updatedAt: p("updatedAt"),
-        seq: p("seq"),
-      })
-      .prepare(),
-    insertHistory: db
-      .insert(workHistory)
-      .values({
-        itemId: p("itemId"),
-        from: p("from"),
-        to: p("to"),
-        event: p("event"),
-        cause: p("cause"),
-        node: p("node"),
-        term: p("term"),
-        at: p("at"),
-      })
-      .prepare(),
-    updateItem: db.$client.prepare("UPDATE work_items SET state = ?, context = ?, updated_at = ? WHERE id = ?"),
+    insertItem: c.prepare(`
+      INSERT INTO work_items (id, type, priority, config, requirements, depends_on, timeout_ms, state, context,
+        created_at, updated_at, seq)
+      VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)`),
+    insertHistory: c.prepare(
+      "INSERT INTO work_history (item_id, from_state, to_state, event, cause, node, term, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
+    updateItem: c.prepare("UPDATE work_items SET state = ?, context = ?, updated_at = ? WHERE id = ?"),
   };
 }
 
@@ -125,6 +146,10 @@ function q(db: Db): ReturnType<typeof prepare> {
 export function readItem(db: Db, id: string): WorkItem | undefined {
   const row = q(db).byId.get({ id });
   return row ? toItem(row) : undefined;
+}
+
+export function itemExists(db: Db, id: string): boolean {
+  return q(db).exists.get(id) !== null;
 }
 
 /** A row as SQLite returns it (snake_case, JSON as text), as a work item. */
@@ -147,60 +172,163 @@ function fromRaw(row: Record<string, unknown>): WorkItem {
 
 /** Whether any pending item of these types exists: the cheap test before a claim costs a replicated write. */
 export function anyPending(db: Db, types: readonly string[]): boolean {
-  return q(db).anyRunnable.get(JSON.stringify(types)) !== null;
+  return q(db).anyPending.get(JSON.stringify(types)) !== null;
 }
 
 /** How many runnable rows one claim may look at in all: a bound on the work one apply can do. */
 const CLAIM_SCAN_BOUND = 2_048;
 
-/**
- * Pending items `offer` can take now, in claim order, at most `max` (a pure read: claims and pre-checks
- * share it). Resources are taken from the offer as items are picked, so one claim never over-commits.
- */
-export function claimable(db: Db, offer: Offer, max: number, now: number): WorkItem[] {
-  const out: WorkItem[] = [];
-  const free = { ...offer };
-  const page = Math.max(16, max * 4);
-  for (let offset = 0; offset < CLAIM_SCAN_BOUND && out.length < max && free.freeSlots > 0; offset += page) {
-    const rows = q(db).runnablePage.all(JSON.stringify(offer.types), page, offset) as Record<string, unknown>[];
-    for (const row of rows) {
-      if (out.length >= max || free.freeSlots <= 0) break;
-      const item = fromRaw(row);
-      if (misfits(item, free, now).length > 0) continue;
-      out.push(item);
-      free.freeSlots -= offer.slotsPerType[item.type] ?? 1;
-      free.freeGpuMemoryGb -= item.requirements.gpuMemoryGb;
-      free.freeDiskGb -= item.requirements.diskGb;
-    }
-    if (rows.length < page) break;
-  }
-  return out;
+interface RunnableRow {
+  id: string;
+  type: string;
+  config: string;
+  requirements: string;
+  timeout_ms: number;
+  state: JobState;
+  context: string;
 }
 
-/** Runs the item's lifecycle machine on one event; writes the new state and a history row if it changed. */
-function step(
+/** Items of a queue share a handful of requirement texts: each is parsed once. */
+const parsedRequirements = new Map<string, Requirements>();
+
+function requirementsOf(text: string): Requirements {
+  let r = parsedRequirements.get(text);
+  if (!r) {
+    if (parsedRequirements.size >= 1_024) parsedRequirements.clear();
+    r = JSON.parse(text) as Requirements;
+    parsedRequirements.set(text, r);
+  }
+  return r;
+}
+
+/**
+ * Runnable items of some types in claim order, read a page at a time as the claims of one entry walk
+ * them. Items those claims take stop being pending, so the next page starts that many rows earlier.
+ */
+class RunnableWindow {
+  readonly rows: Array<RunnableRow & { taken: boolean }> = [];
+  private taken = 0;
+  private exhausted = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly types: string,
+    private readonly pageSize: number,
+  ) {}
+
+  at(i: number): (RunnableRow & { taken: boolean }) | undefined {
+    while (i >= this.rows.length && !this.exhausted) {
+      const page = q(this.db).runnablePage.all(
+        this.types,
+        this.pageSize,
+        this.rows.length - this.taken,
+      ) as RunnableRow[];
+      for (const row of page) this.rows.push({ ...row, taken: false });
+      if (page.length < this.pageSize) this.exhausted = true;
+    }
+    return this.rows[i];
+  }
+
+  take(i: number): void {
+    (this.rows[i] as { taken: boolean }).taken = true;
+    this.taken++;
+  }
+}
+
+/**
+ * Claims for each request in order, each walking the runnable items from the top (the items an earlier
+ * request took are gone), taking what fits its offer until its `max` or its resources run out.
+ */
+function claimAll(
   db: Db,
-  item: WorkItem,
-  event: JobEvent,
-  at: { now: number; term: number; cause: string; node?: string | null },
-): boolean {
-  const snapshot = jobLifecycleMachine.resolveState({ value: item.state, context: item.context });
-  const [next] = transition(jobLifecycleMachine, snapshot as SnapshotFrom<typeof jobLifecycleMachine>, event);
-  const to = next.value as JobState;
-  if (to === item.state && JSON.stringify(next.context) === JSON.stringify(item.context)) return false;
+  requests: readonly ClaimRequest[],
+  p: { now: number; leaseMs: number },
+  ctx: ApplyContext,
+): Claim[][] {
+  // One window over every offered type, so an item one request takes is marked taken for all the others.
+  const types = JSON.stringify([...new Set(requests.flatMap((r) => r.offer.types))].sort());
+  const wanted = requests.reduce((a, r) => a + r.max, 0);
+  // Room for what the claims want and a few misfits: more pages follow only if these run out.
+  const window = new RunnableWindow(db, types, Math.min(512, wanted + 16));
+  let n = 0;
+  return requests.map((request) => {
+    const { offer, max } = request;
+    const claimId = request.claimId ?? null;
+    if (claimId && request.retry) {
+      const earlier = workItemsOfNode(db, offer.node).filter((item) => item.context.claimId === claimId);
+      if (earlier.length > 0) return earlier.map((item) => claimOf(item, ctx.term));
+    }
+    const claims: Claim[] = [];
+    const free = { ...offer };
+    for (let i = 0, looked = 0; claims.length < max && free.freeSlots > 0 && looked < CLAIM_SCAN_BOUND; i++) {
+      const row = window.at(i);
+      if (!row) break;
+      if (row.taken) continue;
+      looked++;
+      const requirements = requirementsOf(row.requirements);
+      if (misfits({ type: row.type, requirements }, free, p.now).length > 0) continue;
+      const leaseId = `${ctx.term}.${ctx.index}.${n++}`;
+      const item = { id: row.id, state: row.state, context: JSON.parse(row.context) as JobContext };
+      const event: JobEvent = {
+        type: "claim",
+        node: offer.node,
+        leaseId,
+        expiresAt: p.now + p.leaseMs,
+        claimId,
+        at: p.now,
+      };
+      const cause = `claimed by ${offer.node} (lease ${leaseId})`;
+      if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: offer.node, trace: ctx.trace })) continue;
+      window.take(i);
+      claims.push({
+        id: row.id,
+        type: row.type,
+        config: JSON.parse(row.config),
+        timeoutMs: row.timeout_ms,
+        leaseId,
+        expiresAt: item.context.leaseExpiresAt ?? 0,
+        term: ctx.term,
+        attempt: item.context.attempts,
+      });
+      free.freeSlots -= offer.slotsPerType[row.type] ?? 1;
+      free.freeGpuMemoryGb -= requirements.gpuMemoryGb;
+      free.freeDiskGb -= requirements.diskGb;
+    }
+    return claims;
+  });
+}
+
+interface Stepping {
+  id: string;
+  state: JobState;
+  context: JobContext;
+}
+
+/** When, under which term, why and by whom an item moves; and where this node's traces go. */
+interface StepAt {
+  now: number;
+  term: number;
+  cause: string;
+  node?: string | null;
+  trace?: ApplyContext["trace"];
+}
+
+/**
+ * Runs the item's lifecycle machine on one event; writes the new state and, if the state changed, a
+ * history row (replicated) and a trace record (this node's).
+ */
+function step(db: Db, item: Stepping, event: JobEvent, at: StepAt): boolean {
+  const next = nextJob(item.state, item.context, event);
+  const to = next.state;
+  const from = item.state;
+  if (to === from && (next.context === item.context || JSON.stringify(next.context) === JSON.stringify(item.context))) {
+    return false;
+  }
   const statements = q(db);
   statements.updateItem.run(to, JSON.stringify(next.context), at.now, item.id);
-  if (to !== item.state) {
-    statements.insertHistory.run({
-      itemId: item.id,
-      from: item.state,
-      to,
-      event: event.type,
-      cause: at.cause,
-      node: at.node ?? null,
-      term: at.term,
-      at: at.now,
-    });
+  if (to !== from) {
+    statements.insertHistory.run(item.id, from, to, event.type, at.cause, at.node ?? null, at.term, at.now);
+    at.trace?.({ machine: "job", instance: item.id, from, to, event: event.type, cause: at.cause, at: at.now });
   }
   item.state = to;
   item.context = next.context;
@@ -214,6 +342,19 @@ function step(
   return true;
 }
 
+/** The context a new item starts with: the machine's initial one, the same for each attempt limit. */
+const initialContexts = new Map<number, string>();
+
+function initialContext(maxAttempts: number): string {
+  let context = initialContexts.get(maxAttempts);
+  if (context === undefined) {
+    const [initial] = initialTransition(jobLifecycleMachine, { maxAttempts });
+    context = JSON.stringify(initial.context);
+    initialContexts.set(maxAttempts, context);
+  }
+  return context;
+}
+
 export const workAdd = defineCommand({
   name: "work.add",
   payload: v.object({ items: v.array(normalizedItemSchema), now }),
@@ -221,35 +362,33 @@ export const workAdd = defineCommand({
   apply(db, payload, ctx) {
     const added: string[] = [];
     const existing: string[] = [];
+    const statements = q(db);
     payload.items.forEach((item, i) => {
-      if (readItem(db, item.id)) {
+      if (itemExists(db, item.id)) {
         existing.push(item.id);
         return;
       }
-      const [initial] = initialTransition(jobLifecycleMachine, { maxAttempts: item.maxAttempts });
-      const statements = q(db);
-      statements.insertItem.run({
-        id: item.id,
-        type: item.type,
-        priority: item.priority,
-        config: item.config,
-        requirements: item.requirements,
-        dependsOn: item.dependsOn,
-        timeoutMs: item.timeoutMs,
-        state: "pending",
-        context: initial.context,
-        createdAt: payload.now,
-        updatedAt: payload.now,
-        seq: ctx.index * 10_000 + i,
-      });
-      statements.insertHistory.run({
-        itemId: item.id,
+      statements.insertItem.run(
+        item.id,
+        item.type,
+        item.priority,
+        JSON.stringify(item.config),
+        JSON.stringify(item.requirements),
+        JSON.stringify(item.dependsOn),
+        item.timeoutMs,
+        initialContext(item.maxAttempts),
+        payload.now,
+        payload.now,
+        ctx.index * 10_000 + i,
+      );
+      statements.insertHistory.run(item.id, null, "pending", "submit", "submitted", null, ctx.term, payload.now);
+      ctx.trace?.({
+        machine: "job",
+        instance: item.id,
         from: null,
         to: "pending",
         event: "submit",
         cause: "submitted",
-        node: null,
-        term: ctx.term,
         at: payload.now,
       });
       added.push(item.id);
@@ -258,41 +397,23 @@ export const workAdd = defineCommand({
   },
 });
 
+/** One node's claim (the form entries written before claims were grouped still carry). */
 export const workClaim = defineCommand({
   name: "work.claim",
-  payload: v.object({
-    offer: offerSchema,
-    max: v.number(),
-    now,
-    leaseMs: v.number(),
-    /** The worker's id for this claim; a retry with the same id (its answer was lost) gets the same leases. */
-    claimId: v.optional(v.string()),
-    retry: v.optional(v.boolean()),
-  }),
+  payload: v.object({ ...claimRequestSchema.entries, now, leaseMs: v.number() }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): Claim[] {
-    const node = payload.offer.node;
-    const claimId = payload.claimId ?? null;
-    if (claimId && payload.retry) {
-      const earlier = workItemsOfNode(db, node).filter((item) => item.context.claimId === claimId);
-      if (earlier.length > 0) return earlier.map((item) => claimOf(item, ctx.term));
-    }
-    return claimable(db, payload.offer, payload.max, payload.now).map((item, n) => {
-      const leaseId = `${ctx.term}.${ctx.index}.${n}`;
-      const expiresAt = payload.now + payload.leaseMs;
-      step(
-        db,
-        item,
-        { type: "claim", node, leaseId, expiresAt, claimId },
-        {
-          now: payload.now,
-          term: ctx.term,
-          cause: `claimed by ${node} (lease ${leaseId})`,
-          node,
-        },
-      );
-      return claimOf(item, ctx.term);
-    });
+    return claimAll(db, [payload], payload, ctx)[0] as Claim[];
+  },
+});
+
+/** The claims that reached the leader in one event-loop turn: one entry, one answer per claim, in order. */
+export const workClaimBatch = defineCommand({
+  name: "work.claim.batch",
+  payload: v.object({ claims: v.array(claimRequestSchema), now, leaseMs: v.number() }),
+  tables: [workItems, workHistory],
+  apply(db, payload, ctx): Claim[][] {
+    return claimAll(db, payload.claims, payload, ctx);
   },
 });
 
@@ -310,46 +431,52 @@ export function claimOf(item: WorkItem, term: number): Claim {
   };
 }
 
+function report(db: Db, r: ReportRequest, p: { now: number; leaseMs: number }, ctx: ApplyContext): ReportOutcome {
+  const row = q(db).lifecycle.get(r.id) as { id: string; state: JobState; context: string } | null;
+  if (!row) return { ok: false, status: 404, reason: `no work item "${r.id}"` };
+  const item: Stepping = { id: row.id, state: row.state, context: JSON.parse(row.context) };
+  const finished = r.kind === "complete" || r.kind === "fail";
+  if (finished && item.context.finishedLeaseId === r.leaseId) return { ok: true, state: item.state, duplicate: true };
+  const expiresAt = p.now + p.leaseMs;
+  const event: JobEvent =
+    r.kind === "start"
+      ? { type: "start", leaseId: r.leaseId, expiresAt }
+      : r.kind === "heartbeat"
+        ? { type: "heartbeat", leaseId: r.leaseId, expiresAt }
+        : r.kind === "complete"
+          ? { type: "complete", leaseId: r.leaseId, result: r.result ?? null }
+          : { type: "fail", leaseId: r.leaseId, error: r.error ?? "failed", retryAt: r.retryAt ?? p.now };
+  const cause =
+    r.kind === "fail"
+      ? `failed on ${r.node} (lease ${r.leaseId}): ${r.error ?? "no reason given"}`
+      : `${r.kind} from ${r.node} (lease ${r.leaseId})`;
+  if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: r.node, trace: ctx.trace })) {
+    return {
+      ok: false,
+      status: 409,
+      reason: `lease ${r.leaseId} is not the current lease of "${r.id}" (state ${item.state}); nothing changed`,
+    };
+  }
+  return { ok: true, state: item.state, duplicate: false };
+}
+
+/** One worker's report on its lease (the form entries written before reports were grouped still carry). */
 export const workReport = defineCommand({
   name: "work.report",
-  payload: v.object({
-    id: v.string(),
-    leaseId: v.string(),
-    node: v.string(),
-    kind: v.picklist(["start", "heartbeat", "complete", "fail"]),
-    result: v.optional(v.unknown()),
-    error: v.optional(v.string()),
-    retryAt: v.optional(v.number()),
-    now,
-    leaseMs: v.number(),
-  }),
+  payload: v.object({ ...reportRequestSchema.entries, now, leaseMs: v.number() }),
   tables: [workItems, workHistory],
-  apply(db, p, ctx): ReportOutcome {
-    const item = readItem(db, p.id);
-    if (!item) return { ok: false, status: 404, reason: `no work item "${p.id}"` };
-    const finished = p.kind === "complete" || p.kind === "fail";
-    if (finished && item.context.finishedLeaseId === p.leaseId) return { ok: true, state: item.state, duplicate: true };
-    const expiresAt = p.now + p.leaseMs;
-    const event: JobEvent =
-      p.kind === "start"
-        ? { type: "start", leaseId: p.leaseId, expiresAt }
-        : p.kind === "heartbeat"
-          ? { type: "heartbeat", leaseId: p.leaseId, expiresAt }
-          : p.kind === "complete"
-            ? { type: "complete", leaseId: p.leaseId, result: p.result ?? null }
-            : { type: "fail", leaseId: p.leaseId, error: p.error ?? "failed", retryAt: p.retryAt ?? p.now };
-    const cause =
-      p.kind === "fail"
-        ? `failed on ${p.node} (lease ${p.leaseId}): ${p.error ?? "no reason given"}`
-        : `${p.kind} from ${p.node} (lease ${p.leaseId})`;
-    if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: p.node })) {
-      return {
-        ok: false,
-        status: 409,
-        reason: `lease ${p.leaseId} is not the current lease of "${p.id}" (state ${item.state}); nothing changed`,
-      };
-    }
-    return { ok: true, state: item.state, duplicate: false };
+  apply(db, payload, ctx): ReportOutcome {
+    return report(db, payload, payload, ctx);
+  },
+});
+
+/** The reports that reached the leader in one event-loop turn: one entry, one outcome per report, in order. */
+export const workReportBatch = defineCommand({
+  name: "work.report.batch",
+  payload: v.object({ reports: v.array(reportRequestSchema), now, leaseMs: v.number() }),
+  tables: [workItems, workHistory],
+  apply(db, payload, ctx): ReportOutcome[] {
+    return payload.reports.map((r) => report(db, r, payload, ctx));
   },
 });
 
@@ -361,51 +488,68 @@ export const workCancel = defineCommand({
     const item = readItem(db, p.id);
     if (!item) return { ok: false, status: 404, reason: `no work item "${p.id}"` };
     if (item.state === "cancelled") return { ok: true, state: item.state, duplicate: true };
-    if (!step(db, item, { type: "cancel", reason: p.reason }, { now: p.now, term: ctx.term, cause: p.reason })) {
+    const at = { now: p.now, term: ctx.term, cause: p.reason, trace: ctx.trace };
+    if (!step(db, item, { type: "cancel", reason: p.reason }, at)) {
       return { ok: false, status: 409, reason: `"${p.id}" is ${item.state} and can no longer be cancelled` };
     }
     return { ok: true, state: item.state, duplicate: false };
   },
 });
 
-/** The leader's clock applied to the queue: expired leases go back to the queue, waited-out retries too. */
+/**
+ * The leader's clock applied to the queue: expired leases go back to the queue, waited-out retries too,
+ * and (in entries that carry `graceMs`) an attempt held past its timeout plus the grace fails, so a worker
+ * whose own timer was lost cannot keep an item forever by renewing its lease. At most `limit` items move
+ * per entry; the leader's next tick takes the rest.
+ */
 export const workTick = defineCommand({
   name: "work.tick",
-  payload: v.object({ now }),
+  payload: v.object({ now, limit: v.optional(v.number()), graceMs: v.optional(v.number()) }),
   tables: [workItems, workHistory],
   apply(db, p, ctx) {
     let expired = 0;
     let retried = 0;
-    for (const item of dueItems(db, p.now)) {
+    let timedOut = 0;
+    const lifecycle = q(db).lifecycle;
+    for (const due of dueItems(db, p.now, p)) {
+      // Read again: an item that an earlier step in this tick ended (a dependency's cascade) must not move.
+      const row = lifecycle.get(due.id) as { id: string; state: JobState; context: string } | null;
+      if (!row) continue;
+      const item: Stepping = { id: row.id, state: row.state, context: JSON.parse(row.context) };
+      const at = { now: p.now, term: ctx.term, trace: ctx.trace };
+      const { leaseId, leaseNode, leaseExpiresAt, claimedAt } = item.context;
       if (item.state === "retry-wait") {
-        if (step(db, item, { type: "retry-due", now: p.now }, { now: p.now, term: ctx.term, cause: "backoff over" })) {
-          retried++;
-        }
-      } else {
-        const cause = `lease ${item.context.leaseId} of ${item.context.leaseNode} expired`;
-        if (step(db, item, { type: "lease-expired", now: p.now }, { now: p.now, term: ctx.term, cause })) expired++;
+        if (step(db, item, { type: "retry-due", now: p.now }, { ...at, cause: "backoff over" })) retried++;
+      } else if (leaseExpiresAt !== null && leaseExpiresAt <= p.now) {
+        const cause = `lease ${leaseId} of ${leaseNode} expired`;
+        if (step(db, item, { type: "lease-expired", now: p.now }, { ...at, cause })) expired++;
+      } else if (leaseId !== null && typeof claimedAt === "number" && p.graceMs !== undefined) {
+        const error =
+          `timed out: held by ${leaseNode} for ${p.now - claimedAt} ms, past its ${due.timeoutMs} ms timeout ` +
+          `and ${p.graceMs} ms of grace`;
+        const event: JobEvent = { type: "fail", leaseId, error, retryAt: p.now };
+        if (step(db, item, event, { ...at, cause: `${error} (lease ${leaseId})` })) timedOut++;
       }
     }
-    return { expired, retried };
+    return { expired, retried, timedOut };
   },
 });
 
-/** Items whose lease ran out or whose backoff is over at `now` (what a tick would move). */
-export function dueItems(db: Db, at: number): WorkItem[] {
-  return db
-    .select()
-    .from(workItems)
-    .where(inArray(workItems.state, ["claimed", "running", "retry-wait"]))
-    .all()
-    .map(toItem)
-    .filter((item) =>
-      item.state === "retry-wait"
-        ? (item.context.notBefore ?? 0) <= at
-        : item.context.leaseExpiresAt !== null && item.context.leaseExpiresAt <= at,
-    );
+/**
+ * Items a tick would move at `at`, at most `limit`: leases run out, backoffs over and, given `graceMs`,
+ * attempts past their timeout plus grace. A walk of the claim-order index over the in-flight and
+ * waiting states only, never the finished items, in that index's order.
+ */
+export function dueItems(
+  db: Db,
+  at: number,
+  opts: { limit?: number; graceMs?: number } = {},
+): Array<{ id: string; timeoutMs: number }> {
+  const rows = q(db).due.all(at, opts.graceMs ?? null, opts.limit ?? -1) as { id: string; timeout_ms: number }[];
+  return rows.map((r) => ({ id: r.id, timeoutMs: r.timeout_ms }));
 }
 
-export const WORK_COMMANDS = [workAdd, workClaim, workReport, workCancel, workTick];
+export const WORK_COMMANDS = [workAdd, workClaim, workClaimBatch, workReport, workReportBatch, workCancel, workTick];
 
 export function history(db: Db, opts: { itemId?: string; since?: number; limit: number }) {
   return db

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { count } from "drizzle-orm";
+import { count, inArray } from "drizzle-orm";
 import type { JobTemplate } from "../config/schema.ts";
 import type { ConsensusRuntime } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
@@ -8,12 +8,15 @@ import type { NodeInfo } from "../node/info.ts";
 import {
   anyPending,
   type Claim,
+  type ClaimRequest,
   claimOf,
   dueItems,
   history,
+  itemExists,
   listItems,
   type NormalizedItem,
   type ReportOutcome,
+  type ReportRequest,
   readItem,
   workItemsOfNode,
 } from "./commands.ts";
@@ -51,13 +54,25 @@ export interface WorkServiceOptions {
 }
 
 const QUEUED = ["pending", "retry-wait"] as const;
+/** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
+const TICK_LIMIT = 512;
+/**
+ * How long past its timeout an attempt may be held before the leader fails it: the worker's own timer
+ * kills the job at the timeout and reports; this covers that report's way to the leader many times over.
+ */
+const TIMEOUT_GRACE_MS = 60_000;
 
 /** The work queue as the rest of the node uses it: writes go through Raft, reads come from local state. */
 export class WorkService {
   private readonly now: () => number;
+  /** Claims and reports arriving in one event-loop turn are proposed together, one entry each. */
+  private readonly claimTogether: (request: ClaimRequest) => Promise<Claim[]>;
+  private readonly reportTogether: (report: ReportRequest) => Promise<ReportOutcome>;
 
   constructor(private readonly opts: WorkServiceOptions) {
     this.now = opts.now ?? Date.now;
+    this.claimTogether = opts.consensus.coalesce((claims: ClaimRequest[]) => this.proposeClaims(claims));
+    this.reportTogether = opts.consensus.coalesce((reports: ReportRequest[]) => this.proposeReports(reports));
   }
 
   /** Types some known node can run: it has the capability and the cluster file has a template. */
@@ -81,7 +96,7 @@ export class WorkService {
     }
     const batch = new Set(inputs.flatMap((i) => (i.id ? [i.id] : [])));
     for (const input of inputs) {
-      const unknown = input.dependsOn.filter((d) => !batch.has(d) && !readItem(this.opts.db, d));
+      const unknown = input.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
       if (unknown.length > 0) throw new WorkError(422, `dependsOn names unknown items: ${unknown.join(", ")}`);
     }
     const queued = this.queuedCount();
@@ -110,13 +125,34 @@ export class WorkService {
       const earlier = workItemsOfNode(this.opts.db, offer.node).filter((i) => i.context.claimId === claimId);
       if (earlier.length > 0) return earlier.map((i) => claimOf(i, this.opts.consensus.raft.currentTerm));
     }
-    // Nothing of these types is queued: answer without a replicated write (a race only costs the next poll).
-    if (leader && !anyPending(this.opts.db, offer.types)) return [];
-    const { result } = await this.opts.consensus.propose({
-      name: "work.claim",
-      payload: { offer, max, now: this.now(), leaseMs: this.opts.leaseMs, claimId, retry },
-    });
-    return result as Claim[];
+    return this.claimTogether({ offer, max, claimId, retry });
+  }
+
+  /**
+   * Proposes the turn's claims as one entry. On the leader, a claim for types of which nothing is queued
+   * is answered empty without a replicated write (a race only costs the worker's next poll); a retry
+   * always goes through the log, where it finds the leases its lost answer carried. Elsewhere the
+   * proposal is refused, and the workers hear where the leader is.
+   */
+  private async proposeClaims(claims: ClaimRequest[]): Promise<Claim[][]> {
+    const leader = this.opts.consensus.raft.currentRole === "leader";
+    const queued = new Map<string, boolean>();
+    const anyQueued = (types: readonly string[]) => {
+      if (!leader) return true;
+      const key = JSON.stringify(types);
+      let found = queued.get(key);
+      if (found === undefined) {
+        found = anyPending(this.opts.db, types);
+        queued.set(key, found);
+      }
+      return found;
+    };
+    const proposed = claims.filter((c) => (c.claimId !== undefined && c.retry) || anyQueued(c.offer.types));
+    if (proposed.length === 0) return claims.map(() => []);
+    const payload = { claims: proposed, now: this.now(), leaseMs: this.opts.leaseMs };
+    const { result } = await this.opts.consensus.propose({ name: "work.claim.batch", payload });
+    const answers = new Map(proposed.map((c, i) => [c, (result as Claim[][])[i] ?? []]));
+    return claims.map((c) => answers.get(c) ?? []);
   }
 
   async report(
@@ -124,20 +160,22 @@ export class WorkService {
     kind: "start" | "heartbeat" | "complete" | "fail",
     body: { leaseId: string; node: string; result?: unknown; error?: string; retryDelayMs?: number },
   ): Promise<ReportOutcome> {
-    const now = this.now();
-    const payload = {
+    return this.reportTogether({
       id,
       kind,
       leaseId: body.leaseId,
       node: body.node,
       result: body.result,
       error: body.error,
-      retryAt: now + (body.retryDelayMs ?? 0),
-      now,
-      leaseMs: this.opts.leaseMs,
-    };
-    const { result } = await this.opts.consensus.propose({ name: "work.report", payload });
-    return result as ReportOutcome;
+      // The backoff starts when the leader hears of the failure; the batch's time is within a turn of it.
+      retryAt: this.now() + (body.retryDelayMs ?? 0),
+    });
+  }
+
+  private async proposeReports(reports: ReportRequest[]): Promise<ReportOutcome[]> {
+    const payload = { reports, now: this.now(), leaseMs: this.opts.leaseMs };
+    const { result } = await this.opts.consensus.propose({ name: "work.report.batch", payload });
+    return result as ReportOutcome[];
   }
 
   async cancel(id: string, reason: string): Promise<ReportOutcome> {
@@ -148,21 +186,26 @@ export class WorkService {
     return result as ReportOutcome;
   }
 
-  /** Leader housekeeping: moves expired leases and finished backoffs, only when there is something to move. */
+  /**
+   * Leader housekeeping: moves expired leases, finished backoffs and attempts held past their timeout
+   * plus a grace, only when there is something to move, a bounded number per entry.
+   */
   async tickIfDue(): Promise<void> {
     if (this.opts.consensus.raft.currentRole !== "leader") return;
     const now = this.now();
-    if (dueItems(this.opts.db, now).length === 0) return;
-    await this.opts.consensus.propose({ name: "work.tick", payload: { now } });
+    const bounds = { limit: TICK_LIMIT, graceMs: TIMEOUT_GRACE_MS };
+    if (dueItems(this.opts.db, now, { ...bounds, limit: 1 }).length === 0) return;
+    await this.opts.consensus.propose({ name: "work.tick", payload: { now, ...bounds } });
   }
 
+  /** Counted over the claim-order index's queued ranges, not over every item ever submitted. */
   queuedCount(): number {
-    const rows = this.opts.db
-      .select({ state: workItems.state, n: count() })
+    const [row] = this.opts.db
+      .select({ n: count() })
       .from(workItems)
-      .groupBy(workItems.state)
+      .where(inArray(workItems.state, [...QUEUED]))
       .all();
-    return rows.filter((r) => (QUEUED as readonly string[]).includes(r.state)).reduce((a, r) => a + r.n, 0);
+    return row?.n ?? 0;
   }
 
   status() {

@@ -16,13 +16,24 @@ interface SimWorker {
   /** Until then the worker is stalled (it neither claims nor reports). */
   stalledUntil: number;
   holds: Map<string, { leaseId: string; doneAt: number }>;
-  /** Proposals this worker awaits: the log index and the entry it must find there. */
-  waiting: Array<{ index: number; key: string; kind: "claim" | "report"; item?: string; deadline: number }>;
+  /**
+   * Proposals this worker awaits: the log index and the entry it must find there, and where its answer
+   * sits in the entry's result when the entry carries several workers' claims or reports.
+   */
+  waiting: Array<{
+    index: number;
+    key: string;
+    kind: "claim" | "report";
+    item?: string;
+    pos?: number;
+    deadline: number;
+  }>;
 }
 
 /**
  * The work queue over the Raft simulator: leader failover in the middle of claims and completions,
  * workers that crash or stall past their lease and then report anyway, lost and duplicated reports.
+ * Claims and reports travel one per entry or grouped several to an entry, as the leader groups them.
  * Every item must end completed (or dead-lettered), none may complete twice, and every voter's queue
  * must be identical.
  */
@@ -73,7 +84,8 @@ function workChaos(seed: number): void {
     requirements: { capabilities: [], gpu: false, gpuMemoryGb: 0, diskGb: 0, excludeNodes: [] },
     dependsOn: [],
     maxAttempts: 20,
-    timeoutMs: 60_000,
+    // Some time out (plus the ticks' grace) before a lease would run out: the leader's backstop ends those attempts.
+    timeoutMs: i % 4 === 0 ? 600 : 60_000,
   }));
   sim.run(2_000);
   let submitted: { index: number; key: string } | null = null;
@@ -92,7 +104,8 @@ function workChaos(seed: number): void {
         continue;
       }
       if (entry !== wait.key) continue; // lost with a deposed leader: a claim is simply retried later
-      const result = sim.results.get(wait.index);
+      const all = sim.results.get(wait.index);
+      const result = wait.pos === undefined ? all : (all as unknown[])[wait.pos];
       if (wait.kind === "claim") {
         for (const c of result as Claim[]) w.holds.set(c.id, { leaseId: c.leaseId, doneAt: sim.now + r() * 1_000 });
       } else if (wait.item) {
@@ -103,15 +116,14 @@ function workChaos(seed: number): void {
     }
     if (w.waiting.length > 0) return;
     if (w.holds.size === 0) {
-      const p = propose("work.claim", { offer: offer(w.id), max: 2, now: sim.now, leaseMs: LEASE_MS });
-      if (p) w.waiting.push({ ...p, kind: "claim", deadline: sim.now + 2_000 });
+      claim(w);
       return;
     }
     for (const [item, hold] of w.holds) {
       if (sim.now < hold.doneAt) continue;
       if (r() < 0.2) continue; // this report is lost: the worker will send it again
       const kind = r() < 0.15 ? "fail" : "complete";
-      const payload = {
+      const body = {
         id: item,
         leaseId: hold.leaseId,
         node: w.id,
@@ -119,15 +131,52 @@ function workChaos(seed: number): void {
         result: { by: w.id },
         error: "simulated failure",
         retryAt: sim.now + r() * 500,
-        now: sim.now,
-        leaseMs: LEASE_MS,
       };
       const copies = r() < 0.2 ? 2 : 1; // and sometimes duplicated
-      for (let i = 0; i < copies; i++) {
-        const p = propose("work.report", payload);
-        if (p) w.waiting.push({ ...p, kind: "report", item, deadline: sim.now + 2_000 });
+      for (let i = 0; i < copies; i++) report(w, body);
+    }
+  };
+
+  /**
+   * Claims and reports go out one entry each, or, as the leader groups what reaches it in one turn,
+   * gathered into one entry per kind at the end of the step (with the copies of a duplicated report).
+   */
+  let grouped = false;
+  let claims: Array<{ w: SimWorker; request: { offer: ReturnType<typeof offer>; max: number } }> = [];
+  let reports: Array<{ w: SimWorker; body: { id: string } & Record<string, unknown> }> = [];
+  const claim = (w: SimWorker) => {
+    const request = { offer: offer(w.id), max: 2 };
+    if (grouped) claims.push({ w, request });
+    else {
+      const p = propose("work.claim", { ...request, now: sim.now, leaseMs: LEASE_MS });
+      if (p) w.waiting.push({ ...p, kind: "claim", deadline: sim.now + 2_000 });
+    }
+  };
+  const report = (w: SimWorker, body: { id: string } & Record<string, unknown>) => {
+    if (grouped) reports.push({ w, body });
+    else {
+      const p = propose("work.report", { ...body, now: sim.now, leaseMs: LEASE_MS });
+      if (p) w.waiting.push({ ...p, kind: "report", item: body.id, deadline: sim.now + 2_000 });
+    }
+  };
+  const flushGroups = () => {
+    if (claims.length > 0) {
+      const p = propose("work.claim.batch", { claims: claims.map((c) => c.request), now: sim.now, leaseMs: LEASE_MS });
+      if (p) {
+        for (const [pos, c] of claims.entries())
+          c.w.waiting.push({ ...p, kind: "claim", pos, deadline: sim.now + 2_000 });
       }
     }
+    if (reports.length > 0) {
+      const p = propose("work.report.batch", { reports: reports.map((x) => x.body), now: sim.now, leaseMs: LEASE_MS });
+      if (p) {
+        for (const [pos, x] of reports.entries()) {
+          x.w.waiting.push({ ...p, kind: "report", item: x.body.id, pos, deadline: sim.now + 2_000 });
+        }
+      }
+    }
+    claims = [];
+    reports = [];
   };
 
   const steps = (until: number, faults: boolean) => {
@@ -157,10 +206,16 @@ function workChaos(seed: number): void {
         }
       }
       if (sim.now >= nextTick) {
-        propose("work.tick", { now: sim.now });
+        // Bounded ticks with the timeout backstop, or the unbounded form older entries carry.
+        propose(
+          "work.tick",
+          r() < 0.7 ? { now: sim.now, limit: 1 + Math.floor(r() * 4), graceMs: 500 } : { now: sim.now },
+        );
         nextTick = sim.now + 500;
       }
+      grouped = r() < 0.5;
       for (const w of workers) workerStep(w);
+      flushGroups();
       sim.run(50 + r() * 100);
     }
   };

@@ -2,7 +2,16 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type SnapshotFrom, transition } from "xstate";
 import { type Db, openDb } from "../../src/db/client.ts";
+import {
+  type JobContext,
+  type JobEvent,
+  type JobState,
+  jobLifecycleMachine,
+  nextJob,
+} from "../../src/machines/job-lifecycle.ts";
+import type { TraceRecord } from "../../src/observability/trace.ts";
 import {
   type Claim,
   type NormalizedItem,
@@ -11,7 +20,9 @@ import {
   workAdd,
   workCancel,
   workClaim,
+  workClaimBatch,
   workReport,
+  workReportBatch,
   workTick,
 } from "../../src/work/commands.ts";
 import type { Offer } from "../../src/work/model.ts";
@@ -110,8 +121,8 @@ describe("work queue commands (applied as the replicated state machine applies t
   test("an expired lease returns the item with one attempt used, then dead-letters it", () => {
     add(item("a", { maxAttempts: 2 }));
     const [first] = claim(offer(), 10, 2_000);
-    expect(workTick.apply(db, { now: 11_999 }, ctx())).toEqual({ expired: 0, retried: 0 });
-    expect(workTick.apply(db, { now: 12_000 }, ctx())).toEqual({ expired: 1, retried: 0 });
+    expect(workTick.apply(db, { now: 11_999 }, ctx())).toEqual({ expired: 0, retried: 0, timedOut: 0 });
+    expect(workTick.apply(db, { now: 12_000 }, ctx())).toEqual({ expired: 1, retried: 0, timedOut: 0 });
     expect(readItem(db, "a")?.state).toBe("pending");
     expect(report("a", first?.leaseId as string, "complete")).toMatchObject({ ok: false, status: 409 });
     claim(offer(), 10, 13_000);
@@ -128,8 +139,8 @@ describe("work queue commands (applied as the replicated state machine applies t
       duplicate: false,
     });
     expect(report("a", c?.leaseId as string, "fail", 3_000)).toMatchObject({ ok: true, duplicate: true });
-    expect(workTick.apply(db, { now: 7_999 }, ctx())).toEqual({ expired: 0, retried: 0 });
-    expect(workTick.apply(db, { now: 8_000 }, ctx())).toEqual({ expired: 0, retried: 1 });
+    expect(workTick.apply(db, { now: 7_999 }, ctx())).toEqual({ expired: 0, retried: 0, timedOut: 0 });
+    expect(workTick.apply(db, { now: 8_000 }, ctx())).toEqual({ expired: 0, retried: 1, timedOut: 0 });
     expect(readItem(db, "a")?.state).toBe("pending");
   });
 
@@ -143,6 +154,81 @@ describe("work queue commands (applied as the replicated state machine applies t
       status: 409,
     });
     expect(workCancel.apply(db, { id: "zz", reason: "operator", now: 5 }, ctx())).toMatchObject({ status: 404 });
+  });
+});
+
+describe("the leader's backstop for an attempt held past its timeout", () => {
+  test("a worker renewing its lease past the item's timeout plus grace has its attempt failed", () => {
+    add(item("a", { timeoutMs: 60_000, maxAttempts: 2 }));
+    const [c] = claim(offer(), 10, 2_000);
+    const lease = c?.leaseId as string;
+    const renew = (now: number) =>
+      workReport.apply(db, { id: "a", leaseId: lease, node: "w1", kind: "heartbeat", now, leaseMs: 10_000 }, ctx());
+    renew(55_000);
+    renew(64_000);
+    const tick = (now: number, graceMs?: number) => workTick.apply(db, { now, limit: 100, graceMs }, ctx());
+    expect(tick(67_000)).toEqual({ expired: 0, retried: 0, timedOut: 0 }); // entries without a grace never time out
+    expect(tick(66_999, 5_000)).toEqual({ expired: 0, retried: 0, timedOut: 0 });
+    expect(tick(67_000, 5_000)).toEqual({ expired: 0, retried: 0, timedOut: 1 });
+    const after = readItem(db, "a");
+    expect(after?.state).toBe("retry-wait");
+    expect(after?.context.error).toContain("timed out: held by w1 for 65000 ms, past its 60000 ms timeout");
+    expect(report("a", lease, "heartbeat", 67_001)).toMatchObject({ ok: false, status: 409 });
+  });
+});
+
+describe("ticks are bounded", () => {
+  test("at most `limit` items move per tick, the next tick moves the rest", () => {
+    add(...Array.from({ length: 5 }, (_, i) => item(`i${i}`, { maxAttempts: 3 })));
+    claim(offer({ freeSlots: 5 }), 5, 2_000);
+    expect(workTick.apply(db, { now: 20_000, limit: 3 }, ctx())).toEqual({ expired: 3, retried: 0, timedOut: 0 });
+    expect(workTick.apply(db, { now: 20_000, limit: 3 }, ctx())).toEqual({ expired: 2, retried: 0, timedOut: 0 });
+    expect(workTick.apply(db, { now: 20_000, limit: 3 }, ctx())).toEqual({ expired: 0, retried: 0, timedOut: 0 });
+  });
+});
+
+describe("every transition goes to the node's traces", () => {
+  test("with the item as instance, the states, the event and the cause", () => {
+    const records: TraceRecord[] = [];
+    const traced = () => ({ ...ctx(), trace: (r: TraceRecord) => records.push(r) });
+    workAdd.apply(db, { items: [item("a")], now: 1_000 }, traced());
+    const [claims] = workClaimBatch.apply(
+      db,
+      { claims: [{ offer: offer(), max: 1 }], now: 2_000, leaseMs: 10_000 },
+      traced(),
+    ) as Claim[][];
+    const lease = claims?.[0]?.leaseId as string;
+    workReport.apply(
+      db,
+      { id: "a", leaseId: "0.0.0", node: "w1", kind: "complete", now: 3_000, leaseMs: 10_000 },
+      traced(),
+    );
+    workReport.apply(
+      db,
+      { id: "a", leaseId: lease, node: "w1", kind: "complete", now: 3_000, leaseMs: 10_000 },
+      traced(),
+    );
+    expect(records).toEqual([
+      { machine: "job", instance: "a", from: null, to: "pending", event: "submit", cause: "submitted", at: 1_000 },
+      {
+        machine: "job",
+        instance: "a",
+        from: "pending",
+        to: "claimed",
+        event: "claim",
+        cause: `claimed by w1 (lease ${lease})`,
+        at: 2_000,
+      },
+      {
+        machine: "job",
+        instance: "a",
+        from: "claimed",
+        to: "completed",
+        event: "complete",
+        cause: `complete from w1 (lease ${lease})`,
+        at: 3_000,
+      },
+    ]);
   });
 });
 
@@ -199,6 +285,133 @@ describe("claims never stall behind items that cannot run", () => {
     expect(readItem(db, "parent")?.state).toBe("dead-lettered");
     expect(readItem(db, "child")?.state).toBe("cancelled");
     expect(readItem(db, "grandchild")?.state).toBe("cancelled");
+  });
+});
+
+describe("claims and reports grouped into one entry", () => {
+  const claimBatch = (claims: { offer: Offer; max: number; claimId?: string; retry?: boolean }[], now = 2_000) =>
+    workClaimBatch.apply(db, { claims, now, leaseMs: 10_000 }, ctx()) as Claim[][];
+
+  test("each claim gets its own items, in claim order, and no item goes to two claims", () => {
+    add(item("a"), item("b"), item("c"), item("gpu", { requirements: { ...item("x").requirements, gpu: true } }));
+    const got = claimBatch([
+      { offer: offer({ node: "w1", freeSlots: 1 }), max: 1 },
+      { offer: offer({ node: "w2" }), max: 2 },
+      { offer: offer({ node: "w3", gpus: 1 }), max: 1 },
+    ]);
+    expect(got.map((cs) => cs.map((c) => c.id))).toEqual([["a"], ["b", "c"], ["gpu"]]);
+    const leases = got.flat().map((c) => c.leaseId);
+    expect(new Set(leases).size).toBe(4);
+    expect(readItem(db, "gpu")?.context.leaseNode).toBe("w3");
+    expect(claimBatch([{ offer: offer(), max: 4 }])).toEqual([[]]);
+  });
+
+  test("claims offering different types walk one queue and still take only their own types", () => {
+    add(item("s1"), item("t1", { type: "training" }), item("s2"), item("t2", { type: "training" }));
+    const got = claimBatch([
+      { offer: offer({ node: "w1", types: ["training"] }), max: 4 },
+      { offer: offer({ node: "w2", types: ["selfplay"] }), max: 1 },
+      { offer: offer({ node: "w3" }), max: 4 },
+    ]);
+    expect(got.map((cs) => cs.map((c) => c.id))).toEqual([["t1", "t2"], ["s1"], ["s2"]]);
+  });
+
+  test("a page of items taken by earlier claims does not hide the ones after it", () => {
+    add(...Array.from({ length: 40 }, (_, i) => item(`i${String(i).padStart(2, "0")}`)));
+    const claims = Array.from({ length: 20 }, (_, k) => ({ offer: offer({ node: `w${k}`, freeSlots: 2 }), max: 2 }));
+    const got = claimBatch(claims).flat();
+    expect(got.map((c) => c.id)).toEqual(Array.from({ length: 40 }, (_, i) => `i${String(i).padStart(2, "0")}`));
+  });
+
+  test("a retried claim in a batch gets its earlier leases back", () => {
+    add(item("a"), item("b"));
+    const [first] = claimBatch([{ offer: offer({ freeSlots: 1 }), max: 1, claimId: "c-1" }]);
+    const [again, other] = claimBatch([
+      { offer: offer({ freeSlots: 1 }), max: 1, claimId: "c-1", retry: true },
+      { offer: offer({ node: "w2", freeSlots: 1 }), max: 1 },
+    ]);
+    expect(again).toEqual(first as Claim[]);
+    expect(other?.map((c) => c.id)).toEqual(["b"]);
+  });
+
+  test("each report gets its own outcome, fenced by its lease, a repeat in the same entry a duplicate", () => {
+    add(item("a"), item("b"));
+    const [claims] = claimBatch([{ offer: offer(), max: 2 }]);
+    const [a, b] = claims as Claim[];
+    const outcomes = workReportBatch.apply(
+      db,
+      {
+        reports: [
+          { id: "a", leaseId: a?.leaseId as string, node: "w1", kind: "complete", result: 1 },
+          { id: "b", leaseId: "9.9.9", node: "w1", kind: "complete" },
+          { id: "a", leaseId: a?.leaseId as string, node: "w1", kind: "complete", result: 1 },
+          { id: "b", leaseId: b?.leaseId as string, node: "w1", kind: "start" },
+          { id: "zz", leaseId: "1.1.1", node: "w1", kind: "heartbeat" },
+        ],
+        now: 3_000,
+        leaseMs: 10_000,
+      },
+      ctx(),
+    ) as ReportOutcome[];
+    expect(outcomes).toEqual([
+      { ok: true, state: "completed", duplicate: false },
+      expect.objectContaining({ ok: false, status: 409 }),
+      { ok: true, state: "completed", duplicate: true },
+      { ok: true, state: "running", duplicate: false },
+      expect.objectContaining({ ok: false, status: 404 }),
+    ]);
+  });
+});
+
+describe("the job lifecycle's transition table", () => {
+  test("answers exactly as the xstate machine does, for every state, event and kind of context", () => {
+    const states = Object.keys(jobLifecycleMachine.root.states) as JobState[];
+    const base: JobContext = {
+      attempts: 1,
+      maxAttempts: 3,
+      leaseId: "L1",
+      leaseNode: "w1",
+      leaseExpiresAt: 1_000,
+      notBefore: null,
+      result: null,
+      error: null,
+      finishedLeaseId: null,
+      claimId: "c",
+      claimedAt: 900,
+    };
+    const unleased = { leaseId: null, leaseNode: null, leaseExpiresAt: null, claimedAt: null };
+    const { claimedAt: _, ...stored } = base; // as stored before contexts had `claimedAt`
+    const contexts: JobContext[] = [stored];
+    for (const attempts of [0, 1, 3])
+      for (const leased of [true, false])
+        for (const notBefore of [null, 500])
+          contexts.push({ ...base, attempts, notBefore, ...(leased ? {} : unleased) });
+    const events: JobEvent[] = [{ type: "cancel", reason: "r" }];
+    for (const leaseId of ["L1", "L2"]) {
+      events.push(
+        { type: "claim", node: "w2", leaseId, expiresAt: 5_000, claimId: null, at: 4_000 },
+        { type: "start", leaseId, expiresAt: 6_000 },
+        { type: "heartbeat", leaseId, expiresAt: 7_000 },
+        { type: "complete", leaseId, result: { ok: 1 } },
+        { type: "fail", leaseId, error: "boom", retryAt: 800 },
+      );
+    }
+    for (const now of [999, 1_000, 2_000]) events.push({ type: "lease-expired", now });
+    for (const now of [400, 500, 600]) events.push({ type: "retry-due", now });
+    let compared = 0;
+    for (const state of states)
+      for (const context of contexts)
+        for (const event of events) {
+          const snapshot = jobLifecycleMachine.resolveState({ value: state, context });
+          const [next] = transition(jobLifecycleMachine, snapshot as SnapshotFrom<typeof jobLifecycleMachine>, event);
+          const where = `${state} ${JSON.stringify(context)} ${JSON.stringify(event)}`;
+          // Compared as JSON: the stored context must be the same text, key order included.
+          expect(`${where} ${JSON.stringify(nextJob(state, context, event))}`).toBe(
+            `${where} ${JSON.stringify({ state: next.value, context: next.context })}`,
+          );
+          compared++;
+        }
+    expect(compared).toBe(states.length * contexts.length * events.length);
   });
 });
 
