@@ -40,6 +40,10 @@ export interface FetchPiecesOptions {
   onPiece?: (index: number, bytes: number, sourceId: string) => void | Promise<void>;
   /** Uniform in [0, 1): backoff jitter and where in the file this receiver starts. */
   random?: () => number;
+  /** Fetch in file order from the first piece (a lone receiver, whose pieces can then be hashed as they land). */
+  inOrder?: boolean;
+  /** Each verified piece's bytes, once written. */
+  onData?: (index: number, bytes: Uint8Array) => void;
   now?: () => number;
   /** Resolves after `ms`, or as soon as `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -130,7 +134,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     streak: 0,
     notBefore: 0,
   }));
-  const offset = Math.floor(random() * total) % total;
+  const offset = opts.inOrder ? 0 : Math.floor(random() * total) % total;
   const missing = new Set<number>();
   // An empty file's only piece is empty: nothing to ask anyone for.
   if (map.size > 0)
@@ -235,6 +239,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
       // No fsync per piece: a process crash keeps the page cache, and after a power loss the whole-file
       // check at the end catches a piece the sidecar claims but the disk lost (the file is fetched again).
       await writeAll(handle, bytes, start);
+      opts.onData?.(piece, bytes);
       missing.delete(piece);
       result.piecesFetched++;
       result.bytesFetched += bytes.length;

@@ -349,7 +349,8 @@ export class SyncService {
       hashFile: async (path) => (await this.opts.hasher.hashFile(path)).sha256,
       trace: this.opts.trace,
       random: this.opts.random ?? Math.random,
-      fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs },
+      // A lone receiver fetches in order (hashing the file as it lands); a swarm spreads its starting points.
+      fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs, inOrder: !category.swarm, perSourceInFlight: 4 },
     });
     this.active.set(key, session);
     this.publishIfChanged();

@@ -21,6 +21,7 @@ import {
   verifyWholeFile,
   writeSidecar,
 } from "./fetcher.ts";
+import { InOrderHash } from "./in-order-hash.ts";
 import { type PieceMap, pieceCount } from "./model.ts";
 
 export interface SyncSessionOptions {
@@ -50,6 +51,7 @@ export interface SyncSessionOptions {
     | "penaltyMaxMs"
     | "pieceTimeoutMs"
     | "holderWaitMs"
+    | "inOrder"
   >;
 }
 
@@ -123,6 +125,8 @@ export class SyncSession {
   /** The effect now running; at most one at a time, as the machine is in one state at a time. */
   private effect: Promise<void> = Promise.resolve();
   private map: PieceMap | null = null;
+  /** The whole-file hash built from this attempt's pieces in order, when they came in order. */
+  private wholeHash: InOrderHash | null = null;
   /** Pieces verified in the partial file, at `pieceBytes` each. */
   private readonly verified = new Set<number>();
   private pieceBytes: number | null = null;
@@ -259,6 +263,9 @@ export class SyncSession {
       const plan = await this.opts.sources();
       sources = plan.sources;
       const map = this.adopt(plan.map);
+      // Pieces already on disk were never seen here: then the whole file is hashed from disk at the end.
+      this.wholeHash = new InOrderHash(map.pieces.length);
+      if (this.verified.size > 0) this.wholeHash.giveUp();
       this.fetchingSince = this.now();
       this.samples = [];
       const result = await fetchPieces({
@@ -269,6 +276,7 @@ export class SyncSession {
         sources,
         signal: this.abort.signal,
         onPiece: (index, bytes, sourceId) => this.onPiece(index, bytes, sourceId),
+        onData: (index, bytes) => this.wholeHash?.add(index, bytes),
         random: this.random,
         now: this.now,
         sleep: this.sleep,
@@ -287,8 +295,13 @@ export class SyncSession {
 
   private async verify(): Promise<void> {
     try {
-      await verifyWholeFile(this.opts.partialPath, this.sha256, this.opts.hashFile);
-      this.send({ type: "verified", cause: "the whole file matches its SHA-256" });
+      const landed = this.wholeHash?.digest() ?? null;
+      this.wholeHash = null;
+      await verifyWholeFile(this.opts.partialPath, this.sha256, async (path) => landed ?? this.opts.hashFile(path));
+      this.send({
+        type: "verified",
+        cause: `the whole file matches its SHA-256${landed ? " (hashed as its pieces landed)" : ""}`,
+      });
     } catch (e) {
       // Every piece matched its own hash, so the piece map lied or the disk changed: start this file over.
       if (e instanceof FileHashMismatch) {
