@@ -226,8 +226,10 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
       if (bytes.length !== end - start) throw new Error(`sent ${bytes.length} bytes of a ${end - start}-byte piece`);
       if ((await sha256Hex(bytes)) !== map.pieces[piece]) throw new Error(`piece ${piece} does not match its SHA-256`);
     } catch (e) {
-      if (!running.aborted)
-        penalise(s, piece, slow.signal.aborted ? `no answer within ${pieceTimeoutMs} ms` : (e as Error).message);
+      if (running.aborted) return;
+      // A busy source (all its upload slots taken, or the piece not in yet) is asked again later, not blamed.
+      if (e instanceof SourceBusy) s.notBefore = now() + e.retryAfterMs * (0.5 + random());
+      else penalise(s, piece, slow.signal.aborted ? `no answer within ${pieceTimeoutMs} ms` : (e as Error).message);
       return;
     } finally {
       clearTimeout(timer);
@@ -363,6 +365,17 @@ export async function writeSidecar(path: string, sidecar: Sidecar): Promise<void
 }
 
 /** The file's bytes are not the file asked for (as opposed to failing to hash it at all). */
+/** Thrown by a source that cannot serve now but may shortly: no failure is counted against it. */
+export class SourceBusy extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+    this.name = "SourceBusy";
+  }
+}
+
 export class FileHashMismatch extends Error {
   constructor(
     readonly actual: string,

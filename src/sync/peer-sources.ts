@@ -1,9 +1,12 @@
 import * as v from "valibot";
-import { type Credentials, call, callStream } from "../net/client.ts";
+import { CallError, type Credentials, call, callStream } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
-import type { PieceSource } from "./fetcher.ts";
+import { type PieceSource, SourceBusy } from "./fetcher.ts";
 import { type PieceMap, pieceMapSchema } from "./model.ts";
 import type { RateLimiter } from "./throttle.ts";
+
+/** How long to leave a busy peer alone (its 503 says Retry-After: 1). */
+const BUSY_RETRY_MS = 1_000;
 
 /** A peer that holds a file (finished) or part of it (a swarm member still fetching). */
 export interface Holder {
@@ -46,6 +49,7 @@ export class PeerSource implements PieceSource {
   readonly id: string;
   private held: Set<number> | null;
   private refresher: ReturnType<typeof setInterval> | null = null;
+  private polling = false;
 
   constructor(
     private readonly holder: Holder,
@@ -69,12 +73,17 @@ export class PeerSource implements PieceSource {
   follow(everyMs: number): void {
     if (this.held === null || this.refresher) return;
     this.refresher = setInterval(() => {
-      fetchPieceMap(this.holder, this.sha256, this.opts)
+      if (this.polling) return;
+      this.polling = true;
+      fetchPieceMap(this.holder, this.sha256, { ...this.opts, pieceTimeoutMs: everyMs * 4 })
         .then((map) => {
           this.held = map.have === undefined ? null : new Set(map.have);
           if (this.held === null) this.stop();
         })
-        .catch(() => {});
+        .catch(() => {})
+        .finally(() => {
+          this.polling = false;
+        });
     }, everyMs);
   }
 
@@ -84,12 +93,22 @@ export class PeerSource implements PieceSource {
   }
 
   async fetchRange(start: number, endExclusive: number, signal: AbortSignal): Promise<Uint8Array> {
-    const response = await callStream(this.holder.address, ROUTES.peerFile, this.opts.credentials, {
-      params: { sha256: this.sha256 },
-      headers: { range: `bytes=${start}-${endExclusive - 1}` },
-      timeoutMs: this.opts.pieceTimeoutMs,
-      signal,
-    });
+    let response: Response;
+    try {
+      response = await callStream(this.holder.address, ROUTES.peerFile, this.opts.credentials, {
+        params: { sha256: this.sha256 },
+        headers: { range: `bytes=${start}-${endExclusive - 1}` },
+        timeoutMs: this.opts.pieceTimeoutMs,
+        signal,
+      });
+    } catch (e) {
+      // 503: its upload slots are full; 409/404: a swarm peer does not have this piece (or the file) yet.
+      if (e instanceof CallError && e.status === 503) throw new SourceBusy(e.message, BUSY_RETRY_MS);
+      if (e instanceof CallError && (e.status === 409 || e.status === 404) && !this.complete) {
+        throw new SourceBusy(e.message, BUSY_RETRY_MS / 4);
+      }
+      throw e;
+    }
     const want = endExclusive - start;
     const out = new Uint8Array(want);
     let at = 0;

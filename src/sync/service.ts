@@ -65,7 +65,7 @@ const MAX_ANNOUNCED = 32;
 const MAX_FINISHED = 200;
 /** A transfer that was refused (disk gate, path) or gave up is planned again after this long. */
 const HOLD_OFF_MS = 30_000;
-/** A swarm receiver that may not use the origins does so anyway after this long without progress from peers. */
+/** A swarm receiver that may not use the origins does so anyway after this long without receiving anything. */
 const SWARM_STALL_MS = 5_000;
 
 interface Want {
@@ -353,6 +353,7 @@ export class SyncService {
       fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs, inOrder: !category.swarm, perSourceInFlight: 4 },
     });
     this.active.set(key, session);
+    this.lastProgress.set(key, Date.now());
     this.publishIfChanged();
     const outcome = await session.run();
     this.active.delete(key);
@@ -381,9 +382,10 @@ export class SyncService {
   }
 
   /**
-   * Sources for one attempt: every live holder of the finished file, plus (for a swarm) the peers
-   * fetching it. In a swarm the origins (the holders when this node first saw the file) serve only
-   * pieces no other peer has, and only to the file's first receivers, unless the peers have stalled.
+   * Sources for one attempt: every live holder of the finished file and, for a swarm, every other
+   * receiver (its verified pieces become usable as it gets them). In a swarm the origins (the holders
+   * when this node first saw the file) serve the file's first receiver; the others take it from the
+   * receivers, and fall back to the origins only for pieces no peer has after a stall.
    */
   private async sourcesFor(want: Want, key: string): Promise<{ map: PieceMap; sources: PeerSource[] }> {
     const { entry, category } = want;
@@ -396,16 +398,7 @@ export class SyncService {
         this.opts.onBytes?.("received", n);
       },
     };
-    let holders = this.holdersOf(want);
-    const firstReceiver = mayUseOrigins(entry.sha256, this.opts.nodeId, this.receivers(category));
-    if (category.swarm && !firstReceiver) {
-      // A later receiver waits for the swarm to form rather than asking the origins for another copy.
-      const deadline = Date.now() + SWARM_STALL_MS;
-      while (!holders.some((h) => !want.origins.has(h.id)) && Date.now() < deadline) {
-        await Bun.sleep(this.opts.timing.pieceMapRefreshMs);
-        holders = this.holdersOf(want);
-      }
-    }
+    const holders = this.holdersOf(want);
     let map: PieceMap | null = null;
     const errors: string[] = [];
     for (const holder of holders.filter((h) => h.complete)) {
@@ -418,6 +411,7 @@ export class SyncService {
     }
     if (!map) throw new Error(`no holder answered for the piece map (${errors.join("; ") || "no live holder"})`);
     if (!category.swarm) return { map, sources: holders.map((h) => new PeerSource(h, entry.sha256, sourceOpts)) };
+    // Every other receiver is a source from the start: its pieces show up (polled) once it has some.
     const peers = holders
       .filter((h) => !want.origins.has(h.id))
       .map((h) => {
@@ -425,7 +419,8 @@ export class SyncService {
         source.follow(this.opts.timing.pieceMapRefreshMs);
         return source;
       });
-    const stalled = () => Date.now() - (this.lastProgress.get(key) ?? 0) > SWARM_STALL_MS;
+    const firstReceiver = mayUseOrigins(entry.sha256, this.opts.nodeId, this.receivers(category));
+    const stalled = () => Date.now() - (this.lastProgress.get(key) ?? Date.now()) > SWARM_STALL_MS;
     const origins = holders
       .filter((h) => want.origins.has(h.id))
       .map(
@@ -434,7 +429,7 @@ export class SyncService {
             h,
             entry.sha256,
             sourceOpts,
-            (piece) => !peers.some((p) => p.has(piece)) && (firstReceiver || peers.length === 0 || stalled()),
+            (piece) => firstReceiver || (stalled() && !peers.some((p) => p.has(piece))),
           ),
       );
     return { map, sources: [...peers, ...origins] };
@@ -454,7 +449,8 @@ export class SyncService {
     }
     if (!category.swarm) return holders;
     for (const p of alive) {
-      if (p.sync?.fetching.includes(entry.sha256) && !holders.some((h) => h.id === p.id)) {
+      const receiver = holdsCategory(category, p.capabilities) || p.sync?.fetching.includes(entry.sha256);
+      if (receiver && !holders.some((h) => h.id === p.id)) {
         holders.push({ id: p.id, address: p.address, complete: false });
       }
     }
