@@ -8,7 +8,7 @@
  *      unlimited and with every node's link limited to --link-rate (rsync with the same --bwlimit).
  *
  *   bun bench/sync/run.ts [--trials 3] [--only p2p|fanout] [--size-mib 1024] [--fanout-mib 256]
- *                         [--link-rate 40MB/s] [--links both|unlimited|limited] [--stagger 5s]
+ *                         [--link-rate 40MB/s] [--links both|unlimited|limited] [--stagger 0]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { randomFillSync } from "node:crypto";
@@ -60,7 +60,7 @@ function options() {
       "size-mib": { type: "string", default: "1024" },
       "fanout-mib": { type: "string", default: "256" },
       "link-rate": { type: "string", default: "40MB/s" },
-      stagger: { type: "string", default: "5s" },
+      stagger: { type: "string", default: "0" },
       links: { type: "string", default: "both" },
     },
   });

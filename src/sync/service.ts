@@ -384,8 +384,9 @@ export class SyncService {
   /**
    * Sources for one attempt: every live holder of the finished file and, for a swarm, every other
    * receiver (its verified pieces become usable as it gets them). In a swarm the origins (the holders
-   * when this node first saw the file) serve the file's first receiver; the others take it from the
-   * receivers, and fall back to the origins only for pieces no peer has after a stall.
+   * when this node first saw the file) serve the file's first receiver everything; the other receivers
+   * only the pieces no peer has yet (or anything, after a stall), so each piece leaves an origin about
+   * once and spreads among the receivers.
    */
   private async sourcesFor(want: Want, key: string): Promise<{ map: PieceMap; sources: PeerSource[] }> {
     const { entry, category } = want;
@@ -429,7 +430,7 @@ export class SyncService {
             h,
             entry.sha256,
             sourceOpts,
-            (piece) => firstReceiver || (stalled() && !peers.some((p) => p.has(piece))),
+            (piece) => firstReceiver || stalled() || !peers.some((p) => p.has(piece)),
           ),
       );
     return { map, sources: [...peers, ...origins] };
