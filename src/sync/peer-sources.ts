@@ -110,6 +110,13 @@ export class PeerSource implements PieceSource {
       throw e;
     }
     const want = endExclusive - start;
+    if (this.opts.download.unlimited) {
+      // No rate to keep: take the body whole, without a copy per chunk.
+      const body = new Uint8Array(await response.arrayBuffer());
+      if (body.byteLength !== want) throw new Error(`${this.id}: sent ${body.byteLength} of ${want} bytes`);
+      this.opts.onBytes?.(want);
+      return body;
+    }
     const out = new Uint8Array(want);
     let at = 0;
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
