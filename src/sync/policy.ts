@@ -46,13 +46,15 @@ export function staggerDelayMs(sha256: string, nodeId: string, receivers: readon
 }
 
 /**
- * In a swarm only the first `originCopies` receivers in the order may draw from the nodes that held
- * the file before it spread (its origins); the rest take it from receivers, finished or in progress.
- * One copy by default: the first receiver gets the origin's whole upload, and the others pipeline
- * behind it piece by piece.
+ * Which pieces of a swarm file this node may take from the origins (the nodes that held the file
+ * before it spread): all of them for the file's first receiver in the order, and for each later
+ * receiver its own share of the pieces (piece index modulo the later receivers), so a fresh piece
+ * leaves an origin at most twice; the rest come from the receivers, finished or in progress.
  */
-export function mayUseOrigins(sha256: string, nodeId: string, receivers: readonly string[], originCopies = 1): boolean {
+export function originShare(sha256: string, nodeId: string, receivers: readonly string[]): (piece: number) => boolean {
   const order = receiverOrder(sha256, receivers);
   const rank = order.indexOf(nodeId);
-  return rank < 0 || rank < originCopies;
+  if (rank <= 0) return () => true;
+  const later = order.length - 1;
+  return (piece) => piece % later === rank - 1;
 }

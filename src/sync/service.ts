@@ -22,7 +22,7 @@ import {
 } from "./model.ts";
 import { resolveInRoot } from "./paths.ts";
 import { fetchPieceMap, type Holder, PeerSource } from "./peer-sources.ts";
-import { holdsCategory, mayUseOrigins, staggerDelayMs } from "./policy.ts";
+import { holdsCategory, originShare, staggerDelayMs } from "./policy.ts";
 import { SyncSession, type SyncSessionStatus } from "./session.ts";
 import { RateLimiter, Slots } from "./throttle.ts";
 
@@ -384,9 +384,9 @@ export class SyncService {
   /**
    * Sources for one attempt: every live holder of the finished file and, for a swarm, every other
    * receiver (its verified pieces become usable as it gets them). In a swarm the origins (the holders
-   * when this node first saw the file) serve the file's first receiver everything; the other receivers
-   * only the pieces no peer has yet (or anything, after a stall), so each piece leaves an origin about
-   * once and spreads among the receivers.
+   * when this node first saw the file) serve each receiver only its share of the pieces no peer has
+   * yet (the first receiver's share is all), or anything after a stall; so each piece leaves an origin
+   * at most about twice and spreads among the receivers.
    */
   private async sourcesFor(want: Want, key: string): Promise<{ map: PieceMap; sources: PeerSource[] }> {
     const { entry, category } = want;
@@ -420,7 +420,7 @@ export class SyncService {
         source.follow(this.opts.timing.pieceMapRefreshMs);
         return source;
       });
-    const firstReceiver = mayUseOrigins(entry.sha256, this.opts.nodeId, this.receivers(category));
+    const share = originShare(entry.sha256, this.opts.nodeId, this.receivers(category));
     const stalled = () => Date.now() - (this.lastProgress.get(key) ?? Date.now()) > SWARM_STALL_MS;
     const origins = holders
       .filter((h) => want.origins.has(h.id))
@@ -430,7 +430,7 @@ export class SyncService {
             h,
             entry.sha256,
             sourceOpts,
-            (piece) => firstReceiver || stalled() || !peers.some((p) => p.has(piece)),
+            (piece) => stalled() || (share(piece) && !peers.some((p) => p.has(piece))),
           ),
       );
     return { map, sources: [...peers, ...origins] };

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { holdsCategory, mayUseOrigins, receiverOrder, staggerDelayMs } from "../../src/sync/policy.ts";
+import { holdsCategory, originShare, receiverOrder, staggerDelayMs } from "../../src/sync/policy.ts";
 
 const SHA_A = "a".repeat(64);
 const SHA_B = "b".repeat(64);
@@ -35,11 +35,15 @@ describe("the per-file receiver order", () => {
     expect(receiverOrder(SHA_A, NODES)).not.toEqual(receiverOrder(SHA_B, NODES));
   });
 
-  test("only the first receiver (or the first few, if asked) may draw from the origins", () => {
+  test("the first receiver may take every piece from the origins, each later one its own share", () => {
     const order = receiverOrder(SHA_A, NODES);
-    expect(order.filter((n) => mayUseOrigins(SHA_A, n, NODES))).toEqual(order.slice(0, 1));
-    expect(order.filter((n) => mayUseOrigins(SHA_A, n, NODES, 2))).toEqual(order.slice(0, 2));
-    expect(mayUseOrigins(SHA_A, "not-a-receiver", NODES)).toBe(true);
+    const [first, ...later] = order as [string, ...string[]];
+    expect(Array.from({ length: 20 }, (_, p) => originShare(SHA_A, first, NODES)(p)).every(Boolean)).toBe(true);
+    for (let piece = 0; piece < 50; piece++) {
+      const takers = later.filter((n) => originShare(SHA_A, n, NODES)(piece));
+      expect(takers).toHaveLength(1);
+    }
+    expect(originShare(SHA_A, "not-a-receiver", NODES)(3)).toBe(true);
   });
 });
 
