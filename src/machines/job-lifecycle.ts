@@ -32,13 +32,15 @@ export interface JobContext {
   claimId: string | null;
   /** When the current lease was taken: the leader's backstop fails an attempt held past its timeout. */
   claimedAt?: number | null;
+  /** Files the completed job left in its output folder, as paths on the node that ran it. */
+  artifacts?: string[];
 }
 
 export type JobEvent =
   | { type: "claim"; node: string; leaseId: string; expiresAt: number; claimId: string | null; at: number }
   | { type: "start"; leaseId: string; expiresAt: number }
   | { type: "heartbeat"; leaseId: string; expiresAt: number }
-  | { type: "complete"; leaseId: string; result: unknown }
+  | { type: "complete"; leaseId: string; result: unknown; artifacts?: string[] }
   | { type: "fail"; leaseId: string; error: string; retryAt: number }
   | { type: "lease-expired"; now: number }
   | { type: "retry-due"; now: number }
@@ -76,7 +78,14 @@ export const jobLifecycleMachine = setup({
   actions: {
     renew: assign(({ event }) => ("expiresAt" in event ? { leaseExpiresAt: event.expiresAt } : {})),
     finish: assign(({ event }) =>
-      event.type === "complete" ? { result: event.result, finishedLeaseId: event.leaseId, ...releaseLease } : {},
+      event.type === "complete"
+        ? {
+            result: event.result,
+            artifacts: event.artifacts ?? [],
+            finishedLeaseId: event.leaseId,
+            ...releaseLease,
+          }
+        : {},
     ),
     failAttempt: assign(({ event }) =>
       event.type === "fail"

@@ -79,6 +79,8 @@ export const reportBodySchema = v.strictObject({
   leaseId: v.pipe(v.string(), v.maxLength(64)),
   progress: v.optional(v.unknown()),
   result: v.optional(v.unknown()),
+  /** complete: the files the job left in its output folder (paths on the reporting node). */
+  artifacts: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(1_024))), v.maxLength(1_000))),
   error: v.optional(v.pipe(v.string(), v.maxLength(4_000))),
   /** fail: how long to wait before the next attempt (the worker's backoff with jitter). */
   retryDelayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000))),

@@ -67,6 +67,7 @@ const reportRequestSchema = v.object({
   node: v.string(),
   kind: v.picklist(reportKinds),
   result: v.optional(v.unknown()),
+  artifacts: v.optional(v.array(v.string())),
   error: v.optional(v.string()),
   retryAt: v.optional(v.number()),
 });
@@ -444,7 +445,7 @@ function report(db: Db, r: ReportRequest, p: { now: number; leaseMs: number }, c
       : r.kind === "heartbeat"
         ? { type: "heartbeat", leaseId: r.leaseId, expiresAt }
         : r.kind === "complete"
-          ? { type: "complete", leaseId: r.leaseId, result: r.result ?? null }
+          ? { type: "complete", leaseId: r.leaseId, result: r.result ?? null, artifacts: r.artifacts ?? [] }
           : { type: "fail", leaseId: r.leaseId, error: r.error ?? "failed", retryAt: r.retryAt ?? p.now };
   const cause =
     r.kind === "fail"

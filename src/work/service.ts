@@ -158,7 +158,14 @@ export class WorkService {
   async report(
     id: string,
     kind: "start" | "heartbeat" | "complete" | "fail",
-    body: { leaseId: string; node: string; result?: unknown; error?: string; retryDelayMs?: number },
+    body: {
+      leaseId: string;
+      node: string;
+      result?: unknown;
+      artifacts?: string[];
+      error?: string;
+      retryDelayMs?: number;
+    },
   ): Promise<ReportOutcome> {
     return this.reportTogether({
       id,
@@ -166,6 +173,7 @@ export class WorkService {
       leaseId: body.leaseId,
       node: body.node,
       result: body.result,
+      artifacts: body.artifacts,
       error: body.error,
       // The backoff starts when the leader hears of the failure; the batch's time is within a turn of it.
       retryAt: this.now() + (body.retryDelayMs ?? 0),

@@ -28,6 +28,10 @@ const REPORT_ROUTES = {
 const KILL_GRACE_MS = 10_000;
 /** After a job exits, how long its output may still be drained. */
 const OUTPUT_GRACE_MS = 2_000;
+/** Each job's own log, in its output folder. */
+const JOB_LOG = "job.log";
+/** Artifact paths reported per job; a job that leaves more files should report a folder or a manifest. */
+const MAX_ARTIFACTS = 1_000;
 /** The last stdout line is the job's JSON result; longer lines are not results. */
 const MAX_RESULT_LINE = 64 * 1024;
 
@@ -50,6 +54,7 @@ interface RunningJob {
   claim: Claim;
   proc: Subprocess;
   slots: number;
+  outputDir: string;
   timers: Array<ReturnType<typeof setTimeout>>;
 }
 
@@ -73,6 +78,21 @@ export function parseResult(lastLine: string): { result: unknown } | { error: st
   } catch {
     return { result: { output: line.slice(0, 1_000) } };
   }
+}
+
+/** Files a job left in its output folder (its log aside), as absolute paths; at most MAX_ARTIFACTS. */
+export async function listArtifacts(outputDir: string): Promise<string[]> {
+  const found: string[] = [];
+  try {
+    for await (const rel of new Bun.Glob("**/*").scan({ cwd: outputDir, onlyFiles: true })) {
+      if (rel === JOB_LOG) continue;
+      found.push(join(outputDir, rel));
+      if (found.length >= MAX_ARTIFACTS) break;
+    }
+  } catch {
+    // The folder is gone (removed by the job itself): no artifacts.
+  }
+  return found.sort();
 }
 
 /** Exponential backoff with full jitter for the retry of a failed attempt. */
@@ -193,7 +213,7 @@ export class Worker {
     const template = this.opts.jobs[claim.type];
     const outputDir = join(this.opts.dataDir, "jobs", claim.id, `attempt-${claim.attempt}`);
     mkdirSync(outputDir, { recursive: true });
-    const logFile = join(outputDir, "job.log");
+    const logFile = join(outputDir, JOB_LOG);
     let argv: string[];
     try {
       if (!template) throw new Error(`no template for type "${claim.type}" on this node`);
@@ -219,7 +239,7 @@ export class Worker {
       this.report(claim, "fail", { error: `could not start the job: ${(e as Error).message}`, retryDelayMs: 0 });
       return;
     }
-    const job: RunningJob = { claim, proc, slots: template.slots, timers: [] };
+    const job: RunningJob = { claim, proc, slots: template.slots, outputDir, timers: [] };
     this.running.set(claim.id, job);
     this.opts.db
       .insert(localJobs)
@@ -269,7 +289,8 @@ export class Worker {
     this.opts.db.delete(localJobs).where(eq(localJobs.itemId, claim.id)).run();
     if (code === 0) {
       const parsed = parseResult(last);
-      this.report(claim, "complete", { result: "result" in parsed ? parsed.result : null });
+      const artifacts = await listArtifacts(job.outputDir);
+      this.report(claim, "complete", { result: "result" in parsed ? parsed.result : null, artifacts });
     } else {
       const error = proc.signalCode ? `killed by ${proc.signalCode}` : `exit code ${code}`;
       this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
@@ -278,7 +299,11 @@ export class Worker {
   }
 
   /** Queues a report durably; heartbeats replace an unsent older heartbeat for the same item. */
-  private report(claim: Claim, kind: ReportKind, extra: { result?: unknown; error?: string; retryDelayMs?: number }) {
+  private report(
+    claim: Claim,
+    kind: ReportKind,
+    extra: { result?: unknown; artifacts?: string[]; error?: string; retryDelayMs?: number },
+  ) {
     const body = { leaseId: claim.leaseId, ...extra };
     if (kind === "heartbeat") {
       const queued = this.opts.db.select().from(workOutbox).where(eq(workOutbox.itemId, claim.id)).all();

@@ -131,7 +131,7 @@ describe("a job whose descendant keeps its output open", () => {
     cluster = new TestCluster(1, {
       voters: 1,
       capabilities: () => ["leaky"],
-      extraToml: `[jobs.leaky]\ncommand = ["sh", "-c", "setsid sleep 30 & echo '{\\"ok\\": 1}'"]\ntimeout = "1m"\n`,
+      extraToml: `[jobs.leaky]\ncommand = ["sh", "-c", "echo weights > {output_dir}/model.pt; setsid sleep 30 & echo '{\\"ok\\": 1}'"]\ntimeout = "1m"\n`,
     });
     cluster.startAll();
   });
@@ -141,7 +141,7 @@ describe("a job whose descendant keeps its output open", () => {
   });
 
   test(
-    "completes soon after the job exits, with its result",
+    "completes soon after the job exits, with its result and the files it left",
     () =>
       cluster.withLogs(async () => {
         await waitFor(
@@ -151,13 +151,18 @@ describe("a job whose descendant keeps its output open", () => {
         );
         const item = await waitFor(
           async () => {
-            const got = (await cluster.get("n1", "/work/leaky-1")) as { state: string; context: { result: unknown } };
+            const got = (await cluster.get("n1", "/work/leaky-1")) as {
+              state: string;
+              context: { result: unknown; artifacts: string[] };
+            };
             return got.state === "completed" ? got : undefined;
           },
           10_000,
           "the item completes (the worker does not wait for the descendant)",
         );
         expect(item.context.result).toEqual({ ok: 1 });
+        expect(item.context.artifacts).toHaveLength(1);
+        expect(item.context.artifacts[0]).toEndWith("/attempt-1/model.pt");
       }),
     30_000,
   );

@@ -9,7 +9,9 @@ const expected = whole.digest("hex");
 describe("the whole-file hash built as pieces land", () => {
   test("pieces in order give the file's SHA-256", () => {
     const h = new InOrderHash(pieces.length);
-    pieces.forEach((p, i) => h.add(i, p));
+    pieces.forEach((p, i) => {
+      h.add(i, p);
+    });
     expect(h.digest()).toBe(expected);
   });
 
@@ -24,11 +26,15 @@ describe("the whole-file hash built as pieces land", () => {
     for (const i of [5, 4, 3, 0, 1, 2]) far.add(i, pieces[i] as Uint8Array);
     expect(far.digest()).toBeNull();
     const short = new InOrderHash(pieces.length);
-    pieces.slice(0, 5).forEach((p, i) => short.add(i, p));
+    pieces.slice(0, 5).forEach((p, i) => {
+      short.add(i, p);
+    });
     expect(short.digest()).toBeNull();
     const resumed = new InOrderHash(pieces.length);
     resumed.giveUp();
-    pieces.forEach((p, i) => resumed.add(i, p));
+    pieces.forEach((p, i) => {
+      resumed.add(i, p);
+    });
     expect(resumed.digest()).toBeNull();
   });
 });
