@@ -22,14 +22,17 @@ export const nodeInfoSchema = v.object({
   sampledAt: v.number(),
   /** Job slots taken by running work (the rest are free for claims). */
   busySlots: v.optional(v.number()),
-  /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
   /** Data sync: a digest of each data category's manifest, and the files this node is fetching for a swarm. */
   sync: v.optional(
     v.object({
-      digests: v.pipe(v.record(v.pipe(v.string(), v.maxLength(32)), manifestDigestSchema)),
+      digests: v.pipe(
+        v.record(v.pipe(v.string(), v.maxLength(32)), manifestDigestSchema),
+        v.check((d) => Object.keys(d).length <= 64, "at most 64 data categories"),
+      ),
       fetching: v.pipe(v.array(sha256Schema), v.maxLength(32)),
     }),
   ),
+  /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
   leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: v.number() }))),
 });
 

@@ -169,7 +169,6 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     categories: config.data,
     limits: config.sync,
     timing,
-    dataDir: config.dataDir,
     secret: config.secret,
     index: new ManifestIndex({ db, nodeId: config.nodeId, categories: config.data, hasher }),
     hasher,

@@ -364,7 +364,6 @@ export async function writeSidecar(path: string, sidecar: Sidecar): Promise<void
   await rename(tmp, path);
 }
 
-/** The file's bytes are not the file asked for (as opposed to failing to hash it at all). */
 /** Thrown by a source that cannot serve now but may shortly: no failure is counted against it. */
 export class SourceBusy extends Error {
   constructor(
@@ -376,6 +375,7 @@ export class SourceBusy extends Error {
   }
 }
 
+/** The file's bytes are not the file asked for (as opposed to failing to hash it at all). */
 export class FileHashMismatch extends Error {
   constructor(
     readonly actual: string,

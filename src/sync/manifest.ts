@@ -34,7 +34,7 @@ export interface HeldFile {
 }
 
 /** Where sync writes a file before committing it; never part of a manifest. */
-const IN_PROGRESS = [".partial", ".partial.json"];
+const IN_PROGRESS = [".partial", ".partial.json", ".partial.pieces.json"];
 /** fileEntrySchema's bound: a longer path would make a peer reject the whole manifest. */
 const MAX_PATH_CHARS = 1024;
 /** A scan writes its rows in transactions of at most BATCH_ROWS, and once the oldest has waited BATCH_MS. */

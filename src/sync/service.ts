@@ -46,7 +46,6 @@ export interface SyncServiceOptions {
   categories: readonly DataCategory[];
   limits: SyncLimits;
   timing: Timing;
-  dataDir: string;
   secret: string;
   index: ManifestIndex;
   hasher: Hasher;
@@ -61,6 +60,8 @@ export interface SyncServiceOptions {
 
 /** Most files a node announces it is fetching; more are fetched all the same, just not offered to a swarm. */
 const MAX_ANNOUNCED = 32;
+/** In each data root, the folder of transfers in progress (a dot folder: scans do not see it). */
+const PARTIAL_DIR = ".p2p-partial";
 /** Finished sessions kept for status. */
 const MAX_FINISHED = 200;
 /** A transfer that was refused (disk gate, path) or gave up is planned again after this long. */
@@ -82,13 +83,14 @@ interface Want {
 export class SyncService {
   private readonly remote = new Map<string, Manifest>();
   private readonly active = new Map<string, SyncSession>();
+  /** Transfers planned but not yet running (path and disk checks under way), by key, with their file. */
+  private readonly starting = new Map<string, string>();
   private readonly finished: SyncSessionStatus[] = [];
   private readonly firstSeen = new Map<string, { at: number; origins: ReadonlySet<string> }>();
   /** When each transfer last received bytes (a swarm receiver falls back to the origins when this is old). */
   private readonly lastProgress = new Map<string, number>();
   private readonly heldOff = new Map<string, { until: number; reason: string }>();
   private readonly credentials: Credentials;
-  private readonly partialDir: string;
   readonly uploads: Slots;
   readonly uploadRate: RateLimiter;
   private readonly downloadRate: RateLimiter;
@@ -101,9 +103,7 @@ export class SyncService {
 
   constructor(private readonly opts: SyncServiceOptions) {
     this.credentials = { kind: "peer", secret: opts.secret, nodeId: opts.nodeId };
-    this.partialDir = join(opts.dataDir, "sync", "partial");
-    mkdirSync(this.partialDir, { recursive: true });
-    for (const c of opts.categories) mkdirSync(c.root, { recursive: true });
+    for (const c of opts.categories) mkdirSync(partialDir(c), { recursive: true });
     this.uploads = new Slots(opts.limits.maxUploads);
     this.uploadRate = new RateLimiter(opts.limits.uploadRate);
     this.downloadRate = new RateLimiter(opts.limits.downloadRate);
@@ -190,6 +190,11 @@ export class SyncService {
     return this.sessionFor(sha256)?.pieceMapView() ?? null;
   }
 
+  /** A transfer of this file is running or about to. */
+  private inFlight(sha256: string): boolean {
+    return this.sessionFor(sha256) !== undefined || [...this.starting.values()].includes(sha256);
+  }
+
   private sessionFor(sha256: string): SyncSession | undefined {
     for (const s of this.active.values()) if (s.sha256 === sha256) return s;
     return undefined;
@@ -233,7 +238,10 @@ export class SyncService {
    */
   private async refreshManifests(force: boolean): Promise<void> {
     const mine = this.opts.categories.filter((c) => holdsCategory(c, this.opts.capabilities));
-    for (const peer of this.opts.peers()) {
+    const peers = this.opts.peers();
+    // Manifests of peers that left the membership (not merely died) are dropped.
+    for (const key of this.remote.keys()) if (!peers.some((p) => key.startsWith(`${p.id}/`))) this.remote.delete(key);
+    for (const peer of peers) {
       if (!peer.alive || (!peer.sync && !force)) continue;
       for (const category of mine) {
         const digest = peer.sync?.digests[category.name];
@@ -297,13 +305,13 @@ export class SyncService {
     const wants = this.wants();
     const wanted = new Set(wants.map((w) => `${w.category.name}/${w.entry.path}/${w.entry.sha256}`));
     for (const key of this.firstSeen.keys()) if (!wanted.has(key)) this.firstSeen.delete(key);
+    for (const [key, held] of this.heldOff) if (held.until <= now) this.heldOff.delete(key);
     for (const want of wants) {
-      if (this.active.size >= this.opts.limits.maxTransfers) break;
+      if (this.active.size + this.starting.size >= this.opts.limits.maxTransfers) break;
       const key = `${want.category.name}/${want.entry.path}`;
-      if (this.active.has(key) || this.sessionFor(want.entry.sha256)) continue;
+      if (this.active.has(key) || this.starting.has(key) || this.inFlight(want.entry.sha256)) continue;
       const held = this.heldOff.get(key);
       if (held && held.until > now) continue;
-      this.heldOff.delete(key);
       const seenKey = `${key}/${want.entry.sha256}`;
       const seen = this.firstSeen.get(seenKey) ?? { at: now, origins: want.origins };
       this.firstSeen.set(seenKey, seen);
@@ -314,6 +322,7 @@ export class SyncService {
         want.category.staggerMs,
       );
       if (now < seen.at + delay) continue;
+      this.starting.set(key, want.entry.sha256);
       void this.begin(key, { ...want, origins: seen.origins });
     }
   }
@@ -325,16 +334,32 @@ export class SyncService {
   }
 
   private async begin(key: string, want: Want): Promise<void> {
+    try {
+      const opened = await this.open(key, want);
+      this.starting.delete(key);
+      if (opened) await this.run(key, want, opened.session, opened.finalPath);
+    } catch (e) {
+      this.holdOff(key, `failed: ${e instanceof Error ? e.message : String(e)}`);
+    } finally {
+      this.starting.delete(key);
+      this.active.delete(key);
+      this.lastProgress.delete(key);
+      this.publishIfChanged();
+    }
+  }
+
+  /** The session for a planned transfer, or null when its path or the disk gate refuses it. */
+  private async open(key: string, want: Want): Promise<{ session: SyncSession; finalPath: string } | null> {
     const { category, entry } = want;
     const target = await resolveInRoot(category.root, entry.path);
     if (!target.ok) {
       this.holdOff(key, target.reason);
-      return;
+      return null;
     }
     const gate = await diskGate(category.root, entry.size, this.opts.limits.diskMaxPercent);
     if (!gate.ok) {
       this.holdOff(key, gate.reason);
-      return;
+      return null;
     }
     const startedAt = Date.now();
     const session = new SyncSession({
@@ -344,7 +369,7 @@ export class SyncService {
       sha256: entry.sha256,
       size: entry.size,
       finalPath: target.path,
-      partialPath: join(this.partialDir, `${entry.sha256}.partial`),
+      partialPath: join(partialDir(category), `${entry.sha256}.partial`),
       sources: () => this.sourcesFor(want, key),
       hashFile: async (path) => (await this.opts.hasher.hashFile(path)).sha256,
       trace: this.opts.trace,
@@ -352,28 +377,30 @@ export class SyncService {
       // A lone receiver fetches in order (hashing the file as it lands); a swarm spreads its starting points.
       fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs, inOrder: !category.swarm, perSourceInFlight: 4 },
     });
+    return { session, finalPath: target.path };
+  }
+
+  private async run(key: string, want: Want, session: SyncSession, finalPath: string): Promise<void> {
+    const { category, entry } = want;
     this.active.set(key, session);
     this.lastProgress.set(key, Date.now());
     this.publishIfChanged();
     const outcome = await session.run();
-    this.active.delete(key);
-    this.lastProgress.delete(key);
     const status = session.status();
     this.finished.push(status);
     if (this.finished.length > MAX_FINISHED) this.finished.splice(0, this.finished.length - MAX_FINISHED);
     if (outcome.state === "done") {
-      await utimes(target.path, new Date(), new Date(entry.mtimeMs)).catch(() => {});
+      await utimes(finalPath, new Date(), new Date(entry.mtimeMs)).catch(() => {});
       this.opts.index.record(category.name, entry, outcome.pieces);
       this.opts.log.info("synced", {
         category: category.name,
         path: entry.path,
         bytes: entry.size,
-        ms: Date.now() - startedAt,
+        ms: Date.now() - status.startedAt,
       });
     } else if (outcome.state === "given-up") {
       this.holdOff(key, `gave up: ${status.lastError ?? "unknown error"}`);
     }
-    this.publishIfChanged();
   }
 
   private holdOff(key: string, reason: string): void {
@@ -473,4 +500,9 @@ class OriginSource extends PeerSource {
   override has(piece: number): boolean {
     return this.allowed(piece);
   }
+}
+
+/** Where a category's transfers in progress live: inside its root (one filesystem, so the final rename is atomic). */
+export function partialDir(category: Pick<DataCategory, "root">): string {
+  return join(category.root, PARTIAL_DIR);
 }
