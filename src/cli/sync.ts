@@ -8,6 +8,7 @@ interface SyncStatusView {
   node: string;
   categories: Array<{ name: string; holds: boolean; swarm: boolean; files: number; bytes: number; digest: string }>;
   active: SyncSessionStatus[];
+  starting: number;
   heldOff: Array<{ key: string; reason: string; until: number }>;
   recent: SyncSessionStatus[];
 }
@@ -69,7 +70,7 @@ async function follow(target: Target, tty: boolean, timeoutMs: number): Promise<
     if (tty && drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
     for (const s of view.active) console.log(progressLine(s, tty));
     drawn = tty ? view.active.length : 0;
-    if (view.active.length === 0 || Date.now() > deadline) return view;
+    if ((view.active.length === 0 && view.starting === 0) || Date.now() > deadline) return view;
     await Bun.sleep(tty ? 250 : 1_000);
   }
 }

@@ -62,6 +62,8 @@ export interface SyncServiceOptions {
 const MAX_ANNOUNCED = 32;
 /** In each data root, the folder of transfers in progress (a dot folder: scans do not see it). */
 const PARTIAL_DIR = ".p2p-partial";
+/** Manifests fetched in parallel in one round. */
+const MANIFEST_FETCHES_AT_ONCE = 8;
 /** Finished sessions kept for status. */
 const MAX_FINISHED = 200;
 /** A transfer that was refused (disk gate, path) or gave up is planned again after this long. */
@@ -134,7 +136,6 @@ export class SyncService {
   /** Rescans the data roots, then compares with the peers at once; returns the sessions running after. */
   async now(category?: string): Promise<SyncSessionStatus[]> {
     await this.scan(category);
-    await this.round;
     await this.runRound(true);
     return [...this.active.values()].map((s) => s.status());
   }
@@ -151,6 +152,8 @@ export class SyncService {
         ...this.opts.index.digest(c.name),
       })),
       active,
+      /** Transfers planned whose path and disk checks are still under way. */
+      starting: this.starting.size,
       heldOff: [...this.heldOff].map(([key, b]) => ({ key, ...b })),
       recent: this.finished.slice(-50),
       limits: this.opts.limits,
@@ -222,8 +225,10 @@ export class SyncService {
     this.opts.onGossipChange();
   }
 
+  /** One round at a time; a forced round asked for during another runs right after it. */
   private runRound(force = false): Promise<void> {
-    this.round ??= this.refreshManifests(force)
+    if (this.round) return force ? this.round.then(() => this.runRound(true)) : this.round;
+    this.round = this.refreshManifests(force)
       .then(() => this.plan())
       .catch((e) => this.opts.log.warn("sync round failed", { error: String(e) }))
       .finally(() => {
@@ -241,24 +246,35 @@ export class SyncService {
     const peers = this.opts.peers();
     // Manifests of peers that left the membership (not merely died) are dropped.
     for (const key of this.remote.keys()) if (!peers.some((p) => key.startsWith(`${p.id}/`))) this.remote.delete(key);
+    const stale: Array<{ peer: SyncPeer; category: DataCategory }> = [];
     for (const peer of peers) {
       if (!peer.alive || (!peer.sync && !force)) continue;
       for (const category of mine) {
         const digest = peer.sync?.digests[category.name];
-        const key = `${peer.id}/${category.name}`;
-        if (!force && (!digest || this.remote.get(key)?.digest === digest.digest)) continue;
-        try {
-          const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
-            params: { category: category.name },
-            timeoutMs: this.opts.timing.manifestTimeoutMs,
-          });
-          const parsed = v.safeParse(manifestSchema, body);
-          if (parsed.success) this.remote.set(key, parsed.output);
-          else this.opts.log.warn("malformed manifest", { peer: peer.id, category: category.name });
-        } catch (e) {
-          this.opts.log.debug("manifest fetch failed", { peer: peer.id, category: category.name, error: String(e) });
+        if (force || (digest && this.remote.get(`${peer.id}/${category.name}`)?.digest !== digest.digest)) {
+          stale.push({ peer, category });
         }
       }
+    }
+    // A few at a time, so a round with many stale manifests takes about one deadline per few peers.
+    for (let i = 0; i < stale.length; i += MANIFEST_FETCHES_AT_ONCE) {
+      await Promise.all(
+        stale.slice(i, i + MANIFEST_FETCHES_AT_ONCE).map((s) => this.fetchManifest(s.peer, s.category)),
+      );
+    }
+  }
+
+  private async fetchManifest(peer: SyncPeer, category: DataCategory): Promise<void> {
+    try {
+      const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
+        params: { category: category.name },
+        timeoutMs: this.opts.timing.manifestTimeoutMs,
+      });
+      const parsed = v.safeParse(manifestSchema, body);
+      if (parsed.success) this.remote.set(`${peer.id}/${category.name}`, parsed.output);
+      else this.opts.log.warn("malformed manifest", { peer: peer.id, category: category.name });
+    } catch (e) {
+      this.opts.log.debug("manifest fetch failed", { peer: peer.id, category: category.name, error: String(e) });
     }
   }
 

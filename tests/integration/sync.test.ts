@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+import { BIN, requireBinary, TestCluster, waitFor } from "./harness.ts";
 
 interface SessionView {
   id: string;
@@ -129,6 +129,18 @@ describe("data sync between four nodes", () => {
           30_000,
           "the model on every node",
         );
+        // The CLI: "sync now" on a node that already has everything ends at once; "sync status" lists the categories.
+        const cli = async (...args: string[]) => {
+          const url = `http://${cluster.node("n3").address}`;
+          const proc = Bun.spawn([BIN, "sync", ...args, "--url", url, "--token", cluster.token], { stdout: "pipe" });
+          const out = await new Response(proc.stdout).text();
+          expect(await proc.exited).toBe(0);
+          return out;
+        };
+        expect(await cli("now")).toContain("0 transfer(s) running");
+        const status = await cli("status");
+        expect(status).toMatch(/models\s+yes\s+yes\s+1\s/);
+        expect(status).toMatch(/games\s+no\s+no\s/);
       }),
     60_000,
   );
