@@ -162,6 +162,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   busySlots = () => worker.busySlots();
 
   const hasher = new Hasher();
+  // Receiving is hashing bound: two workers check pieces while the main thread keeps fetching.
+  const pieceHasher = new Hasher({ workers: 2 });
   const bytesMoved = metrics.counter("p2p_sync_bytes_total", "File bytes sent to and received from peers");
   const sync = new SyncService({
     nodeId: config.nodeId,
@@ -171,7 +173,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     timing,
     secret: config.secret,
     index: new ManifestIndex({ db, nodeId: config.nodeId, categories: config.data, hasher }),
-    hasher,
+    pieceHasher,
     log,
     trace: (record) => traces.record(record),
     peers: () =>
@@ -241,6 +243,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       worker.stop();
       sync.stop();
       hasher.close();
+      pieceHasher.close();
       consensus.stop();
       shutdown(server, membership, db, lag, sampler);
       log.info("stopped");

@@ -4,12 +4,27 @@ import { dirname } from "node:path";
 import * as v from "valibot";
 import { type PieceMap, pieceCount, sha256Schema } from "./model.ts";
 
+/** Checks a received piece against its SHA-256 and writes it where it belongs (the Hasher, off the main thread). */
+export interface PieceWriter {
+  /**
+   * `actual` is null once written, or the piece's actual SHA-256 when it does not match (nothing written).
+   * Takes over `bytes`, and hands back its buffer for the next piece.
+   */
+  writePiece(
+    path: string,
+    position: number,
+    bytes: Uint8Array,
+    sha256: string,
+  ): Promise<{ actual: string | null; buffer: ArrayBuffer }>;
+}
+
 /** Somewhere one file's bytes can be read from: a peer holding it (whole or in part), or its origin. */
 export interface PieceSource {
   id: string;
   /** Whether it can serve this piece now; absent means every piece. */
   has?(piece: number): boolean;
-  fetchRange(start: number, endExclusive: number, signal: AbortSignal): Promise<Uint8Array>;
+  /** Reads the range into the start of `into` (at least as long as the range) and returns that part of it. */
+  fetchRange(start: number, endExclusive: number, signal: AbortSignal, into: Uint8Array): Promise<Uint8Array>;
   /** Releases what it holds (a refresher, say) once the attempt that asked for it has ended. */
   stop?(): void;
 }
@@ -17,6 +32,7 @@ export interface PieceSource {
 export interface FetchPiecesOptions {
   map: PieceMap;
   partialPath: string;
+  writer: PieceWriter;
   /** Pieces already verified in the partial file: never fetched again. */
   done: ReadonlySet<number>;
   /** In order of preference when all else is equal: the caller puts the origin last so peers carry the load. */
@@ -36,14 +52,20 @@ export interface FetchPiecesOptions {
    */
   holderWaitMs?: number;
   signal?: AbortSignal;
-  /** After a piece is verified and durably written: the caller records it (sidecar, progress). */
+  /**
+   * After a piece is verified and written: the caller records it (sidecar, progress). The fetch goes on
+   * meanwhile, and returns only once every record has been made; a failed one ends the fetch.
+   */
   onPiece?: (index: number, bytes: number, sourceId: string) => void | Promise<void>;
   /** Uniform in [0, 1): backoff jitter and where in the file this receiver starts. */
   random?: () => number;
-  /** Fetch in file order from the first piece (a lone receiver, whose pieces can then be hashed as they land). */
+  /** Fetch in file order from the first piece (a lone receiver: the disk sees one sequential write). */
   inOrder?: boolean;
-  /** Each verified piece's bytes, once written. */
-  onData?: (index: number, bytes: Uint8Array) => void;
+  /**
+   * Written bytes after which the partial file is flushed (fdatasync) in the background, so the flush
+   * before the commit has little left to do. 0: never.
+   */
+  flushEveryBytes?: number;
   now?: () => number;
   /** Resolves after `ms`, or as soon as `signal` aborts. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -60,6 +82,8 @@ export interface FetchPiecesResult {
 
 /** Servable pieces weighed per choice: rarest-first among the next few, so a huge file costs no more per piece. */
 const RARITY_WINDOW = 512;
+/** Flushing this often keeps the flush before the commit short without slowing the writes. */
+const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
 interface SourceState {
   source: PieceSource;
@@ -91,11 +115,6 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Buffer.from(digest).toString("hex");
-}
-
 /** Byte range [start, end) of piece `index`. */
 export function pieceRange(map: Pick<PieceMap, "size" | "pieceBytes">, index: number): [number, number] {
   const start = index * map.pieceBytes;
@@ -106,8 +125,8 @@ export function pieceRange(map: Pick<PieceMap, "size" | "pieceBytes">, index: nu
  * Downloads the pieces of one file that `done` lacks into `partialPath`, from several sources at once.
  * Rarest piece first (fewest sources hold it), then in file order from a random starting piece, so
  * receivers that start together ask the origin for different pieces and can then trade among
- * themselves. Every piece is checked against its SHA-256 before it is written; a bad or failed piece
- * benches its source for a growing while and is asked of another source.
+ * themselves. Every piece is checked against its SHA-256 before it is written (by `writer`, off the main
+ * thread); a bad or failed piece benches its source for a growing while and is asked of another source.
  */
 export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPiecesResult> {
   const { map } = opts;
@@ -121,6 +140,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
   const penaltyMaxMs = opts.penaltyMaxMs ?? 30_000;
   const pieceTimeoutMs = opts.pieceTimeoutMs ?? 300_000;
   const holderWaitMs = opts.holderWaitMs ?? 30_000;
+  const flushEveryBytes = opts.flushEveryBytes ?? DEFAULT_FLUSH_EVERY_BYTES;
   const random = opts.random ?? Math.random;
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? abortableSleep;
@@ -215,6 +235,35 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
       failAll(new Error(`piece ${piece} failed ${f.count} times; the last from ${f.last}`));
   };
 
+  /** Written since the last background flush began; at most one flush runs at a time. */
+  let unflushed = 0;
+  let flushing: Promise<void> | null = null;
+  const flushBehind = (handle: FileHandle, bytes: number) => {
+    unflushed += bytes;
+    if (flushEveryBytes <= 0 || flushing || unflushed < flushEveryBytes) return;
+    unflushed = 0;
+    flushing = handle
+      .datasync()
+      // A failed flush here is not fatal: the flush before the commit is the one that must succeed.
+      .catch(() => {})
+      .finally(() => {
+        flushing = null;
+      });
+  };
+
+  /**
+   * Piece buffers, reused: a fresh 4 MiB buffer per piece costs the kernel far more in page faults and
+   * zeroing than the piece costs to hash. A buffer comes back from the writer with its answer; one whose
+   * fetch failed is dropped, in case the source still holds on to it.
+   */
+  const buffers: ArrayBuffer[] = [];
+  const takeBuffer = () => new Uint8Array(buffers.pop() ?? new ArrayBuffer(map.pieceBytes));
+  const giveBuffer = (buffer: ArrayBuffer) => {
+    if (buffer.byteLength === map.pieceBytes && buffers.length < maxInFlight) buffers.push(buffer);
+  };
+  /** Records of pieces (sidecar, progress) still being made. */
+  const recording = new Set<Promise<void>>();
+
   const fetchOne = async (handle: FileHandle, piece: number, s: SourceState): Promise<void> => {
     const [start, end] = pieceRange(map, piece);
     let bytes: Uint8Array;
@@ -222,9 +271,8 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     const timer = setTimeout(() => slow.abort(), pieceTimeoutMs);
     s.inFlight++;
     try {
-      bytes = await s.source.fetchRange(start, end, AbortSignal.any([running, slow.signal]));
+      bytes = await s.source.fetchRange(start, end, AbortSignal.any([running, slow.signal]), takeBuffer());
       if (bytes.length !== end - start) throw new Error(`sent ${bytes.length} bytes of a ${end - start}-byte piece`);
-      if ((await sha256Hex(bytes)) !== map.pieces[piece]) throw new Error(`piece ${piece} does not match its SHA-256`);
     } catch (e) {
       if (running.aborted) return;
       // A busy source (all its upload slots taken, or the piece not in yet) is asked again later, not blamed.
@@ -235,21 +283,34 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
       clearTimeout(timer);
       s.inFlight--;
     }
-    s.streak = 0;
-    // From here a failure is this node's own disk: no source is to blame and the fetch stops.
+    let actual: string | null;
     try {
-      // No fsync per piece: a process crash keeps the page cache, and after a power loss the whole-file
-      // check at the end catches a piece the sidecar claims but the disk lost (the file is fetched again).
-      await writeAll(handle, bytes, start);
-      opts.onData?.(piece, bytes);
-      missing.delete(piece);
-      result.piecesFetched++;
-      result.bytesFetched += bytes.length;
-      result.bySource[s.source.id] = (result.bySource[s.source.id] ?? 0) + 1;
-      await opts.onPiece?.(piece, bytes.length, s.source.id);
+      // No fsync per piece: a process crash keeps the page cache, and after a power loss the resume
+      // checks every piece the sidecar claims against its hash again.
+      const written = await opts.writer.writePiece(opts.partialPath, start, bytes, map.pieces[piece] as string);
+      giveBuffer(written.buffer);
+      actual = written.actual;
     } catch (e) {
-      failAll(e as Error);
+      // This node's own disk (or its hashing workers, stopped with the node): no source is to blame.
+      if (!running.aborted) failAll(e as Error);
+      return;
     }
+    if (running.aborted) return;
+    if (actual !== null) {
+      penalise(s, piece, `piece ${piece} does not match its SHA-256 (got ${actual.slice(0, 12)}…)`);
+      return;
+    }
+    s.streak = 0;
+    missing.delete(piece);
+    result.piecesFetched++;
+    result.bytesFetched += end - start;
+    result.bySource[s.source.id] = (result.bySource[s.source.id] ?? 0) + 1;
+    flushBehind(handle, end - start);
+    if (!opts.onPiece) return;
+    const record = (async () => opts.onPiece?.(piece, end - start, s.source.id))()
+      .catch((e) => failAll(e as Error))
+      .finally(() => recording.delete(record));
+    recording.add(record);
   };
 
   await mkdir(dirname(opts.partialPath), { recursive: true });
@@ -284,6 +345,8 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     }
   } finally {
     await Promise.allSettled(inFlight.values());
+    await Promise.allSettled(recording);
+    await flushing;
     await handle.close();
   }
   signal.throwIfAborted();
@@ -297,13 +360,6 @@ function unservedMessage(missing: Set<number>, failed: Map<number, PieceFailures
   const shown = pieces.slice(0, 5).join(", ") + (pieces.length > 5 ? ` and ${pieces.length - 5} more` : "");
   const last = pieces.map((p) => failed.get(p)?.last).find((m) => m !== undefined);
   return `none of the ${sourceCount} sources holds piece ${shown}${last ? `; the last failure: ${last}` : ""}`;
-}
-
-async function writeAll(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  for (let off = 0; off < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, off, bytes.length - off, position + off);
-    off += bytesWritten;
-  }
 }
 
 // ---- resuming and finishing ----------------------------------------------------------------------
@@ -373,27 +429,6 @@ export class SourceBusy extends Error {
     super(message);
     this.name = "SourceBusy";
   }
-}
-
-/** The file's bytes are not the file asked for (as opposed to failing to hash it at all). */
-export class FileHashMismatch extends Error {
-  constructor(
-    readonly actual: string,
-    readonly expected: string,
-  ) {
-    super(`the assembled file's SHA-256 is ${actual}, expected ${expected}`);
-    this.name = "FileHashMismatch";
-  }
-}
-
-/** Throws FileHashMismatch unless the file at `path` hashes to `expectedSha`. */
-export async function verifyWholeFile(
-  path: string,
-  expectedSha: string,
-  hashFile: (path: string) => Promise<string>,
-): Promise<void> {
-  const actual = await hashFile(path);
-  if (actual !== expectedSha) throw new FileHashMismatch(actual, expectedSha);
 }
 
 /** Moves the verified partial file into place in one rename (same filesystem) and drops its sidecar. */

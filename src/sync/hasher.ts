@@ -1,5 +1,8 @@
 import type { HashReply, HashRequest } from "./hash-worker.ts";
 
+/** A request as the caller makes it (each kind without its id: the pool numbers it). */
+type Request = HashRequest extends infer R ? (R extends HashRequest ? Omit<R, "id"> : never) : never;
+
 export interface FileHash {
   sha256: string;
   pieces: string[];
@@ -26,8 +29,8 @@ function workerSpecifier(): string | URL {
 
 interface Job {
   id: number;
-  path: string;
-  resolve: (hash: FileHash) => void;
+  request: Request;
+  resolve: (reply: HashReply) => void;
   reject: (err: Error) => void;
 }
 
@@ -35,11 +38,20 @@ interface Slot {
   /** Started on first use, and again after a crash: a worker that cannot start fails each job, not in a loop. */
   worker: Worker | null;
   job: Job | null;
+  /** Whether the worker keeps the process alive: while it works, and a moment after (see IDLE_UNREF_MS). */
+  refd: boolean;
+  idleTimer: ReturnType<typeof setTimeout> | null;
 }
 
 /**
- * Hashes files off the main thread, so hashing a large folder never stalls the event loop.
- * Idle workers are unref'd: a Hasher alone does not keep the process alive.
+ * How long a worker stays ref'd after its last job. Ref and unref each cost milliseconds of cross-thread
+ * work in Bun; toggling them per job (a piece every few ms while receiving) halved the throughput.
+ */
+const IDLE_UNREF_MS = 1_000;
+
+/**
+ * Hashes off the main thread, so hashing a large folder, or each piece of a file being received, never
+ * stalls the event loop. Idle workers are unref'd: a Hasher alone does not keep the process alive.
  */
 export class Hasher {
   private readonly slots: Slot[] = [];
@@ -56,18 +68,53 @@ export class Hasher {
       throw new Error(`workers must be a positive integer, got ${workers}`);
     this.workers = workers;
     this.maxQueued = opts.maxQueued ?? 1024;
-    for (let i = 0; i < workers; i++) this.slots.push({ worker: null, job: null });
+    for (let i = 0; i < workers; i++) this.slots.push({ worker: null, job: null, refd: false, idleTimer: null });
   }
 
-  hashFile(path: string): Promise<FileHash> {
-    if (this.closed) return Promise.reject(new Error("hasher is closed"));
-    if (this.queue.length >= this.maxQueued) {
-      return Promise.reject(new Error(`hash queue full: ${this.maxQueued} files already waiting (${path})`));
-    }
-    return new Promise<FileHash>((resolve, reject) => {
-      this.queue.push({ id: ++this.nextId, path, resolve, reject });
+  async hashFile(path: string): Promise<FileHash> {
+    const reply = await this.submit({ op: "file", path }, `hashing ${path}`);
+    if (reply.op !== "file") throw new Error(`hashing ${path}: the worker answered another request`);
+    return { sha256: reply.sha256, pieces: reply.pieces, size: reply.size };
+  }
+
+  /**
+   * Checks a received piece against its SHA-256 and, if it matches, writes it at `position` in the
+   * existing file at `path`. `actual` is null once written, or the piece's actual SHA-256 when it did
+   * not match (nothing written). The bytes move to the worker and come back as `buffer`, for the caller
+   * to fill again: the caller must not touch `bytes` meanwhile.
+   */
+  async writePiece(
+    path: string,
+    position: number,
+    bytes: Uint8Array,
+    sha256: string,
+  ): Promise<{ actual: string | null; buffer: ArrayBuffer }> {
+    // A view at the start of a buffer hands over the whole buffer; any other view is copied first.
+    const buffer = bytes.byteOffset === 0 ? (bytes.buffer as ArrayBuffer) : bytes.slice().buffer;
+    const reply = await this.submit(
+      { op: "write-piece", path, position, buffer, length: bytes.byteLength, sha256 },
+      `writing to ${path}`,
+    );
+    if (reply.op !== "write-piece") throw new Error(`writing to ${path}: the worker answered another request`);
+    return { actual: reply.actual, buffer: reply.buffer };
+  }
+
+  /** Whether the `length` bytes at `position` of `path` hash to `sha256`. */
+  async checkPiece(path: string, position: number, length: number, sha256: string): Promise<boolean> {
+    const reply = await this.submit({ op: "check-piece", path, position, length, sha256 }, `checking ${path}`);
+    return reply.op === "check-piece" && reply.actual === null;
+  }
+
+  private async submit(request: Request, what: string): Promise<Extract<HashReply, { op: string }>> {
+    if (this.closed) throw new Error("hasher is closed");
+    if (this.queue.length >= this.maxQueued)
+      throw new Error(`hash queue full: ${this.maxQueued} requests already waiting (${what})`);
+    const reply = await new Promise<HashReply>((resolve, reject) => {
+      this.queue.push({ id: ++this.nextId, request, resolve, reject });
       this.dispatch();
     });
+    if ("error" in reply) throw new Error(`${what}: ${reply.error}`);
+    return reply;
   }
 
   /** Stops the workers; every waiting or running hash is rejected. */
@@ -76,6 +123,8 @@ export class Hasher {
     this.closed = true;
     const err = new Error("hasher is closed");
     for (const slot of this.slots) {
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
       slot.worker?.terminate();
       slot.worker = null;
       slot.job?.reject(err);
@@ -97,9 +146,14 @@ export class Hasher {
     const job = slot.job;
     if (!job || job.id !== reply.id) return;
     slot.job = null;
-    slot.worker?.unref();
-    if ("error" in reply) job.reject(new Error(`hashing ${job.path}: ${reply.error}`));
-    else job.resolve({ sha256: reply.sha256, pieces: reply.pieces, size: reply.size });
+    slot.idleTimer = setTimeout(() => {
+      slot.idleTimer = null;
+      if (slot.job || !slot.refd) return;
+      slot.worker?.unref();
+      slot.refd = false;
+    }, IDLE_UNREF_MS);
+    slot.idleTimer.unref();
+    job.resolve(reply);
     this.dispatch();
   }
 
@@ -109,7 +163,7 @@ export class Hasher {
     slot.worker = null;
     const job = slot.job;
     slot.job = null;
-    if (job) job.reject(new Error(`${reason} while hashing ${job.path}`));
+    if (job) job.reject(new Error(`${reason} during ${job.request.op} of ${job.request.path}`));
     this.dispatch();
   }
 
@@ -120,10 +174,17 @@ export class Hasher {
       const job = this.queue.shift();
       if (!job) return;
       slot.job = job;
-      slot.worker ??= this.spawn(slot);
-      slot.worker.ref();
-      const request: HashRequest = { id: job.id, path: job.path };
-      slot.worker.postMessage(request);
+      if (slot.idleTimer) clearTimeout(slot.idleTimer);
+      slot.idleTimer = null;
+      if (!slot.worker) {
+        slot.worker = this.spawn(slot);
+        slot.refd = true;
+      }
+      if (!slot.refd) slot.worker.ref();
+      slot.refd = true;
+      const request = { ...job.request, id: job.id } as HashRequest;
+      const transfer = request.op === "write-piece" ? [request.buffer] : [];
+      slot.worker.postMessage(request, transfer);
     }
   }
 }

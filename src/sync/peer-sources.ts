@@ -92,7 +92,9 @@ export class PeerSource implements PieceSource {
     this.refresher = null;
   }
 
-  async fetchRange(start: number, endExclusive: number, signal: AbortSignal): Promise<Uint8Array> {
+  async fetchRange(start: number, endExclusive: number, signal: AbortSignal, into: Uint8Array): Promise<Uint8Array> {
+    const want = endExclusive - start;
+    if (into.byteLength < want) throw new Error(`a ${into.byteLength}-byte buffer cannot take ${want} bytes`);
     let response: Response;
     try {
       response = await callStream(this.holder.address, ROUTES.peerFile, this.opts.credentials, {
@@ -109,15 +111,7 @@ export class PeerSource implements PieceSource {
       }
       throw e;
     }
-    const want = endExclusive - start;
-    if (this.opts.download.unlimited) {
-      // No rate to keep: take the body whole, without a copy per chunk.
-      const body = new Uint8Array(await response.arrayBuffer());
-      if (body.byteLength !== want) throw new Error(`${this.id}: sent ${body.byteLength} of ${want} bytes`);
-      this.opts.onBytes?.(want);
-      return body;
-    }
-    const out = new Uint8Array(want);
+    const limited = !this.opts.download.unlimited;
     let at = 0;
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     try {
@@ -125,15 +119,19 @@ export class PeerSource implements PieceSource {
         const { done, value } = await reader.read();
         if (done) break;
         if (at + value.byteLength > want) throw new Error(`${this.id}: sent more than the ${want} bytes asked for`);
-        await this.opts.download.take(value.byteLength, signal);
-        out.set(value, at);
+        if (limited) await this.opts.download.take(value.byteLength, signal);
+        into.set(value, at);
         at += value.byteLength;
-        this.opts.onBytes?.(value.byteLength);
+        if (limited) this.opts.onBytes?.(value.byteLength);
       }
+    } catch (e) {
+      await reader.cancel().catch(() => {});
+      throw e;
     } finally {
       reader.releaseLock();
     }
     if (at !== want) throw new Error(`${this.id}: sent ${at} of ${want} bytes`);
-    return out;
+    if (!limited) this.opts.onBytes?.(want);
+    return into.subarray(0, want);
   }
 }

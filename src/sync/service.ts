@@ -48,7 +48,8 @@ export interface SyncServiceOptions {
   timing: Timing;
   secret: string;
   index: ManifestIndex;
-  hasher: Hasher;
+  /** Checks and writes the pieces of files being received (its own workers: a long manifest scan never delays them). */
+  pieceHasher: Hasher;
   log: Logger;
   trace: (record: TraceRecord) => void;
   peers: () => SyncPeer[];
@@ -387,10 +388,10 @@ export class SyncService {
       finalPath: target.path,
       partialPath: join(partialDir(category), `${entry.sha256}.partial`),
       sources: () => this.sourcesFor(want, key),
-      hashFile: async (path) => (await this.opts.hasher.hashFile(path)).sha256,
+      hasher: this.opts.pieceHasher,
       trace: this.opts.trace,
       random: this.opts.random ?? Math.random,
-      // A lone receiver fetches in order (hashing the file as it lands); a swarm spreads its starting points.
+      // A lone receiver fetches in order (one sequential write); a swarm spreads its starting points.
       fetch: { pieceTimeoutMs: this.opts.timing.pieceTimeoutMs, inOrder: !category.swarm, perSourceInFlight: 4 },
     });
     return { session, finalPath: target.path };

@@ -1,4 +1,4 @@
-import { rm, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { type Actor, createActor, type InspectionEvent } from "xstate";
 import {
   type SyncEffect,
@@ -12,17 +12,20 @@ import {
   abortableSleep,
   commitFile,
   type FetchPiecesOptions,
-  FileHashMismatch,
   fetchPieces,
   type PieceSource,
+  type PieceWriter,
   pieceRange,
   readSidecar,
   sidecarPath,
-  verifyWholeFile,
   writeSidecar,
 } from "./fetcher.ts";
-import { InOrderHash } from "./in-order-hash.ts";
 import { type PieceMap, pieceCount } from "./model.ts";
+
+/** Hashes pieces off the main thread: those received (then writes them), and those found on disk at a resume. */
+export interface PieceHasher extends PieceWriter {
+  checkPiece(path: string, position: number, length: number, sha256: string): Promise<boolean>;
+}
 
 export interface SyncSessionOptions {
   id: string;
@@ -36,7 +39,7 @@ export interface SyncSessionOptions {
   partialPath: string;
   /** Who holds the file now: asked again at every attempt, since holders come and go. */
   sources: () => Promise<{ map: PieceMap; sources: PieceSource[] }>;
-  hashFile: (path: string) => Promise<string>;
+  hasher: PieceHasher;
   trace: (record: TraceRecord) => void;
   random?: () => number;
   now?: () => number;
@@ -52,6 +55,7 @@ export interface SyncSessionOptions {
     | "pieceTimeoutMs"
     | "holderWaitMs"
     | "inOrder"
+    | "flushEveryBytes"
   >;
 }
 
@@ -94,6 +98,8 @@ const RATE_WINDOW_MS = 10_000;
 const MAX_RATE_SAMPLES = 512;
 /** Peers waiting for a piece this node has not got yet; more are told "not now" at once. */
 const MAX_PIECE_WAITERS = 256;
+/** Pieces of a partial file checked at once when resuming. */
+const RESUME_CHECKS_IN_FLIGHT = 4;
 
 type SyncActor = Actor<typeof syncSessionMachine>;
 
@@ -125,8 +131,6 @@ export class SyncSession {
   /** The effect now running; at most one at a time, as the machine is in one state at a time. */
   private effect: Promise<void> = Promise.resolve();
   private map: PieceMap | null = null;
-  /** The whole-file hash built from this attempt's pieces in order, when they came in order. */
-  private wholeHash: InOrderHash | null = null;
   /** Pieces verified in the partial file, at `pieceBytes` each. */
   private readonly verified = new Set<number>();
   private pieceBytes: number | null = null;
@@ -139,6 +143,10 @@ export class SyncSession {
   private persisting: Promise<void> | null = null;
   private dirty = false;
   private readonly waiters = new Set<PieceWaiter>();
+  /** Pieces loaded from the sidecar have not been hashed again since the restart. */
+  private resumedUnchecked = false;
+  /** What that check found, for the trace of the attempt that made up for it. */
+  private resumeNote: string | null = null;
 
   constructor(private readonly opts: SyncSessionOptions) {
     this.id = opts.id;
@@ -263,28 +271,33 @@ export class SyncSession {
       const plan = await this.opts.sources();
       sources = plan.sources;
       const map = this.adopt(plan.map);
-      // Pieces already on disk were never seen here: then the whole file is hashed from disk at the end.
-      this.wholeHash = new InOrderHash(map.pieces.length);
-      if (this.verified.size > 0) this.wholeHash.giveUp();
+      await this.checkResumed(map);
       this.fetchingSince = this.now();
       this.samples = [];
       const result = await fetchPieces({
         ...this.opts.fetch,
         map,
         partialPath: this.opts.partialPath,
+        writer: this.opts.hasher,
         done: this.verified,
         sources,
         signal: this.abort.signal,
         onPiece: (index, bytes, sourceId) => this.onPiece(index, bytes, sourceId),
-        onData: (index, bytes) => this.wholeHash?.add(index, bytes),
         random: this.random,
         now: this.now,
         sleep: this.sleep,
       });
       const from = Object.entries(result.bySource).map(([id, n]) => `${n} from ${id}`);
+      const notes = [
+        from.length
+          ? `this attempt fetched ${from.join(", ")}${result.failures ? `, after ${result.failures} rejected` : ""}`
+          : "",
+        this.resumeNote ?? "",
+      ].filter(Boolean);
+      this.resumeNote = null;
       this.send({
         type: "fetched",
-        cause: `all ${map.pieces.length} pieces verified${from.length ? `; this attempt fetched ${from.join(", ")}` : ""}${result.failures ? `, after ${result.failures} rejected` : ""}`,
+        cause: `all ${map.pieces.length} pieces verified${notes.length ? `; ${notes.join("; ")}` : ""}`,
       });
     } catch (e) {
       this.fail(`attempt ${attempt}`, e);
@@ -293,23 +306,18 @@ export class SyncSession {
     }
   }
 
+  /**
+   * Every piece was checked against its SHA-256 as it landed (or, resumed, when the attempt began), and
+   * the piece hashes are the ones the holder indexed together with the file's SHA-256: the whole file is
+   * verified once every piece is. What is left is to confirm that none is missing.
+   */
   private async verify(): Promise<void> {
-    try {
-      const landed = this.wholeHash?.digest() ?? null;
-      this.wholeHash = null;
-      await verifyWholeFile(this.opts.partialPath, this.sha256, async (path) => landed ?? this.opts.hashFile(path));
-      this.send({
-        type: "verified",
-        cause: `the whole file matches its SHA-256${landed ? " (hashed as its pieces landed)" : ""}`,
-      });
-    } catch (e) {
-      // Every piece matched its own hash, so the piece map lied or the disk changed: start this file over.
-      if (e instanceof FileHashMismatch) {
-        this.forgetPieces();
-        await rm(sidecarPath(this.opts.partialPath), { force: true }).catch(() => {});
-      }
-      this.fail("verifying", e);
+    const total = this.map?.pieces.length ?? 0;
+    if (this.map === null || this.verified.size !== total) {
+      this.fail("verifying", new Error(`${this.verified.size} of ${total} pieces verified`));
+      return;
     }
+    this.send({ type: "verified", cause: `each of the ${total} pieces matched its SHA-256 in the holder's piece map` });
   }
 
   private async commit(): Promise<void> {
@@ -336,13 +344,17 @@ export class SyncSession {
 
   // ---- pieces on disk ---------------------------------------------------------------------------
 
-  /** Loads the verified pieces a previous run left, if the sidecar and the partial file are both there. */
+  /**
+   * Loads the pieces a previous run verified, if the sidecar and the partial file are both there. They are
+   * checked against their hashes again once the piece map is known (`checkResumed`).
+   */
   private async resume(): Promise<number> {
     const sidecar = await readSidecar(sidecarPath(this.opts.partialPath));
     if (!sidecar || sidecar.sha256 !== this.sha256 || sidecar.size !== this.opts.size) return 0;
     if (!(await stat(this.opts.partialPath).catch(() => null))) return 0;
     this.pieceBytes = sidecar.pieceBytes;
     for (const i of sidecar.done) this.addVerified(i);
+    this.resumedUnchecked = this.verified.size > 0;
     return this.verified.size;
   }
 
@@ -364,6 +376,41 @@ export class SyncSession {
     this.verified.add(index);
     this.bytesDone += end - start;
     return end - start;
+  }
+
+  /**
+   * Hashes again, off the main thread, the pieces the sidecar says were verified before a restart: after
+   * a power loss the sidecar may name pieces the disk never kept. Each one that fails is fetched again.
+   * Only the first attempt after a restart has such pieces.
+   */
+  private async checkResumed(map: PieceMap): Promise<void> {
+    if (!this.resumedUnchecked) return;
+    this.resumedUnchecked = false;
+    const claimed = [...this.verified];
+    const bad: number[] = [];
+    for (let at = 0; at < claimed.length; at += RESUME_CHECKS_IN_FLIGHT) {
+      const batch = claimed.slice(at, at + RESUME_CHECKS_IN_FLIGHT);
+      const ok = await Promise.all(
+        batch.map((i) => {
+          const [start, end] = pieceRange(map, i);
+          return this.opts.hasher.checkPiece(this.opts.partialPath, start, end - start, map.pieces[i] as string);
+        }),
+      );
+      batch.forEach((i, k) => {
+        if (!ok[k]) bad.push(i);
+      });
+    }
+    for (const i of bad) this.dropVerified(i);
+    if (bad.length > 0) {
+      this.resumeNote = `${bad.length} of the ${claimed.length} resumed pieces failed their check and were fetched again`;
+      await this.persist();
+    }
+  }
+
+  private dropVerified(index: number): void {
+    if (this.pieceBytes === null || !this.verified.delete(index)) return;
+    const [start, end] = pieceRange({ size: this.opts.size, pieceBytes: this.pieceBytes }, index);
+    this.bytesDone -= end - start;
   }
 
   private forgetPieces(): void {

@@ -1,19 +1,18 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TraceRecord } from "../../src/observability/trace.ts";
 import {
   commitFile,
-  FileHashMismatch,
   fetchPieces,
   type PieceSource,
   pieceRange,
   readSidecar,
   sidecarPath,
-  verifyWholeFile,
   writeSidecar,
 } from "../../src/sync/fetcher.ts";
+import { Hasher } from "../../src/sync/hasher.ts";
 import type { PieceMap } from "../../src/sync/model.ts";
 import { SyncSession, type SyncSessionOptions } from "../../src/sync/session.ts";
 
@@ -72,7 +71,7 @@ class MemorySource implements PieceSource {
     });
   }
 
-  async fetchRange(start: number, end: number, signal: AbortSignal): Promise<Uint8Array> {
+  async fetchRange(start: number, end: number, signal: AbortSignal, into: Uint8Array): Promise<Uint8Array> {
     const piece = Math.floor(start / PIECE);
     this.asked.push(piece);
     await Promise.resolve();
@@ -85,7 +84,8 @@ class MemorySource implements PieceSource {
     }
     if (this.behaviour.throws) throw new Error(this.behaviour.throws);
     if (this.behaviour.holds && !this.behaviour.holds.has(piece)) throw new Error(`${this.id} does not hold ${piece}`);
-    const out = this.bytes.slice(start, end);
+    const out = into.subarray(0, end - start);
+    out.set(this.bytes.subarray(start, end));
     if (this.behaviour.corrupts?.has(piece)) out[0] = (out[0] ?? 0) ^ 0xff;
     return out;
   }
@@ -99,8 +99,12 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** Checks and writes the pieces in worker threads, as a node does. */
+const writer = new Hasher({ workers: 2 });
+afterAll(() => writer.close());
+
 /** Fast backoffs and a fixed starting piece, so runs are quick and their order is known. */
-const quick = { penaltyBaseMs: 1, penaltyMaxMs: 5, random: () => 0 };
+const quick = { penaltyBaseMs: 1, penaltyMaxMs: 5, random: () => 0, writer };
 
 describe("fetchPieces", () => {
   test("a single correct source: every piece fetched, verified, written and reported", async () => {
@@ -282,7 +286,7 @@ describe("fetchPieces", () => {
     const catchingUp: PieceSource = {
       id: "peer",
       has: (p) => p < 9 || (landed === 9 && ++looks > 3),
-      fetchRange: (start, end, signal) => peer.fetchRange(start, end, signal),
+      fetchRange: (start, end, signal, into) => peer.fetchRange(start, end, signal, into),
     };
     await fetchPieces({
       ...quick,
@@ -327,13 +331,25 @@ describe("fetchPieces", () => {
     const bytes = content();
     const map = { ...mapOf(bytes), pieces: mapOf(bytes).pieces.slice(1) };
     await expect(
-      fetchPieces({ map, partialPath: join(dir, "p"), done: new Set(), sources: [new MemorySource("a", bytes)] }),
+      fetchPieces({
+        map,
+        partialPath: join(dir, "p"),
+        writer,
+        done: new Set(),
+        sources: [new MemorySource("a", bytes)],
+      }),
     ).rejects.toThrow("the piece map lists 10 pieces; a 10540-byte file has 11");
   });
 
   test("an empty file needs no source", async () => {
     const partialPath = join(dir, "empty.partial");
-    const result = await fetchPieces({ map: mapOf(new Uint8Array(0)), partialPath, done: new Set(), sources: [] });
+    const result = await fetchPieces({
+      map: mapOf(new Uint8Array(0)),
+      partialPath,
+      writer,
+      done: new Set(),
+      sources: [],
+    });
     expect(result.piecesFetched).toBe(0);
     expect(readFileSync(partialPath).length).toBe(0);
   });
@@ -356,17 +372,6 @@ describe("sidecar, verification and commit", () => {
     expect(await readSidecar(path)).toBeNull();
     writeFileSync(path, JSON.stringify({ sha256: map.sha256, size: SIZE, pieceBytes: PIECE, runs: [[3, 40]] }));
     expect(await readSidecar(path)).toBeNull();
-  });
-
-  test("verifyWholeFile passes the right file and names both hashes for a wrong one", async () => {
-    const bytes = content();
-    const path = join(dir, "f");
-    writeFileSync(path, bytes);
-    await verifyWholeFile(path, sha(bytes), hashFile);
-    const wrong = sha(content(SIZE, 8));
-    const err = await verifyWholeFile(path, wrong, hashFile).catch((e) => e);
-    expect(err).toBeInstanceOf(FileHashMismatch);
-    expect((err as Error).message).toBe(`the assembled file's SHA-256 is ${sha(bytes)}, expected ${wrong}`);
   });
 
   test("commitFile renames into a new folder and drops the sidecar", async () => {
@@ -398,7 +403,7 @@ describe("SyncSession", () => {
       finalPath: join(dir, "models", "net", "v1.bin"),
       partialPath: join(dir, "partial", `${map.sha256}.partial`),
       sources: async () => ({ map, sources: sources() }),
-      hashFile,
+      hasher: writer,
       trace: (r) => traces.push(r),
       random: () => 0,
       retry: { maxAttempts: 3, baseDelayMs: 2, maxDelayMs: 10 },
@@ -527,21 +532,43 @@ describe("SyncSession", () => {
     expect((await outcome).state).toBe("cancelled");
   });
 
-  test("a piece map whose pieces do not add up to the file's hash: the pieces are discarded and it gives up", async () => {
+  test("a holder's piece map for another file is refused, and nothing is fetched", async () => {
     const bytes = content();
     const other = content(SIZE, 99);
-    // Piece hashes of `bytes`, but the whole-file hash of `other`: every piece checks out, the file does not.
-    const map = { ...mapOf(bytes), sha256: sha(other) };
-    const { s, finalPath } = session(bytes, () => [new MemorySource("o", bytes)], {
-      map,
-      retry: { maxAttempts: 2, baseDelayMs: 2, maxDelayMs: 5 },
+    const src = new MemorySource("o", bytes);
+    // The session asks for `bytes`; the holder describes `other`.
+    const { s, finalPath } = session(bytes, () => [src], {
+      map: mapOf(other),
+      sha256: sha(bytes),
+      retry: { maxAttempts: 1 },
     });
     const outcome = await s.run();
     expect(outcome.state).toBe("given-up");
-    expect(s.status().lastError).toBe(
-      `verifying: the assembled file's SHA-256 is ${sha(bytes)}, expected ${sha(other)}`,
-    );
+    expect(s.status().lastError).toBe(`attempt 1: the holder describes another file: ${SIZE} bytes, ${sha(other)}`);
+    expect(src.asked).toEqual([]);
     expect(existsSync(finalPath)).toBe(false);
-    expect(existsSync(sidecarPath(join(dir, "partial", `${sha(other)}.partial`)))).toBe(false);
+  });
+
+  test("after a restart, resumed pieces that the disk lost are checked, found wrong and fetched again", async () => {
+    const bytes = content();
+    const first = new MemorySource("o", bytes, { hangsFrom: 6 });
+    const a = session(bytes, () => [first], { fetch: { maxInFlight: 1 } });
+    const outcome = a.s.run();
+    await first.hanging;
+    a.s.stop();
+    expect((await outcome).state).toBe("cancelled");
+    // As after a power loss: the sidecar says pieces 0-5 are in, but piece 2 came back as zeros.
+    const partialPath = join(dir, "partial", `${sha(bytes)}.partial`);
+    const onDisk = readFileSync(partialPath);
+    onDisk.fill(0, 2 * PIECE, 3 * PIECE);
+    writeFileSync(partialPath, onDisk);
+
+    const second = new MemorySource("o", bytes);
+    const b = session(bytes, () => [second]);
+    expect((await b.s.run()).state).toBe("done");
+    expect(second.asked.sort((x, y) => x - y)).toEqual([2, 6, 7, 8, 9, 10]);
+    expect(b.traces[1]).toMatchObject({ to: "fetching", cause: "resuming: 6 of 11 pieces verified on disk" });
+    expect(b.traces[2]?.cause).toContain("1 of the 6 resumed pieces failed their check and were fetched again");
+    expect(await hashFile(b.finalPath)).toBe(sha(bytes));
   });
 });

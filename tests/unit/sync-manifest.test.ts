@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -90,10 +91,57 @@ describe("Hasher", () => {
     const running = small.hashFile(join(dir, "a.bin"));
     const waiting = small.hashFile(join(dir, "a.bin"));
     await expect(small.hashFile(join(dir, "a.bin"))).rejects.toThrow("hash queue full");
+    const settled = Promise.allSettled([running, waiting]);
     small.close();
-    await expect(running).rejects.toThrow("hasher is closed");
-    await expect(waiting).rejects.toThrow("hasher is closed");
+    for (const outcome of await settled) {
+      expect(outcome.status).toBe("rejected");
+      expect(String((outcome as PromiseRejectedResult).reason)).toContain("hasher is closed");
+    }
     await expect(small.hashFile(join(dir, "a.bin"))).rejects.toThrow("hasher is closed");
+  });
+
+  test("a received piece is written only if it matches its SHA-256; its buffer comes back; a piece on disk is checked", async () => {
+    const path = join(dir, "partial");
+    writeFileSync(path, new Uint8Array(3 * 1024));
+    const piece = randomBytes(1024);
+    const buffer = new ArrayBuffer(2048);
+    const good = new Uint8Array(buffer, 0, 1024);
+    good.set(piece);
+    const written = await hasher.writePiece(path, 1024, good, sha(piece));
+    expect(written.actual).toBeNull();
+    // The buffer went to the worker and came back whole, for the next piece.
+    expect(buffer.byteLength).toBe(0);
+    expect(written.buffer.byteLength).toBe(2048);
+    const bad = new Uint8Array(written.buffer, 0, 1024);
+    bad[0] = (bad[0] ?? 0) ^ 1;
+    const badSha = sha(bad);
+    expect((await hasher.writePiece(path, 2048, bad, sha(piece))).actual).toBe(badSha);
+    const onDisk = readFileSync(path);
+    expect(onDisk.subarray(1024, 2048).equals(piece)).toBe(true);
+    expect(onDisk.subarray(2048).every((b) => b === 0)).toBe(true);
+    expect(await hasher.checkPiece(path, 1024, 1024, sha(piece))).toBe(true);
+    expect(await hasher.checkPiece(path, 2048, 1024, sha(piece))).toBe(false);
+    expect(await hasher.checkPiece(path, 2560, 1024, sha(piece))).toBe(false);
+    // A view into the middle of a buffer is copied, not taken: that buffer stays usable.
+    const big = new Uint8Array(4096);
+    big.set(piece, 100);
+    expect((await hasher.writePiece(path, 0, big.subarray(100, 1124), sha(piece))).actual).toBeNull();
+    expect(big.byteLength).toBe(4096);
+    const absent = join(dir, "absent");
+    const refused = await hasher.writePiece(absent, 0, new Uint8Array(piece), sha(piece)).catch((e) => e);
+    expect(String(refused)).toContain(`writing to ${absent}`);
+  });
+
+  test("a piece of whole 4 KiB blocks plus a tail lands intact (the blocks bypass the page cache, the tail does not)", async () => {
+    const path = join(dir, "partial");
+    writeFileSync(path, new Uint8Array(3 * 8192));
+    const piece = randomBytes(2 * 8192 + 100);
+    const written = await hasher.writePiece(path, 4096, new Uint8Array(piece), sha(piece));
+    expect(written.actual).toBeNull();
+    const onDisk = readFileSync(path);
+    expect(onDisk.subarray(4096, 4096 + piece.length).equals(piece)).toBe(true);
+    expect(onDisk.subarray(0, 4096).every((b) => b === 0)).toBe(true);
+    expect(await hasher.checkPiece(path, 4096, piece.length, sha(piece))).toBe(true);
   });
 
   test("several workers hash in parallel and each answer reaches its caller", async () => {
