@@ -91,6 +91,7 @@ async function send<Spec extends RouteSpec>(
         pathWithQuery: url.pathname + url.search,
         body,
         now: Date.now(),
+        destination: url.host,
       }),
     );
   }

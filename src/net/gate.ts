@@ -1,7 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import { errorResponse } from "./errors.ts";
+import type { ReplayGuard } from "./replay-guard.ts";
 import { authFor } from "./route-table.ts";
-import { checkSignatureHeaders, type ReplayGuard, verifyRequest } from "./signing.ts";
+import { checkSignatureHeaders, verifyRequest } from "./signing.ts";
 
 /** Peer id of a request whose signature checked out; set by the gate, read by peer routes. */
 export const VERIFIED_PEER_HEADER = "x-p2p-verified-peer";

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { ReplayGuard, ReplayOutcome } from "./replay-guard.ts";
 
 /** HMAC-SHA256 authentication for node-to-node requests (`/peer/*`) over a shared cluster secret. */
 
@@ -39,9 +40,11 @@ export function signRequest(opts: {
   pathWithQuery: string;
   body: Uint8Array | string;
   now: number;
+  /** Where the request goes (host:port): each destination gets its own nonce stream. */
+  destination?: string;
   nonce?: string;
 }): Record<string, string> {
-  const nonce = opts.nonce ?? randomBytes(16).toString("hex");
+  const nonce = opts.nonce ?? nextNonce(opts.nodeId, opts.destination ?? "");
   if (!NONCE_RE.test(nonce)) throw new Error("nonce must be 16 bytes as lowercase hex");
   const ts = String(Math.trunc(opts.now));
   return {
@@ -52,56 +55,22 @@ export function signRequest(opts: {
   };
 }
 
-type ReplayOutcome = "fresh" | "replayed" | "full";
+/** Per (sender, destination): a random stream id and a counter, so the receiver's replay guard stays small. */
+const streams = new Map<string, { id: string; counter: number }>();
+const MAX_STREAMS = 4_096;
 
-/** Bounded memory of recently seen (nodeId, nonce) pairs. */
-export class ReplayGuard {
-  private readonly windowMs: number;
-  private readonly maxEntries: number;
-  /** key -> expiry time (ts + windowMs), in insertion order. */
-  private readonly seen = new Map<string, number>();
-
-  constructor(opts: { windowMs: number; maxEntries: number }) {
-    if (!(opts.windowMs > 0) || !(opts.maxEntries >= 1)) throw new Error("windowMs and maxEntries must be positive");
-    this.windowMs = opts.windowMs;
-    this.maxEntries = opts.maxEntries;
+/** The next nonce from `nodeId` to `destination`: 16 hex digits of stream id, 16 of counter. */
+export function nextNonce(nodeId: string, destination: string): string {
+  const key = `${nodeId}\n${destination}`;
+  let stream = streams.get(key);
+  if (!stream) {
+    // A fresh stream is always safe to start, so forgetting them all bounds the map without harm.
+    if (streams.size >= MAX_STREAMS) streams.clear();
+    stream = { id: randomBytes(8).toString("hex"), counter: 0 };
+    streams.set(key, stream);
   }
-
-  get size(): number {
-    return this.seen.size;
-  }
-
-  /** true if nonce is fresh (and records it), false if seen within window or the cache is full. */
-  remember(nodeId: string, nonce: string, ts: number, now: number): boolean {
-    return this.record(nodeId, nonce, ts, now) === "fresh";
-  }
-
-  /** Like `remember`, but says why a nonce was not accepted. */
-  record(nodeId: string, nonce: string, ts: number, now: number): ReplayOutcome {
-    this.sweep(now);
-    const key = `${nodeId}\n${nonce}`;
-    const expiresAt = this.seen.get(key);
-    if (expiresAt !== undefined) {
-      if (expiresAt >= now) return "replayed";
-      this.seen.delete(key);
-    }
-    // Evicting live entries would let their nonces be replayed within the skew window, so refuse instead.
-    if (this.seen.size >= this.maxEntries) return "full";
-    this.seen.set(key, ts + this.windowMs);
-    return "fresh";
-  }
-
-  /**
-   * Drops expired entries from the front of the insertion order, stopping at the first live one. Accepted ts values
-   * lie within the skew window of arrival, so insertion order tracks expiry order to within that window; an expired
-   * entry stuck behind a live one is dropped as soon as the ones ahead of it expire.
-   */
-  private sweep(now: number): void {
-    for (const [key, expiresAt] of this.seen) {
-      if (expiresAt >= now) return;
-      this.seen.delete(key);
-    }
-  }
+  stream.counter++;
+  return stream.id + stream.counter.toString(16).padStart(16, "0");
 }
 
 type SignatureFields = Record<keyof typeof SIGNATURE_HEADERS, string>;
@@ -131,6 +100,13 @@ export function checkSignatureHeaders(
   return { ok: true, fields };
 }
 
+const REPLAY_REASONS: Record<Exclude<ReplayOutcome, "fresh">, string> = {
+  replayed: "replayed nonce",
+  "too-old": "nonce too far behind the sender's newest (reordered or replayed)",
+  full: "replay guard full (too many senders at once)",
+  "bad-counter": "nonce counter out of range",
+};
+
 /** Checks, in order: headers present and well-formed, clock skew, signature, then replay. */
 export function verifyRequest(opts: {
   secret: string;
@@ -155,7 +131,6 @@ export function verifyRequest(opts: {
 
   // Only authenticated requests reach the replay cache, so forgeries cannot burn nonces or fill it.
   const outcome = opts.replay.record(values.node, values.nonce, ts, opts.now);
-  if (outcome === "replayed") return { ok: false, reason: "replayed nonce" };
-  if (outcome === "full") return { ok: false, reason: "replay cache full" };
+  if (outcome !== "fresh") return { ok: false, reason: REPLAY_REASONS[outcome] };
   return { ok: true, nodeId: values.node };
 }

@@ -9,7 +9,7 @@ import { TraceStore } from "../db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
 import { Membership } from "../membership/swim.ts";
 import { gate } from "../net/gate.ts";
-import { ReplayGuard } from "../net/signing.ts";
+import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
 import { LoopLagMonitor } from "../observability/loop-lag.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -265,7 +265,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     jobs: () => worker.list(),
   });
 
-  const replay = new ReplayGuard({ windowMs: timing.clockSkewMs * 2, maxEntries: 200_000 });
+  const replay = new ReplayGuard({ windowMs: timing.clockSkewMs, maxStreams: 50_000, reorder: 4_096 });
   const server = Bun.serve({
     hostname: config.listenHost,
     port: config.listenPort,

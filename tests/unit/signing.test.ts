@@ -1,10 +1,11 @@
 import { describe, expect, test } from "bun:test";
-import { ReplayGuard, SIGNATURE_HEADERS, signRequest, verifyRequest } from "../../src/net/signing.ts";
+import { ReplayGuard } from "../../src/net/replay-guard.ts";
+import { nextNonce, SIGNATURE_HEADERS, signRequest, verifyRequest } from "../../src/net/signing.ts";
 
 const SECRET = "cluster-secret";
 const NOW = 1_700_000_000_000;
 const SKEW = 30_000;
-const NONCE = "00112233445566778899aabbccddeeff";
+const NONCE = "00112233445566770000000000000001";
 
 type Req = { method: string; pathWithQuery: string; body: Uint8Array | string };
 const post: Req = { method: "POST", pathWithQuery: "/peer/files/abc?x=1", body: new TextEncoder().encode('{"a":1}') };
@@ -21,7 +22,11 @@ function sign(req: Req, overrides: { secret?: string; now?: number; nonce?: stri
   );
 }
 
-function verify(req: Req, headers: Headers, replay = new ReplayGuard({ windowMs: 2 * SKEW, maxEntries: 100 })) {
+function verify(
+  req: Req,
+  headers: Headers,
+  replay = new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 }),
+) {
   return verifyRequest({ secret: SECRET, ...req, headers, now: NOW, maxSkewMs: SKEW, replay });
 }
 
@@ -32,7 +37,7 @@ describe("signRequest / verifyRequest", () => {
     expect(verify({ ...get, method: "GET" }, sign(get))).toEqual({ ok: true, nodeId: "node-a" });
   });
 
-  test("signRequest emits the four headers with a random 16-byte hex nonce by default", () => {
+  test("signRequest emits the four headers with a fresh nonce by default", () => {
     const a = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW });
     const b = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW });
     expect(Object.keys(a).sort()).toEqual(Object.values(SIGNATURE_HEADERS).sort());
@@ -108,56 +113,108 @@ describe("signRequest / verifyRequest", () => {
   });
 
   test("replaying an identical request is rejected the second time", () => {
-    const replay = new ReplayGuard({ windowMs: 2 * SKEW, maxEntries: 100 });
+    const replay = new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 });
     const headers = sign(post);
     expect(verify(post, headers, replay).ok).toBe(true);
     expect(verify(post, headers, replay)).toEqual({ ok: false, reason: "replayed nonce" });
   });
 
   test("a forged request does not poison the nonce cache", () => {
-    const replay = new ReplayGuard({ windowMs: 2 * SKEW, maxEntries: 100 });
+    const replay = new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 });
     expect(verify(post, sign(post, { secret: "guessed" }), replay)).toEqual({ ok: false, reason: "bad signature" });
     expect(replay.size).toBe(0);
     expect(verify(post, sign(post), replay)).toEqual({ ok: true, nodeId: "node-a" });
   });
 });
 
+describe("nonces", () => {
+  test("each destination gets its own random stream, whose counter goes up by one per request", () => {
+    const a1 = nextNonce("node-a", "10.0.0.1:8000");
+    const a2 = nextNonce("node-a", "10.0.0.1:8000");
+    const b1 = nextNonce("node-a", "10.0.0.2:8000");
+    for (const n of [a1, a2, b1]) expect(n).toMatch(/^[0-9a-f]{32}$/);
+    expect(a2.slice(0, 16)).toBe(a1.slice(0, 16));
+    expect(Number.parseInt(a2.slice(16), 16)).toBe(Number.parseInt(a1.slice(16), 16) + 1);
+    expect(b1.slice(0, 16)).not.toBe(a1.slice(0, 16));
+  });
+});
+
 describe("ReplayGuard", () => {
-  const nonce = (i: number) => i.toString(16).padStart(32, "0");
+  const STREAM = "0123456789abcdef";
+  const nonce = (counter: number, stream = STREAM) => stream + counter.toString(16).padStart(16, "0");
+  const guard = (opts: { maxStreams?: number; reorder?: number } = {}) =>
+    new ReplayGuard({ windowMs: 1000, maxStreams: opts.maxStreams ?? 10, reorder: opts.reorder ?? 64 });
 
-  test("nonces are scoped per node", () => {
-    const guard = new ReplayGuard({ windowMs: 1000, maxEntries: 10 });
-    expect(guard.remember("a", nonce(1), NOW, NOW)).toBe(true);
-    expect(guard.remember("b", nonce(1), NOW, NOW)).toBe(true);
-    expect(guard.remember("a", nonce(1), NOW, NOW + 1000)).toBe(false);
+  test("a counter is accepted once per node and stream", () => {
+    const g = guard();
+    expect(g.record("a", nonce(1), NOW, NOW)).toBe("fresh");
+    expect(g.record("b", nonce(1), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(1, "fedcba9876543210"), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(1), NOW, NOW + 500)).toBe("replayed");
   });
 
-  test("stays within maxEntries, evicting expired entries and refusing when full of live ones", () => {
-    const guard = new ReplayGuard({ windowMs: 1000, maxEntries: 3 });
-    expect(guard.remember("a", nonce(1), NOW, NOW)).toBe(true);
-    expect(guard.remember("a", nonce(2), NOW + 100, NOW + 100)).toBe(true);
-    expect(guard.remember("a", nonce(3), NOW + 200, NOW + 200)).toBe(true);
-    expect(guard.size).toBe(3);
-
-    // Full of unexpired entries: refuse rather than forget a live nonce.
-    expect(guard.record("a", nonce(4), NOW + 300, NOW + 300)).toBe("full");
-    expect(guard.remember("a", nonce(4), NOW + 300, NOW + 300)).toBe(false);
-    expect(guard.record("a", nonce(1), NOW, NOW + 300)).toBe("replayed");
-    expect(guard.size).toBe(3);
-
-    // nonce(1) expires after NOW + 1000, which makes room for one more.
-    expect(guard.remember("a", nonce(4), NOW + 1001, NOW + 1001)).toBe(true);
-    expect(guard.size).toBe(3);
-    expect(guard.record("a", nonce(5), NOW + 1001, NOW + 1001)).toBe("full");
-
-    // Once everything has expired, the cache drains.
-    expect(guard.remember("a", nonce(5), NOW + 5000, NOW + 5000)).toBe(true);
-    expect(guard.size).toBe(1);
+  test("requests arriving out of order within the window are accepted, each once", () => {
+    const g = guard({ reorder: 64 });
+    const order = [5, 1, 3, 70, 8, 64, 7, 100, 99, 37];
+    for (const c of order) expect(g.record("a", nonce(c), NOW, NOW)).toBe("fresh");
+    for (const c of [70, 64, 100, 99, 37]) expect(g.record("a", nonce(c), NOW, NOW)).toBe("replayed");
+    // 100 is the newest: 36 is 64 behind it, past the window, whether or not it was seen.
+    expect(g.record("a", nonce(36), NOW, NOW)).toBe("too-old");
+    expect(g.record("a", nonce(8), NOW, NOW)).toBe("too-old");
+    expect(g.record("a", nonce(38), NOW, NOW)).toBe("fresh");
   });
 
-  test("verifyRequest reports a full cache", () => {
-    const replay = new ReplayGuard({ windowMs: 2 * SKEW, maxEntries: 1 });
-    expect(verify(post, sign(post, { nonce: nonce(1) }), replay).ok).toBe(true);
-    expect(verify(post, sign(post, { nonce: nonce(2) }), replay)).toEqual({ ok: false, reason: "replay cache full" });
+  test("a jump past the whole window forgets nothing it should remember", () => {
+    const g = guard({ reorder: 32 });
+    for (let c = 1; c <= 32; c++) expect(g.record("a", nonce(c), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(1_000), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(1_000), NOW, NOW)).toBe("replayed");
+    // Slots reused by counters 969..999 were cleared: those never-seen counters are accepted once.
+    expect(g.record("a", nonce(990), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(990), NOW, NOW)).toBe("replayed");
+    expect(g.record("a", nonce(968), NOW, NOW)).toBe("too-old");
+  });
+
+  test("sustained traffic from one sender never fills it", () => {
+    const g = guard({ maxStreams: 1, reorder: 64 });
+    for (let c = 1; c <= 100_000; c++) {
+      if (g.record("a", nonce(c), NOW, NOW) !== "fresh") throw new Error(`counter ${c} refused`);
+    }
+    expect(g.size).toBe(1);
+  });
+
+  test("past maxStreams new senders are refused until old streams expire", () => {
+    const g = guard({ maxStreams: 2 });
+    expect(g.record("a", nonce(1), NOW, NOW)).toBe("fresh");
+    expect(g.record("b", nonce(1), NOW + 100, NOW + 100)).toBe("fresh");
+    expect(g.record("c", nonce(1), NOW + 200, NOW + 200)).toBe("full");
+    // a's newest request is older than the window after NOW + 1000: a is forgotten, c fits.
+    expect(g.record("c", nonce(1), NOW + 1001, NOW + 1001)).toBe("fresh");
+    expect(g.size).toBe(2);
+  });
+
+  test("a stream's newest timestamp keeps it remembered", () => {
+    const g = guard({ maxStreams: 1 });
+    expect(g.record("a", nonce(1), NOW, NOW)).toBe("fresh");
+    expect(g.record("a", nonce(2), NOW + 900, NOW + 900)).toBe("fresh");
+    expect(g.record("a", nonce(1), NOW, NOW + 1500)).toBe("replayed");
+  });
+
+  test("a counter beyond 2^53 is refused", () => {
+    expect(guard().record("a", `${STREAM}ffffffffffffffff`, NOW, NOW)).toBe("bad-counter");
+  });
+
+  test("verifyRequest names each refusal", () => {
+    const replay = new ReplayGuard({ windowMs: SKEW, maxStreams: 1, reorder: 32 });
+    expect(verify(post, sign(post, { nonce: nonce(40) }), replay).ok).toBe(true);
+    expect(verify(post, sign(post, { nonce: nonce(40) }), replay)).toEqual({ ok: false, reason: "replayed nonce" });
+    expect(verify(post, sign(post, { nonce: nonce(2) }), replay)).toEqual({
+      ok: false,
+      reason: "nonce too far behind the sender's newest (reordered or replayed)",
+    });
+    expect(verify(post, sign(post, { nonce: nonce(1, "fedcba9876543210") }), replay)).toEqual({
+      ok: false,
+      reason: "replay guard full (too many senders at once)",
+    });
   });
 });
