@@ -65,12 +65,8 @@ export class ConsensusRuntime {
   constructor(private readonly opts: ConsensusOptions) {
     this.storage = new SqliteStorage(opts.db);
     this.addresses = new Map(opts.voters);
-    this.state = new StateMachine(
-      opts.db,
-      opts.commands,
-      (entry, reason) =>
-        opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
-      (record) => opts.traces.record(record),
+    this.state = new StateMachine(opts.db, opts.commands, (entry, reason) =>
+      opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
     );
     this.appliedIndex = this.state.appliedIndex();
     const clock: Clock = {

@@ -3,7 +3,6 @@ import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
-import type { TraceRecord } from "../observability/trace.ts";
 import type { Entry } from "./messages.ts";
 import { CONFIG_COMMAND } from "./raft.ts";
 
@@ -11,8 +10,6 @@ import { CONFIG_COMMAND } from "./raft.ts";
 export interface ApplyContext {
   index: number;
   term: number;
-  /** Where an apply reports the transitions it made, for this node's traces; it changes no replicated state. */
-  trace?: (record: TraceRecord) => void;
 }
 
 export interface CommandDefinition<P> {
@@ -47,7 +44,6 @@ export class StateMachine {
     private readonly db: Db,
     definitions: readonly CommandDefinition<unknown>[],
     private readonly onSkipped: (entry: Entry, reason: string) => void,
-    private readonly trace?: (record: TraceRecord) => void,
   ) {
     this.writeApplied = db.$client.prepare(
       "INSERT INTO node_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -108,7 +104,7 @@ export class StateMachine {
         this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
         continue;
       }
-      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term, trace: this.trace });
+      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
       onResult?.(entry.index, result);
     }
     this.writeApplied.run(APPLIED_KEY, String((entries.at(-1) as Entry).index));

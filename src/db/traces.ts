@@ -1,7 +1,7 @@
-import { and, desc, eq, gt, gte } from "drizzle-orm";
+import { and, desc, eq, gt, gte, sql } from "drizzle-orm";
 import type { TraceRecord } from "../observability/trace.ts";
 import type { Db } from "./client.ts";
-import { traces } from "./schema.ts";
+import { traces, workHistory } from "./schema.ts";
 
 export interface TraceQuery {
   machine?: string;
@@ -12,6 +12,9 @@ export interface TraceQuery {
 }
 
 export type StoredTrace = TraceRecord & { seq: number };
+
+/** The job machine's transitions are not kept twice: its trace is the replicated work history. */
+export const JOB_MACHINE = "job";
 
 /**
  * Transition records go to memory first and reach SQLite in one short transaction per flush,
@@ -52,8 +55,13 @@ export class TraceStore {
     });
   }
 
-  /** Oldest first; with no `after`, the newest `limit` rows. */
+  /**
+   * Oldest first; with no `after`, the newest `limit` rows. Job transitions come from the work history
+   * (`machine: "job"`, where `seq` is the history's): thousands a second on a busy queue, they would
+   * otherwise push every other machine's rows out of the bounded table within seconds.
+   */
   query(q: TraceQuery): StoredTrace[] {
+    if (q.machine === JOB_MACHINE) return this.jobHistory(q);
     this.flush();
     const where = and(
       q.machine ? eq(traces.machine, q.machine) : undefined,
@@ -64,5 +72,27 @@ export class TraceStore {
     const limit = Math.min(q.limit ?? 200, 10_000);
     if (q.after !== undefined) return this.db.select().from(traces).where(where).orderBy(traces.seq).limit(limit).all();
     return this.db.select().from(traces).where(where).orderBy(desc(traces.seq)).limit(limit).all().reverse();
+  }
+
+  private jobHistory(q: TraceQuery): StoredTrace[] {
+    const where = and(
+      q.instance ? eq(workHistory.itemId, q.instance) : undefined,
+      q.after !== undefined ? gt(workHistory.seq, q.after) : undefined,
+      q.since !== undefined ? gte(workHistory.at, q.since) : undefined,
+    );
+    const limit = Math.min(q.limit ?? 200, 10_000);
+    const columns = {
+      seq: workHistory.seq,
+      machine: sql<string>`${JOB_MACHINE}`,
+      instance: workHistory.itemId,
+      from: workHistory.from,
+      to: workHistory.to,
+      event: workHistory.event,
+      cause: workHistory.cause,
+      at: workHistory.at,
+    };
+    const rows = this.db.select(columns).from(workHistory).where(where);
+    if (q.after !== undefined) return rows.orderBy(workHistory.seq).limit(limit).all();
+    return rows.orderBy(desc(workHistory.seq)).limit(limit).all().reverse();
   }
 }

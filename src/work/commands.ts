@@ -279,7 +279,7 @@ function claimAll(
         at: p.now,
       };
       const cause = `claimed by ${offer.node} (lease ${leaseId})`;
-      if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: offer.node, trace: ctx.trace })) continue;
+      if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: offer.node })) continue;
       window.take(i);
       claims.push({
         id: row.id,
@@ -305,18 +305,17 @@ interface Stepping {
   context: JobContext;
 }
 
-/** When, under which term, why and by whom an item moves; and where this node's traces go. */
+/** When, under which term, why and by whom an item moves. */
 interface StepAt {
   now: number;
   term: number;
   cause: string;
   node?: string | null;
-  trace?: ApplyContext["trace"];
 }
 
 /**
  * Runs the item's lifecycle machine on one event; writes the new state and, if the state changed, a
- * history row (replicated) and a trace record (this node's).
+ * history row: replicated, and the job machine's trace (`GET /traces?machine=job` reads it).
  */
 function step(db: Db, item: Stepping, event: JobEvent, at: StepAt): boolean {
   const next = nextJob(item.state, item.context, event);
@@ -329,7 +328,6 @@ function step(db: Db, item: Stepping, event: JobEvent, at: StepAt): boolean {
   statements.updateItem.run(to, JSON.stringify(next.context), at.now, item.id);
   if (to !== from) {
     statements.insertHistory.run(item.id, from, to, event.type, at.cause, at.node ?? null, at.term, at.now);
-    at.trace?.({ machine: "job", instance: item.id, from, to, event: event.type, cause: at.cause, at: at.now });
   }
   item.state = to;
   item.context = next.context;
@@ -383,15 +381,6 @@ export const workAdd = defineCommand({
         ctx.index * 10_000 + i,
       );
       statements.insertHistory.run(item.id, null, "pending", "submit", "submitted", null, ctx.term, payload.now);
-      ctx.trace?.({
-        machine: "job",
-        instance: item.id,
-        from: null,
-        to: "pending",
-        event: "submit",
-        cause: "submitted",
-        at: payload.now,
-      });
       added.push(item.id);
     });
     return { added, existing };
@@ -451,7 +440,7 @@ function report(db: Db, r: ReportRequest, p: { now: number; leaseMs: number }, c
     r.kind === "fail"
       ? `failed on ${r.node} (lease ${r.leaseId}): ${r.error ?? "no reason given"}`
       : `${r.kind} from ${r.node} (lease ${r.leaseId})`;
-  if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: r.node, trace: ctx.trace })) {
+  if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: r.node })) {
     return {
       ok: false,
       status: 409,
@@ -489,7 +478,7 @@ export const workCancel = defineCommand({
     const item = readItem(db, p.id);
     if (!item) return { ok: false, status: 404, reason: `no work item "${p.id}"` };
     if (item.state === "cancelled") return { ok: true, state: item.state, duplicate: true };
-    const at = { now: p.now, term: ctx.term, cause: p.reason, trace: ctx.trace };
+    const at = { now: p.now, term: ctx.term, cause: p.reason };
     if (!step(db, item, { type: "cancel", reason: p.reason }, at)) {
       return { ok: false, status: 409, reason: `"${p.id}" is ${item.state} and can no longer be cancelled` };
     }
@@ -517,7 +506,7 @@ export const workTick = defineCommand({
       const row = lifecycle.get(due.id) as { id: string; state: JobState; context: string } | null;
       if (!row) continue;
       const item: Stepping = { id: row.id, state: row.state, context: JSON.parse(row.context) };
-      const at = { now: p.now, term: ctx.term, trace: ctx.trace };
+      const at = { now: p.now, term: ctx.term };
       const { leaseId, leaseNode, leaseExpiresAt, claimedAt } = item.context;
       if (item.state === "retry-wait") {
         if (step(db, item, { type: "retry-due", now: p.now }, { ...at, cause: "backoff over" })) retried++;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type SnapshotFrom, transition } from "xstate";
 import { type Db, openDb } from "../../src/db/client.ts";
+import { TraceStore } from "../../src/db/traces.ts";
 import {
   type JobContext,
   type JobEvent,
@@ -11,7 +12,6 @@ import {
   jobLifecycleMachine,
   nextJob,
 } from "../../src/machines/job-lifecycle.ts";
-import type { TraceRecord } from "../../src/observability/trace.ts";
 import {
   type Claim,
   type NormalizedItem,
@@ -187,28 +187,33 @@ describe("ticks are bounded", () => {
   });
 });
 
-describe("every transition goes to the node's traces", () => {
-  test("with the item as instance, the states, the event and the cause", () => {
-    const records: TraceRecord[] = [];
-    const traced = () => ({ ...ctx(), trace: (r: TraceRecord) => records.push(r) });
-    workAdd.apply(db, { items: [item("a")], now: 1_000 }, traced());
+describe("every transition is in the job machine's trace", () => {
+  test("read from the replicated history: the item as instance, the states, the event and the cause", () => {
+    const traces = new TraceStore(db);
+    traces.record({
+      machine: "peer",
+      instance: "n2",
+      from: "alive",
+      to: "suspect",
+      event: "timeout",
+      cause: null,
+      at: 1,
+    });
+    workAdd.apply(db, { items: [item("a"), item("b")], now: 1_000 }, ctx());
     const [claims] = workClaimBatch.apply(
       db,
       { claims: [{ offer: offer(), max: 1 }], now: 2_000, leaseMs: 10_000 },
-      traced(),
+      ctx(),
     ) as Claim[][];
     const lease = claims?.[0]?.leaseId as string;
     workReport.apply(
       db,
       { id: "a", leaseId: "0.0.0", node: "w1", kind: "complete", now: 3_000, leaseMs: 10_000 },
-      traced(),
+      ctx(),
     );
-    workReport.apply(
-      db,
-      { id: "a", leaseId: lease, node: "w1", kind: "complete", now: 3_000, leaseMs: 10_000 },
-      traced(),
-    );
-    expect(records).toEqual([
+    workReport.apply(db, { id: "a", leaseId: lease, node: "w1", kind: "complete", now: 3_000, leaseMs: 10_000 }, ctx());
+    const rows = traces.query({ machine: "job", instance: "a" });
+    expect(rows.map(({ seq: _, ...r }) => r)).toEqual([
       { machine: "job", instance: "a", from: null, to: "pending", event: "submit", cause: "submitted", at: 1_000 },
       {
         machine: "job",
@@ -229,6 +234,14 @@ describe("every transition goes to the node's traces", () => {
         at: 3_000,
       },
     ]);
+    // The follow cursor and the limit work as for any machine; the other machines' rows stay apart.
+    const all = traces.query({ machine: "job" });
+    expect(all.map((r) => `${r.instance}:${r.to}`)).toEqual(["a:pending", "b:pending", "a:claimed", "a:completed"]);
+    expect(traces.query({ machine: "job", after: (all[1] as { seq: number }).seq, limit: 1 }).map((r) => r.to)).toEqual(
+      ["claimed"],
+    );
+    expect(traces.query({ machine: "job", limit: 1 }).map((r) => r.to)).toEqual(["completed"]);
+    expect(traces.query({}).map((r) => r.machine)).toEqual(["peer"]);
   });
 });
 
