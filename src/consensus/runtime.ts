@@ -16,6 +16,12 @@ const COMPACT_AFTER = 10_000;
 const COMPACT_KEEP = 1_000;
 const SNAPSHOT_CHUNK_TIMEOUT_MS = 10_000;
 
+/** What a drain writes to the state machine: committed entries, or a received snapshot with its data. */
+type StateChange = { type: "apply"; entries: Entry[] } | { type: "install-snapshot"; index: number; data: string };
+
+/** Raised to whoever waits on a drain whose transaction failed; the drain's writes are tried again. */
+export class WriteFailedError extends Error {}
+
 export interface ConsensusOptions {
   nodeId: string;
   /** Every configured voter and its address; quorum is a majority of these. */
@@ -51,11 +57,20 @@ export class ConsensusRuntime {
   private incomingData: string | null = null;
   /** Results of applied entries that a local proposer awaits, by index. */
   private readonly results = new Map<number, unknown>();
-  private readonly awaited = new Set<number>();
+  /** Proposals in flight here, by index, with how to tell each that its write failed. */
+  private readonly awaited = new Map<number, (e: Error) => void>();
   /** Proposers whose entry is committed, waiting for the drain that applies it. */
-  private applyWaiters: Array<{ index: number; resolve: () => void }> = [];
+  private applyWaiters: Array<{ index: number; resolve: () => void; reject: (e: Error) => void }> = [];
   /** Replies waiting for the drain that makes what they depend on durable. */
-  private readonly held: Array<{ replies: RaftMessage[]; resolve: (replies: RaftMessage[]) => void }> = [];
+  private readonly held: Array<{
+    replies: RaftMessage[];
+    resolve: (replies: RaftMessage[]) => void;
+    reject: (e: Error) => void;
+  }> = [];
+  /** Committed entries (or a snapshot) whose transaction failed: the next drain writes them first, in order. */
+  private unapplied: StateChange[] = [];
+  /** The last drain's failure, until a drain succeeds (logged when such a run starts and when it ends). */
+  private writeFailure: WriteFailedError | null = null;
   /** Coalesced proposals waiting for this turn's drain (see `coalesce`). */
   private readonly flushes: Array<() => void> = [];
   private inFlight = 0;
@@ -119,7 +134,7 @@ export class ConsensusRuntime {
     const replies = messages.flatMap((m) => this.raft.receive(m));
     this.scheduleDrain();
     if (replies.length === 0) return Promise.resolve(replies);
-    return new Promise((resolve) => this.held.push({ replies, resolve }));
+    return new Promise((resolve, reject) => this.held.push({ replies, resolve, reject }));
   }
 
   /** Takes one piece of a snapshot; the last piece hands the whole to the core, whose replies are returned. */
@@ -140,6 +155,8 @@ export class ConsensusRuntime {
       // Drained now: the install needs the data only this call holds.
       const replies = this.raft.receive({ type: "snapshot", ...meta });
       this.drain();
+      // An acknowledgement would claim an install that did not happen (it is tried again with the next drain).
+      if (this.writeFailure) throw this.writeFailure;
       return replies;
     } finally {
       this.incomingData = null;
@@ -155,11 +172,16 @@ export class ConsensusRuntime {
     // A refused proposal appended nothing: it must not claim (and later clear) another proposal's index.
     if (this.raft.lastIndex === before) return pending.then(() => ({ index: 0, term: 0, result: undefined }));
     const index = this.raft.lastIndex;
-    this.awaited.add(index);
+    let writeFailed: (e: Error) => void = () => {};
+    const failure = new Promise<never>((_, reject) => {
+      writeFailed = reject;
+    });
+    failure.catch(() => {});
+    this.awaited.set(index, writeFailed);
     this.scheduleDrain();
     try {
-      const committed = await pending;
-      await this.applied(committed.index);
+      const committed = await Promise.race([pending, failure]);
+      await Promise.race([this.applied(committed.index), failure]);
       return { ...committed, result: this.results.get(index) };
     } finally {
       this.awaited.delete(index);
@@ -217,7 +239,7 @@ export class ConsensusRuntime {
   private applied(index: number): Promise<void> {
     if (this.appliedIndex >= index) return Promise.resolve();
     this.scheduleDrain();
-    return new Promise((resolve) => this.applyWaiters.push({ index, resolve }));
+    return new Promise((resolve, reject) => this.applyWaiters.push({ index, resolve, reject }));
   }
 
   /** Waits until a linearizable read may be served from local state, or says who can serve it. */
@@ -264,37 +286,22 @@ export class ConsensusRuntime {
     const early = (e: RaftEffect) => e.type === "send" && e.message.type === "append";
     for (const effect of effects)
       if (effect.type === "send" && early(effect)) void this.send(effect.to, effect.message);
-    const stateChanges = effects.filter((e) => e.type === "apply" || e.type === "install-snapshot");
-    if (this.storage.dirty || stateChanges.length > 0) {
-      this.opts.db.transaction((tx) => {
-        this.storage.writeTo(tx as unknown as Db);
-        for (const e of stateChanges) {
-          if (e.type === "apply") {
-            this.state.applyIn(tx as unknown as Db, e.entries, (index, result) => {
-              if (this.awaited.has(index)) this.results.set(index, result);
-            });
-          } else if (e.type === "install-snapshot") {
-            if (this.incomingData === null) throw new Error("snapshot installed without its data");
-            this.state.restoreIn(tx as unknown as Db, this.incomingData, e.index);
-          }
-        }
-      });
-      this.storage.persisted();
-      this.raft.persisted();
-      for (const e of stateChanges) {
-        this.appliedIndex = e.type === "apply" ? (e.entries.at(-1) as Entry).index : e.index;
-      }
-      if (this.applyWaiters.length > 0) {
-        const ready = this.applyWaiters.filter((w) => w.index <= this.appliedIndex);
-        this.applyWaiters = this.applyWaiters.filter((w) => w.index > this.appliedIndex);
-        for (const w of ready) w.resolve();
+    const changes = this.unapplied;
+    this.unapplied = [];
+    for (const e of effects) {
+      if (e.type === "apply") changes.push(e);
+      else if (e.type === "install-snapshot") {
+        if (this.incomingData === null) throw new Error("snapshot installed without its data");
+        changes.push({ type: e.type, index: e.index, data: this.incomingData });
       }
     }
-    for (const h of this.held.splice(0)) h.resolve(h.replies);
+    const written = !(this.storage.dirty || changes.length > 0) || this.write(changes);
+    if (written) for (const h of this.held.splice(0)) h.resolve(h.replies);
     for (const effect of effects) {
       switch (effect.type) {
         case "send":
-          if (!early(effect)) void this.send(effect.to, effect.message);
+          // Anything but an AppendEntries may vouch for what this drain wrote (a vote request, a reply).
+          if (!early(effect) && written) void this.send(effect.to, effect.message);
           break;
         case "send-snapshot":
           void this.sendSnapshot(effect.to, effect.term, effect.sentAt);
@@ -317,6 +324,59 @@ export class ConsensusRuntime {
     }
     if (this.appliedIndex - this.raft.snapshotIndex > COMPACT_AFTER)
       this.raft.compact(this.appliedIndex - COMPACT_KEEP);
+  }
+
+  /**
+   * The batch's log writes, hard state, snapshot install and applies: one transaction, one fsync. Then
+   * the core hears that its writes are durable, and proposers that their entries are applied.
+   */
+  private write(changes: StateChange[]): boolean {
+    try {
+      this.opts.db.transaction((tx) => {
+        this.storage.writeTo(tx as unknown as Db);
+        for (const c of changes) {
+          if (c.type === "apply") {
+            this.state.applyIn(tx as unknown as Db, c.entries, (index, result) => {
+              if (this.awaited.has(index)) this.results.set(index, result);
+            });
+          } else {
+            this.state.restoreIn(tx as unknown as Db, c.data, c.index);
+          }
+        }
+      });
+    } catch (e) {
+      this.writeFailed(e, changes);
+      return false;
+    }
+    if (this.writeFailure) this.opts.log.info("drain writes succeed again", { error: this.writeFailure.message });
+    this.writeFailure = null;
+    this.storage.persisted();
+    this.raft.persisted();
+    for (const c of changes) this.appliedIndex = c.type === "apply" ? (c.entries.at(-1) as Entry).index : c.index;
+    if (this.applyWaiters.length > 0) {
+      const ready = this.applyWaiters.filter((w) => w.index <= this.appliedIndex);
+      this.applyWaiters = this.applyWaiters.filter((w) => w.index > this.appliedIndex);
+      for (const w of ready) w.resolve();
+    }
+    return true;
+  }
+
+  /**
+   * The transaction rolled back (a full or failing disk): nothing of it is durable. The log writes stay
+   * buffered and the state changes are kept, both tried again by the next drain; the core hears nothing,
+   * so no message claims what was not written. Whoever waits hears why now, rather than at their
+   * deadline: a voter's replies and every proposer here.
+   */
+  private writeFailed(e: unknown, changes: StateChange[]): void {
+    const failure = new WriteFailedError(`this node could not write its log: ${(e as Error).message ?? String(e)}`);
+    if (!this.writeFailure)
+      this.opts.log.error("drain write failed; retrying with the next drain", { error: failure.message });
+    this.writeFailure = failure;
+    this.unapplied = changes;
+    for (const h of this.held.splice(0)) h.reject(failure);
+    for (const w of this.applyWaiters.splice(0)) w.reject(failure);
+    // Every proposal in flight, written or not: each is safe to retry, and may still commit.
+    for (const reject of this.awaited.values()) reject(failure);
   }
 
   /**

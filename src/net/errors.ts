@@ -36,3 +36,10 @@ export function validationResponse(on: "body" | "query", issues: readonly v.Base
   const found = first.received ?? JSON.stringify(first.input) ?? "nothing";
   return errorResponse(422, "validation", `${field}: expected ${expected}, found ${found}`, { field, expected, found });
 }
+
+/** 503: this node could not write to its disk; the request changed nothing durable and may be retried. */
+export function writeFailedResponse(message: string): Response {
+  const response = errorResponse(503, "write_failed", message);
+  response.headers.set("retry-after", "1");
+  return response;
+}

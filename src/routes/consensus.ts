@@ -1,9 +1,9 @@
 import type { Elysia } from "elysia";
 import { readKv } from "../consensus/kv.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
-import type { ConsensusRuntime } from "../consensus/runtime.ts";
+import { type ConsensusRuntime, WriteFailedError } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
-import { errorResponse } from "../net/errors.ts";
+import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { serve } from "./define.ts";
@@ -23,6 +23,7 @@ function notLeader(e: NotLeaderError, hint: LeaderHint | null): Response {
 
 function fail(e: unknown, hint: () => LeaderHint | null): Response {
   if (e instanceof NotLeaderError) return notLeader(e, hint());
+  if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
   return errorResponse(422, "rejected", (e as Error).message);
 }
 
@@ -37,7 +38,12 @@ export function consensusRoutes(
     const signer = request.headers.get(VERIFIED_PEER_HEADER);
     const forged = body.messages.find((m) => m.from !== signer);
     if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
-    return { messages: await consensus.receive(body.messages) };
+    try {
+      return { messages: await consensus.receive(body.messages) };
+    } catch (e) {
+      if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
+      throw e;
+    }
   });
 
   serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {
@@ -47,6 +53,7 @@ export function consensusRoutes(
     try {
       return { messages: consensus.receiveSnapshotChunk(body) };
     } catch (e) {
+      if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
       return errorResponse(409, "out_of_order", (e as Error).message);
     }
   });

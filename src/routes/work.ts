@@ -1,6 +1,7 @@
 import type { Elysia } from "elysia";
 import { NotLeaderError } from "../consensus/raft.ts";
-import { errorResponse } from "../net/errors.ts";
+import { WriteFailedError } from "../consensus/runtime.ts";
+import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { ReportOutcome } from "../work/commands.ts";
@@ -24,6 +25,7 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
       if (e.retryAfterS) response.headers.set("retry-after", String(e.retryAfterS));
       return response;
     }
+    if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
     return errorResponse(422, "rejected", (e as Error).message);
   };
   const outcome = (o: ReportOutcome) =>

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { deriveTiming } from "../../src/config/timing.ts";
-import { ConsensusRuntime } from "../../src/consensus/runtime.ts";
+import { ConsensusRuntime, WriteFailedError } from "../../src/consensus/runtime.ts";
 import { defineCommand } from "../../src/consensus/state-machine.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { TraceStore } from "../../src/db/traces.ts";
@@ -23,6 +23,19 @@ const double = defineCommand({
   },
 });
 
+/** Fails its batch's transaction while `diskFull` is set, as a full disk would; counts the applies that held. */
+let diskFull = false;
+let flakyApplied = 0;
+const flaky = defineCommand({
+  name: "test.flaky",
+  payload: v.object({}),
+  tables: [],
+  apply() {
+    if (diskFull) throw new Error("database or disk is full");
+    return ++flakyApplied;
+  },
+});
+
 let dir: string;
 let db: Db;
 let runtime: ConsensusRuntime;
@@ -31,6 +44,8 @@ beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), "p2p-runtime-"));
   db = openDb(dir);
   applied = 0;
+  diskFull = false;
+  flakyApplied = 0;
   runtime = new ConsensusRuntime({
     nodeId: "n1",
     voters: new Map([["n1", "127.0.0.1:1"]]),
@@ -40,7 +55,7 @@ beforeEach(async () => {
     traces: new TraceStore(db),
     log: createLogger("error", {}, () => true),
     metrics: new Metrics(),
-    commands: [double],
+    commands: [double, flaky],
   });
   runtime.start();
   const deadline = Date.now() + 10_000;
@@ -88,5 +103,25 @@ describe("group commit", () => {
       "refused",
       "refused",
     ]);
+  });
+});
+
+describe("a drain whose transaction fails", () => {
+  test("proposers hear why at once; the batch is written again, once, when the disk recovers", async () => {
+    diskFull = true;
+    const failed = await runtime.propose({ name: "test.flaky", payload: {} }).catch((e: Error) => e);
+    expect(failed).toBeInstanceOf(WriteFailedError);
+    expect((failed as Error).message).toContain("database or disk is full");
+    expect(flakyApplied).toBe(0);
+    // Every drain tries again and fails the same way: nothing partial is applied meanwhile.
+    const again = await runtime.propose({ name: "test.double", payload: { items: [1] } }).catch((e: Error) => e);
+    expect(again).toBeInstanceOf(WriteFailedError);
+    expect(applied).toBe(0);
+
+    diskFull = false;
+    // The next drain writes everything that waited, in log order: the flaky entry, the double, then this.
+    expect(await proposeDoubles([21])).toEqual([42]);
+    expect(flakyApplied).toBe(1);
+    expect(applied).toBe(2);
   });
 });
