@@ -88,11 +88,20 @@ describe("voter replacement among compiled nodes", () => {
       cluster.withLogs(async () => {
         const leader = await leaderSeenBy(cluster, "n1");
         expect(((await cluster.get("n4", "/election")) as Election).role).toBe("non-voter");
-        const added = await cluster.post(leader, "/admin/voters", {
-          action: "add",
-          id: "n4",
-          address: cluster.node("n4").address,
-        });
+        // A leader refuses voter changes until it has committed an entry of its own term (a 422 saying so).
+        const added = await waitFor(
+          async () => {
+            const answer = await cluster.post(leader, "/admin/voters", {
+              action: "add",
+              id: "n4",
+              address: cluster.node("n4").address,
+            });
+            const body = (await answer.json()) as { message?: string };
+            return body.message?.includes("has not committed its first entry") ? undefined : answer;
+          },
+          10_000,
+          "the leader takes voter changes",
+        );
         expect(added.status).toBe(200);
         await waitFor(
           async () => ((await cluster.get("n4", "/election")) as Election).role === "follower",
