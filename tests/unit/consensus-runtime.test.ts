@@ -124,4 +124,26 @@ describe("a drain whose transaction fails", () => {
     expect(flakyApplied).toBe(1);
     expect(applied).toBe(2);
   });
+
+  test("a voter's reply that waits on the failed write is refused, not sent", async () => {
+    diskFull = true;
+    await runtime.propose({ name: "test.flaky", payload: {} }).catch(() => {});
+    // Any message that gets a reply: an append from a deposed leader of an older term.
+    const stale = {
+      type: "append" as const,
+      from: "n9",
+      term: 0,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: 0,
+      sentAt: 0,
+    };
+    const reply = await runtime.receive([stale]).catch((e: Error) => e);
+    expect(reply).toBeInstanceOf(WriteFailedError);
+    diskFull = false;
+    const after = await runtime.receive([stale]);
+    expect(after.length).toBe(1);
+    expect(flakyApplied).toBe(1);
+  });
 });
