@@ -33,16 +33,21 @@ data_dir = ".data/{id}"             # per-node state; {id} is the node id
 log_level = "info"
 # seeds = ["10.0.0.1:8770"]         # where to look for the cluster (default: every node listed below)
 
-# How a node runs each type of work. "{key}" is filled from the item's config, "{output_dir}" with the
-# job's own folder; the last line the command prints is its JSON result. A node runs the types it has
-# as capabilities. Submit one: p2p-orchestrator work add --type selfplay --params '{"games": 3}'
 [work]
 soft_limit = 10000                  # queued items past this are reported as high backpressure
 hard_limit = 50000                  # past this, submissions get 429 with Retry-After
 # lease = "30s"                     # how long a claim holds an item without a heartbeat (default: from timing)
 
+# How a node runs each type of work. An argv entry that is exactly "{key}" becomes the item's config
+# value as one argument, never split or run as code; "{output_dir}" is the job's own folder. Every config
+# value is also in the job's environment as P2P_PARAM_<KEY> (P2P_PARAM_GAMES; objects as JSON), beside
+# P2P_WORK_ID, P2P_JOB_TYPE, P2P_ATTEMPT and P2P_OUTPUT_DIR. A shell script reads those variables: a
+# "{key}" inside a string or a script is refused when the file loads. The last line the command prints is
+# its JSON result. A node runs the types it has as capabilities.
+# Submit one: p2p-orchestrator work add --type selfplay --params '{"games": 3}'
 [jobs.selfplay]
-command = ["sh", "-c", "sleep 1; echo '{\\"games\\": {games}}'"]
+command = ["sh", "-c", 'sleep 1; echo "{\\"games\\": $P2P_PARAM_GAMES}"']
+# command = ["python3", "selfplay.py", "--games", "{games}", "--out", "{output_dir}"]   # no shell needed
 timeout = "10m"
 slots = 1
 

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { templateProblems } from "./job-template.ts";
 import { TIMING_PROFILES } from "./timing.ts";
 
 export const DEFAULT_PORT = 8770;
@@ -57,8 +58,25 @@ export const durationSchema = v.pipe(
 );
 
 export const jobTemplateSchema = v.strictObject({
-  /** argv; "{key}" is replaced by the item's config value, "{output_dir}" by the job's own folder. */
-  command: v.pipe(v.array(v.string()), v.minLength(1, "a command of at least one word")),
+  /**
+   * argv; an entry that is exactly "{key}" becomes the item's config value as one argument ("{output_dir}" the job's
+   * own folder). Every value is also in the environment as P2P_PARAM_<KEY>, which is how a shell script reads it.
+   */
+  command: v.pipe(
+    v.array(v.string()),
+    v.minLength(1, "a command of at least one word"),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (!dataset.typed) return;
+      const command = dataset.value;
+      for (const { index, expected } of templateProblems(command)) {
+        addIssue({
+          message: expected,
+          received: JSON.stringify(command[index]),
+          path: [{ type: "array", origin: "value", input: command, key: index, value: command[index] }],
+        });
+      }
+    }),
+  ),
   timeout: v.optional(durationSchema, "1h"),
   slots: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1),
   requires: v.optional(

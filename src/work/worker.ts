@@ -13,6 +13,7 @@ import type { GpuInfo, NodeInfo } from "../node/info.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Claim } from "./commands.ts";
 import { headroom } from "./headroom.ts";
+import { jobArgv, jobEnv } from "./job-command.ts";
 import type { Offer } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
@@ -56,17 +57,6 @@ interface RunningJob {
   slots: number;
   outputDir: string;
   timers: Array<ReturnType<typeof setTimeout>>;
-}
-
-/** Fills "{key}" from the item's config (and "{output_dir}"); a missing key is an error, not an empty string. */
-export function fillArgv(command: readonly string[], values: Record<string, unknown>): string[] {
-  return command.map((arg) =>
-    arg.replace(/\{([A-Za-z0-9_]+)\}/g, (_, key: string) => {
-      if (!(key in values)) throw new Error(`the job's command needs "${key}", which the item's config lacks`);
-      const v = values[key];
-      return typeof v === "string" ? v : JSON.stringify(v);
-    }),
-  );
 }
 
 /** Parses the job's last stdout line as its JSON result, or says why not. */
@@ -215,9 +205,12 @@ export class Worker {
     mkdirSync(outputDir, { recursive: true });
     const logFile = join(outputDir, JOB_LOG);
     let argv: string[];
+    let env: Record<string, string>;
     try {
       if (!template) throw new Error(`no template for type "${claim.type}" on this node`);
-      argv = fillArgv(template.command, { ...claim.config, output_dir: outputDir });
+      const context = { workId: claim.id, type: claim.type, attempt: claim.attempt, outputDir };
+      argv = jobArgv(template.command, claim.config, context);
+      env = jobEnv(claim.config, context, template.env);
     } catch (e) {
       this.report(claim, "fail", { error: (e as Error).message, retryDelayMs: 0 });
       return;
@@ -227,7 +220,7 @@ export class Worker {
     try {
       proc = Bun.spawn(argv, {
         cwd: template.cwd ?? outputDir,
-        env: { ...process.env, ...template.env, P2P_WORK_ID: claim.id, P2P_OUTPUT_DIR: outputDir },
+        env,
         stdout: "pipe",
         stderr: log,
         stdin: "ignore",

@@ -26,7 +26,7 @@ describe("work queue with real jobs through a leader and a worker crash", () => 
     cluster = new TestCluster(5, {
       voters: 3,
       capabilities: (i) => (i >= 3 ? ["selfplay"] : []),
-      extraToml: `[jobs.selfplay]\ncommand = ["sh", "-c", "sleep 0.2; echo '{\\"n\\": {n}}'"]\ntimeout = "1m"\nslots = 2\n`,
+      extraToml: `[jobs.selfplay]\ncommand = ["sh", "-c", 'sleep 0.2; echo "{\\"n\\": $P2P_PARAM_N}"']\ntimeout = "1m"\nslots = 2\n`,
     });
     cluster.startAll();
   });
@@ -131,7 +131,7 @@ describe("a job whose descendant keeps its output open", () => {
     cluster = new TestCluster(1, {
       voters: 1,
       capabilities: () => ["leaky"],
-      extraToml: `[jobs.leaky]\ncommand = ["sh", "-c", "echo weights > {output_dir}/model.pt; setsid sleep 30 & echo '{\\"ok\\": 1}'"]\ntimeout = "1m"\n`,
+      extraToml: `[jobs.leaky]\ncommand = ["sh", "-c", "echo weights > \\"$P2P_OUTPUT_DIR/model.pt\\"; setsid sleep 30 & echo '{\\"ok\\": 1}'"]\ntimeout = "1m"\n`,
     });
     cluster.startAll();
   });

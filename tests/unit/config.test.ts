@@ -253,6 +253,29 @@ describe("configuration errors name the file, the key, the expectation and what 
     for (const p of err.problems) expect(p.startsWith(`${path}: `)).toBe(true);
   });
 
+  test("a job parameter inside a shell script is refused, naming the argument and the variable to read", () => {
+    writeCluster(
+      edit(EXAMPLE, `'sleep 1; echo "{\\"games\\": $P2P_PARAM_GAMES}"'`, `"sleep 1; echo '{\\"games\\": {games}}'"`),
+    );
+    const err = configError(() => loadNodeConfig(path));
+    expectMessage(err, path, "jobs.selfplay.command[2]", 'the script of "sh -c"', "P2P_PARAM_GAMES", "{games}");
+    expect(err.problems).toHaveLength(1);
+  });
+
+  test("a job parameter inside a larger argument, or as the program, is refused", () => {
+    writeCluster(
+      edit(
+        EXAMPLE,
+        `command = ["sh", "-c",`,
+        `command = ["{program}", "--games={games}", "{games}"]\n# command = ["sh", "-c",`,
+      ),
+    );
+    const err = configError(() => loadNodeConfig(path));
+    expect(err.problems).toHaveLength(2);
+    expectMessage(err, "jobs.selfplay.command[0]: expected a program, not a placeholder");
+    expectMessage(err, "jobs.selfplay.command[1]: expected {games} only as a whole argv entry", '"--games={games}"');
+  });
+
   test("missing secret file names cluster.secret_file and suggests init", () => {
     writeFileSync(path, EXAMPLE);
     writeSecretFile(join(dir, "operator.token"), 24);
