@@ -104,6 +104,8 @@ export class RaftNode {
   private transferDeadline = 0;
   private readonly waiters = new Map<number, Waiter>();
   private outbox: RaftEffect[] = [];
+  /** Why the runtime could not make the last writes durable, until a write succeeds. */
+  private storageFailure: string | null = null;
   lastElectionCause = "";
 
   constructor(opts: RaftOptions) {
@@ -250,7 +252,24 @@ export class RaftNode {
 
   /** The runtime made the storage's buffered writes durable: a leader's own new entries now count toward commit. */
   persisted(): void {
+    if (this.storageFailure !== null) {
+      this.storageFailure = null;
+      this.actor.send({ type: "storage-ok", cause: "this node's log writes succeed again" });
+    }
     if (this.role === "leader") this.advanceCommit();
+  }
+
+  /**
+   * The runtime could not make the buffered writes durable (a full or failing disk). A leader steps down at
+   * once, handing over to its most caught-up follower, rather than hold the lease while it cannot write;
+   * until a write succeeds this node neither campaigns nor takes a transfer (it could not persist a vote).
+   */
+  storageFailed(cause: string): void {
+    if (this.storageFailure !== null) return;
+    this.storageFailure = cause;
+    const successor = this.role === "leader" ? this.mostCaughtUpFollower() : null;
+    this.actor.send({ type: "storage-failed", cause: `this node cannot write its log: ${cause}` });
+    if (successor) this.send(successor, { type: "timeout-now", from: this.id, term: this.term });
   }
 
   /** Sends pending entries to every follower that has no AppendEntries in flight; call after proposing. */
@@ -552,6 +571,8 @@ export class RaftNode {
   private onRoleEffect(effect: RoleEffect): void {
     switch (effect.type) {
       case "become-follower":
+        // A leader that steps down no longer names itself: callers look for the next one.
+        if (this.leaderId === this.id) this.setLeader(null);
         this.progress.clear();
         this.transferTarget = null;
         this.failWaiters(new NotLeaderError(this.leaderId, "leadership lost before the entry was applied"));
@@ -667,6 +688,12 @@ export class RaftNode {
       leaderCommit: this.commitIndex,
       sentAt: now,
     };
+  }
+
+  private mostCaughtUpFollower(): string | null {
+    let best: { peer: string; match: number } | null = null;
+    for (const [peer, p] of this.progress) if (p.match > (best?.match ?? 0)) best = { peer, match: p.match };
+    return best?.peer ?? null;
   }
 
   private maybeSendTimeoutNow(): void {

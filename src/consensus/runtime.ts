@@ -3,6 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { TraceStore } from "../db/traces.ts";
 import { type CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
+import { errorText } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { type Entry, type RaftMessage, SNAPSHOT_CHUNK_CHARS, type SnapshotChunk } from "./messages.ts";
@@ -283,7 +284,9 @@ export class ConsensusRuntime {
       for (const v of effect.voters) this.addresses.set(v.id, v.address);
       this.opts.log.info("voters", { voters: effect.voters.map((v) => v.id) });
     }
-    const early = (e: RaftEffect) => e.type === "send" && e.message.type === "append";
+    // A handover (timeout-now) vouches for nothing of this node's own log: it leaves even when the write fails.
+    const early = (e: RaftEffect) =>
+      e.type === "send" && (e.message.type === "append" || e.message.type === "timeout-now");
     for (const effect of effects)
       if (effect.type === "send" && early(effect)) void this.send(effect.to, effect.message);
     const changes = this.unapplied;
@@ -368,7 +371,7 @@ export class ConsensusRuntime {
    * deadline: a voter's replies and every proposer here.
    */
   private writeFailed(e: unknown, changes: StateChange[]): void {
-    const failure = new WriteFailedError(`this node could not write its log: ${(e as Error).message ?? String(e)}`);
+    const failure = new WriteFailedError(`this node could not write its log: ${errorText(e)}`);
     if (!this.writeFailure)
       this.opts.log.error("drain write failed; retrying with the next drain", { error: failure.message });
     this.writeFailure = failure;
@@ -377,6 +380,9 @@ export class ConsensusRuntime {
     for (const w of this.applyWaiters.splice(0)) w.reject(failure);
     // Every proposal in flight, written or not: each is safe to retry, and may still commit.
     for (const reject of this.awaited.values()) reject(failure);
+    // A leader that cannot write steps down now (its lease would otherwise hold off every other candidate);
+    // after the rejections above, so its proposers hear the real reason first.
+    this.raft.storageFailed(errorText(e));
   }
 
   /**

@@ -1,4 +1,6 @@
 import { and, desc, eq, gt, gte, sql } from "drizzle-orm";
+import { GuardedWrite } from "../observability/guarded-write.ts";
+import { createLogger, type Logger } from "../observability/log.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import type { Db } from "./client.ts";
 import { traces, workHistory } from "./schema.ts";
@@ -16,9 +18,17 @@ export type StoredTrace = TraceRecord & { seq: number };
 /** The job machine's transitions are not kept twice: its trace is the replicated work history. */
 export const JOB_MACHINE = "job";
 
+export interface TraceStoreOptions {
+  maxRows?: number;
+  maxBuffered?: number;
+  /** Where a failing flush (a full disk) is reported; silent by default. */
+  log?: Logger;
+}
+
 /**
  * Transition records go to memory first and reach SQLite in one short transaction per flush,
  * so a burst of transitions never holds the event loop; the table is trimmed to `maxRows`.
+ * A flush that fails (a full disk) keeps its rows buffered for the next one and never throws.
  */
 export class TraceStore {
   private buffer: TraceRecord[] = [];
@@ -26,11 +36,17 @@ export class TraceStore {
   /** Prepared once: a busy work queue records thousands of transitions a second, so a flush is thousands of rows. */
   private readonly insert;
   private readonly trim;
+  private readonly maxRows: number;
+  private readonly maxBuffered: number;
+  private readonly guard: GuardedWrite;
 
   constructor(
     private readonly db: Db,
-    private readonly limits: { maxRows: number; maxBuffered: number } = { maxRows: 100_000, maxBuffered: 10_000 },
+    opts: TraceStoreOptions = {},
   ) {
+    this.maxRows = opts.maxRows ?? 100_000;
+    this.maxBuffered = opts.maxBuffered ?? 10_000;
+    this.guard = new GuardedWrite(opts.log ?? createLogger("error", {}, () => true), "trace flush");
     this.insert = db.$client.prepare(
       "INSERT INTO traces (machine, instance, from_state, to_state, event, cause, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
     );
@@ -38,21 +54,24 @@ export class TraceStore {
   }
 
   record(r: TraceRecord): void {
-    if (this.buffer.length >= this.limits.maxBuffered) {
+    if (this.buffer.length >= this.maxBuffered) {
       this.buffer.shift();
       this.dropped++;
     }
     this.buffer.push(r);
   }
 
+  /** Writes the buffered rows; they stay buffered when the write fails or waits out its backoff. */
   flush(): void {
     if (this.buffer.length === 0) return;
     const rows = this.buffer;
-    this.buffer = [];
-    this.db.transaction(() => {
-      for (const r of rows) this.insert.run(r.machine, r.instance, r.from, r.to, r.event, r.cause, r.at);
-      this.trim.run(this.limits.maxRows);
-    });
+    const written = this.guard.run(() =>
+      this.db.transaction(() => {
+        for (const r of rows) this.insert.run(r.machine, r.instance, r.from, r.to, r.event, r.cause, r.at);
+        this.trim.run(this.maxRows);
+      }),
+    );
+    if (written) this.buffer = [];
   }
 
   /**

@@ -20,6 +20,8 @@ export interface RoleInput {
 
 interface RoleContext extends RoleInput {
   electionTimeoutMs: number;
+  /** False while this node cannot make its log and votes durable (a full disk): it neither leads nor campaigns. */
+  storageOk: boolean;
 }
 
 /** Every event says why, so the trace answers "why did this node become leader". */
@@ -33,6 +35,8 @@ export type RoleEvent =
   | { type: "step-down"; cause: string }
   | { type: "timeout-now"; cause: string }
   | { type: "voter-status"; voter: boolean; cause: string }
+  | { type: "storage-failed"; cause: string }
+  | { type: "storage-ok"; cause: string }
   | { type: "election-window"; minMs: number; maxMs: number; cause: string };
 
 export type RoleEffect =
@@ -67,17 +71,22 @@ export const raftRoleMachine = setup({
       electionTimeoutMs: ({ context }) =>
         Math.round(context.electionMinMs + context.random() * (context.electionMaxMs - context.electionMinMs)),
     }),
+    storageFailed: assign({ storageOk: false }),
+  },
+  guards: {
+    mayCampaign: ({ context }) => (context.voter ?? true) && (context.storageOk ?? true),
   },
 }).createMachine({
   id: "raft",
   context: ({ input }) => {
     const i = { ...defaults, ...(input as Partial<RoleInput> | undefined) };
-    return { ...i, electionTimeoutMs: i.electionMaxMs };
+    return { ...i, electionTimeoutMs: i.electionMaxMs, storageOk: true };
   },
   initial: "follower",
   on: {
     "higher-term": { target: ".follower", reenter: true },
     "voter-status": { actions: assign({ voter: ({ event }) => event.voter }) },
+    "storage-ok": { actions: assign({ storageOk: true }) },
     "election-window": {
       actions: assign({ electionMinMs: ({ event }) => event.minMs, electionMaxMs: ({ event }) => event.maxMs }),
     },
@@ -87,14 +96,19 @@ export const raftRoleMachine = setup({
       entry: ["drawTimeout", emit({ type: "become-follower" })],
       after: {
         electionTimeout: [
-          { guard: ({ context }) => context.voter ?? true, target: "pre-candidate" },
+          { guard: "mayCampaign", target: "pre-candidate" },
           { target: "follower", reenter: true },
         ],
       },
       on: {
         "heard-leader": { target: "follower", reenter: true },
         "granted-vote": { target: "follower", reenter: true },
-        "timeout-now": { target: "candidate", actions: emit({ type: "start-election", transfer: true }) },
+        "timeout-now": {
+          guard: "mayCampaign",
+          target: "candidate",
+          actions: emit({ type: "start-election", transfer: true }),
+        },
+        "storage-failed": { actions: "storageFailed" },
       },
     },
     "pre-candidate": {
@@ -104,6 +118,7 @@ export const raftRoleMachine = setup({
         "pre-vote-won": { target: "candidate", actions: emit({ type: "start-election", transfer: false }) },
         "heard-leader": { target: "follower" },
         "granted-vote": { target: "follower" },
+        "storage-failed": { target: "follower", actions: "storageFailed" },
       },
     },
     candidate: {
@@ -112,6 +127,7 @@ export const raftRoleMachine = setup({
       on: {
         "vote-won": { target: "leader" },
         "heard-leader": { target: "follower" },
+        "storage-failed": { target: "follower", actions: "storageFailed" },
       },
     },
     leader: {
@@ -126,6 +142,7 @@ export const raftRoleMachine = setup({
       on: {
         "lease-lost": { target: "follower" },
         "step-down": { target: "follower" },
+        "storage-failed": { target: "follower", actions: "storageFailed" },
       },
     },
   },

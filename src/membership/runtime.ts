@@ -4,6 +4,7 @@ import { deletePeer, savePeers, writeMeta } from "../db/peers.ts";
 import type { TraceStore } from "../db/traces.ts";
 import { type CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
+import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import type { SwimMessage } from "./messages.ts";
@@ -32,6 +33,12 @@ export class MembershipRuntime {
   private readonly core: Membership;
   private readonly now: () => number;
   private readonly dirty = new Map<string, Member>();
+  /** Peers purged from memory whose rows are still to be deleted. */
+  private readonly purged = new Set<string>();
+  /** An incarnation not yet durable (its write failed); written before any other peer state. */
+  private unsavedIncarnation: number | null = null;
+  /** Peer rows, purges and the incarnation: a full disk delays them, never ends the process. */
+  private readonly writes: GuardedWrite;
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
   private inFlight = 0;
   private readonly sent: (labels?: Record<string, string>, by?: number) => void;
@@ -40,6 +47,7 @@ export class MembershipRuntime {
   constructor(private readonly opts: MembershipRuntimeOptions) {
     this.core = opts.core;
     this.now = opts.now ?? Date.now;
+    this.writes = new GuardedWrite(opts.log, "peer state write");
     this.sent = opts.metrics.counter("p2p_swim_messages_sent_total", "SWIM messages sent, by type");
     this.failed = opts.metrics.counter("p2p_swim_send_failures_total", "SWIM sends that got no answer, by kind");
     opts.metrics.gauge("p2p_peers", "Peers known to this node, by state", () => {
@@ -100,7 +108,7 @@ export class MembershipRuntime {
         const r = effect.record;
         this.opts.traces.record(r);
         if (r.from !== r.to)
-          this.opts.log.info("peer state", { peer: r.instance, from: r.from, to: r.to, cause: r.cause });
+          this.opts.log.info("peer state write", { peer: r.instance, from: r.from, to: r.to, cause: r.cause });
         return undefined;
       }
       case "member-changed":
@@ -108,11 +116,15 @@ export class MembershipRuntime {
         return undefined;
       case "member-purged":
         this.dirty.delete(effect.id);
-        deletePeer(this.opts.db, effect.id);
+        this.purged.add(effect.id);
+        this.persist();
         return undefined;
       case "incarnation":
-        // Durable before the refutation leaves this node, so a restart never reuses an incarnation.
-        writeMeta(this.opts.db, INCARNATION_KEY, String(effect.incarnation));
+        // Durable before the refutation leaves this node, so a restart never reuses an incarnation. On a
+        // full disk the refutation leaves anyway (staying alive matters more) and the write is retried: a
+        // restart before it lands starts below the refuted incarnation and refutes once more.
+        this.unsavedIncarnation = effect.incarnation;
+        this.persist();
         this.opts.log.info("refuting", { incarnation: effect.incarnation, cause: effect.cause });
         return undefined;
     }
@@ -150,10 +162,20 @@ export class MembershipRuntime {
     }
   }
 
+  /** Writes what is pending; what a failed write (a full disk) leaves pending is tried again after a backoff. */
   private persist(): void {
-    if (this.dirty.size === 0) return;
-    const batch = [...this.dirty.values()];
+    if (this.unsavedIncarnation === null && this.purged.size === 0 && this.dirty.size === 0) return;
+    const written = this.writes.run(() =>
+      this.opts.db.transaction((tx) => {
+        const incarnation = this.unsavedIncarnation;
+        if (incarnation !== null) writeMeta(tx as unknown as Db, INCARNATION_KEY, String(incarnation));
+        for (const id of this.purged) deletePeer(tx as unknown as Db, id);
+        savePeers(tx as unknown as Db, this.dirty.values());
+      }),
+    );
+    if (!written) return;
+    this.unsavedIncarnation = null;
+    this.purged.clear();
     this.dirty.clear();
-    savePeers(this.opts.db, batch);
   }
 }

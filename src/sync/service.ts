@@ -6,6 +6,7 @@ import type { DataCategory, SyncLimits } from "../config/load.ts";
 import type { Timing } from "../config/timing.ts";
 import { type Credentials, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
+import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { diskGate } from "./disk-gate.ts";
@@ -103,8 +104,11 @@ export class SyncService {
   private lastGossip = "";
   private wantsMemo: { inputs: string; wants: Want[] } = { inputs: "", wants: [] };
   private sessionSeq = 0;
+  /** Scans and recorded transfers write the index: a full disk is logged once, not at every scan. */
+  private readonly indexWrites: GuardedWrite;
 
   constructor(private readonly opts: SyncServiceOptions) {
+    this.indexWrites = new GuardedWrite(opts.log, "data index update");
     this.credentials = { kind: "peer", secret: opts.secret, nodeId: opts.nodeId };
     for (const c of opts.categories) mkdirSync(partialDir(c), { recursive: true });
     this.uploads = new Slots(opts.limits.maxUploads);
@@ -211,8 +215,11 @@ export class SyncService {
   private scan(category?: string): Promise<void> {
     this.scanning ??= this.opts.index
       .scan(category)
-      .then(() => this.publishIfChanged())
-      .catch((e) => this.opts.log.warn("data scan failed", { error: String(e) }))
+      .then(() => {
+        this.indexWrites.succeeded();
+        this.publishIfChanged();
+      })
+      .catch((e) => this.indexWrites.failed(e))
       .finally(() => {
         this.scanning = null;
       });
@@ -408,7 +415,8 @@ export class SyncService {
     if (this.finished.length > MAX_FINISHED) this.finished.splice(0, this.finished.length - MAX_FINISHED);
     if (outcome.state === "done") {
       await utimes(finalPath, new Date(), new Date(entry.mtimeMs)).catch(() => {});
-      this.opts.index.record(category.name, entry, outcome.pieces);
+      // Unrecorded (a full disk), the file is hashed by the next scan instead.
+      this.indexWrites.run(() => this.opts.index.record(category.name, entry, outcome.pieces));
       this.opts.log.info("synced", {
         category: category.name,
         path: entry.path,

@@ -10,6 +10,7 @@ import { localJobs, workOutbox } from "../db/schema.ts";
 import { CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { GpuInfo, NodeInfo } from "../node/info.ts";
+import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Claim } from "./commands.ts";
 import { headroom } from "./headroom.ts";
@@ -17,6 +18,7 @@ import { jobArgv, jobEnv } from "./job-command.ts";
 import type { Offer } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
+type Report = { itemId: string; kind: ReportKind; body: unknown; createdAt: number };
 
 const REPORT_ROUTES = {
   start: ROUTES.peerWorkStart,
@@ -107,8 +109,15 @@ export class Worker {
   private sending = false;
   private outboxBackoffMs = 0;
   private nextOutboxAt = 0;
+  /** Reports the outbox could not take (a full disk): written with the next flush, sent from memory meanwhile. */
+  private unsaved: Report[] = [];
+  private readonly outboxWrites: GuardedWrite;
+  private readonly jobRowWrites: GuardedWrite;
 
-  constructor(private readonly opts: WorkerOptions) {}
+  constructor(private readonly opts: WorkerOptions) {
+    this.outboxWrites = new GuardedWrite(opts.log, "work outbox write");
+    this.jobRowWrites = new GuardedWrite(opts.log, "local job row write");
+  }
 
   /** Types this node can run: a template in the cluster file and the capability on this node. */
   types(): string[] {
@@ -234,11 +243,14 @@ export class Worker {
     }
     const job: RunningJob = { claim, proc, slots: template.slots, outputDir, timers: [] };
     this.running.set(claim.id, job);
-    this.opts.db
-      .insert(localJobs)
-      .values({ itemId: claim.id, leaseId: claim.leaseId, pid: proc.pid, startedAt: Date.now(), logFile })
-      .onConflictDoUpdate({ target: localJobs.itemId, set: { leaseId: claim.leaseId, pid: proc.pid } })
-      .run();
+    // Only for reaping after a restart: a full disk costs that, not the job.
+    this.jobRowWrites.run(() =>
+      this.opts.db
+        .insert(localJobs)
+        .values({ itemId: claim.id, leaseId: claim.leaseId, pid: proc.pid, startedAt: Date.now(), logFile })
+        .onConflictDoUpdate({ target: localJobs.itemId, set: { leaseId: claim.leaseId, pid: proc.pid } })
+        .run(),
+    );
     this.report(claim, "start", {});
     job.timers.push(setInterval(() => this.report(claim, "heartbeat", {}), this.opts.timing.workHeartbeatMs));
     job.timers.push(
@@ -279,7 +291,7 @@ export class Worker {
     closeSync(log);
     for (const t of job.timers) clearTimeout(t);
     this.running.delete(claim.id);
-    this.opts.db.delete(localJobs).where(eq(localJobs.itemId, claim.id)).run();
+    this.jobRowWrites.run(() => this.opts.db.delete(localJobs).where(eq(localJobs.itemId, claim.id)).run());
     if (code === 0) {
       const parsed = parseResult(last);
       const artifacts = await listArtifacts(job.outputDir);
@@ -300,10 +312,18 @@ export class Worker {
     const body = { leaseId: claim.leaseId, ...extra };
     if (kind === "heartbeat") {
       const queued = this.opts.db.select().from(workOutbox).where(eq(workOutbox.itemId, claim.id)).all();
-      if (queued.some((r) => r.kind === "heartbeat")) return;
+      if ([...queued, ...this.unsaved].some((r) => r.itemId === claim.id && r.kind === "heartbeat")) return;
     }
-    this.opts.db.insert(workOutbox).values({ itemId: claim.id, kind, body, createdAt: Date.now() }).run();
+    this.unsaved.push({ itemId: claim.id, kind, body, createdAt: Date.now() });
+    this.saveUnsaved();
     void this.flushOutbox();
+  }
+
+  /** Moves the reports kept in memory into the durable outbox, in order, when the disk takes them. */
+  private saveUnsaved(): void {
+    if (this.unsaved.length === 0) return;
+    const rows = this.unsaved;
+    if (this.outboxWrites.run(() => this.opts.db.insert(workOutbox).values(rows).run())) this.unsaved = [];
   }
 
   /** Sends queued reports oldest first; keeps those the leader did not acknowledge for the next try. */
@@ -313,22 +333,18 @@ export class Worker {
     if (!leader) return;
     this.sending = true;
     try {
+      this.saveUnsaved();
       const rows = this.opts.db.select().from(workOutbox).orderBy(asc(workOutbox.seq)).limit(64).all();
       for (const row of rows) {
-        try {
-          await call(leader, REPORT_ROUTES[row.kind], this.credentials(), {
-            params: { id: row.itemId },
-            body: row.body as { leaseId: string },
-            timeoutMs: this.opts.timing.syncTimeoutMs,
-          });
-        } catch (e) {
-          // A stale lease (409) or a vanished item (404) is a final answer; anything else is tried again.
-          const final = e instanceof CallError && e.kind === "http" && (e.status === 409 || e.status === 404);
-          if (!final) throw e;
-          this.opts.log.warn("report refused", { item: row.itemId, kind: row.kind, error: (e as Error).message });
-          this.abandon(row.itemId, (row.body as { leaseId: string }).leaseId);
-        }
+        await this.deliver(leader, row);
+        // A delete the disk refuses is retried by sending the report again; the leader answers a repeat.
         this.opts.db.delete(workOutbox).where(eq(workOutbox.seq, row.seq)).run();
+      }
+      // Newer than every outbox row: what the disk did not take still reaches the leader.
+      for (let report = this.unsaved[0]; report; report = this.unsaved[0]) {
+        await this.deliver(leader, report);
+        // Saved to the outbox meanwhile, it is sent once more from there.
+        this.unsaved = this.unsaved.filter((r) => r !== report);
       }
       this.outboxBackoffMs = 0;
     } catch (e) {
@@ -337,6 +353,22 @@ export class Worker {
       this.opts.log.debug("reports not delivered yet", { error: (e as Error).message });
     } finally {
       this.sending = false;
+    }
+  }
+
+  private async deliver(leader: string, report: Report): Promise<void> {
+    try {
+      await call(leader, REPORT_ROUTES[report.kind], this.credentials(), {
+        params: { id: report.itemId },
+        body: report.body as { leaseId: string },
+        timeoutMs: this.opts.timing.syncTimeoutMs,
+      });
+    } catch (e) {
+      // A stale lease (409) or a vanished item (404) is a final answer; anything else is tried again.
+      const final = e instanceof CallError && e.kind === "http" && (e.status === 409 || e.status === 404);
+      if (!final) throw e;
+      this.opts.log.warn("report refused", { item: report.itemId, kind: report.kind, error: (e as Error).message });
+      this.abandon(report.itemId, (report.body as { leaseId: string }).leaseId);
     }
   }
 

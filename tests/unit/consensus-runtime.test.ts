@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { deriveTiming } from "../../src/config/timing.ts";
-import { ConsensusRuntime, WriteFailedError } from "../../src/consensus/runtime.ts";
+import { ConsensusRuntime, NotLeaderError, WriteFailedError } from "../../src/consensus/runtime.ts";
 import { defineCommand } from "../../src/consensus/state-machine.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { TraceStore } from "../../src/db/traces.ts";
@@ -58,12 +58,16 @@ beforeEach(async () => {
     commands: [double, flaky],
   });
   runtime.start();
+  await waitForLease();
+});
+
+async function waitForLease(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (!runtime.raft.holdsLease()) {
     if (Date.now() > deadline) throw new Error("the single voter never led");
     await Bun.sleep(10);
   }
-});
+}
 
 afterEach(() => {
   runtime.stop();
@@ -107,22 +111,24 @@ describe("group commit", () => {
 });
 
 describe("a drain whose transaction fails", () => {
-  test("proposers hear why at once; the batch is written again, once, when the disk recovers", async () => {
+  test("proposers hear why at once, the leader steps down, and the batch is written once when the disk recovers", async () => {
     diskFull = true;
     const failed = await runtime.propose({ name: "test.flaky", payload: {} }).catch((e: Error) => e);
     expect(failed).toBeInstanceOf(WriteFailedError);
     expect((failed as Error).message).toContain("database or disk is full");
     expect(flakyApplied).toBe(0);
-    // Every drain tries again and fails the same way: nothing partial is applied meanwhile.
+    // A leader that cannot write gives leadership up at once, rather than refuse every write while holding it.
+    expect(runtime.raft.currentRole).toBe("follower");
+    expect(runtime.raft.leader).toBeNull();
     const again = await runtime.propose({ name: "test.double", payload: { items: [1] } }).catch((e: Error) => e);
-    expect(again).toBeInstanceOf(WriteFailedError);
-    expect(applied).toBe(0);
+    expect(again).toBeInstanceOf(NotLeaderError);
 
     diskFull = false;
-    // The next drain writes everything that waited, in log order: the flaky entry, the double, then this.
-    expect(await proposeDoubles([21])).toEqual([42]);
+    // The timers' drains write what waited; only then does this node campaign and lead again.
+    await waitForLease();
     expect(flakyApplied).toBe(1);
-    expect(applied).toBe(2);
+    expect(await proposeDoubles([21])).toEqual([42]);
+    expect(applied).toBe(1);
   });
 
   test("a voter's reply that waits on the failed write is refused, not sent", async () => {
