@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { ConfigError } from "../config/errors.ts";
 import { envOverrides, loadNodeConfig, mergeOverrides, parseClusterFile } from "../config/load.ts";
+import { DataDirError } from "../db/client.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { startNode } from "../node/node.ts";
 import { createLogger } from "../observability/log.ts";
@@ -52,7 +53,11 @@ export const startCommand = defineCommand({
       throw e;
     }
     const log = createLogger(config.logLevel, { node: config.nodeId });
-    const node = await startNode(config, log);
+    const node = await startNode(config, log).catch((e: unknown) => {
+      if (!(e instanceof DataDirError)) throw e;
+      console.error(`cannot start: ${e.message}`);
+      process.exit(2);
+    });
     const onSignal = (signal: string) => void node.leave(`signal ${signal}`);
     process.once("SIGTERM", () => onSignal("SIGTERM"));
     process.once("SIGINT", () => onSignal("SIGINT"));

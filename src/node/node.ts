@@ -3,7 +3,7 @@ import type { NodeConfig } from "../config/load.ts";
 import { electionWindow } from "../config/timing.ts";
 import { kvSet } from "../consensus/kv.ts";
 import { ConsensusRuntime } from "../consensus/runtime.ts";
-import { type Db, openDb } from "../db/client.ts";
+import { DataDirError, type Db, openDataDir } from "../db/client.ts";
 import { loadPeers, readMeta, writeMeta } from "../db/peers.ts";
 import { TraceStore } from "../db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
@@ -46,10 +46,12 @@ export interface RunningNode {
 /** Opens state, joins the cluster and serves the node's one port until asked to leave. */
 export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
   const startedAt = Date.now();
-  const db = openDb(config.dataDir);
-  claimDataDir(db, config);
-  const incarnation = Number(readMeta(db, INCARNATION_KEY) ?? 0) + 1;
-  writeMeta(db, INCARNATION_KEY, String(incarnation));
+  const { db, value: incarnation } = openDataDir(config.dataDir, (db) => {
+    claimDataDir(db, config);
+    const next = Number(readMeta(db, INCARNATION_KEY) ?? 0) + 1;
+    writeMeta(db, INCARNATION_KEY, String(next));
+    return next;
+  });
 
   const { timing } = config;
   const failpoints = new Failpoints(process.env.P2P_FAILPOINTS);
@@ -70,7 +72,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   if (Object.keys(failpoints.armed).length > 0) log.warn("failpoints armed (testing only)", failpoints.armed);
 
   const metrics = new Metrics();
-  const traces = new TraceStore(db);
+  const traces = new TraceStore(db, { log });
   const lag = new LoopLagMonitor();
   const core = new Membership({
     self: { id: config.nodeId, address: config.address },
@@ -301,7 +303,7 @@ function claimDataDir(db: Db, config: NodeConfig): void {
   const owner = `${config.clusterName}/${config.nodeId}`;
   const existing = readMeta(db, CLUSTER_KEY);
   if (existing && existing !== owner) {
-    throw new Error(`data dir ${config.dataDir} belongs to ${existing}, not ${owner}; use another --data-dir`);
+    throw new DataDirError(`data dir ${config.dataDir} belongs to ${existing}, not ${owner}; use another --data-dir`);
   }
   if (!existing) writeMeta(db, CLUSTER_KEY, owner);
 }
