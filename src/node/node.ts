@@ -8,13 +8,14 @@ import { loadPeers, readMeta, writeMeta } from "../db/peers.ts";
 import { TraceStore } from "../db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
 import { Membership } from "../membership/swim.ts";
+import { limitBodies } from "../net/body-limit.ts";
 import { gate } from "../net/gate.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
 import { LoopLagMonitor } from "../observability/loop-lag.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { adminRoutes } from "../routes/admin.ts";
-import { createRouter } from "../routes/app.ts";
+import { createRouter, unexpectedError } from "../routes/app.ts";
 import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
@@ -271,19 +272,24 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const server = Bun.serve({
     hostname: config.listenHost,
     port: config.listenPort,
-    // Bun's own limit is the hard stop; the gate's lower one answers with a JSON 413 first.
-    maxRequestBodySize: MAX_BODY_BYTES * 2,
-    fetch: gate(
-      {
-        token: config.token,
-        secret: config.secret,
-        replay,
-        maxSkewMs: timing.clockSkewMs,
-        maxBodyBytes: MAX_BODY_BYTES,
-        now: Date.now,
-      },
-      (request) => router.handle(request),
+    // limitBodies enforces the limit (a JSON 413) on declared and chunked bodies alike; Bun's own,
+    // which answers with an empty 413, is set out of the way. An unread body is discarded, not buffered.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    fetch: limitBodies(
+      MAX_BODY_BYTES,
+      gate(
+        {
+          token: config.token,
+          secret: config.secret,
+          replay,
+          maxSkewMs: timing.clockSkewMs,
+          maxBodyBytes: MAX_BODY_BYTES,
+          now: Date.now,
+        },
+        (request) => router.handle(request),
+      ),
     ),
+    error: (error) => unexpectedError(log, error, "(outside the router)"),
   });
   lag.start();
   membership.start();

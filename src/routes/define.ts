@@ -1,7 +1,9 @@
 import type { Elysia } from "elysia";
 import * as v from "valibot";
 import { validationResponse } from "../net/errors.ts";
+import { readJsonObject } from "../net/json-body.ts";
 import type { RouteSpec } from "../net/route-table.ts";
+import { pathParams, queryValues } from "../net/url-input.ts";
 
 type Out<S> = S extends v.GenericSchema<unknown, infer O> ? O : undefined;
 
@@ -14,8 +16,10 @@ export interface RouteInput<Spec extends RouteSpec> {
 }
 
 /**
- * Registers a handler for one entry of the route table. Body and query are validated with the
- * table's Valibot schemas here, so every route answers bad input the same way (422 naming the field).
+ * Registers a handler for one entry of the route table. Path, query and body are read here (Elysia
+ * parses nothing) and checked against the table's Valibot schemas, so every route answers bad input
+ * the same way: 400 for bad encodings and malformed JSON, 415 for a body not sent as JSON, 422 naming
+ * the field for a value of the wrong shape.
  */
 export function serve<Spec extends RouteSpec>(
   app: Elysia,
@@ -25,20 +29,28 @@ export function serve<Spec extends RouteSpec>(
   app.route(
     spec.method,
     spec.path,
-    (ctx: { body: unknown; query: Record<string, string>; params: Record<string, string>; request: Request }) => {
-      let body: unknown;
+    async ({ request }: { request: Request }) => {
+      const url = new URL(request.url);
+      const params = pathParams(spec.path, url.pathname);
+      if (!params.ok) return params.response;
       let query: unknown;
-      if (spec.body) {
-        const parsed = v.safeParse(spec.body, ctx.body ?? {});
-        if (!parsed.success) return validationResponse("body", parsed.issues);
-        body = parsed.output;
-      }
       if (spec.query) {
-        const parsed = v.safeParse(spec.query, { ...ctx.query });
+        const values = queryValues(url.search);
+        if (!values.ok) return values.response;
+        const parsed = v.safeParse(spec.query, values.value);
         if (!parsed.success) return validationResponse("query", parsed.issues);
         query = parsed.output;
       }
-      return handler({ body, query, params: ctx.params ?? {}, request: ctx.request } as RouteInput<Spec>);
+      let body: unknown;
+      if (spec.body) {
+        const read = await readJsonObject(request);
+        if (!read.ok) return read.response;
+        const parsed = v.safeParse(spec.body, read.value);
+        if (!parsed.success) return validationResponse("body", parsed.issues);
+        body = parsed.output;
+      }
+      return handler({ body, query, params: params.value, request } as RouteInput<Spec>);
     },
+    { parse: "none" },
   );
 }

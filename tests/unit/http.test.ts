@@ -530,3 +530,138 @@ describe("backpressure on the work queue", () => {
     expect(status.backpressure).toMatchObject({ queued: 3, level: "refusing" });
   });
 });
+
+describe("bodies must be JSON objects with finite numbers", () => {
+  test("POST /admin/leave with null, [] or a string is 422 naming body, and the node stays", async () => {
+    for (const [text, found] of [
+      ["null", "null"],
+      ["[]", "an array"],
+      ['"bye"', "a string"],
+    ]) {
+      const response = await postJson(ROUTES.leave.path, text as string);
+      expect(response.status).toBe(422);
+      const body = await json(response);
+      expect(body.field).toBe("body");
+      expect(body.found).toBe(found as string);
+    }
+    expect((await get("/status")).status).toBe(200);
+  });
+
+  test("an empty body is 400 and a body not sent as JSON is 415, each naming body", async () => {
+    const empty = await postJson(ROUTES.drain.path, "");
+    expect(empty.status).toBe(400);
+    expect(await json(empty)).toMatchObject({ field: "body", found: "an empty body" });
+    const plain = await fetch(`${base}${ROUTES.drain.path}`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "text/plain" },
+      body: "{}",
+    });
+    expect(plain.status).toBe(415);
+    expect(await json(plain)).toMatchObject({ field: "body", expected: expect.stringContaining("application/json") });
+    const none = await fetch(`${base}${ROUTES.drain.path}`, { method: "POST", headers: auth() });
+    expect(none.status).toBe(415);
+    expect((await json(none)).found).toBe("no content-type");
+  });
+
+  test("1e309 anywhere in a body is 422 naming its path, and nothing is stored", async () => {
+    const response = await postJson(ROUTES.kvSet.path, '{"key": "inf", "value": {"gpu": [1, -1e999]}}');
+    expect(response.status).toBe(422);
+    expect(await json(response)).toMatchObject({ field: "body.value.gpu[1]", expected: "a finite number" });
+    const top = await postJson(ROUTES.kvSet.path, '{"key": "inf", "value": 1e309}');
+    expect((await json(top)).field).toBe("body.value");
+    const read = await get(`${ROUTES.kvGet.path}?key=inf`);
+    expect((await json<{ value: unknown }>(read)).value ?? null).toBeNull();
+  });
+
+  test("a body nested 100,000 deep is 422 naming body, not a stack overflow", async () => {
+    const deep = `{"key": "deep", "value": ${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    const response = await postJson(ROUTES.kvSet.path, deep);
+    expect(response.status).toBe(422);
+    expect(await json(response)).toMatchObject({ field: "body", expected: "at most 64 levels of nesting" });
+  });
+});
+
+describe("methods, encodings and query strings", () => {
+  test("a wrong method on a served path is 405 with Allow", async () => {
+    const leave = await get(ROUTES.leave.path);
+    expect(leave.status).toBe(405);
+    expect(leave.headers.get("allow")).toBe("POST");
+    expect((await json(leave)).error).toBe("method_not_allowed");
+    const work = await fetch(`${base}/work`, { method: "PUT", headers: auth() });
+    expect(work.status).toBe(405);
+    expect(work.headers.get("allow")).toBe("GET, HEAD, POST");
+    expect((await get("/no/such/path")).status).toBe(404);
+  });
+
+  test("a bad percent-encoding in a path parameter is 400 naming it", async () => {
+    for (const id of ["%E0%A4%A", "%ZZ", "%"]) {
+      const response = await get(`/work/${id}`);
+      expect(response.status).toBe(400);
+      expect(await json(response)).toMatchObject({ error: "bad_encoding", field: "params.id" });
+    }
+  });
+
+  test("a repeated query key is 422 naming it; a bad encoding in a value is 400 naming it", async () => {
+    const repeated = await get("/traces?limit=1&limit=2");
+    expect(repeated.status).toBe(422);
+    expect((await json(repeated)).field).toBe("query.limit");
+    const bad = await get("/traces?machine=%E0%A4%A");
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).field).toBe("query.machine");
+  });
+});
+
+describe("the body limit answers in JSON however the body is sent", () => {
+  /** Writes raw bytes to the node and returns what it answers before closing or within a second. */
+  async function rawExchange(head: string): Promise<string> {
+    const url = new URL(base);
+    let answer = "";
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const socket = await Bun.connect({
+      hostname: url.hostname,
+      port: Number(url.port),
+      socket: {
+        data: (_s, data) => {
+          answer += data.toString();
+          if (answer.includes("\r\n\r\n") && answer.includes("}")) resolve();
+        },
+        close: () => resolve(),
+      },
+    });
+    socket.write(head);
+    await Promise.race([promise, Bun.sleep(2_000)]);
+    socket.end();
+    return answer;
+  }
+
+  test("a declared length of 100 MB is a JSON 413 without sending the body", async () => {
+    const answer = await rawExchange(
+      `POST /kv HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${config.token}\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n`,
+    );
+    expect(answer).toStartWith("HTTP/1.1 413");
+    expect(answer).toContain('"error":"payload_too_large"');
+  });
+
+  test("a chunked body past the limit is a JSON 413, on operator and peer routes", async () => {
+    const chunk = new Uint8Array(1 << 20).fill(0x20);
+    const streamOf = (mib: number) =>
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          for (let i = 0; i < mib; i++) controller.enqueue(chunk);
+          controller.close();
+        },
+      });
+    const operator = await fetch(`${base}${ROUTES.kvSet.path}`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json" },
+      body: streamOf(9),
+    });
+    expect(operator.status).toBe(413);
+    expect((await json(operator)).error).toBe("payload_too_large");
+    const peer = signed(ROUTES.peerSwim.path, "");
+    const signedPeer = await fetch(`${base}${peer.path}`, { method: "POST", headers: peer.headers, body: streamOf(9) });
+    expect(signedPeer.status).toBe(413);
+    expect((await json(signedPeer)).error).toBe("payload_too_large");
+    expect((await get("/health", {})).status).toBe(200);
+  });
+});
