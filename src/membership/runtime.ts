@@ -108,7 +108,7 @@ export class MembershipRuntime {
         const r = effect.record;
         this.opts.traces.record(r);
         if (r.from !== r.to)
-          this.opts.log.info("peer state write", { peer: r.instance, from: r.from, to: r.to, cause: r.cause });
+          this.opts.log.info("peer state", { peer: r.instance, from: r.from, to: r.to, cause: r.cause });
         return undefined;
       }
       case "member-changed":

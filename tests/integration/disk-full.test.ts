@@ -224,6 +224,79 @@ describe.skipIf(!canMountSmallDisk)("3 voters, each on its own small tmpfs, with
   );
 });
 
+describe.skipIf(!canMountSmallDisk)("a worker whose data dir is full", () => {
+  let cluster: TestCluster;
+  let disk: SmallDisk | null = null;
+
+  beforeAll(() => {
+    requireBinary();
+    cluster = new TestCluster(4, {
+      voters: 3,
+      capabilities: (i) => (i === 3 ? ["selfplay"] : []),
+      extraToml: `[jobs.selfplay]\ncommand = ["sleep", "0.2"]\ntimeout = "1m"\nslots = 1\n`,
+    });
+    disk = mountSmallDisk(16);
+    if (!disk) throw new Error("mount failed");
+    for (const n of cluster.nodes) cluster.start(n.id, n.id === "n4" ? { P2P_DATA_DIR: join(disk.dir, "data") } : {});
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    disk?.unmount();
+  });
+
+  test(
+    "keeps running jobs and delivering their reports from memory, and writes its outbox again once space returns",
+    async () =>
+      cluster.withLogs(async () => {
+        const voters = ["n1", "n2", "n3"];
+        const leader = await waitFor(() => leaderOf(cluster, "n1"), 10_000, "a leader");
+        await waitFor(() => cluster.converged(), 15_000, "all 4 alive");
+        const submit = async (ids: string[]) => {
+          const items = ids.map((id) => ({ id, type: "selfplay", config: {}, maxAttempts: 20 }));
+          const res = await cluster.post(leader, "/work/batch", { items });
+          return res.status === 200;
+        };
+        await waitFor(() => submit(["probe"]), 15_000, "the leader accepts selfplay work");
+        const completed = async () => {
+          const status = (await cluster.get(leader, "/work/status")) as { byState: Record<string, number> };
+          return status.byState.completed ?? 0;
+        };
+        await waitFor(async () => (await completed()) === 1, 15_000, "the probe completed");
+
+        const fullAt = Date.now();
+        disk?.fill();
+        expect(await submit(Array.from({ length: 30 }, (_, i) => `full-${i}`))).toBe(true);
+        await waitFor(async () => (await completed()) === 31, 30_000, "30 items completed while n4's disk is full");
+        expect(firstLogged(cluster, "n4", "work outbox write failed; retrying with backoff", fullAt)).toBeDefined();
+
+        // Space returns; the next report written once the backoff is over says so.
+        const freedAt = Date.now();
+        disk?.free();
+        let submitted = 31;
+        await waitFor(
+          async () => {
+            if (firstLogged(cluster, "n4", "work outbox write succeeds again", freedAt)) return true;
+            if ((await completed()) === submitted && (await submit([`freed-${submitted}`]))) submitted++;
+            return false;
+          },
+          20_000,
+          "n4 writes its outbox again",
+        );
+        await waitFor(async () => (await completed()) === submitted, 15_000, "every item completed");
+        for (const n of cluster.nodes) expect(n.proc?.exitCode).toBeNull();
+        const { history } = (await cluster.get(leader, "/work/history?limit=10000")) as {
+          history: Array<{ itemId: string; to: string }>;
+        };
+        const completions = history.filter((h) => h.to === "completed").map((h) => h.itemId);
+        expect(completions.length).toBe(submitted);
+        expect(new Set(completions).size).toBe(submitted);
+        expect(voters).toContain(leader);
+      }),
+    90_000,
+  );
+});
+
 describe.skipIf(!canMountSmallDisk)("starting on a data dir the node cannot use", () => {
   let cluster: TestCluster;
   const disks: SmallDisk[] = [];
