@@ -393,13 +393,14 @@ export class ConsensusRuntime {
     const address = this.addresses.get(to);
     if (!address || this.snapshotsOut.has(to)) return;
     this.snapshotsOut.add(to);
-    const index = this.appliedIndex;
-    const lastTerm = this.raft.termAt(index) ?? 0;
-    const voters = this.raft.configAt(index);
-    const data = this.state.snapshot();
-    this.opts.log.info("sending snapshot", { to, index, chars: data.length });
     const creds = { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
+    // Reading the state can fail too (a failing disk): like a failed send, it is logged and offered again.
     try {
+      const index = this.appliedIndex;
+      const lastTerm = this.raft.termAt(index) ?? 0;
+      const voters = this.raft.configAt(index);
+      const data = this.state.snapshot();
+      this.opts.log.info("sending snapshot", { to, index, chars: data.length });
       for (let offset = 0; ; offset += SNAPSHOT_CHUNK_CHARS) {
         const chunk = data.slice(offset, offset + SNAPSHOT_CHUNK_CHARS);
         const body = {
