@@ -45,11 +45,14 @@ beforeAll(() => {
 });
 
 afterEach(() => {
-  for (const stop of stops.splice(0)) stop();
-  db?.$client.close();
-  db = null;
-  disk?.unmount();
-  disk = null;
+  try {
+    for (const stop of stops.splice(0)) stop();
+  } finally {
+    db?.$client.close();
+    db = null;
+    disk?.unmount();
+    disk = null;
+  }
 });
 
 function smallDiskDb(): Db {
