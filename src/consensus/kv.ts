@@ -2,17 +2,22 @@ import { eq, sql } from "drizzle-orm";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { kv } from "../db/schema.ts";
+import { FREE_FORM_DEPTH, freeForm } from "../net/free-form.ts";
 import { defineCommand } from "./state-machine.ts";
 
 export const kvKeySchema = v.pipe(v.string(), v.minLength(1), v.maxLength(256));
 
+/** `POST /kv`: the value is free-form JSON, at most 32 levels deep and 64 KiB encoded. */
 export const kvSetPayload = v.strictObject({
   key: kvKeySchema,
-  value: v.pipe(
-    v.unknown(),
-    v.check((x) => JSON.stringify(x ?? null).length <= 64 * 1024, "a JSON value of at most 64 KiB"),
-  ),
+  value: freeForm({ maxDepth: FREE_FORM_DEPTH, maxBytes: 64 * 1024 }),
 });
+
+/**
+ * The entry as the log holds it: bounded at the door above, and applied as written, whichever version
+ * wrote it (a value an older version took under its own bound is applied by every voter alike).
+ */
+const kvSetEntry = v.strictObject({ key: kvKeySchema, value: v.unknown() });
 
 /** One prepared upsert per database: applying thousands of entries a second must not rebuild the query each time. */
 const upserts = new WeakMap<Db, ReturnType<typeof prepareUpsert>>();
@@ -37,7 +42,7 @@ function prepareUpsert(db: Db) {
 /** `kv.set`: the replicated key-value register (operator data, tests, benchmarks). */
 export const kvSet = defineCommand({
   name: "kv.set",
-  payload: kvSetPayload,
+  payload: kvSetEntry,
   tables: [kv],
   apply(db, payload, ctx) {
     let upsert = upserts.get(db);

@@ -4,7 +4,8 @@ import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
 import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
 import { syncStartBodySchema } from "../sync/model.ts";
-import { offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
+import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
+import { FREE_FORM_DEPTH, freeForm } from "./free-form.ts";
 
 /**
  * Every HTTP route of the node, shared by the server (which must serve each one) and every
@@ -77,8 +78,8 @@ export const claimBodySchema = v.strictObject({
 /** A worker's report on its lease: the same body for start, heartbeat, complete and fail. */
 export const reportBodySchema = v.strictObject({
   leaseId: v.pipe(v.string(), v.maxLength(64)),
-  progress: v.optional(v.unknown()),
-  result: v.optional(v.unknown()),
+  progress: v.optional(freeForm({ maxDepth: FREE_FORM_DEPTH, maxBytes: 16 * 1024 })),
+  result: v.optional(jobResultSchema),
   /** complete: the files the job left in its output folder (paths on the reporting node). */
   artifacts: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(1_024))), v.maxLength(1_000))),
   error: v.optional(v.pipe(v.string(), v.maxLength(4_000))),

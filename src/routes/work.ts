@@ -9,6 +9,12 @@ import { WorkError, type WorkService } from "../work/service.ts";
 import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 
+/**
+ * What a 503 write_failed means to a submitter: the entry may still commit (it can be on other voters'
+ * disks already), so the answer is not "not added". Resending the same ids is safe: an id is added once.
+ */
+const OUTCOME_UNKNOWN = "the outcome is unknown: the write may still be applied; retry with the same id(s)";
+
 /** The work queue's HTTP surface: operators submit and inspect; workers claim and report, signed. */
 export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: () => LeaderHint | null }): void {
   const { work } = deps;
@@ -20,12 +26,13 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
       });
     }
     if (e instanceof WorkError) {
-      const code = e.status === 429 ? "backpressure" : e.status === 404 ? "no_such_item" : "rejected";
+      const codes = { 404: "no_such_item", 409: "id_conflict", 422: "rejected", 429: "backpressure" } as const;
+      const code = codes[e.status];
       const response = errorResponse(e.status, code, e.message);
       if (e.retryAfterS) response.headers.set("retry-after", String(e.retryAfterS));
       return response;
     }
-    if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
+    if (e instanceof WriteFailedError) return writeFailedResponse(`${e.message}; ${OUTCOME_UNKNOWN}`);
     return errorResponse(422, "rejected", (e as Error).message);
   };
   const outcome = (o: ReportOutcome) =>
@@ -35,7 +42,9 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
 
   serve(app, ROUTES.workAdd, async ({ body }) => {
     try {
-      return await work.submit([body]);
+      const { added, existing, queued } = await work.submit([body]);
+      const id = (added[0] ?? existing[0]) as string;
+      return { id, existing: existing.length > 0, item: work.get(id), queued };
     } catch (e) {
       return fail(e);
     }

@@ -11,7 +11,7 @@ import {
   jobLifecycleMachine,
   nextJob,
 } from "../machines/job-lifecycle.ts";
-import { offerSchema, type Requirements, requirementsSchema, type WorkItem } from "./model.ts";
+import { loggedRequirementsSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
 
 /**
@@ -26,7 +26,7 @@ const normalizedItemSchema = v.object({
   type: v.string(),
   priority: v.number(),
   config: v.record(v.string(), v.unknown()),
-  requirements: requirementsSchema,
+  requirements: loggedRequirementsSchema,
   dependsOn: v.array(v.string()),
   maxAttempts: v.number(),
   timeoutMs: v.number(),
@@ -294,6 +294,7 @@ function claimAll(
       free.freeSlots -= offer.slotsPerType[row.type] ?? 1;
       free.freeGpuMemoryGb -= requirements.gpuMemoryGb;
       free.freeDiskGb -= requirements.diskGb;
+      if (free.freeMemoryGb !== undefined) free.freeMemoryGb -= requirements.memoryGb ?? 0;
     }
     return claims;
   });
@@ -354,19 +355,69 @@ function initialContext(maxAttempts: number): string {
   return context;
 }
 
+/** An item submitted again under an id the queue holds, with other content: which fields differ. */
+export interface AddConflict {
+  id: string;
+  fields: string[];
+}
+
+/** What a submission's items are to the queue: new, already there as they are, or conflicting with what is there. */
+export function classifyItems(db: Db, items: readonly NormalizedItem[]) {
+  const fresh: NormalizedItem[] = [];
+  const existing: string[] = [];
+  const conflicts: AddConflict[] = [];
+  const earlier = new Map<string, NormalizedItem>();
+  for (const item of items) {
+    const stored = earlier.get(item.id) ?? storedForm(db, item.id);
+    if (!stored) {
+      earlier.set(item.id, item);
+      fresh.push(item);
+      continue;
+    }
+    const fields = differingFields(stored, item);
+    if (fields.length === 0) existing.push(item.id);
+    else conflicts.push({ id: item.id, fields });
+  }
+  return { fresh, existing, conflicts };
+}
+
+/** A stored item as the submission that made it. */
+function storedForm(db: Db, id: string): NormalizedItem | undefined {
+  const item = itemExists(db, id) ? readItem(db, id) : undefined;
+  if (!item) return undefined;
+  const { type, priority, config, requirements, dependsOn, timeoutMs } = item;
+  return { id, type, priority, config, requirements, dependsOn, timeoutMs, maxAttempts: item.context.maxAttempts };
+}
+
+function differingFields(a: NormalizedItem, b: NormalizedItem): string[] {
+  const keys = ["type", "priority", "config", "requirements", "dependsOn", "maxAttempts", "timeoutMs"] as const;
+  return keys.filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
+}
+
+/** JSON with every object's keys in order: the same content compares equal however a client ordered it. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, x: unknown) =>
+    x !== null && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([p], [q]) => (p < q ? -1 : p > q ? 1 : 0)))
+      : x,
+  );
+}
+
+/**
+ * Adds the items whose ids are new. An id already held is left as it is: `existing` if the submission is
+ * the same (a retry), `conflicts` if it differs. The service refuses a conflicting submission before it
+ * is proposed; this catches the race of two submissions in flight at once.
+ */
 export const workAdd = defineCommand({
   name: "work.add",
   payload: v.object({ items: v.array(normalizedItemSchema), now }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx) {
-    const added: string[] = [];
-    const existing: string[] = [];
+    const { fresh, existing, conflicts } = classifyItems(db, payload.items);
     const statements = q(db);
+    const adding = new Set(fresh);
     payload.items.forEach((item, i) => {
-      if (itemExists(db, item.id)) {
-        existing.push(item.id);
-        return;
-      }
+      if (!adding.has(item)) return;
       statements.insertItem.run(
         item.id,
         item.type,
@@ -381,9 +432,8 @@ export const workAdd = defineCommand({
         ctx.index * 10_000 + i,
       );
       statements.insertHistory.run(item.id, null, "pending", "submit", "submitted", null, ctx.term, payload.now);
-      added.push(item.id);
     });
-    return { added, existing };
+    return { added: fresh.map((i) => i.id), existing, conflicts };
   },
 });
 
@@ -441,6 +491,8 @@ function report(db: Db, r: ReportRequest, p: { now: number; leaseMs: number }, c
       ? `failed on ${r.node} (lease ${r.leaseId}): ${r.error ?? "no reason given"}`
       : `${r.kind} from ${r.node} (lease ${r.leaseId})`;
   if (!step(db, item, event, { now: p.now, term: ctx.term, cause, node: r.node })) {
+    // A start or heartbeat sent again after its answer was lost: the lease is still this one.
+    if (item.context.leaseId === r.leaseId) return { ok: true, state: item.state, duplicate: true };
     return {
       ok: false,
       status: 409,

@@ -1,15 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { count, inArray } from "drizzle-orm";
 import type { JobTemplate } from "../config/schema.ts";
+import { NotLeaderError } from "../consensus/raft.ts";
 import type { ConsensusRuntime } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
 import { workItems } from "../db/schema.ts";
 import type { NodeInfo } from "../node/info.ts";
 import {
+  type AddConflict,
   anyPending,
   type Claim,
   type ClaimRequest,
   claimOf,
+  classifyItems,
   dueItems,
   history,
   itemExists,
@@ -21,7 +24,7 @@ import {
   workItemsOfNode,
 } from "./commands.ts";
 import type { Offer, WorkItem, WorkItemInput } from "./model.ts";
-import { misfits } from "./placement.ts";
+import { misfits, neverFits } from "./placement.ts";
 
 /** A refusal the HTTP layer turns into its status code. */
 export class WorkError extends Error {
@@ -54,6 +57,20 @@ export interface WorkServiceOptions {
 }
 
 const QUEUED = ["pending", "retry-wait"] as const;
+/** Nodes a refusal names one by one; a large cluster's are counted. */
+const MAX_NODES_NAMED = 8;
+
+export interface Submitted {
+  added: string[];
+  existing: string[];
+  queued: number;
+}
+
+function conflictError(conflicts: readonly AddConflict[], added: readonly string[] = []): WorkError {
+  const named = conflicts.map((c) => `"${c.id}" (${c.fields.join(", ")})`).join(", ");
+  const others = added.length > 0 ? `; the other ${added.length} item(s) were added` : "";
+  return new WorkError(409, `ids already used by items with other content: ${named}${others}`);
+}
 /** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
 const TICK_LIMIT = 512;
 /**
@@ -84,25 +101,12 @@ export class WorkService {
     return types;
   }
 
-  async submit(inputs: readonly WorkItemInput[]): Promise<{ added: string[]; existing: string[]; queued: number }> {
-    const runnable = this.executableTypes();
-    for (const input of inputs) {
-      if (!this.opts.jobs[input.type]) {
-        throw new WorkError(422, `type "${input.type}" has no job template in the cluster file ([jobs.${input.type}])`);
-      }
-      if (!runnable.has(input.type)) {
-        throw new WorkError(422, `no node in the cluster runs type "${input.type}" (no node has that capability)`);
-      }
-    }
-    const batch = new Set(inputs.flatMap((i) => (i.id ? [i.id] : [])));
-    for (const input of inputs) {
-      const unknown = input.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
-      if (unknown.length > 0) throw new WorkError(422, `dependsOn names unknown items: ${unknown.join(", ")}`);
-    }
-    const queued = this.queuedCount();
-    if (queued + inputs.length > this.opts.limits.hard) {
-      throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, 5);
-    }
+  /**
+   * Adds items, idempotent by id: an item already held with the same content is answered as `existing`
+   * (a retry whose first answer was lost), one with other content is refused (409). Only new items are
+   * checked against the types, the nodes, the dependencies and the queue's limit.
+   */
+  async submit(inputs: readonly WorkItemInput[]): Promise<Submitted> {
     const now = this.now();
     const items: NormalizedItem[] = inputs.map((input) => ({
       id: input.id ?? randomUUID(),
@@ -114,8 +118,60 @@ export class WorkService {
       maxAttempts: input.maxAttempts,
       timeoutMs: input.timeout ?? this.opts.jobs[input.type]?.timeout ?? 3_600_000,
     }));
-    const { result } = await this.opts.consensus.propose({ name: "work.add", payload: { items, now } });
-    return { ...(result as { added: string[]; existing: string[] }), queued: queued + items.length };
+    const { fresh, existing, conflicts } = classifyItems(this.opts.db, items);
+    if (conflicts.length > 0) throw conflictError(conflicts);
+    const label = (item: NormalizedItem) => (items.length > 1 ? `items[${items.indexOf(item)}]` : "the item");
+    const runnable = this.executableTypes();
+    for (const item of fresh) {
+      if (!this.opts.jobs[item.type]) {
+        throw new WorkError(422, `type "${item.type}" has no job template in the cluster file ([jobs.${item.type}])`);
+      }
+      if (!runnable.has(item.type)) {
+        throw new WorkError(422, `no node in the cluster runs type "${item.type}" (no node has that capability)`);
+      }
+      const never = this.whyNoLiveNodeCanRun(item);
+      if (never) throw new WorkError(422, `no live node can ever run ${label(item)}: ${never}`);
+    }
+    const batch = new Set(items.map((i) => i.id));
+    for (const item of fresh) {
+      const unknown = item.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
+      if (unknown.length > 0) throw new WorkError(422, `dependsOn names unknown items: ${unknown.join(", ")}`);
+    }
+    const queued = this.queuedCount();
+    if (fresh.length === 0) return { added: [], existing, queued };
+    if (queued + fresh.length > this.opts.limits.hard) {
+      throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, 5);
+    }
+    const { result } = await this.opts.consensus.propose({ name: "work.add", payload: { items: fresh, now } });
+    const applied = result as { added: string[]; existing: string[]; conflicts?: AddConflict[] };
+    // Another submission of the same id with other content won the race to the log.
+    if (applied.conflicts?.length) throw conflictError(applied.conflicts, applied.added);
+    return {
+      added: applied.added,
+      existing: [...existing, ...applied.existing],
+      queued: queued + applied.added.length,
+    };
+  }
+
+  /**
+   * Why no live node could ever run the item (what each lacks in all, not what is busy now), or null
+   * when one could, or when some live node's resources are not known yet.
+   */
+  private whyNoLiveNodeCanRun(item: NormalizedItem): string | null {
+    const live = this.opts.nodes().filter((n) => n.alive);
+    const memoryGb = Math.max(item.requirements.memoryGb, this.opts.jobs[item.type]?.requires.memory_gb ?? 0);
+    const verdicts: string[] = [];
+    for (const { id, info } of live) {
+      if (!info) return null;
+      const runs = info.capabilities.filter((c) => this.opts.jobs[c]);
+      const reasons = neverFits(item, { id, info, runs }, memoryGb);
+      if (reasons.length === 0) return null;
+      verdicts.push(`${id}: ${reasons.join(", ")}`);
+    }
+    if (verdicts.length === 0) return "no node is live";
+    const shown = verdicts.slice(0, MAX_NODES_NAMED);
+    const more = verdicts.length - shown.length;
+    return shown.join("; ") + (more > 0 ? `; and ${more} more node(s)` : "");
   }
 
   async claim(offer: Offer, max: number, claimId?: string, retry = false): Promise<Claim[]> {
@@ -155,6 +211,7 @@ export class WorkService {
     return claims.map((c) => answers.get(c) ?? []);
   }
 
+  /** A report for an item this leader knows does not exist is refused here, before it costs a log entry. */
   async report(
     id: string,
     kind: "start" | "heartbeat" | "complete" | "fail",
@@ -167,6 +224,7 @@ export class WorkService {
       retryDelayMs?: number;
     },
   ): Promise<ReportOutcome> {
+    if (this.knownMissing(id)) return { ok: false, status: 404, reason: `no work item "${id}"` };
     return this.reportTogether({
       id,
       kind,
@@ -178,6 +236,21 @@ export class WorkService {
       // The backoff starts when the leader hears of the failure; the batch's time is within a turn of it.
       retryAt: this.now() + (body.retryDelayMs ?? 0),
     });
+  }
+
+  /**
+   * Whether the item surely does not exist: not here, and this node is a leader whose applied state
+   * holds every committed entry (the read a linearizable GET makes). Anywhere else the proposal decides.
+   */
+  private knownMissing(id: string): boolean {
+    if (itemExists(this.opts.db, id)) return false;
+    try {
+      this.opts.consensus.linearizableIndex();
+    } catch (e) {
+      if (e instanceof NotLeaderError) return false;
+      throw e;
+    }
+    return !itemExists(this.opts.db, id);
   }
 
   private async proposeReports(reports: ReportRequest[]): Promise<ReportOutcome[]> {
@@ -275,6 +348,7 @@ export class WorkService {
       gpus: info.gpus.length,
       freeGpuMemoryGb: gpuFree,
       freeDiskGb: info.disk.freeBytes / 1024 ** 3,
+      freeMemoryGb: info.memory.freeBytes / 1024 ** 3,
       slotsPerType: Object.fromEntries(Object.entries(this.opts.jobs).map(([t, j]) => [t, j.slots])),
     };
   }

@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { asc, eq } from "drizzle-orm";
+import * as v from "valibot";
 import type { JobTemplate } from "../config/schema.ts";
 import type { Timing } from "../config/timing.ts";
 import type { Db } from "../db/client.ts";
@@ -15,7 +16,7 @@ import type { Logger } from "../observability/log.ts";
 import type { Claim } from "./commands.ts";
 import { headroom } from "./headroom.ts";
 import { jobArgv, jobEnv } from "./job-command.ts";
-import type { Offer } from "./model.ts";
+import { jobResultSchema, type Offer } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
 type Report = { itemId: string; kind: ReportKind; body: unknown; createdAt: number };
@@ -65,10 +66,13 @@ interface RunningJob {
 export function parseResult(lastLine: string): { result: unknown } | { error: string } {
   const line = lastLine.trim();
   if (line === "") return { result: null };
+  const asText = { result: { output: line.slice(0, 1_000) } };
   try {
-    return { result: JSON.parse(line) };
+    const result: unknown = JSON.parse(line);
+    // A result the leader would refuse must not sit at the head of the outbox forever: it goes as text.
+    return v.is(jobResultSchema, result) ? { result } : asText;
   } catch {
-    return { result: { output: line.slice(0, 1_000) } };
+    return asText;
   }
 }
 
@@ -204,6 +208,7 @@ export class Worker {
       gpus: gpus.length,
       freeGpuMemoryGb: gpus.reduce((a, g) => a + Math.max(0, g.memoryTotalMb - g.memoryUsedMb), 0) / 1024,
       freeDiskGb: (info?.disk.freeBytes ?? 0) / 1024 ** 3,
+      freeMemoryGb: (info?.memory.freeBytes ?? 0) / 1024 ** 3,
       slotsPerType: Object.fromEntries(Object.entries(this.opts.jobs).map(([t, j]) => [t, j.slots])),
     };
   }

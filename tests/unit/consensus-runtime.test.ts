@@ -3,13 +3,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
-import { deriveTiming } from "../../src/config/timing.ts";
-import { ConsensusRuntime, NotLeaderError, WriteFailedError } from "../../src/consensus/runtime.ts";
+import { type ConsensusRuntime, NotLeaderError, WriteFailedError } from "../../src/consensus/runtime.ts";
 import { defineCommand } from "../../src/consensus/state-machine.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
-import { TraceStore } from "../../src/db/traces.ts";
-import { createLogger } from "../../src/observability/log.ts";
-import { Metrics } from "../../src/observability/metrics.ts";
+import { startSingleVoter, waitForLease } from "./single-voter.ts";
 
 /** Doubles each number it carries, and counts the entries that reached it. */
 let applied = 0;
@@ -46,28 +43,8 @@ beforeEach(async () => {
   applied = 0;
   diskFull = false;
   flakyApplied = 0;
-  runtime = new ConsensusRuntime({
-    nodeId: "n1",
-    voters: new Map([["n1", "127.0.0.1:1"]]),
-    timing: deriveTiming("lan"),
-    secret: "s".repeat(32),
-    db,
-    traces: new TraceStore(db),
-    log: createLogger("error", {}, () => true),
-    metrics: new Metrics(),
-    commands: [double, flaky],
-  });
-  runtime.start();
-  await waitForLease();
+  runtime = await startSingleVoter(db, [double, flaky]);
 });
-
-async function waitForLease(): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  while (!runtime.raft.holdsLease()) {
-    if (Date.now() > deadline) throw new Error("the single voter never led");
-    await Bun.sleep(10);
-  }
-}
 
 afterEach(() => {
   runtime.stop();
@@ -125,7 +102,7 @@ describe("a drain whose transaction fails", () => {
 
     diskFull = false;
     // The timers' drains write what waited; only then does this node campaign and lead again.
-    await waitForLease();
+    await waitForLease(runtime);
     expect(flakyApplied).toBe(1);
     expect(await proposeDoubles([21])).toEqual([42]);
     expect(applied).toBe(1);

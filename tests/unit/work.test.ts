@@ -47,7 +47,7 @@ const item = (id: string, over: Partial<NormalizedItem> = {}): NormalizedItem =>
   type: "selfplay",
   priority: 50,
   config: {},
-  requirements: { capabilities: [], gpu: false, gpuMemoryGb: 0, diskGb: 0, excludeNodes: [] },
+  requirements: { capabilities: [], gpu: false, gpuMemoryGb: 0, diskGb: 0, memoryGb: 0, excludeNodes: [] },
   dependsOn: [],
   maxAttempts: 2,
   timeoutMs: 60_000,
@@ -78,9 +78,56 @@ const report = (id: string, leaseId: string, kind: "start" | "heartbeat" | "comp
 
 describe("work queue commands (applied as the replicated state machine applies them)", () => {
   test("adding is idempotent by id", () => {
-    expect(add(item("a"), item("b"))).toEqual({ added: ["a", "b"], existing: [] });
-    expect(add(item("a"))).toEqual({ added: [], existing: ["a"] });
+    expect(add(item("a"), item("b"))).toEqual({ added: ["a", "b"], existing: [], conflicts: [] });
+    expect(add(item("a"))).toEqual({ added: [], existing: ["a"], conflicts: [] });
     expect(readItem(db, "a")?.state).toBe("pending");
+  });
+
+  test("the same id with other content is a conflict naming the fields, and changes nothing", () => {
+    add(item("a", { config: { x: 1, y: [1, { p: 1, q: 2 }] } }));
+    // The same content with its keys in another order is the same item.
+    expect(add(item("a", { config: { y: [1, { q: 2, p: 1 }], x: 1 } }))).toEqual({
+      added: [],
+      existing: ["a"],
+      conflicts: [],
+    });
+    expect(add(item("a", { priority: 7, config: { x: 2 } }), item("c"), item("c", { maxAttempts: 5 }))).toEqual({
+      added: ["c"],
+      existing: [],
+      conflicts: [
+        { id: "a", fields: ["priority", "config"] },
+        { id: "c", fields: ["maxAttempts"] },
+      ],
+    });
+    expect(readItem(db, "a")).toMatchObject({ priority: 50, config: { x: 1 } });
+    expect(readItem(db, "c")?.context.maxAttempts).toBe(2);
+  });
+
+  test("a start or heartbeat sent again after its answer was lost is a duplicate, not a stale lease", () => {
+    add(item("a"));
+    const [c] = claim();
+    expect(report("a", c?.leaseId as string, "start")).toEqual({ ok: true, state: "running", duplicate: false });
+    expect(report("a", c?.leaseId as string, "start")).toEqual({ ok: true, state: "running", duplicate: true });
+    const beat = (now: number) =>
+      workReportBatch.apply(
+        db,
+        {
+          reports: [0, 1].map(() => ({
+            id: "a",
+            leaseId: c?.leaseId as string,
+            node: "w1",
+            kind: "heartbeat" as const,
+          })),
+          now,
+          leaseMs: 10_000,
+        },
+        ctx(),
+      );
+    expect(beat(4_000)).toEqual([
+      { ok: true, state: "running", duplicate: false },
+      { ok: true, state: "running", duplicate: true },
+    ]);
+    expect(report("a", "9.9.9", "start")).toMatchObject({ ok: false, status: 409 });
   });
 
   test("claims go by priority, then submission order, within the node's free slots", () => {
@@ -438,11 +485,12 @@ describe("why an item does not fit a node", () => {
           gpu: true,
           gpuMemoryGb: 40,
           diskGb: 500,
+          memoryGb: 64,
           node: { id: "w9" },
           excludeNodes: ["w1"],
         },
       },
-      offer({ types: ["selfplay"], freeSlots: 0 }),
+      offer({ types: ["selfplay"], freeSlots: 0, freeMemoryGb: 8 }),
       0,
     );
     expect(reasons).toEqual([
@@ -453,6 +501,7 @@ describe("why an item does not fit a node", () => {
       "no GPU",
       "needs 40 GB GPU memory, 0.0 GB free",
       "needs 500 GB disk, 100.0 GB free",
+      "needs 64 GB memory, 8.0 GB free",
       "busy: needs 1 slot(s), 0 free",
     ]);
   });
