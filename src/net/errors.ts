@@ -33,8 +33,13 @@ export function validationResponse(on: "body" | "query", issues: readonly v.Base
   const path = issuePath(first);
   const field = path ? `${on}.${path}` : on;
   const expected = expectation(first);
-  const found = first.received ?? JSON.stringify(first.input) ?? "nothing";
+  const found = clip(first.received ?? JSON.stringify(first.input) ?? "nothing");
   return errorResponse(422, "validation", `${field}: expected ${expected}, found ${found}`, { field, expected, found });
+}
+
+/** An error echoes what it was sent only in part: a 4 MiB field need not come back in the answer. */
+function clip(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
 /** 503: this node could not write to its disk; the request changed nothing durable and may be retried. */

@@ -665,3 +665,12 @@ describe("the body limit answers in JSON however the body is sent", () => {
     expect((await get("/health", {})).status).toBe(200);
   });
 });
+
+test("a 422 echoes at most 200 characters of what it was sent", async () => {
+  const response = await postJson(ROUTES.electionTransfer.path, JSON.stringify({ to: "!".repeat(100_000) }));
+  expect(response.status).toBe(422);
+  const body = await json(response);
+  expect(body.field).toBe("body.to");
+  expect(body.found?.length).toBeLessThanOrEqual(201);
+  expect(body.message.length).toBeLessThan(400);
+});
