@@ -72,18 +72,24 @@ function describe(value: unknown): string {
 /** Counts brackets outside strings, without recursion and without parsing. */
 function nestsDeeperThan(text: string, max: number): boolean {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
+    if (c === 0x22) i = closingQuote(text, i);
     else if (c === 0x7b || c === 0x5b) {
       if (++depth > max) return true;
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
   return false;
+}
+
+/** Where the string opened at `open` ends (a quote after an even run of backslashes); strings are skipped whole. */
+function closingQuote(text: string, open: number): number {
+  for (let at = text.indexOf('"', open + 1); at > 0; at = text.indexOf('"', at + 1)) {
+    let slashes = 0;
+    while (text.charCodeAt(at - 1 - slashes) === 0x5c) slashes++;
+    if (slashes % 2 === 0) return at;
+  }
+  return text.length;
 }
 
 /** Only a literal with a three-digit exponent or 309 digits can parse as ±Infinity: skip the walk otherwise. */
