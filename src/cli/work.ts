@@ -1,7 +1,9 @@
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
 import { ROUTES } from "../net/route-table.ts";
 import type { WorkItem } from "../work/model.ts";
+import { submit } from "./submit.ts";
 import { formatAge, table } from "./table.ts";
 import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
 
@@ -12,28 +14,47 @@ const add = defineCommand({
     type: { type: "string", description: "Work type (a [jobs.<type>] of the cluster file)" },
     params: { type: "string", description: "The item's config as JSON (fills the job template)", default: "{}" },
     priority: { type: "string", description: "0..100 (default 50)" },
-    id: { type: "string", description: "Your id for it (submitting the same id twice adds it once)" },
+    id: { type: "string", description: "Your id for it (default: a new UUID); the same id is added once" },
     file: { type: "string", description: "A JSON file with {items: [...]} to add atomically" },
+    "retry-for": { type: "string", description: "Seconds to keep retrying an answer that never came", default: "60" },
   },
   async run({ args }) {
     try {
       const target = resolveTarget(args);
+      const retryForMs = Number(args["retry-for"]) * 1_000;
+      // Ids are chosen here, once, so that every retry below names the same items.
       const answer = args.file
-        ? await ask(target, ROUTES.workBatch, { body: JSON.parse(readFileSync(args.file, "utf8")) })
-        : await ask(target, ROUTES.workAdd, {
-            body: {
+        ? await submit(target, ROUTES.workBatch, withIds(JSON.parse(readFileSync(args.file, "utf8"))), retryForMs)
+        : await submit(
+            target,
+            ROUTES.workAdd,
+            {
+              id: args.id ?? randomUUID(),
               type: args.type,
               config: JSON.parse(args.params),
               ...(args.priority ? { priority: Number(args.priority) } : {}),
-              ...(args.id ? { id: args.id } : {}),
             },
-          });
-      console.log(args.json ? JSON.stringify(answer, null, 2) : `added ${JSON.stringify(answer)}`);
+            retryForMs,
+          );
+      console.log(args.json ? JSON.stringify(answer, null, 2) : summary(answer));
     } catch (e) {
       fail(e);
     }
   },
 });
+
+/** A batch file's items, each with an id (those it names keep theirs). */
+function withIds(file: { items?: unknown }): unknown {
+  if (!Array.isArray(file?.items)) return file;
+  return { ...file, items: file.items.map((i: Record<string, unknown>) => ({ id: randomUUID(), ...i })) };
+}
+
+function summary(answer: unknown): string {
+  const single = answer as { id?: string; existing?: boolean };
+  if (typeof single.id === "string") return `${single.existing ? "already added" : "added"} ${single.id}`;
+  const batch = answer as { added: string[]; existing: string[] };
+  return `added ${batch.added.length}, already there ${batch.existing.length}`;
+}
 
 const list = defineCommand({
   meta: { name: "list", description: "Work items (--state, --type) and the queue's counts" },
