@@ -42,9 +42,17 @@ function clip(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}…` : text;
 }
 
-/** 503: this node could not write to its disk; the request changed nothing durable and may be retried. */
+/**
+ * 503: this node could not write to its disk. The outcome is unknown, not "not applied": the entry may
+ * be on other voters' disks already and commit under the next leader. Only a request that is safe to
+ * repeat (a client-chosen id, the same lease or claim id, the same value) should be sent again.
+ */
 export function writeFailedResponse(message: string): Response {
-  const response = errorResponse(503, "write_failed", message);
+  const response = errorResponse(
+    503,
+    "write_failed",
+    `${message}; the outcome is unknown (it may still be applied): retry with the same id`,
+  );
   response.headers.set("retry-after", "1");
   return response;
 }

@@ -9,12 +9,6 @@ import { WorkError, type WorkService } from "../work/service.ts";
 import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 
-/**
- * What a 503 write_failed means to a submitter: the entry may still commit (it can be on other voters'
- * disks already), so the answer is not "not added". Resending the same ids is safe: an id is added once.
- */
-const OUTCOME_UNKNOWN = "the outcome is unknown: the write may still be applied; retry with the same id(s)";
-
 /** The work queue's HTTP surface: operators submit and inspect; workers claim and report, signed. */
 export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: () => LeaderHint | null }): void {
   const { work } = deps;
@@ -32,7 +26,7 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
       if (e.retryAfterS) response.headers.set("retry-after", String(e.retryAfterS));
       return response;
     }
-    if (e instanceof WriteFailedError) return writeFailedResponse(`${e.message}; ${OUTCOME_UNKNOWN}`);
+    if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
     return errorResponse(422, "rejected", (e as Error).message);
   };
   const outcome = (o: ReportOutcome) =>
