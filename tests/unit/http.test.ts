@@ -663,6 +663,14 @@ describe("the body limit answers in JSON however the body is sent", () => {
     expect(signedPeer.status).toBe(413);
     expect((await json(signedPeer)).error).toBe("payload_too_large");
     expect((await get("/health", {})).status).toBe(200);
+    // Under the limit, a chunked body is read and judged like any other.
+    const small = await fetch(`${base}${ROUTES.drain.path}`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json" },
+      body: new Blob(["{}"]).stream(),
+    });
+    expect(small.status).toBe(200);
+    expect((await json<{ draining: boolean }>(small)).draining).toBe(true);
   });
 });
 
