@@ -5,14 +5,15 @@ import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { ReportOutcome } from "../work/commands.ts";
-import { WorkError, type WorkService } from "../work/service.ts";
+import { type RefusedField, WorkError, type WorkService } from "../work/service.ts";
 import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 
 /** The work queue's HTTP surface: operators submit and inspect; workers claim and report, signed. */
 export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: () => LeaderHint | null }): void {
   const { work } = deps;
-  const fail = (e: unknown): Response => {
+  /** `where` places a refused item's field in the request body (a batch's items are in `items`). */
+  const fail = (e: unknown, where: (item: RefusedField) => string = (i) => `body.${i.field}`): Response => {
     if (e instanceof NotLeaderError) {
       const hint = deps.leaderHint();
       return errorResponse(421, "not_leader", e.message, {
@@ -21,13 +22,13 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
     }
     if (e instanceof WorkError) {
       const codes = { 404: "no_such_item", 409: "id_conflict", 422: "rejected", 429: "backpressure" } as const;
-      const code = codes[e.status];
-      const response = errorResponse(e.status, code, e.message);
-      if (e.retryAfterS) response.headers.set("retry-after", String(e.retryAfterS));
+      const { item, retryAfterS } = e.about;
+      const response = errorResponse(e.status, codes[e.status], e.message, item ? { field: where(item) } : {});
+      if (retryAfterS) response.headers.set("retry-after", String(retryAfterS));
       return response;
     }
     if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
-    return errorResponse(422, "rejected", (e as Error).message);
+    return errorResponse(422, "rejected", (e as Error).message, { field: "body" });
   };
   const outcome = (o: ReportOutcome) =>
     o.ok
@@ -47,7 +48,7 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
     try {
       return await work.submit(body.items);
     } catch (e) {
-      return fail(e);
+      return fail(e, (i) => `body.items[${i.index}].${i.field}`);
     }
   });
   serve(app, ROUTES.workList, ({ query }) => ({

@@ -26,12 +26,18 @@ import {
 import type { Offer, WorkItem, WorkItemInput } from "./model.ts";
 import { misfits, neverFits } from "./placement.ts";
 
-/** A refusal the HTTP layer turns into its status code. */
+/** A submitted item a refusal is about: its place in the submission, and the field at fault. */
+export interface RefusedField {
+  index: number;
+  field: string;
+}
+
+/** A refusal the HTTP layer turns into its status code (and, for a submission, the field it names). */
 export class WorkError extends Error {
   constructor(
     readonly status: 404 | 409 | 422 | 429,
     message: string,
-    readonly retryAfterS?: number,
+    readonly about: { retryAfterS?: number; item?: RefusedField } = {},
   ) {
     super(message);
     this.name = "WorkError";
@@ -66,10 +72,17 @@ export interface Submitted {
   queued: number;
 }
 
-function conflictError(conflicts: readonly AddConflict[], added: readonly string[] = []): WorkError {
+function conflictError(
+  items: readonly NormalizedItem[],
+  conflicts: readonly AddConflict[],
+  added: readonly string[] = [],
+): WorkError {
   const named = conflicts.map((c) => `"${c.id}" (${c.fields.join(", ")})`).join(", ");
   const others = added.length > 0 ? `; the other ${added.length} item(s) were added` : "";
-  return new WorkError(409, `ids already used by items with other content: ${named}${others}`);
+  const index = items.findIndex((i) => i.id === conflicts[0]?.id);
+  return new WorkError(409, `ids already used by items with other content: ${named}${others}`, {
+    item: { index, field: "id" },
+  });
 }
 /** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
 const TICK_LIMIT = 512;
@@ -119,33 +132,34 @@ export class WorkService {
       timeoutMs: input.timeout ?? this.opts.jobs[input.type]?.timeout ?? 3_600_000,
     }));
     const { fresh, existing, conflicts } = classifyItems(this.opts.db, items);
-    if (conflicts.length > 0) throw conflictError(conflicts);
-    const label = (item: NormalizedItem) => (items.length > 1 ? `items[${items.indexOf(item)}]` : "the item");
+    if (conflicts.length > 0) throw conflictError(items, conflicts);
+    const refuse = (item: NormalizedItem, field: string, message: string) =>
+      new WorkError(422, message, { item: { index: items.indexOf(item), field } });
     const runnable = this.executableTypes();
-    for (const item of fresh) {
-      if (!this.opts.jobs[item.type]) {
-        throw new WorkError(422, `type "${item.type}" has no job template in the cluster file ([jobs.${item.type}])`);
-      }
-      if (!runnable.has(item.type)) {
-        throw new WorkError(422, `no node in the cluster runs type "${item.type}" (no node has that capability)`);
-      }
-      const never = this.whyNoLiveNodeCanRun(item);
-      if (never) throw new WorkError(422, `no live node can ever run ${label(item)}: ${never}`);
-    }
     const batch = new Set(items.map((i) => i.id));
     for (const item of fresh) {
+      if (!this.opts.jobs[item.type]) {
+        throw refuse(item, "type", `type "${item.type}" has no job template in the cluster file ([jobs.${item.type}])`);
+      }
+      if (!runnable.has(item.type)) {
+        throw refuse(item, "type", `no node in the cluster runs type "${item.type}" (no node has that capability)`);
+      }
+      const never = this.whyNoLiveNodeCanRun(item);
+      if (never) throw refuse(item, "requirements", `no live node can ever run the item: ${never}`);
       const unknown = item.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
-      if (unknown.length > 0) throw new WorkError(422, `dependsOn names unknown items: ${unknown.join(", ")}`);
+      if (unknown.length > 0) throw refuse(item, "dependsOn", `dependsOn names unknown items: ${unknown.join(", ")}`);
     }
     const queued = this.queuedCount();
     if (fresh.length === 0) return { added: [], existing, queued };
     if (queued + fresh.length > this.opts.limits.hard) {
-      throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, 5);
+      throw new WorkError(429, `queue full: ${queued} items queued, hard limit ${this.opts.limits.hard}`, {
+        retryAfterS: 5,
+      });
     }
     const { result } = await this.opts.consensus.propose({ name: "work.add", payload: { items: fresh, now } });
     const applied = result as { added: string[]; existing: string[]; conflicts?: AddConflict[] };
     // Another submission of the same id with other content won the race to the log.
-    if (applied.conflicts?.length) throw conflictError(applied.conflicts, applied.added);
+    if (applied.conflicts?.length) throw conflictError(items, applied.conflicts, applied.added);
     return {
       added: applied.added,
       existing: [...existing, ...applied.existing],

@@ -64,7 +64,11 @@ describe("POST /work is idempotent by the client's id", () => {
     await post("/work", { id: "retry-2", type: "selfplay" });
     const clash = await post("/work", { id: "retry-2", type: "selfplay", config: { games: 9 } });
     expect(clash.status).toBe(409);
-    expect(await clash.json()).toMatchObject({ error: "id_conflict", message: expect.stringContaining('"retry-2"') });
+    expect(await clash.json()).toMatchObject({
+      error: "id_conflict",
+      field: "body.id",
+      message: expect.stringContaining('"retry-2"'),
+    });
   });
 });
 
@@ -93,8 +97,12 @@ describe("bad submissions are 422s naming the field, never 500s", () => {
   test("as much disk as the schema allows, more than this node has: refused with the reason", async () => {
     const response = await post("/work", { type: "selfplay", requirements: { diskGb: 1_000_000 } });
     expect(response.status).toBe(422);
-    expect(((await response.json()) as { message: string }).message).toMatch(
-      /^no live node can ever run the item: solo: needs 1000000 GB disk, has [\d.]+ GB$/,
-    );
+    const body = (await response.json()) as { field: string; message: string };
+    expect(body.field).toBe("body.requirements");
+    expect(body.message).toMatch(/^no live node can ever run the item: solo: needs 1000000 GB disk, has [\d.]+ GB$/);
+    const batch = await post("/work/batch", {
+      items: [{ type: "selfplay" }, { type: "selfplay", dependsOn: ["nope"] }],
+    });
+    expect(await batch.json()).toMatchObject({ field: "body.items[1].dependsOn" });
   });
 });

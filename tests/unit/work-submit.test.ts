@@ -98,6 +98,7 @@ describe("a submission retried with its id adds one item", () => {
     const e = await refusal(work.submit([input({ id: "job-1", config: { games: 4 }, priority: 9 })]));
     expect(e.status).toBe(409);
     expect(e.message).toContain('"job-1" (priority, config)');
+    expect(e.about.item).toEqual({ index: 0, field: "id" });
     expect(readItem(db, "job-1")).toMatchObject({ priority: 50, config: { games: 3 } });
   });
 
@@ -129,7 +130,7 @@ describe("requirements no live node can meet are refused at submission, saying w
 
   test("in a batch, the refusal names the item; a node that has what it needs lets it in", async () => {
     const e = await refusal(work.submit([input(), input({ requirements: { gpu: true } })]));
-    expect(e.message).toStartWith("no live node can ever run items[1]: ");
+    expect(e.about.item).toEqual({ index: 1, field: "requirements" });
     const gpu = { name: "H100", memoryTotalMb: 81_559, memoryUsedMb: 0, utilizationPct: 0 };
     nodes.push({ id: "n3", alive: true, info: cpuNode({ gpus: [gpu] }) });
     expect((await work.submit([input({ requirements: { gpu: true, gpuMemoryGb: 40 } })])).added).toHaveLength(1);
