@@ -5,6 +5,7 @@ import type { Target } from "./target.ts";
 const REQUEST_TIMEOUT_MS = 5_000;
 const BACKOFF_BASE_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
+const MAX_IMMEDIATE_REDIRECTS = 3;
 
 /**
  * Sends a submission until it gets a definite answer, for at most `retryForMs`. An answer that never
@@ -20,21 +21,18 @@ export async function submit<Spec extends RouteSpec>(
   retryForMs: number,
 ): Promise<unknown> {
   const deadline = Date.now() + retryForMs;
+  const credentials = { kind: "operator", token: target.token } as const;
   let url = target.url;
+  let redirects = 0;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await call(
-        url,
-        spec,
-        { kind: "operator", token: target.token },
-        {
-          body: body as never,
-          timeoutMs: REQUEST_TIMEOUT_MS,
-        },
-      );
+      return await call(url, spec, credentials, { body: body as never, timeoutMs: REQUEST_TIMEOUT_MS });
     } catch (e) {
       const leader = leaderAddress(e);
       if (leader) url = `http://${leader}`;
+      // A follower's pointer to the leader is followed at once, a few times in a row (hints go stale in an election).
+      if (leader && ++redirects <= MAX_IMMEDIATE_REDIRECTS) continue;
+      if (!leader) redirects = 0;
       const delayMs = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
       if (!(leader || outcomeUnknown(e)) || Date.now() + delayMs > deadline) throw e;
       console.error(`retrying with the same id(s): ${(e as Error).message}`);
