@@ -63,6 +63,13 @@ export interface WorkServiceOptions {
 }
 
 const QUEUED = ["pending", "retry-wait"] as const;
+/** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
+const TICK_LIMIT = 512;
+/**
+ * How long past its timeout an attempt may be held before the leader fails it: the worker's own timer
+ * kills the job at the timeout and reports; this covers that report's way to the leader many times over.
+ */
+const TIMEOUT_GRACE_MS = 60_000;
 /** Nodes a refusal names one by one; a large cluster's are counted. */
 const MAX_NODES_NAMED = 8;
 
@@ -84,13 +91,6 @@ function conflictError(
     item: { index, field: "id" },
   });
 }
-/** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
-const TICK_LIMIT = 512;
-/**
- * How long past its timeout an attempt may be held before the leader fails it: the worker's own timer
- * kills the job at the timeout and reports; this covers that report's way to the leader many times over.
- */
-const TIMEOUT_GRACE_MS = 60_000;
 
 /** The work queue as the rest of the node uses it: writes go through Raft, reads come from local state. */
 export class WorkService {
@@ -136,6 +136,7 @@ export class WorkService {
     const refuse = (item: NormalizedItem, field: string, message: string) =>
       new WorkError(422, message, { item: { index: items.indexOf(item), field } });
     const runnable = this.executableTypes();
+    const live = this.opts.nodes().filter((n) => n.alive);
     const batch = new Set(items.map((i) => i.id));
     for (const item of fresh) {
       if (!this.opts.jobs[item.type]) {
@@ -144,7 +145,7 @@ export class WorkService {
       if (!runnable.has(item.type)) {
         throw refuse(item, "type", `no node in the cluster runs type "${item.type}" (no node has that capability)`);
       }
-      const never = this.whyNoLiveNodeCanRun(item);
+      const never = this.whyNoneCanRun(item, live);
       if (never) throw refuse(item, "requirements", `no live node can ever run the item: ${never}`);
       const unknown = item.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
       if (unknown.length > 0) throw refuse(item, "dependsOn", `dependsOn names unknown items: ${unknown.join(", ")}`);
@@ -168,11 +169,10 @@ export class WorkService {
   }
 
   /**
-   * Why no live node could ever run the item (what each lacks in all, not what is busy now), or null
-   * when one could, or when some live node's resources are not known yet.
+   * Why none of the live nodes could ever run the item (what each lacks in all, not what is busy now),
+   * or null when one could, or when some live node's resources are not known yet.
    */
-  private whyNoLiveNodeCanRun(item: NormalizedItem): string | null {
-    const live = this.opts.nodes().filter((n) => n.alive);
+  private whyNoneCanRun(item: NormalizedItem, live: readonly NodeView[]): string | null {
     const memoryGb = Math.max(item.requirements.memoryGb, this.opts.jobs[item.type]?.requires.memory_gb ?? 0);
     const verdicts: string[] = [];
     for (const { id, info } of live) {
