@@ -22,6 +22,8 @@ const add = defineCommand({
     try {
       const target = resolveTarget(args);
       const retryForMs = Number(args["retry-for"]) * 1_000;
+      if (!(retryForMs >= 0))
+        throw new Error(`--retry-for: expected a number of seconds, found "${args["retry-for"]}"`);
       // Ids are chosen here, once, so that every retry below names the same items.
       const answer = args.file
         ? await submit(target, ROUTES.workBatch, withIds(JSON.parse(readFileSync(args.file, "utf8"))), retryForMs)
