@@ -155,6 +155,8 @@ describe("requirements no live node can meet are refused at submission, saying w
       expect(parsed.success).toBe(false);
       expect(parsed.issues?.[0]?.path?.map((p) => p.key)).toEqual(["requirements", field]);
     }
+    const timeout = v.safeParse(workItemInputSchema, { type: "selfplay", timeout: 1e308 });
+    expect(timeout.issues?.[0]).toMatchObject({ message: "a duration of at most 30 days", path: [{ key: "timeout" }] });
   });
 });
 
