@@ -23,6 +23,7 @@ import {
   readItem,
   workItemsOfNode,
 } from "./commands.ts";
+import { jobArgv, jobEnv } from "./job-command.ts";
 import type { Offer, WorkItem, WorkItemInput } from "./model.ts";
 import { misfits, neverFits } from "./placement.ts";
 
@@ -145,6 +146,8 @@ export class WorkService {
       if (!runnable.has(item.type)) {
         throw refuse(item, "type", `no node in the cluster runs type "${item.type}" (no node has that capability)`);
       }
+      const unfit = paramsProblem(this.opts.jobs[item.type]?.command ?? [], item);
+      if (unfit) throw refuse(item, "config", unfit);
       const never = this.whyNoneCanRun(item, live);
       if (never) throw refuse(item, "requirements", `no live node can ever run the item: ${never}`);
       const unknown = item.dependsOn.filter((d) => !batch.has(d) && !itemExists(this.opts.db, d));
@@ -377,5 +380,17 @@ export class WorkService {
 
   ofNode(node: string) {
     return workItemsOfNode(this.opts.db, node);
+  }
+}
+
+/** Why the item's config cannot fill its template's argv and environment (a missing or non-plain value), if it cannot. */
+function paramsProblem(command: readonly string[], item: NormalizedItem): string | undefined {
+  const ctx = { workId: item.id, type: item.type, attempt: 1, outputDir: "" };
+  try {
+    jobArgv(command, item.config, ctx);
+    jobEnv(item.config, ctx, {}, {});
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
   }
 }

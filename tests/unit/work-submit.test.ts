@@ -57,6 +57,7 @@ beforeEach(async () => {
     jobs: {
       selfplay: v.parse(jobTemplateSchema, { command: ["true"] }),
       training: v.parse(jobTemplateSchema, { command: ["true"], requires: { memory_gb: 24 } }),
+      match: v.parse(jobTemplateSchema, { command: ["echo", "{games}"] }),
     },
     nodes: () => nodes,
     leaseMs: 10_000,
@@ -107,6 +108,22 @@ describe("a submission retried with its id adds one item", () => {
     const e = await refusal(work.submit([input({ id: "b" }), input({ id: "a", priority: 1 })]));
     expect(e.status).toBe(409);
     expect(readItem(db, "b")).toBeUndefined();
+  });
+});
+
+describe("a config that cannot fill its template is refused at submission, not dead-lettered later", () => {
+  test("a placeholder the config lacks, or an object where argv needs a plain value, names config", async () => {
+    nodes[0]?.info?.capabilities.push("match");
+    const missing = await refusal(work.submit([input({ type: "match" })]));
+    expect(missing.status).toBe(422);
+    expect(missing.about.item).toEqual({ index: 0, field: "config" });
+    expect(missing.message).toContain('needs "games"');
+    const object = await refusal(work.submit([input({ type: "match", config: { games: { n: 3 } } })]));
+    expect(object.message).toContain("config.games stands in the job's argv");
+    const nul = await refusal(work.submit([input({ config: { note: "a\u0000b" } })]));
+    expect(nul.message).toBe("config.note: expected no NUL character");
+    expect(work.list({ limit: 10 })).toEqual([]);
+    expect((await work.submit([input({ type: "match", config: { games: 3 } })])).added).toHaveLength(1);
   });
 });
 
