@@ -7,12 +7,16 @@ export interface TimingBase {
   readonly periodMs: number;
   /** The longest round trip a healthy peer takes to answer. */
   readonly roundTripMs: number;
-  /** How many periods a suspect has to refute before it is declared dead. */
+  /**
+   * How many periods a suspect has to refute once other members confirm the suspicion (Lifeguard's minimum, as
+   * memberlist's SuspicionMult; for up to 10 members, scaled by log10 of the size above). It is also the
+   * longest stall a peer survives, less the probe timeout: the detection time of a dead peer cannot go under it.
+   */
   readonly suspicionPeriods: number;
 }
 
 export const TIMING_PROFILES = {
-  lan: { periodMs: 500, roundTripMs: 200, suspicionPeriods: 8 },
+  lan: { periodMs: 500, roundTripMs: 200, suspicionPeriods: 4 },
   wan: { periodMs: 2_000, roundTripMs: 800, suspicionPeriods: 10 },
 } as const satisfies Record<string, TimingBase>;
 
@@ -30,7 +34,12 @@ export interface Timing extends TimingBase {
   readonly indirectProbes: number;
   readonly gossipIntervalMs: number;
   readonly gossipFanout: number;
+  /** The suspicion timeout once confirmed (the minimum), for up to 10 members; see membership/suspicion.ts. */
   readonly suspicionTimeoutMs: number;
+  /** A suspicion nobody confirms lasts this many times the minimum (memberlist's SuspicionMaxTimeoutMult). */
+  readonly suspicionMaxMultiplier: number;
+  /** Independent confirmations that bring the timeout down to its minimum (fewer where fewer members can). */
+  readonly suspicionConfirmations: number;
   readonly pushPullIntervalMs: number;
   /** How often a dead peer is tried again, so a healed partition merges. */
   readonly reconnectIntervalMs: number;
@@ -86,6 +95,8 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     gossipIntervalMs: Math.max(50, Math.round(periodMs / 2.5)),
     gossipFanout: 3,
     suspicionTimeoutMs: periodMs * suspicionPeriods,
+    suspicionMaxMultiplier: 6,
+    suspicionConfirmations: 3,
     pushPullIntervalMs: periodMs * 30,
     reconnectIntervalMs: periodMs * 20,
     retireAfterMs: 3_600_000,

@@ -4,6 +4,7 @@ import { type PeerHealthEvent, type PeerState, peerHealthMachine } from "../mach
 import type { NodeInfo } from "../node/info.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { MAX_UPDATES_PER_MESSAGE, type MemberDigest, type SwimMessage, type Update } from "./messages.ts";
+import { Suspicion, suspicionBounds } from "./suspicion.ts";
 
 /**
  * SWIM membership with Lifeguard-style local health, as a deterministic core:
@@ -51,7 +52,8 @@ type HealthSnapshot = SnapshotFrom<typeof peerHealthMachine>;
 
 interface MemberRecord extends Member {
   health: HealthSnapshot;
-  suspicionDeadline: number;
+  /** Set while the member is suspect. */
+  suspicion: Suspicion | null;
 }
 
 interface Probe {
@@ -321,7 +323,7 @@ export class Membership {
   private onLocalStall(now: number, gap: number): void {
     this.lastStallAt = now;
     // Our clock jumped: give every suspect the time it lost while we were not listening.
-    for (const m of this.members.values()) if (m.state === "suspect") m.suspicionDeadline += gap;
+    for (const m of this.members.values()) m.suspicion?.extend(gap);
   }
 
   // ---- suspicion ----------------------------------------------------------------------------
@@ -330,12 +332,24 @@ export class Membership {
     this.apply({ kind: "suspect", id: target.id, incarnation: target.incarnation, by: this.self.id }, now, cause);
   }
 
+  private startSuspicion(now: number, suspector: string): Suspicion {
+    const clusterSize = this.membersIn("alive", "suspect").length + 1;
+    return new Suspicion(now, suspector, suspicionBounds(clusterSize, this.timing));
+  }
+
   private expireSuspicions(now: number): void {
     for (const m of this.members.values()) {
-      if (m.state !== "suspect" || now < m.suspicionDeadline) continue;
-      const cause = `suspect for ${this.timing.suspicionTimeoutMs} ms without refutation`;
+      const s = m.suspicion;
+      if (m.state !== "suspect" || !s || now < s.deadline) continue;
+      const confirmed = `${s.confirmations} of ${s.bounds.expected} confirmations`;
+      const cause = `suspect for ${now - s.startedAt} ms without refutation (${confirmed}, timeout ${s.timeoutMs} ms)`;
       if (this.transitionMember(m, { type: "suspicion-expired" }, now, cause)) {
-        this.enqueue({ kind: "dead", id: m.id, incarnation: m.incarnation, by: this.self.id });
+        const dead: Update = { kind: "dead", id: m.id, incarnation: m.incarnation, by: this.self.id };
+        this.enqueue(dead);
+        // Like a refutation, a verdict is rare: tell every live member now instead of waiting for gossip rounds.
+        for (const peer of this.membersIn("alive", "suspect")) {
+          this.send(peer, { type: "gossip", from: this.self.id, updates: [dead] });
+        }
       }
     }
   }
@@ -365,10 +379,29 @@ export class Membership {
     }
     const event: PeerHealthEvent = { type: update.kind, incarnation: update.incarnation };
     const before = member.incarnation;
-    const changed = this.transitionMember(member, event, now, `${update.kind}@${update.incarnation}: ${cause}`);
-    if (!changed) return;
+    const suspector = update.kind === "suspect" ? update.by : undefined;
+    const changed = this.transitionMember(
+      member,
+      event,
+      now,
+      `${update.kind}@${update.incarnation}: ${cause}`,
+      suspector,
+    );
+    const confirmed = update.kind === "suspect" && this.confirmSuspicion(member, update, now);
+    if (!changed && !confirmed) return;
     if (update.kind === "alive" && update.incarnation > before) member.address = update.address;
+    // A new confirmation is gossiped again, so every member's timeout shrinks with it (as memberlist does).
     this.enqueue(update);
+  }
+
+  /** Counts a suspect message about the suspicion we hold as a confirmation if its sender was not counted yet. */
+  private confirmSuspicion(member: MemberRecord, update: Extract<Update, { kind: "suspect" }>, now: number): boolean {
+    const s = member.suspicion;
+    if (member.state !== "suspect" || !s || update.incarnation !== member.incarnation) return false;
+    if (!s.confirm(update.by)) return false;
+    const cause = `confirmed by ${update.by} (${s.confirmations} of ${s.bounds.expected}): timeout ${s.timeoutMs} ms`;
+    this.trace(member.id, "suspect", "suspect", "suspect-confirmed", cause, now);
+    return true;
   }
 
   private applyAboutSelf(update: Update): void {
@@ -396,8 +429,17 @@ export class Membership {
       this.send(m, { type: "gossip", from: this.self.id, updates: [alive] });
   }
 
-  /** Runs the peer's machine; returns whether the event was accepted (state or incarnation changed). */
-  private transitionMember(member: MemberRecord, event: PeerHealthEvent, now: number, cause: string): boolean {
+  /**
+   * Runs the peer's machine; returns whether the event was accepted (state or incarnation changed).
+   * A suspicion that starts here is counted from `suspector` (ourselves unless the news came from another).
+   */
+  private transitionMember(
+    member: MemberRecord,
+    event: PeerHealthEvent,
+    now: number,
+    cause: string,
+    suspector = this.self.id,
+  ): boolean {
     const [next] = transition(peerHealthMachine, member.health, event);
     const from = member.state;
     const to = next.value as PeerState;
@@ -407,7 +449,7 @@ export class Membership {
     if (to !== from) {
       member.state = to;
       member.stateSince = now;
-      if (to === "suspect") member.suspicionDeadline = now + this.timing.suspicionTimeoutMs;
+      member.suspicion = to === "suspect" ? this.startSuspicion(now, suspector) : null;
       this.trace(member.id, from, to, event.type, cause, now);
     }
     this.outbox.push({ type: "member-changed", member: toMember(member) });
@@ -422,6 +464,7 @@ export class Membership {
     now: number,
     cause: string,
     announce: boolean,
+    suspector = this.self.id,
   ): void {
     let [health] = initialTransition(peerHealthMachine, { incarnation });
     if (state !== "alive") [health] = transition(peerHealthMachine, health, { type: state, incarnation });
@@ -436,7 +479,7 @@ export class Membership {
       info: null,
       rttMs: null,
       health,
-      suspicionDeadline: now + this.timing.suspicionTimeoutMs,
+      suspicion: state === "suspect" ? this.startSuspicion(now, suspector) : null,
     };
     this.members.set(id, record);
     this.trace(id, null, state, "discovered", cause, now);
@@ -462,7 +505,7 @@ export class Membership {
     }
     if (!this.members.has(d.id)) {
       if (this.members.size >= MAX_MEMBERS) return;
-      this.addMember(d.id, d.address, d.state, d.incarnation, now, cause, d.state === "alive");
+      this.addMember(d.id, d.address, d.state, d.incarnation, now, cause, d.state === "alive", from);
     } else if (d.state === "alive") {
       this.apply({ kind: "alive", id: d.id, address: d.address, incarnation: d.incarnation }, now, cause);
     } else if (d.state === "left") {

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { suspicionBounds } from "../../src/membership/suspicion.ts";
 import { SimCluster } from "./membership-sim.ts";
 
 const SEEDS = Array.from({ length: Number(process.env.SIM_SEEDS ?? 30) }, (_, i) => i + 1);
@@ -33,13 +34,29 @@ describe("SWIM membership in the simulator", () => {
     expect(sim.converged()).toBe(true);
   });
 
+  forSeeds("confirmations shrink a crashed node's suspicion, never below the minimum after the first", (seed) => {
+    const sim = new SimCluster({ seed, nodes: 10, lossRate: 0.01 });
+    const bounds = suspicionBounds(10, sim.timing);
+    sim.waitFor(() => sim.converged(), 10_000, "convergence");
+    sim.crash("n4");
+    const took = sim.waitFor(() => sim.allSee("n4", "dead"), 15_000, "n4 dead everywhere");
+    // A lone suspicion would last the maximum; independent failed probes brought it down.
+    expect(took).toBeLessThan(bounds.maxMs / 2);
+    const aboutN4 = sim.traces.filter((t) => t.instance === "n4");
+    expect(aboutN4.some((t) => t.event === "suspect-confirmed")).toBe(true);
+    const firstSuspicion = Math.min(...aboutN4.filter((t) => t.to === "suspect").map((t) => t.at));
+    const verdicts = aboutN4.filter((t) => t.event === "suspicion-expired").map((t) => t.at - firstSuspicion);
+    expect(verdicts.length).toBeGreaterThan(0);
+    expect(Math.min(...verdicts)).toBeGreaterThanOrEqual(bounds.minMs);
+  });
+
   forSeeds("a node paused for 2 s is suspected at most, never declared dead", (seed) => {
     const sim = new SimCluster({ seed, nodes: 10, lossRate: 0.01 });
     sim.waitFor(() => sim.converged(), 10_000, "convergence");
     sim.pause("n3");
     sim.run(2_000);
     sim.resume("n3");
-    sim.run(sim.timing.suspicionTimeoutMs * 2);
+    sim.run(suspicionBounds(10, sim.timing).maxMs * 2);
     expect(sim.traces.filter((t) => t.to === "dead")).toEqual([]);
     expect(sim.converged()).toBe(true);
   });
