@@ -1,10 +1,11 @@
 import * as v from "valibot";
 import { addressSchema, nodeIdSchema } from "../config/schema.ts";
+import { counterSchema, intIn, timeMsSchema } from "../net/bounds.ts";
 
 /** Raft's wire messages. Every one carries the sender's term: the fencing token of the protocol. */
-const index = v.pipe(v.number(), v.integer(), v.minValue(0));
-const term = index;
-const time = v.number();
+const index = counterSchema;
+const term = counterSchema;
+const time = timeMsSchema;
 
 export const MAX_ENTRIES_PER_APPEND = 512;
 
@@ -80,8 +81,8 @@ export const MAX_SNAPSHOT_CHARS = 512 * (1 << 20);
 /** One piece of a snapshot on its way to a follower; the last piece completes `total`. */
 export const snapshotChunkSchema = v.object({
   ...snapshotMeta,
-  offset: index,
-  total: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(MAX_SNAPSHOT_CHARS)),
+  offset: intIn(0, MAX_SNAPSHOT_CHARS),
+  total: intIn(0, MAX_SNAPSHOT_CHARS),
   chunk: v.pipe(v.string(), v.maxLength(SNAPSHOT_CHUNK_CHARS)),
 });
 

@@ -1,6 +1,7 @@
 import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, type InspectionEvent } from "xstate";
 import type { Timing } from "../config/timing.ts";
 import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../machines/raft-role.ts";
+import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage } from "./messages.ts";
 import type { RaftStorage, Voter } from "./storage.ts";
@@ -327,6 +328,8 @@ export class RaftNode {
 
   /** Handles one message; returns the replies for its sender. */
   receive(m: RaftMessage): RaftMessage[] {
+    // The wire schema bounds terms; a term past MAX_COUNTER would leave no room to campaign above it.
+    if (!isCounter(m.term)) return [];
     // Only members may campaign here; any leader may replicate to us (so a newly added voter catches up).
     if ((m.type === "pre-vote" || m.type === "vote") && !this.voterIds.includes(m.from)) return [];
     if (m.term > this.term) {
@@ -568,6 +571,24 @@ export class RaftNode {
 
   // ---- role effects -------------------------------------------------------------------------
 
+  /** True (and traced) when the term cannot grow by one more and stay exact: this node must not campaign. */
+  private termExhausted(): boolean {
+    if (this.term < MAX_COUNTER) return false;
+    this.outbox.push({
+      type: "trace",
+      record: {
+        machine: "raft",
+        instance: this.id,
+        from: this.role,
+        to: this.role,
+        event: "term-exhausted",
+        cause: `term ${this.term} has no room for another election (at most ${MAX_COUNTER})`,
+        at: this.now(),
+      },
+    });
+    return true;
+  }
+
   private onRoleEffect(effect: RoleEffect): void {
     switch (effect.type) {
       case "become-follower":
@@ -578,11 +599,13 @@ export class RaftNode {
         this.failWaiters(new NotLeaderError(this.leaderId, "leadership lost before the entry was applied"));
         return;
       case "start-pre-vote":
+        if (this.termExhausted()) return;
         this.votes = new Set([this.id]);
         this.broadcast({ type: "pre-vote", from: this.id, term: this.term + 1, ...this.lastLog() });
         this.checkVotes("pre-candidate");
         return;
       case "start-election":
+        if (this.termExhausted()) return;
         this.term += 1;
         this.votedFor = this.id;
         this.persistHardState();

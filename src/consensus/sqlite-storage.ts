@@ -1,7 +1,9 @@
 import { and, asc, gte, lt, lte } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
+import * as v from "valibot";
+import { DataDirError, type Db } from "../db/client.ts";
 import { readMeta, writeMeta } from "../db/peers.ts";
 import { raftLog } from "../db/schema.ts";
+import { counterSchema, isCounter, MAX_COUNTER } from "../net/bounds.ts";
 import type { Entry } from "./messages.ts";
 import type { HardState, RaftStorage, SnapshotMeta, Voter } from "./storage.ts";
 
@@ -36,12 +38,11 @@ export class SqliteStorage implements RaftStorage {
 
   constructor(private readonly db: Db) {
     this.insertEntry = db.$client.prepare("INSERT INTO raft_log (idx, term, command) VALUES (?, ?, ?)");
-    const hard = readMeta(db, HARD_STATE_KEY);
-    this.hard = hard ? (JSON.parse(hard) as HardState) : { term: 0, votedFor: null };
-    const snap = readMeta(db, SNAPSHOT_KEY);
-    this.snap = snap ? (JSON.parse(snap) as SnapshotMeta) : { index: 0, term: 0 };
-    const last = db.$client.query("SELECT MAX(idx) AS last FROM raft_log").get() as { last: number | null };
-    this.durableLast = Math.max(last.last ?? 0, this.snap.index);
+    this.hard = loadHardState(readMeta(db, HARD_STATE_KEY));
+    this.snap = loadSnapshotMeta(readMeta(db, SNAPSHOT_KEY));
+    const log = db.$client.query("SELECT MAX(idx) AS last, MAX(term) AS term FROM raft_log").get() as LogBounds;
+    checkLogBounds(log);
+    this.durableLast = Math.max(log.last ?? 0, this.snap.index);
   }
 
   hardState(): HardState {
@@ -177,3 +178,57 @@ export class SqliteStorage implements RaftStorage {
     this.metaDirty = false;
   }
 }
+
+interface LogBounds {
+  last: number | null;
+  term: number | null;
+}
+
+/**
+ * Raft state read back from disk is checked like a message from a peer: a term or index that is not a safe
+ * counter (a corrupt file, or one written before the wire was bounded) would wedge elections, so the node
+ * refuses to start and says what it found.
+ */
+function loadHardState(text: string | undefined): HardState {
+  if (text === undefined) return { term: 0, votedFor: null };
+  const parsed = v.safeParse(hardStateSchema, parseJson(text));
+  if (!parsed.success) throw corrupt("hard state", text);
+  return parsed.output;
+}
+
+function loadSnapshotMeta(text: string | undefined): SnapshotMeta {
+  if (text === undefined) return { index: 0, term: 0 };
+  const parsed = v.safeParse(snapshotMetaSchema, parseJson(text));
+  if (!parsed.success) throw corrupt("snapshot position", text);
+  return parsed.output;
+}
+
+function checkLogBounds(log: LogBounds): void {
+  for (const [what, n] of [
+    ["last log index", log.last],
+    ["highest log term", log.term],
+  ] as const) {
+    if (n !== null && !isCounter(n)) throw corrupt(what, String(n));
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function corrupt(what: string, found: string): DataDirError {
+  return new DataDirError(
+    `raft ${what} on disk is not valid (terms and indexes are integers from 0 to ${MAX_COUNTER}), found ${found.slice(0, 200)}`,
+  );
+}
+
+const hardStateSchema = v.object({ term: counterSchema, votedFor: v.nullable(v.string()) });
+const snapshotMetaSchema = v.object({
+  index: counterSchema,
+  term: counterSchema,
+  voters: v.optional(v.array(v.object({ id: v.string(), address: v.string() }))),
+});

@@ -1,14 +1,17 @@
 import { eq } from "drizzle-orm";
 import type { Member } from "../membership/swim.ts";
+import { isCounter } from "../net/bounds.ts";
 import type { NodeInfo } from "../node/info.ts";
 import type { Db } from "./client.ts";
 import { nodeMeta, peers } from "./schema.ts";
 
+/** The peers this node knew; a row whose numbers are out of range is left out (gossip brings the peer back). */
 export function loadPeers(db: Db): Member[] {
   return db
     .select()
     .from(peers)
     .all()
+    .filter((p) => isCounter(p.incarnation) && Number.isFinite(p.stateSince) && Number.isFinite(p.lastSeenAt))
     .map((p) => ({
       id: p.id,
       address: p.address,

@@ -1,12 +1,13 @@
 import * as v from "valibot";
 import { addressSchema, nodeIdSchema } from "../config/schema.ts";
+import { counterSchema } from "../net/bounds.ts";
 import { nodeInfoSchema } from "../node/info.ts";
 
 /** Limits that keep one peer from flooding another. */
 export const MAX_UPDATES_PER_MESSAGE = 64;
 export const MAX_MEMBERS_PER_SYNC = 4096;
 
-const incarnation = v.pipe(v.number(), v.integer(), v.minValue(0));
+const incarnation = counterSchema;
 
 export const updateSchema = v.variant("kind", [
   v.object({ kind: v.literal("alive"), id: nodeIdSchema, address: addressSchema, incarnation }),
@@ -26,7 +27,7 @@ export const memberDigestSchema = v.object({
 });
 
 const updates = v.pipe(v.array(updateSchema), v.maxLength(MAX_UPDATES_PER_MESSAGE));
-const seq = v.pipe(v.number(), v.integer(), v.minValue(0));
+const seq = counterSchema;
 const target = v.object({ id: nodeIdSchema, address: addressSchema });
 
 export const swimMessageSchema = v.variant("type", [

@@ -1,27 +1,28 @@
 import * as v from "valibot";
+import { bytesSchema, counterSchema, finiteIn, intIn, timeMsSchema } from "../net/bounds.ts";
 import { manifestDigestSchema, sha256Schema } from "../sync/model.ts";
 
 /** What a node tells the cluster about itself: the scheduler places work by this. */
 export const gpuSchema = v.object({
   name: v.pipe(v.string(), v.maxLength(128)),
-  memoryTotalMb: v.number(),
-  memoryUsedMb: v.number(),
-  utilizationPct: v.number(),
+  memoryTotalMb: finiteIn(0, 1e9),
+  memoryUsedMb: finiteIn(0, 1e9),
+  utilizationPct: finiteIn(0, 100),
 });
 
 export const nodeInfoSchema = v.object({
   version: v.pipe(v.string(), v.maxLength(64)),
   capabilities: v.pipe(v.array(v.pipe(v.string(), v.maxLength(32))), v.maxLength(32)),
-  slots: v.number(),
+  slots: intIn(0, 1024),
   voter: v.boolean(),
   nat: v.boolean(),
-  cpu: v.object({ count: v.number(), load1: v.number() }),
-  memory: v.object({ totalBytes: v.number(), freeBytes: v.number() }),
-  disk: v.object({ totalBytes: v.number(), freeBytes: v.number() }),
+  cpu: v.object({ count: intIn(0, 1 << 20), load1: finiteIn(0, 1e9) }),
+  memory: v.object({ totalBytes: bytesSchema, freeBytes: bytesSchema }),
+  disk: v.object({ totalBytes: bytesSchema, freeBytes: bytesSchema }),
   gpus: v.pipe(v.array(gpuSchema), v.maxLength(16)),
-  sampledAt: v.number(),
+  sampledAt: timeMsSchema,
   /** Job slots taken by running work (the rest are free for claims). */
-  busySlots: v.optional(v.number()),
+  busySlots: v.optional(intIn(0, 1024)),
   /** Data sync: a digest of each data category's manifest, and the files this node is fetching for a swarm. */
   sync: v.optional(
     v.object({
@@ -33,7 +34,7 @@ export const nodeInfoSchema = v.object({
     }),
   ),
   /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
-  leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: v.number() }))),
+  leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: counterSchema }))),
 });
 
 export type NodeInfo = v.InferOutput<typeof nodeInfoSchema>;

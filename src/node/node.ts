@@ -9,6 +9,7 @@ import { TraceStore } from "../db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
 import { Membership } from "../membership/swim.ts";
 import { limitBodies } from "../net/body-limit.ts";
+import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
 import { gate } from "../net/gate.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
@@ -49,7 +50,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const startedAt = Date.now();
   const { db, value: incarnation } = openDataDir(config.dataDir, (db) => {
     claimDataDir(db, config);
-    const next = Number(readMeta(db, INCARNATION_KEY) ?? 0) + 1;
+    const stored = Number(readMeta(db, INCARNATION_KEY) ?? 0);
+    if (!isCounter(stored + 1)) {
+      throw new DataDirError(`the incarnation on disk is not an integer from 0 to ${MAX_COUNTER - 1}, found ${stored}`);
+    }
+    const next = stored + 1;
     writeMeta(db, INCARNATION_KEY, String(next));
     return next;
   });

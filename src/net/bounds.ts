@@ -1,0 +1,28 @@
+import * as v from "valibot";
+
+/**
+ * Numbers that arrive from peers or from disk. Every counter (term, index, incarnation, sequence) is a
+ * safe integer with room for one more, so `n + 1` is exact: at 1e308 or 2^53 + 1, `n + 1 === n`, and a
+ * Raft term stuck there wins no election again.
+ */
+export const MAX_COUNTER = Number.MAX_SAFE_INTEGER - 1;
+
+/** An integer in [min, max] (both safe). */
+export const intIn = (min: number, max: number) =>
+  v.pipe(v.number(), v.safeInteger(), v.minValue(min), v.maxValue(max));
+
+/** A term, log index, incarnation or sequence number. */
+export const counterSchema = intIn(0, MAX_COUNTER);
+
+/** A byte count or size (files, memory, disks): a non-negative safe integer. */
+export const bytesSchema = intIn(0, Number.MAX_SAFE_INTEGER);
+
+/** A time in milliseconds (epoch or monotonic): finite, non-negative, at most a safe integer. */
+export const timeMsSchema = v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+
+/** A finite number in [min, max] (fractions allowed: loads, percentages, gigabytes). */
+export const finiteIn = (min: number, max: number) => v.pipe(v.number(), v.finite(), v.minValue(min), v.maxValue(max));
+
+export function isCounter(n: unknown): n is number {
+  return Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX_COUNTER;
+}
