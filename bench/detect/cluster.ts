@@ -18,6 +18,8 @@ export interface Cluster {
 
 export interface System {
   readonly label: string;
+  /** The failure detector's effective timing for a cluster of `nodes`, in words. */
+  timing(nodes: number): string;
   /** Starts `nodes` members for trial `trial` (fresh ports and state each trial). */
   start(nodes: number, trial: number): Promise<Cluster>;
 }

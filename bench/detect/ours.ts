@@ -2,7 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { chmod } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { assertRunning, Child, makeTempDir, removeTempDir } from "../lib.ts";
+import { deriveTiming } from "../../src/config/timing.ts";
+import { suspicionBounds } from "../../src/membership/suspicion.ts";
+import { assertRunning, Child, makeTempDir, removeTempDir, seconds } from "../lib.ts";
 import type { Cluster, SeenState, System } from "./cluster.ts";
 
 const PORT = 8771;
@@ -34,6 +36,15 @@ async function writeSecret(path: string, content: string): Promise<void> {
 
 export const ours: System = {
   label: "p2p-orchestrator",
+  timing(nodes) {
+    const t = deriveTiming("lan");
+    const s = suspicionBounds(nodes, t);
+    return (
+      `lan profile: probe every ${t.probeIntervalMs} ms (direct ${t.probeTimeoutMs} ms, ${t.indirectProbes} indirect, ` +
+      `suspect at ${t.indirectProbeTimeoutMs} ms); suspicion ${seconds(s.minMs)} with ${s.expected} confirmations ` +
+      `to ${seconds(s.maxMs)} with none; dead sent to all`
+    );
+  },
   async start(nodes, trial) {
     const bin = binPath();
     const dir = makeTempDir("bench-detect-");

@@ -54,6 +54,7 @@ async function main(): Promise<number> {
   console.log(`detect: ${nodes} nodes, kill -9 one, until every survivor marks it dead (${trials} trials each)`);
   const results = new Map<System, number[]>(systems.map((s) => [s, []]));
   const width = Math.max("ratio (ours/serf)".length, ...systems.map((s) => s.label.length)) + 2;
+  for (const system of systems) console.log(`${system.label.padEnd(width)}${system.timing(nodes)}`);
 
   // Interleaved, so drift in machine load touches both systems alike.
   for (let t = 0; t < trials; t++) {

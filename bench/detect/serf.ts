@@ -1,5 +1,5 @@
 /** The anchor: HashiCorp Serf agents (LAN profile) on loopback addresses 127.0.0.11, .12, ... */
-import { assertRunning, Child, waitFor } from "../lib.ts";
+import { assertRunning, Child, seconds, waitFor } from "../lib.ts";
 import type { Cluster, SeenState, System } from "./cluster.ts";
 
 const BIND_PORT = 17946;
@@ -37,6 +37,17 @@ async function members(rpcAddr: string): Promise<Map<string, SeenState> | null> 
 
 export const serf: System = {
   label: "serf (lan)",
+  timing(nodes) {
+    // memberlist's DefaultLANConfig (ProbeInterval 1 s, ProbeTimeout 500 ms, IndirectChecks 3, SuspicionMult 4,
+    // SuspicionMaxTimeoutMult 6, GossipInterval 200 ms) and its suspicion rules (k = SuspicionMult - 2, or 0
+    // where fewer than k members could confirm).
+    const minMs = 4 * Math.max(1, Math.log10(nodes)) * 1_000;
+    const k = nodes - 2 < 2 ? 0 : 2;
+    return (
+      `memberlist LAN config: probe every 1000 ms (direct 500 ms, 3 indirect, suspect at 1000 ms); ` +
+      `suspicion ${seconds(minMs)} with ${k} confirmations to ${seconds(minMs * 6)} with none; dead gossiped`
+    );
+  },
   async start(nodes, trial) {
     // Fresh ports each trial, so nothing of the previous cluster (sockets, gossip) can leak in.
     const host = (i: number) => `127.0.0.${11 + i}`;
