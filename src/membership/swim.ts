@@ -1,6 +1,7 @@
 import { initialTransition, type SnapshotFrom, transition } from "xstate";
 import type { Timing } from "../config/timing.ts";
 import { type PeerHealthEvent, type PeerState, peerHealthMachine } from "../machines/peer-health.ts";
+import { MAX_COUNTER } from "../net/bounds.ts";
 import type { NodeInfo } from "../node/info.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { MAX_UPDATES_PER_MESSAGE, type MemberDigest, type SwimMessage, type Update } from "./messages.ts";
@@ -410,7 +411,8 @@ export class Membership {
     if (update.kind !== "alive" && update.incarnation < this.incarnation) return;
     if (this.leaving && update.kind === "left") return;
     // Refute: anything that says we are not alive, or an alive newer than ours (a previous life), is outdated.
-    this.incarnation = update.incarnation + 1;
+    // Capped so our own updates stay within what the wire accepts (only a forged update can reach the cap).
+    this.incarnation = Math.min(update.incarnation + 1, MAX_COUNTER);
     this.outbox.push({
       type: "incarnation",
       incarnation: this.incarnation,
