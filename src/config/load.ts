@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import * as v from "valibot";
+import { runPolicyProblems } from "../runs/policy.ts";
 import { ConfigError, describeIssues } from "./errors.ts";
 import {
   addressSchema,
@@ -107,7 +108,14 @@ export function parseClusterFile(path: string): ClusterFile {
   }
   const parsed = v.safeParse(clusterFileSchema, raw);
   if (!parsed.success) throw new ConfigError(describeIssues(where, parsed.issues));
-  return parsed.output;
+  const file = parsed.output;
+  const runProblems = Object.entries(file.runs).flatMap(([name, run]) =>
+    runPolicyProblems(name, run, file.jobs, Object.keys(file.data)),
+  );
+  if (runProblems.length > 0) {
+    throw new ConfigError(runProblems.map((p) => `${where}: ${p.path}: expected ${p.expected}, found ${p.found}`));
+  }
+  return file;
 }
 
 function overrideValue<T>(where: string, schema: v.GenericSchema<unknown, T>, value: unknown): T {

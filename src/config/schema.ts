@@ -1,4 +1,6 @@
 import * as v from "valibot";
+import { runPolicySchema } from "../runs/policy.ts";
+import { durationSchema } from "./duration.ts";
 import { templateProblems } from "./job-template.ts";
 import { TIMING_PROFILES } from "./timing.ts";
 
@@ -41,21 +43,6 @@ const nodeSchema = v.strictObject({
   data_dir: v.optional(v.pipe(v.string(), v.minLength(1))),
   nat: v.optional(v.boolean(), false),
 });
-
-/** "90s", "5m", "1h", "2d", "250ms", or a number of milliseconds. */
-export function parseDuration(input: string | number): number {
-  if (typeof input === "number") return input;
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/.exec(input.trim());
-  if (!m) return Number.NaN;
-  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
-  return Math.round(Number(m[1]) * unit);
-}
-
-export const durationSchema = v.pipe(
-  v.union([v.number(), v.string()]),
-  v.transform(parseDuration),
-  v.check((ms) => Number.isFinite(ms) && ms > 0, 'a duration such as "90s", "5m" or "1h"'),
-);
 
 export const jobTemplateSchema = v.strictObject({
   /**
@@ -180,6 +167,14 @@ export const clusterFileSchema = v.strictObject({
   /** Job templates by work type: how a node runs an item of that type. */
   jobs: v.optional(
     v.record(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a job type name")), jobTemplateSchema),
+    {},
+  ),
+  /** Training runs: each a self-play -> train -> gate -> promote loop over the job templates above (docs/JOBS.md). */
+  runs: v.optional(
+    v.pipe(
+      v.record(v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a run name")), runPolicySchema),
+      v.check((r) => Object.keys(r).length <= 64, "at most 64 runs"),
+    ),
     {},
   ),
   nodes: v.pipe(

@@ -1,5 +1,6 @@
 import * as v from "valibot";
-import { durationSchema, nodeIdSchema } from "../config/schema.ts";
+import { durationSchema } from "../config/duration.ts";
+import { nodeIdSchema } from "../config/schema.ts";
 import type { JobContext, JobState } from "../machines/job-lifecycle.ts";
 import { FREE_FORM_DEPTH, freeForm, freeFormCheck } from "../net/free-form.ts";
 
