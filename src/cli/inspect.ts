@@ -39,6 +39,17 @@ export const statusCommand = defineCommand({
       );
       console.log(`peers: ${counts.join(", ")}\n`);
       console.log(peersTable(status));
+      const failures = [
+        ...status.signatureFailures.inbound.map((f) => ({ ...f, way: `from ${f.peer}` })),
+        ...status.signatureFailures.outbound.map((f) => ({ ...f, way: `to ${f.peer}` })),
+      ];
+      if (failures.length > 0) {
+        console.log("\nsigned requests failing (wrong cluster.secret? an id used twice?):");
+        for (const f of failures) {
+          const where = f.address ? ` (${f.address})` : "";
+          console.log(`  ${f.way}${where}: ${f.count}x, last ${formatAge(Date.now() - f.lastAt)} ago: ${f.reason}`);
+        }
+      }
     } catch (e) {
       fail(e);
     }

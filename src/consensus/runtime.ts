@@ -417,6 +417,7 @@ export class ConsensusRuntime {
         const answer = (await call(address, ROUTES.peerRaftSnapshot, creds, {
           body,
           timeoutMs: SNAPSHOT_CHUNK_TIMEOUT_MS,
+          to,
         })) as { messages?: RaftMessage[] };
         if (offset + SNAPSHOT_CHUNK_CHARS >= data.length) {
           if (answer.messages?.length) void this.receive(answer.messages);
@@ -444,7 +445,7 @@ export class ConsensusRuntime {
         address,
         ROUTES.peerRaft,
         { kind: "peer", secret: this.opts.secret, nodeId: this.opts.nodeId },
-        { body: { messages: [message] }, timeoutMs: this.opts.timing.appendTimeoutMs },
+        { body: { messages: [message] }, timeoutMs: this.opts.timing.appendTimeoutMs, to },
       )) as { messages?: RaftMessage[] };
       if (answer.messages?.length) void this.receive(answer.messages);
     } catch (e) {

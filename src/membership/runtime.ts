@@ -12,6 +12,7 @@ import type { Effect, Endpoint, Member, Membership } from "./swim.ts";
 
 export const INCARNATION_KEY = "incarnation";
 const MAX_IN_FLIGHT = 512;
+const CONFLICT_WARN_EVERY_MS = 60_000;
 
 export interface MembershipRuntimeOptions {
   core: Membership;
@@ -33,6 +34,7 @@ export class MembershipRuntime {
   private readonly core: Membership;
   private readonly now: () => number;
   private readonly dirty = new Map<string, Member>();
+  private readonly conflictWarnedAt = new Map<string, number>();
   /** Peers purged from memory whose rows are still to be deleted. */
   private readonly purged = new Set<string>();
   /** An incarnation not yet durable (its write failed); written before any other peer state. */
@@ -100,6 +102,18 @@ export class MembershipRuntime {
     return sends;
   }
 
+  /** Once a minute per id: an id seen at two addresses is an operator's mistake more often than a move. */
+  private warnConflict(c: Extract<Effect, { type: "identity-conflict" }>): void {
+    const now = Date.now();
+    if (now - (this.conflictWarnedAt.get(c.id) ?? Number.NEGATIVE_INFINITY) < CONFLICT_WARN_EVERY_MS) return;
+    if (this.conflictWarnedAt.size >= 1_024) this.conflictWarnedAt.clear();
+    this.conflictWarnedAt.set(c.id, now);
+    const message = c.self
+      ? `another node claims our id ${c.id} from ${c.claimed} (we are at ${c.known}): two nodes started with the same id?`
+      : `${c.id} is now announced at ${c.claimed}, was ${c.known}: a restart at a new address, or two nodes with the id ${c.id}?`;
+    this.opts.log.warn(message, { peer: c.id, known: c.known, claimed: c.claimed });
+  }
+
   private apply(effect: Effect): Promise<void> | undefined {
     switch (effect.type) {
       case "send":
@@ -118,6 +132,9 @@ export class MembershipRuntime {
         this.dirty.delete(effect.id);
         this.purged.add(effect.id);
         this.persist();
+        return undefined;
+      case "identity-conflict":
+        this.warnConflict(effect);
         return undefined;
       case "incarnation":
         // Durable before the refutation leaves this node, so a restart never reuses an incarnation. On a
@@ -145,6 +162,7 @@ export class MembershipRuntime {
         { kind: "peer", secret, nodeId: this.core.self.id },
         {
           body: { messages: [message] },
+          to: to.id,
           timeoutMs: message.type === "sync" ? timing.syncTimeoutMs : timing.indirectProbeTimeoutMs,
         },
       )) as { messages?: SwimMessage[] };

@@ -36,7 +36,9 @@ export type Effect =
   | { type: "trace"; record: TraceRecord }
   | { type: "member-changed"; member: Member }
   | { type: "member-purged"; id: string }
-  | { type: "incarnation"; incarnation: number; cause: string };
+  | { type: "incarnation"; incarnation: number; cause: string }
+  /** Two addresses for one node id: a restart at a new address, or two nodes started with the same id. */
+  | { type: "identity-conflict"; id: string; known: string; claimed: string; self: boolean };
 
 export interface MembershipOptions {
   self: { id: string; address: string };
@@ -390,7 +392,16 @@ export class Membership {
     );
     const confirmed = update.kind === "suspect" && this.confirmSuspicion(member, update, now);
     if (!changed && !confirmed) return;
-    if (update.kind === "alive" && update.incarnation > before) member.address = update.address;
+    if (update.kind === "alive" && update.incarnation > before && update.address !== member.address) {
+      this.outbox.push({
+        type: "identity-conflict",
+        id: member.id,
+        known: member.address,
+        claimed: update.address,
+        self: false,
+      });
+      member.address = update.address;
+    }
     // A new confirmation is gossiped again, so every member's timeout shrinks with it (as memberlist does).
     this.enqueue(update);
   }
@@ -407,6 +418,10 @@ export class Membership {
 
   private applyAboutSelf(update: Update): void {
     if (update.kind === "info") return;
+    if (update.kind === "alive" && update.address !== this.self.address && update.incarnation >= this.incarnation) {
+      const { id, address } = this.self;
+      this.outbox.push({ type: "identity-conflict", id, known: address, claimed: update.address, self: true });
+    }
     if (update.kind === "alive" && update.incarnation <= this.incarnation) return;
     if (update.kind !== "alive" && update.incarnation < this.incarnation) return;
     if (this.leaving && update.kind === "left") return;

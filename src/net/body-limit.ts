@@ -1,4 +1,5 @@
 import { errorResponse } from "./errors.ts";
+import type { Handler } from "./gate.ts";
 
 /** A chunked body ran past the node's limit while being read. */
 export class BodyTooLargeError extends Error {
@@ -20,12 +21,12 @@ export function bodyTooLargeResponse(maxBytes: number): Response {
  * empty one: a declared length over it is refused unread, and a chunked body is cut off (the reader
  * gets BodyTooLargeError) as soon as it passes it.
  */
-export function limitBodies(maxBytes: number, next: (request: Request) => Promise<Response>) {
-  return async (request: Request): Promise<Response> => {
+export function limitBodies(maxBytes: number, next: Handler): Handler {
+  return async (request: Request, remote?: string): Promise<Response> => {
     const declared = request.headers.get("content-length");
     if (declared !== null && !(Number(declared) <= maxBytes)) return bodyTooLargeResponse(maxBytes);
     try {
-      return await next(declared === null && request.body ? bounded(request, request.body, maxBytes) : request);
+      return await next(declared === null && request.body ? bounded(request, request.body, maxBytes) : request, remote);
     } catch (e) {
       if (e instanceof BodyTooLargeError) return bodyTooLargeResponse(maxBytes);
       throw e;

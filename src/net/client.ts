@@ -1,6 +1,6 @@
 import type * as v from "valibot";
 import type { RouteSpec } from "./route-table.ts";
-import { signRequest } from "./signing.ts";
+import { ANY_DESTINATION, signRequest } from "./signing.ts";
 
 /** Why a call to another node did not produce a 2xx answer. */
 export class CallError extends Error {
@@ -24,6 +24,17 @@ export interface CallOptions<Spec extends RouteSpec> {
   query?: Record<string, string | number | undefined>;
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Peer routes: the destination node's id, which the signature covers (ANY_DESTINATION where it is unknown). */
+  to?: string;
+}
+
+/** `to` is the destination's id where the caller knew it; `reason` the peer's own words. */
+type RefusalListener = (to: string | undefined, address: string, reason: string) => void;
+let refusalListener: RefusalListener = () => {};
+
+/** Called whenever a peer answers one of our signed requests with 401 (a wrong secret, a wrong destination). */
+export function onPeerRefusal(listener: RefusalListener): void {
+  refusalListener = listener;
 }
 
 export type Credentials = { kind: "operator"; token: string } | { kind: "peer"; secret: string; nodeId: string };
@@ -91,7 +102,7 @@ async function send<Spec extends RouteSpec>(
         pathWithQuery: url.pathname + url.search,
         body,
         now: Date.now(),
-        destination: url.host,
+        to: opts.to ?? ANY_DESTINATION,
       }),
     );
   }
@@ -104,6 +115,14 @@ async function send<Spec extends RouteSpec>(
       body: body || undefined,
       signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
     });
+    if (response.status === 401 && spec.auth === "peer") {
+      const message = (await response
+        .clone()
+        .json()
+        .catch(() => null)) as { message?: string } | null;
+      const reason = String(message?.message ?? "401").replace(/^peer signature rejected: /, "");
+      refusalListener(opts.to, url.host, reason.slice(0, 200));
+    }
     return { response, where };
   } catch (e) {
     const err = e as Error;

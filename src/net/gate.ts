@@ -1,8 +1,9 @@
 import { timingSafeEqual } from "node:crypto";
+import type { AuthFailures } from "./auth-failures.ts";
 import { errorResponse } from "./errors.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
-import { authFor } from "./route-table.ts";
-import { checkSignatureHeaders, verifyRequest } from "./signing.ts";
+import { acceptsAnyDestination, authFor } from "./route-table.ts";
+import { checkDestination, checkSignatureHeaders, REPLAY_REASONS, verifyRequest } from "./signing.ts";
 
 /** Peer id of a request whose signature checked out; set by the gate, read by peer routes. */
 export const VERIFIED_PEER_HEADER = "x-p2p-verified-peer";
@@ -10,23 +11,30 @@ export const VERIFIED_PEER_HEADER = "x-p2p-verified-peer";
 export interface GateOptions {
   token: string;
   secret: string;
+  /** This node's id: a peer request must be signed for it. */
+  self: string;
+  /** Whether a node id belongs to the cluster (configured or a member): others may only join through a seed. */
+  knownSender: (nodeId: string) => boolean;
   replay: ReplayGuard;
+  failures: AuthFailures;
   maxSkewMs: number;
-  maxBodyBytes: number;
   now: () => number;
 }
 
+/** Where a request came from, as the server saw it (for warnings that name the sender). */
+export type Handler = (request: Request, remote?: string) => Promise<Response>;
+
 /**
  * Authentication in front of every route: the operator token for the API, an HMAC signature for
- * node-to-node traffic, nothing for /health. It reads the raw body once (the signature covers it)
- * and hands the router a fresh request, so no route can forget to check.
+ * node-to-node traffic, nothing for /health. For a peer request, everything the headers alone can
+ * prove wrong (format, clock skew, destination, an unknown sender, a nonce already seen) is refused
+ * before the body is read; then the body is read once, the signature over it checked, and the router
+ * handed a fresh request, so no route can forget to check.
  */
-export function gate(opts: GateOptions, next: (request: Request) => Promise<Response>) {
+export function gate(opts: GateOptions, next: (request: Request) => Promise<Response>): Handler {
   const token = Buffer.from(opts.token);
-  const tooLarge = () => errorResponse(413, "payload_too_large", `body over the ${opts.maxBodyBytes}-byte limit`);
-  return async (request: Request): Promise<Response> => {
+  return async (request: Request, remote?: string): Promise<Response> => {
     const url = new URL(request.url);
-    if (Number(request.headers.get("content-length") ?? 0) > opts.maxBodyBytes) return tooLarge();
     switch (authFor(url.pathname)) {
       case "none":
         return next(request);
@@ -40,12 +48,25 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
         return next(request);
       }
       case "peer": {
-        const envelope = checkSignatureHeaders(request.headers, opts.now(), opts.maxSkewMs);
-        if (!envelope.ok) return errorResponse(401, "unauthorized", `peer signature rejected: ${envelope.reason}`);
+        const now = opts.now();
+        const envelope = checkSignatureHeaders(request.headers, now, opts.maxSkewMs);
+        if (!envelope.ok) return refuse(envelope.reason);
+        const { node, nonce, to } = envelope.fields;
+        const refuseFrom = (reason: string) => {
+          opts.failures.record("inbound", node.slice(0, 64), remote ?? null, reason);
+          return refuse(reason);
+        };
+        const anyDestination = acceptsAnyDestination(url.pathname);
+        const destination = checkDestination(to, opts.self, anyDestination);
+        if (!destination.ok) return refuseFrom(destination.reason);
+        if (!anyDestination && !opts.knownSender(node)) return refuseFrom(`unknown sender ${node.slice(0, 64)}`);
+        const seen = opts.replay.peek(node, nonce, now);
+        if (seen !== "fresh") return refuse(REPLAY_REASONS[seen]);
         const body = new Uint8Array(await request.arrayBuffer());
-        if (body.length > opts.maxBodyBytes) return tooLarge();
         const verdict = verifyRequest({
           secret: opts.secret,
+          self: opts.self,
+          anyDestination,
           method: request.method,
           pathWithQuery: url.pathname + url.search,
           body,
@@ -54,7 +75,7 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
           maxSkewMs: opts.maxSkewMs,
           replay: opts.replay,
         });
-        if (!verdict.ok) return errorResponse(401, "unauthorized", `peer signature rejected: ${verdict.reason}`);
+        if (!verdict.ok) return refuseFrom(verdict.reason);
         const headers = new Headers(request.headers);
         headers.set(VERIFIED_PEER_HEADER, verdict.nodeId);
         return next(
@@ -63,4 +84,8 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
       }
     }
   };
+}
+
+function refuse(reason: string): Response {
+  return errorResponse(401, "unauthorized", `peer signature rejected: ${reason}`);
 }

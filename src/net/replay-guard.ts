@@ -35,15 +35,29 @@ export class ReplayGuard {
     return this.streams.size;
   }
 
-  /** Accepts `nonce` (32 lowercase hex digits) once per node; says why not otherwise. */
-  record(nodeId: string, nonce: string, ts: number, now: number): ReplayOutcome {
+  /**
+   * What `record` would answer, without recording: the gate asks before it reads a body, and records only
+   * once the signature over that body checks out, so a forgery cannot burn an honest sender's nonce.
+   */
+  peek(nodeId: string, nonce: string, now: number): ReplayOutcome {
     this.sweep(now);
     const counter = Number.parseInt(nonce.slice(16), 16);
     if (!Number.isSafeInteger(counter)) return "bad-counter";
+    const stream = this.streams.get(`${nodeId}\n${nonce.slice(0, 16)}`);
+    if (!stream) return this.streams.size >= this.opts.maxStreams ? "full" : "fresh";
+    if (counter > stream.highest) return "fresh";
+    if (stream.highest - counter >= this.opts.reorder) return "too-old";
+    return this.has(stream, counter) ? "replayed" : "fresh";
+  }
+
+  /** Accepts `nonce` (32 lowercase hex digits) once per node; says why not otherwise. */
+  record(nodeId: string, nonce: string, ts: number, now: number): ReplayOutcome {
+    const outcome = this.peek(nodeId, nonce, now);
+    if (outcome !== "fresh") return outcome;
+    const counter = Number.parseInt(nonce.slice(16), 16);
     const key = `${nodeId}\n${nonce.slice(0, 16)}`;
     let stream = this.streams.get(key);
     if (!stream) {
-      if (this.streams.size >= this.opts.maxStreams) return "full";
       stream = { highest: counter, seen: new Uint32Array(this.opts.reorder / 32), newestTs: ts };
       this.streams.set(key, stream);
     } else if (counter > stream.highest) {
@@ -51,10 +65,6 @@ export class ReplayGuard {
       const skipped = Math.min(counter - stream.highest, this.opts.reorder);
       for (let c = counter - skipped + 1; c <= counter; c++) this.flip(stream, c, false);
       stream.highest = counter;
-    } else if (stream.highest - counter >= this.opts.reorder) {
-      return "too-old";
-    } else if (this.has(stream, counter)) {
-      return "replayed";
     }
     this.flip(stream, counter, true);
     if (ts > stream.newestTs) stream.newestTs = ts;

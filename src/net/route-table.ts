@@ -133,6 +133,15 @@ export const ROUTES = {
 
 export type RouteName = keyof typeof ROUTES;
 
+/**
+ * The one peer route a request may be signed for "any node": membership, which a joining node sends to a
+ * seed's address before it knows the seed's id. Its messages are idempotent, so a replay to another node
+ * changes nothing.
+ */
+export function acceptsAnyDestination(pathname: string): boolean {
+  return pathname === ROUTES.peerSwim.path;
+}
+
 export function authFor(pathname: string): Auth {
   if (pathname.replace(/\/+$/, "") === ROUTES.health.path) return "none";
   return pathname.startsWith("/peer/") ? "peer" : "operator";

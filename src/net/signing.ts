@@ -8,7 +8,12 @@ export const SIGNATURE_HEADERS = {
   ts: "x-p2p-ts",
   nonce: "x-p2p-nonce",
   signature: "x-p2p-signature",
+  /** The node the request is for: a request captured on its way to one node is refused by every other. */
+  to: "x-p2p-to",
 } as const;
+
+/** The destination of a request sent before the receiver's id is known (joining through a seed's address). */
+export const ANY_DESTINATION = "*";
 
 export type VerifyResult = { ok: true; nodeId: string } | { ok: false; reason: string };
 
@@ -19,6 +24,7 @@ const TS_RE = /^\d{1,16}$/;
 function hmacHex(opts: {
   secret: string;
   nodeId: string;
+  to: string;
   method: string;
   pathWithQuery: string;
   body: Uint8Array | string;
@@ -26,9 +32,8 @@ function hmacHex(opts: {
   nonce: string;
 }): string {
   const bodyHash = createHash("sha256").update(opts.body).digest("hex");
-  const canonical = [opts.method.toUpperCase(), opts.pathWithQuery, bodyHash, opts.nodeId, opts.ts, opts.nonce].join(
-    "\n",
-  );
+  const { method, pathWithQuery, nodeId, to, ts, nonce } = opts;
+  const canonical = [method.toUpperCase(), pathWithQuery, bodyHash, nodeId, to, ts, nonce].join("\n");
   return createHmac("sha256", opts.secret).update(canonical).digest("hex");
 }
 
@@ -40,17 +45,18 @@ export function signRequest(opts: {
   pathWithQuery: string;
   body: Uint8Array | string;
   now: number;
-  /** Where the request goes (host:port): each destination gets its own nonce stream. */
-  destination?: string;
+  /** The destination node's id, or ANY_DESTINATION where it is not known yet; signed, and its own nonce stream. */
+  to: string;
   nonce?: string;
 }): Record<string, string> {
-  const nonce = opts.nonce ?? nextNonce(opts.nodeId, opts.destination ?? "");
+  const nonce = opts.nonce ?? nextNonce(opts.nodeId, opts.to);
   if (!NONCE_RE.test(nonce)) throw new Error("nonce must be 16 bytes as lowercase hex");
   const ts = String(Math.trunc(opts.now));
   return {
     [SIGNATURE_HEADERS.node]: opts.nodeId,
     [SIGNATURE_HEADERS.ts]: ts,
     [SIGNATURE_HEADERS.nonce]: nonce,
+    [SIGNATURE_HEADERS.to]: opts.to,
     [SIGNATURE_HEADERS.signature]: hmacHex({ ...opts, ts, nonce }),
   };
 }
@@ -84,7 +90,7 @@ export function checkSignatureHeaders(
   now: number,
   maxSkewMs: number,
 ): { ok: true; fields: SignatureFields } | { ok: false; reason: string } {
-  const fields: SignatureFields = { node: "", ts: "", nonce: "", signature: "" };
+  const fields: SignatureFields = { node: "", ts: "", nonce: "", signature: "", to: "" };
   for (const field of Object.keys(SIGNATURE_HEADERS) as (keyof typeof SIGNATURE_HEADERS)[]) {
     const value = headers.get(SIGNATURE_HEADERS[field]);
     if (!value) return { ok: false, reason: `missing header ${SIGNATURE_HEADERS[field]}` };
@@ -100,16 +106,37 @@ export function checkSignatureHeaders(
   return { ok: true, fields };
 }
 
-const REPLAY_REASONS: Record<Exclude<ReplayOutcome, "fresh">, string> = {
+export const REPLAY_REASONS: Record<Exclude<ReplayOutcome, "fresh">, string> = {
   replayed: "replayed nonce",
   "too-old": "nonce too far behind the sender's newest (reordered or replayed)",
   full: "replay guard full (too many senders at once)",
   "bad-counter": "nonce counter out of range",
 };
 
-/** Checks, in order: headers present and well-formed, clock skew, signature, then replay. */
+/**
+ * Whether a request signed for `to` may be served by the node `self`: only if it names this node, or names
+ * ANY_DESTINATION on a route that accepts it (the membership route a joining node sends to a seed's address).
+ */
+export function checkDestination(
+  to: string,
+  self: string,
+  anyAccepted: boolean,
+): { ok: true } | { ok: false; reason: string } {
+  if (to === self || (to === ANY_DESTINATION && anyAccepted)) return { ok: true };
+  if (to === ANY_DESTINATION)
+    return { ok: false, reason: "signed for any node, which only the membership route accepts" };
+  return {
+    ok: false,
+    reason: `signed for ${to.slice(0, 64)}, not for this node (${self}): replayed from another node?`,
+  };
+}
+
+/** Checks, in order: headers present and well-formed, clock skew, destination, signature, then replay. */
 export function verifyRequest(opts: {
   secret: string;
+  /** This node's id, and whether the route accepts ANY_DESTINATION. */
+  self: string;
+  anyDestination: boolean;
   method: string;
   pathWithQuery: string;
   body: Uint8Array | string;
@@ -122,8 +149,13 @@ export function verifyRequest(opts: {
   if (!envelope.ok) return envelope;
   const values = envelope.fields;
   const ts = Number(values.ts);
+  const destination = checkDestination(values.to, opts.self, opts.anyDestination);
+  if (!destination.ok) return destination;
 
-  const expected = Buffer.from(hmacHex({ ...opts, nodeId: values.node, ts: values.ts, nonce: values.nonce }), "hex");
+  const expected = Buffer.from(
+    hmacHex({ ...opts, nodeId: values.node, to: values.to, ts: values.ts, nonce: values.nonce }),
+    "hex",
+  );
   const given = Buffer.from(values.signature, "hex");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, reason: "bad signature" };

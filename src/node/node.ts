@@ -8,8 +8,10 @@ import { loadPeers, readMeta, writeMeta } from "../db/peers.ts";
 import { TraceStore } from "../db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../membership/runtime.ts";
 import { Membership } from "../membership/swim.ts";
+import { AuthFailures } from "../net/auth-failures.ts";
 import { limitBodies } from "../net/body-limit.ts";
 import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
+import { onPeerRefusal } from "../net/client.ts";
 import { gate } from "../net/gate.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
@@ -78,6 +80,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   if (Object.keys(failpoints.armed).length > 0) log.warn("failpoints armed (testing only)", failpoints.armed);
 
   const metrics = new Metrics();
+  const authFailures = new AuthFailures(log, Date.now);
+  const configuredAt = new Map(config.configuredNodes.map((n) => [n.address, n.id] as const));
+  onPeerRefusal((to, address, reason) =>
+    authFailures.record("outbound", to ?? configuredAt.get(address) ?? address, address, reason),
+  );
   const traces = new TraceStore(db, { log });
   const lag = new LoopLagMonitor();
   const core = new Membership({
@@ -164,7 +171,10 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     secret: config.secret,
     db,
     log,
-    leaderAddress: () => leaderHint()?.address ?? null,
+    leader: () => {
+      const hint = leaderHint();
+      return hint?.address ? { id: hint.id, address: hint.address } : null;
+    },
     resources: () => selfInfo,
   });
   busySlots = () => worker.busySlots();
@@ -235,6 +245,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         .list()
         .map((m) => peerStatus(m, now))
         .sort((a, b) => a.id.localeCompare(b.id)),
+      signatureFailures: { inbound: authFailures.list("inbound"), outbound: authFailures.list("outbound") },
     };
   };
 
@@ -274,26 +285,30 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   });
 
   const replay = new ReplayGuard({ windowMs: timing.clockSkewMs, maxStreams: 50_000, reorder: 4_096 });
+  const configured = new Set(config.configuredNodes.map((n) => n.id));
+  const serve = limitBodies(
+    MAX_BODY_BYTES,
+    gate(
+      {
+        token: config.token,
+        secret: config.secret,
+        self: config.nodeId,
+        knownSender: (id) => configured.has(id) || core.get(id) !== undefined,
+        replay,
+        failures: authFailures,
+        maxSkewMs: timing.clockSkewMs,
+        now: Date.now,
+      },
+      (request) => router.handle(request),
+    ),
+  );
   const server = Bun.serve({
     hostname: config.listenHost,
     port: config.listenPort,
     // limitBodies enforces the limit (a JSON 413) on declared and chunked bodies alike; Bun's own,
     // which answers with an empty 413, is set out of the way. An unread body is discarded, not buffered.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    fetch: limitBodies(
-      MAX_BODY_BYTES,
-      gate(
-        {
-          token: config.token,
-          secret: config.secret,
-          replay,
-          maxSkewMs: timing.clockSkewMs,
-          maxBodyBytes: MAX_BODY_BYTES,
-          now: Date.now,
-        },
-        (request) => router.handle(request),
-      ),
-    ),
+    fetch: (request, server) => serve(request, server.requestIP(request)?.address),
     error: (error) => unexpectedError(log, error, "(outside the router)"),
   });
   lag.start();

@@ -1,5 +1,6 @@
 import type { Role } from "../machines/raft-role.ts";
 import type { Member } from "../membership/swim.ts";
+import type { AuthFailure } from "../net/auth-failures.ts";
 import type { NodeInfo } from "./info.ts";
 
 /** A voter's Raft role, or "non-voter" for a node that only works. */
@@ -29,6 +30,8 @@ export interface NodeStatus {
   };
   leader: { id: string; term: number } | null;
   peers: PeerStatus[];
+  /** Peers whose signed requests fail, recently: theirs to us (inbound) and ours to them (outbound). */
+  signatureFailures: { inbound: AuthFailure[]; outbound: AuthFailure[] };
 }
 
 export function peerStatus(m: Member, now: number): PeerStatus {

@@ -34,6 +34,7 @@ export async function fetchPieceMap(
   const body = await call(holder.address, ROUTES.peerFilePieces, opts.credentials, {
     params: { sha256 },
     timeoutMs: opts.pieceTimeoutMs,
+    to: holder.id,
   });
   const parsed = v.safeParse(pieceMapSchema, body);
   if (!parsed.success) throw new Error(`${holder.id}: piece map for ${sha256.slice(0, 12)} is malformed`);
@@ -101,6 +102,7 @@ export class PeerSource implements PieceSource {
         params: { sha256: this.sha256 },
         headers: { range: `bytes=${start}-${endExclusive - 1}` },
         timeoutMs: this.opts.pieceTimeoutMs,
+        to: this.holder.id,
         signal,
       });
     } catch (e) {

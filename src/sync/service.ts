@@ -277,6 +277,7 @@ export class SyncService {
       const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
         params: { category: category.name },
         timeoutMs: this.opts.timing.manifestTimeoutMs,
+        to: peer.id,
       });
       const parsed = v.safeParse(manifestSchema, body);
       if (parsed.success) this.remote.set(`${peer.id}/${category.name}`, parsed.output);

@@ -49,8 +49,8 @@ export interface WorkerOptions {
   secret: string;
   db: Db;
   log: Logger;
-  /** Address of the leader as this node knows it. */
-  leaderAddress: () => string | null;
+  /** The leader as this node knows it: its id (which our signature names) and address. */
+  leader: () => { id: string; address: string } | null;
   resources: () => NodeInfo | null;
 }
 
@@ -172,7 +172,7 @@ export class Worker {
   async claimOnce(): Promise<void> {
     if (this.draining || this.claiming || this.types().length === 0) return;
     const free = this.opts.slots - this.busySlots();
-    const leader = this.opts.leaderAddress();
+    const leader = this.opts.leader();
     if (free <= 0 || !leader) return;
     const room = headroom(this.opts.resources(), this.types(), this.opts.jobs);
     if (!room.ok) {
@@ -185,7 +185,8 @@ export class Worker {
     const retry = this.claimId !== null;
     this.claimId ??= randomUUID();
     try {
-      const answer = (await call(leader, ROUTES.peerWorkClaim, this.credentials(), {
+      const answer = (await call(leader.address, ROUTES.peerWorkClaim, this.credentials(), {
+        to: leader.id,
         body: { offer: this.offer(free, room.types, room.gpus), max: free, claimId: this.claimId, retry },
         timeoutMs: this.opts.timing.syncTimeoutMs,
       })) as { claims: Claim[] };
@@ -334,7 +335,7 @@ export class Worker {
   /** Sends queued reports oldest first; keeps those the leader did not acknowledge for the next try. */
   async flushOutbox(): Promise<void> {
     if (this.sending || Date.now() < this.nextOutboxAt) return;
-    const leader = this.opts.leaderAddress();
+    const leader = this.opts.leader();
     if (!leader) return;
     this.sending = true;
     try {
@@ -361,9 +362,10 @@ export class Worker {
     }
   }
 
-  private async deliver(leader: string, report: Report): Promise<void> {
+  private async deliver(leader: { id: string; address: string }, report: Report): Promise<void> {
     try {
-      await call(leader, REPORT_ROUTES[report.kind], this.credentials(), {
+      await call(leader.address, REPORT_ROUTES[report.kind], this.credentials(), {
+        to: leader.id,
         params: { id: report.itemId },
         body: report.body as { leaseId: string },
         timeoutMs: this.opts.timing.syncTimeoutMs,

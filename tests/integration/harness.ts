@@ -98,11 +98,14 @@ export class TestCluster {
     return n;
   }
 
-  /** Starts node `id`; `env` adds variables (such as P2P_FAILPOINTS) to its environment. */
-  start(id: string, env: Record<string, string> = {}): void {
+  /**
+   * Starts node `id`; `env` adds variables (such as P2P_FAILPOINTS) to its environment; `configPath` gives it
+   * another cluster file (one beside other secrets, say).
+   */
+  start(id: string, env: Record<string, string> = {}, configPath = this.configPath): void {
     const n = this.node(id);
     const out = openSync(n.logFile, "a");
-    const argv = this.wrap(id, [BIN, "start", "--config", this.configPath, "--node", id]);
+    const argv = this.wrap(id, [BIN, "start", "--config", configPath, "--node", id]);
     n.proc = Bun.spawn(argv, { stdout: out, stderr: out, env: { ...process.env, ...env } });
   }
 

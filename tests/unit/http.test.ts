@@ -31,7 +31,7 @@ beforeAll(async () => {
   const path = join(dir, "cluster.toml");
   writeFileSync(
     path,
-    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[work]\nsoft_limit = 2\nhard_limit = 3\n\n[jobs.export]\ncommand = ["true"]\n\n[data.models]\npath = "models"\nglobs = ["*.pt"]\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\ncapabilities = ["export"]\nslots = 0\n`,
+    `[cluster]\nname = "http-test"\ndata_dir = "data/{id}"\n\n[work]\nsoft_limit = 2\nhard_limit = 3\n\n[jobs.export]\ncommand = ["true"]\n\n[data.models]\npath = "models"\nglobs = ["*.pt"]\n\n[[nodes]]\nid = "solo"\naddress = "127.0.0.1:${freePort()}"\nvoter = true\ncapabilities = ["export"]\nslots = 0\n\n[[nodes]]\nid = "x1"\naddress = "127.0.0.1:9"\n`,
   );
   mkdirSync(join(dir, "models"));
   writeFileSync(join(dir, "models", "m.pt"), MODEL_BYTES);
@@ -74,6 +74,7 @@ function signed(
     pathWithQuery: path,
     body,
     now: opts.now ?? Date.now(),
+    to: config.nodeId,
   });
   return { headers: { "content-type": "application/json", ...headers }, body, path };
 }
@@ -87,6 +88,7 @@ async function signedGet(path: string, headers: Record<string, string> = {}): Pr
     pathWithQuery: path,
     body: "",
     now: Date.now(),
+    to: config.nodeId,
   });
   return fetch(`${base}${path}`, { headers: { ...signature, ...headers } });
 }

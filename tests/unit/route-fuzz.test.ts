@@ -337,7 +337,7 @@ async function send(spec: RouteSpec, c: Case): Promise<Response> {
         pathWithQuery: url.pathname + url.search,
         body: typeof c.body === "string" ? c.body : "",
         now: Date.now(),
-        destination: url.host,
+        to: config.nodeId,
       }),
     );
   }
@@ -430,7 +430,7 @@ describe(`route fuzz (FUZZ_SEED=${SEED})`, () => {
       pathWithQuery: path,
       body,
       now: Date.now(),
-      destination: new URL(base).host,
+      to: config.nodeId,
     });
     const ping = await fetch(`${base}${path}`, {
       method: "POST",

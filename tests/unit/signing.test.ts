@@ -1,6 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import { ReplayGuard } from "../../src/net/replay-guard.ts";
-import { nextNonce, SIGNATURE_HEADERS, signRequest, verifyRequest } from "../../src/net/signing.ts";
+import {
+  ANY_DESTINATION,
+  checkDestination,
+  nextNonce,
+  SIGNATURE_HEADERS,
+  signRequest,
+  verifyRequest,
+} from "../../src/net/signing.ts";
 
 const SECRET = "cluster-secret";
 const NOW = 1_700_000_000_000;
@@ -10,7 +17,7 @@ const NONCE = "00112233445566770000000000000001";
 type Req = { method: string; pathWithQuery: string; body: Uint8Array | string };
 const post: Req = { method: "POST", pathWithQuery: "/peer/files/abc?x=1", body: new TextEncoder().encode('{"a":1}') };
 
-function sign(req: Req, overrides: { secret?: string; now?: number; nonce?: string } = {}): Headers {
+function sign(req: Req, overrides: { secret?: string; now?: number; nonce?: string; to?: string } = {}): Headers {
   return new Headers(
     signRequest({
       secret: overrides.secret ?? SECRET,
@@ -18,6 +25,7 @@ function sign(req: Req, overrides: { secret?: string; now?: number; nonce?: stri
       ...req,
       now: overrides.now ?? NOW,
       nonce: overrides.nonce ?? NONCE,
+      to: overrides.to ?? "node-b",
     }),
   );
 }
@@ -27,7 +35,16 @@ function verify(
   headers: Headers,
   replay = new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 }),
 ) {
-  return verifyRequest({ secret: SECRET, ...req, headers, now: NOW, maxSkewMs: SKEW, replay });
+  return verifyRequest({
+    secret: SECRET,
+    self: "node-b",
+    anyDestination: false,
+    ...req,
+    headers,
+    now: NOW,
+    maxSkewMs: SKEW,
+    replay,
+  });
 }
 
 describe("signRequest / verifyRequest", () => {
@@ -37,9 +54,9 @@ describe("signRequest / verifyRequest", () => {
     expect(verify({ ...get, method: "GET" }, sign(get))).toEqual({ ok: true, nodeId: "node-a" });
   });
 
-  test("signRequest emits the four headers with a fresh nonce by default", () => {
-    const a = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW });
-    const b = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW });
+  test("signRequest emits the five headers with a fresh nonce by default", () => {
+    const a = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW, to: "node-b" });
+    const b = signRequest({ secret: SECRET, nodeId: "node-a", ...post, now: NOW, to: "node-b" });
     expect(Object.keys(a).sort()).toEqual(Object.values(SIGNATURE_HEADERS).sort());
     expect(a[SIGNATURE_HEADERS.ts]).toBe(String(NOW));
     expect(a[SIGNATURE_HEADERS.nonce]).toMatch(/^[0-9a-f]{32}$/);
@@ -216,5 +233,49 @@ describe("ReplayGuard", () => {
       ok: false,
       reason: "replay guard full (too many senders at once)",
     });
+  });
+});
+
+describe("the signature names the destination node", () => {
+  test("a request signed for node-b is refused by node-c: a capture cannot be replayed across nodes", () => {
+    const headers = sign(post);
+    const atC = verifyRequest({
+      secret: SECRET,
+      self: "node-c",
+      anyDestination: false,
+      ...post,
+      headers,
+      now: NOW,
+      maxSkewMs: SKEW,
+      replay: new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 }),
+    });
+    expect(atC).toEqual({
+      ok: false,
+      reason: "signed for node-b, not for this node (node-c): replayed from another node?",
+    });
+    expect(verify(post, headers).ok).toBe(true);
+  });
+
+  test("the destination header is covered by the signature", () => {
+    const headers = sign(post, { to: "node-c" });
+    headers.set(SIGNATURE_HEADERS.to, "node-b");
+    expect(verify(post, headers)).toEqual({ ok: false, reason: "bad signature" });
+  });
+
+  test("'any node' is accepted only where the route allows it (a join through a seed's address)", () => {
+    const headers = sign(post, { to: ANY_DESTINATION });
+    expect(verify(post, headers)).toEqual({
+      ok: false,
+      reason: "signed for any node, which only the membership route accepts",
+    });
+    expect(checkDestination(ANY_DESTINATION, "node-b", true)).toEqual({ ok: true });
+  });
+
+  test("peek answers as record would, without recording", () => {
+    const g = new ReplayGuard({ windowMs: SKEW, maxStreams: 100, reorder: 64 });
+    expect(g.peek("a", NONCE, NOW)).toBe("fresh");
+    expect(g.peek("a", NONCE, NOW)).toBe("fresh");
+    expect(g.record("a", NONCE, NOW, NOW)).toBe("fresh");
+    expect(g.peek("a", NONCE, NOW)).toBe("replayed");
   });
 });

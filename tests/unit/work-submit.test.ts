@@ -172,8 +172,10 @@ describe("requirements no live node can meet are refused at submission, saying w
       expect(parsed.success).toBe(false);
       expect(parsed.issues?.[0]?.path?.map((p) => p.key)).toEqual(["requirements", field]);
     }
-    const timeout = v.safeParse(workItemInputSchema, { type: "selfplay", timeout: 1e308 });
+    const timeout = v.safeParse(workItemInputSchema, { type: "selfplay", timeout: "40d" });
     expect(timeout.issues?.[0]).toMatchObject({ message: "a duration of at most 30 days", path: [{ key: "timeout" }] });
+    const huge = v.safeParse(workItemInputSchema, { type: "selfplay", timeout: 1e308 });
+    expect(huge.issues?.[0]?.path?.map((p) => p.key)).toEqual(["timeout"]);
   });
 });
 
