@@ -8,7 +8,9 @@ const targets = args.length === 0 ? ALL : args;
 for (const t of targets) {
   const host = t === "host";
   // P2P_BIN names the host binary's path (so parallel checkouts or agents do not overwrite each other's build).
-  const outfile = host ? (process.env.P2P_BIN ?? "dist/p2p-orchestrator") : `dist/p2p-orchestrator-${t}${t.startsWith("windows") ? ".exe" : ""}`;
+  const outfile = host
+    ? (process.env.P2P_BIN ?? "dist/p2p-orchestrator")
+    : `dist/p2p-orchestrator-${t}${t.startsWith("windows") ? ".exe" : ""}`;
   const result = await Bun.build({
     // The hashing Worker is loaded at run time, so it must be embedded as an entrypoint of its own (src/sync/hasher.ts).
     entrypoints: ["src/main.ts", "src/sync/hash-worker.ts"],
