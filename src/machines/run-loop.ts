@@ -1,0 +1,186 @@
+import { assign, setup } from "xstate";
+
+/**
+ * One training run's loop: bootstrap, then self-play (always, while not paused) with one training per
+ * generation, the candidate gated against the best, and the best pointer moved only by a decision. Applied
+ * inside the replicated state machine like the job lifecycle: a pure function of (state, event), every time
+ * and every decision (the SPRT's verdict, computed by the leader from the counts) arriving in the event, so a
+ * new leader resumes the loop wherever the log left it. Fencing lives in the guards: a result for another
+ * generation, another candidate or an item already counted changes nothing, and nothing flips a decision.
+ */
+export type RunStage = "bootstrapping" | "collecting" | "training" | "evaluating";
+
+export interface ModelRef {
+  /** The model file's SHA-256: its identity. */
+  id: string;
+  generation: number;
+}
+
+/** Game pairs by the candidate's score in half-points over the pair: 0, 1, 2, 3, 4. */
+export type Pentanomial = [number, number, number, number, number];
+
+export interface Decision {
+  candidate: string;
+  generation: number;
+  verdict: "promoted" | "rejected";
+  /** The evidence as the leader computed it (counts, LLR and bounds, games), kept with the decision. */
+  evidence: Record<string, unknown>;
+  at: number;
+  cause: string;
+}
+
+export interface RunContext {
+  best: ModelRef | null;
+  /** The newest generation trained (promoted or not): the next training makes the one after it. */
+  lastGeneration: number;
+  paused: boolean;
+  /** Games added since the last training was queued. */
+  newGames: number;
+  lastTrainingAt: number | null;
+  /** The training item of the generation being made. */
+  trainItem: string | null;
+  candidate: ModelRef | null;
+  pairs: Pentanomial;
+  /** Match items already counted for the current candidate (a duplicated report counts once). */
+  countedItems: string[];
+  trainingFailures: number;
+  lastDecision: Decision | null;
+}
+
+export type RunEvent =
+  | { type: "best-set"; model: ModelRef; at: number; cause: string }
+  | { type: "games"; count: number }
+  | { type: "train-queued"; generation: number; itemId: string; at: number }
+  | { type: "trained"; itemId: string; model: ModelRef; gate: boolean; at: number }
+  | { type: "train-failed"; itemId: string; error: string }
+  | { type: "match-result"; candidate: string; itemId: string; pairs: Pentanomial }
+  | { type: "decided"; candidate: string; verdict: Decision["verdict"]; evidence: Record<string, unknown>; at: number }
+  | { type: "pause"; cause: string }
+  | { type: "resume"; cause: string };
+
+const ZERO: Pentanomial = [0, 0, 0, 0, 0];
+
+export const initialRunContext = (): RunContext => ({
+  best: null,
+  lastGeneration: 0,
+  paused: false,
+  newGames: 0,
+  lastTrainingAt: null,
+  trainItem: null,
+  candidate: null,
+  pairs: [...ZERO],
+  countedItems: [],
+  trainingFailures: 0,
+  lastDecision: null,
+});
+
+type Args = { context: RunContext; event: RunEvent };
+
+const clearCandidate = { trainItem: null, candidate: null, pairs: [...ZERO] as Pentanomial, countedItems: [] };
+
+export const runLoopMachine = setup({
+  types: { context: {} as RunContext, events: {} as RunEvent, input: {} as RunContext },
+  guards: {
+    nextGeneration: ({ context, event }: Args) =>
+      event.type === "train-queued" && event.generation === context.lastGeneration + 1,
+    ownTraining: ({ context, event }: Args) =>
+      (event.type === "trained" || event.type === "train-failed") && event.itemId === context.trainItem,
+    ungated: ({ context, event }: Args) =>
+      event.type === "trained" && event.itemId === context.trainItem && !event.gate,
+    newResultForCandidate: ({ context, event }: Args) =>
+      event.type === "match-result" &&
+      event.candidate === context.candidate?.id &&
+      !context.countedItems.includes(event.itemId),
+    decisionForCandidate: ({ context, event }: Args) =>
+      event.type === "decided" && event.candidate === context.candidate?.id,
+  },
+  actions: {
+    setBest: assign(({ context, event }) =>
+      event.type === "best-set"
+        ? { best: event.model, lastGeneration: Math.max(context.lastGeneration, event.model.generation) }
+        : {},
+    ),
+    abandonCandidate: assign(() => clearCandidate),
+    countGames: assign(({ context, event }) =>
+      event.type === "games" ? { newGames: context.newGames + Math.max(0, event.count) } : {},
+    ),
+    startTraining: assign(({ event }) =>
+      event.type === "train-queued" ? { trainItem: event.itemId, newGames: 0, lastTrainingAt: event.at } : {},
+    ),
+    takeCandidate: assign(({ event }) =>
+      event.type === "trained"
+        ? {
+            candidate: event.model,
+            lastGeneration: event.model.generation,
+            pairs: [...ZERO] as Pentanomial,
+            countedItems: [],
+          }
+        : {},
+    ),
+    adoptUngated: assign(({ event }) => {
+      if (event.type !== "trained") return {};
+      const decision: Decision = {
+        candidate: event.model.id,
+        generation: event.model.generation,
+        verdict: "promoted",
+        evidence: { gate: "none" },
+        at: event.at,
+        cause: "the run's gate is none: every candidate is adopted",
+      };
+      return { ...clearCandidate, best: event.model, lastGeneration: event.model.generation, lastDecision: decision };
+    }),
+    countFailure: assign(({ context }) => ({ ...clearCandidate, trainingFailures: context.trainingFailures + 1 })),
+    addPairs: assign(({ context, event }) => {
+      if (event.type !== "match-result") return {};
+      const pairs = context.pairs.map((n, i) => n + Math.max(0, event.pairs[i] ?? 0)) as Pentanomial;
+      return { pairs, countedItems: [...context.countedItems, event.itemId] };
+    }),
+    decide: assign(({ context, event }) => {
+      if (event.type !== "decided" || !context.candidate) return {};
+      const decision: Decision = {
+        candidate: context.candidate.id,
+        generation: context.candidate.generation,
+        verdict: event.verdict,
+        evidence: event.evidence,
+        at: event.at,
+        cause: `gate: ${event.verdict}`,
+      };
+      const best = event.verdict === "promoted" ? context.candidate : context.best;
+      return { ...clearCandidate, best, lastDecision: decision };
+    }),
+    pause: assign({ paused: true }),
+    resume: assign({ paused: false }),
+  },
+}).createMachine({
+  id: "run",
+  context: ({ input }) => input,
+  initial: "bootstrapping",
+  on: {
+    pause: { actions: "pause" },
+    resume: { actions: "resume" },
+    games: { actions: "countGames" },
+    // An operator's promote or rollback: the best moves, and a generation in flight is abandoned.
+    "best-set": { target: ".collecting", actions: ["setBest", "abandonCandidate"] },
+  },
+  states: {
+    bootstrapping: {},
+    collecting: {
+      on: { "train-queued": { guard: "nextGeneration", target: "training", actions: "startTraining" } },
+    },
+    training: {
+      on: {
+        trained: [
+          { guard: "ungated", target: "collecting", actions: "adoptUngated" },
+          { guard: "ownTraining", target: "evaluating", actions: "takeCandidate" },
+        ],
+        "train-failed": { guard: "ownTraining", target: "collecting", actions: "countFailure" },
+      },
+    },
+    evaluating: {
+      on: {
+        "match-result": { guard: "newResultForCandidate", actions: "addPairs" },
+        decided: { guard: "decisionForCandidate", target: "collecting", actions: "decide" },
+      },
+    },
+  },
+});
