@@ -7,6 +7,7 @@ import { leaveCommand } from "./cli/leave.ts";
 import { startCommand, upCommand } from "./cli/start.ts";
 import { syncCommand } from "./cli/sync.ts";
 import { drainCommand, jobsCommand, workCommand } from "./cli/work.ts";
+import { demoCommand } from "./demo/cli.ts";
 import { VERSION } from "./version.ts";
 
 const main = defineCommand({
@@ -28,6 +29,7 @@ const main = defineCommand({
     sync: syncCommand,
     init: initCommand,
     leave: leaveCommand,
+    demo: demoCommand,
     version: defineCommand({
       meta: { name: "version", description: "Print the version" },
       run: () => console.log(VERSION),
