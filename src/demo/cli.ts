@@ -10,6 +10,7 @@ import { Position } from "./game.ts";
 import { addPair, emptyResult, playGame, randomOpening } from "./match.ts";
 import { chooseMove, netEvaluator, Search } from "./mcts.ts";
 import { encodeModel, generationZero, readModel, sha256 } from "./model-file.ts";
+import { DEFAULT_ARCHITECTURE } from "./net.ts";
 import { makePlayer } from "./players.ts";
 import { Rng } from "./random.ts";
 import {
@@ -42,12 +43,13 @@ const initCommand = defineCommand({
   meta: { name: "init", description: "Create a generation-0 model from a seed" },
   args: {
     out: { type: "string", description: "Output folder (or a file name ending in .model)", required: true },
+    hidden: { type: "string", description: "Hidden layer sizes (default 128,128)" },
     ...seedArg,
   },
   run: ({ args }) =>
     runCommand(() => {
       const seed = seedOf(args.seed);
-      const { header, net } = generationZero(seed);
+      const { header, net } = generationZero(seed, hiddenLayers(args.hidden));
       const bytes = encodeModel(header, net);
       const id = sha256(bytes);
       const toFile = args.out.endsWith(".model") && !(existsSync(args.out) && statSync(args.out).isDirectory());
@@ -371,6 +373,15 @@ const playCommand = defineCommand({
       process.exit(0);
     }),
 });
+
+function hiddenLayers(flag: string | undefined): number[] {
+  if (flag === undefined) return DEFAULT_ARCHITECTURE.hidden;
+  const sizes = flag.split(",").map((size) => intParam(size.trim(), "hidden", 0, 1));
+  if (sizes.length === 0 || sizes.length > 8 || sizes.some((n) => n > 4096)) {
+    throw new UsageError("--hidden takes 1 to 8 sizes of at most 4096, e.g. 128,128");
+  }
+  return sizes;
+}
 
 /** Every value of a repeatable flag (--name v or --name=v). */
 function repeated(rawArgs: string[], name: string): string[] {

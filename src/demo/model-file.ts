@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "./files.ts";
-import { type Architecture, Network, parameterCount } from "./net.ts";
+import { type Architecture, DEFAULT_ARCHITECTURE, Network, parameterCount } from "./net.ts";
 
 const MAGIC = new TextEncoder().encode("P2PAZ\n");
 export const MODEL_FORMAT = "p2p-az-model";
@@ -84,8 +84,11 @@ export function writeModel(path: string, header: ModelHeader, net: Network): str
   return sha256(bytes);
 }
 
-export function generationZero(seed: number): { header: ModelHeader; net: Network } {
-  const net = Network.create(seed);
+export function generationZero(
+  seed: number,
+  hidden = DEFAULT_ARCHITECTURE.hidden,
+): { header: ModelHeader; net: Network } {
+  const net = Network.create(seed, { ...DEFAULT_ARCHITECTURE, hidden });
   return {
     net,
     header: {
