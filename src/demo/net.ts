@@ -68,6 +68,13 @@ export class Network {
   /** Activations per hidden layer (after ReLU), reused across calls. */
   private readonly activations: Float32Array[];
   private readonly logits: Float32Array;
+  // Scratch buffers, reused by every call: a forward or backward pass allocates nothing.
+  private readonly valueOut = new Float32Array(1);
+  private readonly probs: Float32Array;
+  private readonly dLogits: Float32Array;
+  private readonly dValue = new Float32Array(1);
+  /** Gradient w.r.t. each hidden layer's output. */
+  private readonly dActivations: Float32Array[];
 
   constructor(arch: Architecture, params?: Float32Array) {
     this.arch = arch;
@@ -80,6 +87,9 @@ export class Network {
     this.valueHead = layers[arch.hidden.length + 1] as Layer;
     this.activations = arch.hidden.map((n) => new Float32Array(n));
     this.logits = new Float32Array(arch.policy);
+    this.probs = new Float32Array(arch.policy);
+    this.dLogits = new Float32Array(arch.policy);
+    this.dActivations = arch.hidden.map((n) => new Float32Array(n));
   }
 
   /** He-initialised weights and zero biases, reproducible from the seed. */
@@ -115,9 +125,8 @@ export class Network {
       sourceOffset = 0;
     }
     dense(p, this.policyHead, source, 0, this.logits);
-    const value = new Float32Array(1);
-    dense(p, this.valueHead, source, 0, value);
-    this.valueLogit = value[0] as number;
+    dense(p, this.valueHead, source, 0, this.valueOut);
+    this.valueLogit = this.valueOut[0] as number;
   }
 
   /**
@@ -134,10 +143,10 @@ export class Network {
   ): Losses {
     this.forward(input, offset);
     const p = this.params;
-    const probs = new Float32Array(this.arch.policy);
+    const probs = this.probs;
     softmax(this.logits, probs);
     let policyLoss = 0;
-    const dLogits = new Float32Array(this.arch.policy);
+    const dLogits = this.dLogits;
     for (let k = 0; k < probs.length; k++) {
       const target = targetPolicy[policyOffset + k] as number;
       if (target > 0) policyLoss -= target * Math.log(Math.max(probs[k] as number, 1e-12));
@@ -145,22 +154,23 @@ export class Network {
     }
     const value = Math.tanh(this.valueLogit);
     const valueLoss = (value - targetValue) ** 2;
-    const dValue = new Float32Array([2 * (value - targetValue) * (1 - value * value)]);
+    const dValue = this.dValue;
+    dValue[0] = 2 * (value - targetValue) * (1 - value * value);
 
     const lastIndex = this.hiddenLayers.length - 1;
     const last = this.activations[lastIndex] as Float32Array;
-    let dHidden = new Float32Array(last.length);
-    backDense(p, this.policyHead, last, 0, dLogits, grads, dHidden);
-    backDense(p, this.valueHead, last, 0, dValue, grads, dHidden);
+    for (const d of this.dActivations) d.fill(0);
+    const dLast = this.dActivations[lastIndex] as Float32Array;
+    backDense(p, this.policyHead, last, 0, dLogits, grads, dLast);
+    backDense(p, this.valueHead, last, 0, dValue, grads, dLast);
     for (let l = lastIndex; l >= 0; l--) {
       const out = this.activations[l] as Float32Array;
+      const dHidden = this.dActivations[l] as Float32Array;
       for (let j = 0; j < out.length; j++) if ((out[j] as number) <= 0) dHidden[j] = 0;
       const layer = this.hiddenLayers[l] as Layer;
       const below = l === 0 ? input : (this.activations[l - 1] as Float32Array);
       const belowOffset = l === 0 ? offset : 0;
-      const dBelow = l === 0 ? undefined : new Float32Array(layer.inputs);
-      backDense(p, layer, below, belowOffset, dHidden, grads, dBelow);
-      if (dBelow) dHidden = dBelow;
+      backDense(p, layer, below, belowOffset, dHidden, grads, this.dActivations[l - 1]);
     }
     return { policy: policyLoss, value: valueLoss };
   }
