@@ -1,0 +1,57 @@
+import { describe, expect, test } from "bun:test";
+import { rateElo } from "../../src/eval/elo.ts";
+
+const games = (a: string, b: string, n: number, score: number) => ({
+  a,
+  b,
+  wins: Math.round(n * score),
+  draws: 0,
+  losses: n - Math.round(n * score),
+});
+
+describe("Bradley-Terry Elo", () => {
+  test("A beats B 75%, B beats C 75%, A beats C 90%: about +191, 0, -191", () => {
+    const ratings = rateElo(
+      [{ id: "A" }, { id: "B" }, { id: "C" }],
+      [games("A", "B", 10_000, 0.75), games("B", "C", 10_000, 0.75), games("A", "C", 10_000, 0.9)],
+      { anchor: "B" },
+    );
+    const elo = Object.fromEntries(ratings.map((r) => [r.id, r.elo]));
+    expect(elo.A).toBeCloseTo(191, -1);
+    expect(elo.B).toBe(0);
+    expect(elo.C).toBeCloseTo(-191, -1);
+    expect(Math.abs((elo.A ?? 0) + (elo.C ?? 0))).toBeLessThan(1);
+    expect(ratings.find((r) => r.id === "A")?.stderr).toBeGreaterThan(0);
+  });
+
+  test("an unbeaten player stays finite, held by its parent's prior", () => {
+    const [gen0, gen1] = rateElo([{ id: "g0" }, { id: "g1", parent: "g0" }], [games("g1", "g0", 20, 1)], {
+      anchor: "g0",
+    });
+    expect(gen0?.elo).toBe(0);
+    expect(Number.isFinite(gen1?.elo)).toBe(true);
+    expect(gen1?.elo).toBeGreaterThan(150);
+  });
+
+  test("intervals shrink with more games", () => {
+    const stderr = (n: number) =>
+      rateElo([{ id: "a" }, { id: "b" }], [games("a", "b", n, 0.6)], { anchor: "a" })[1]?.stderr ?? 0;
+    expect(stderr(1_000)).toBeLessThan(stderr(100) / 2);
+  });
+
+  test("baselines are rated in the same fit: a chain through them places every model", () => {
+    const ratings = rateElo(
+      [{ id: "random" }, { id: "g0" }, { id: "g1", parent: "g0" }],
+      [games("g0", "random", 200, 0.6), games("g1", "random", 200, 0.9)],
+      { anchor: "random" },
+    );
+    const [, g0, g1] = ratings;
+    expect(g1?.elo).toBeGreaterThan(g0?.elo ?? 0);
+    expect(g1?.low).toBeLessThan(g1?.elo ?? 0);
+    expect(g1?.high).toBeGreaterThan(g1?.elo ?? 0);
+  });
+
+  test("an anchor that is not a player is refused", () => {
+    expect(() => rateElo([{ id: "a" }], [], { anchor: "zz" })).toThrow("anchor zz is not a player");
+  });
+});
