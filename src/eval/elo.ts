@@ -68,7 +68,7 @@ export function rateElo(players: readonly Player[], results: readonly PairResult
   });
   const m = free.length;
   const r = new Float64Array(players.length);
-  let cholesky = new Float64Array(0);
+  let cholesky: Float64Array = new Float64Array(0);
   for (let iter = 0; iter < 50; iter++) {
     const { grad, hessian } = derivatives(games, r, slot, m);
     const first = envelope(hessian, m);
