@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import { addressSchema, nodeIdSchema } from "../config/schema.ts";
-import { counterSchema, intIn, timeMsSchema } from "../net/bounds.ts";
+import { counterSchema, intIn, isCounter, MAX_COUNTER, timeMsSchema } from "../net/bounds.ts";
 
 /** Raft's wire messages. Every one carries the sender's term: the fencing token of the protocol. */
 const index = counterSchema;
@@ -74,6 +74,28 @@ export const raftEnvelopeSchema = v.object({
 
 export type Entry = v.InferOutput<typeof entrySchema>;
 export type RaftMessage = v.InferOutput<typeof raftMessageSchema>;
+
+/**
+ * Why the Raft core must not act on a message, or null. The wire schema bounds each number on its own;
+ * this holds for messages made in-process too, and checks what the fields say together: an append's
+ * entries follow its prevLogIndex one by one, in terms no later than the sender's, so no index or term
+ * that is not a safe counter reaches the log.
+ */
+export function unsafeCounters(m: RaftMessage): string | null {
+  for (const [field, n] of Object.entries(m)) {
+    if (typeof n === "number" && field !== "sentAt" && !isCounter(n)) return `${field} ${n} is ${NOT_A_COUNTER}`;
+  }
+  if (m.type !== "append") return null;
+  for (const [i, e] of m.entries.entries()) {
+    if (e.index !== m.prevLogIndex + i + 1)
+      return `entries[${i}].index ${e.index} does not follow ${m.prevLogIndex + i}`;
+    if (!isCounter(e.term) || e.term > m.term)
+      return `entries[${i}].term ${e.term} is not a term from 0 to the sender's ${m.term}`;
+  }
+  return null;
+}
+
+const NOT_A_COUNTER = `not an integer from 0 to ${MAX_COUNTER}`;
 
 export const SNAPSHOT_CHUNK_CHARS = 1 << 20;
 export const MAX_SNAPSHOT_CHARS = 512 * (1 << 20);

@@ -1,9 +1,9 @@
 import { type ActorOptions, type AnyActorLogic, type AnyActorRef, createActor, type InspectionEvent } from "xstate";
 import type { Timing } from "../config/timing.ts";
 import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../machines/raft-role.ts";
-import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
+import { MAX_COUNTER } from "../net/bounds.ts";
 import type { TraceRecord } from "../observability/trace.ts";
-import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage } from "./messages.ts";
+import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage, unsafeCounters } from "./messages.ts";
 import type { RaftStorage, Voter } from "./storage.ts";
 
 /** The entry that changes the voters; it takes effect as soon as it is in a log (Raft thesis §4.1). */
@@ -328,8 +328,12 @@ export class RaftNode {
 
   /** Handles one message; returns the replies for its sender. */
   receive(m: RaftMessage): RaftMessage[] {
-    // The wire schema bounds terms; a term past MAX_COUNTER would leave no room to campaign above it.
-    if (!isCounter(m.term)) return [];
+    // The wire schema bounds these already; a term past MAX_COUNTER would leave no room to campaign above it.
+    const unsafe = unsafeCounters(m);
+    if (unsafe !== null) {
+      this.note("refused-message", `${m.type} from ${m.from} refused: ${unsafe}`);
+      return [];
+    }
     // Only members may campaign here; any leader may replicate to us (so a newly added voter catches up).
     if ((m.type === "pre-vote" || m.type === "vote") && !this.voterIds.includes(m.from)) return [];
     if (m.term > this.term) {
@@ -406,7 +410,7 @@ export class RaftNode {
   private onSnapshotReply(m: Extract<RaftMessage, { type: "snapshot-reply" }>): void {
     const p = this.progress.get(m.from);
     if (this.role !== "leader" || !p) return;
-    p.ackedAt = Math.max(p.ackedAt, m.sentAt);
+    p.ackedAt = this.acknowledgedAt(p, m.sentAt);
     p.snapshotUntil = 0;
     if (m.index > 0) {
       p.match = Math.max(p.match, m.index);
@@ -534,7 +538,7 @@ export class RaftNode {
   private onAppendReply(m: Extract<RaftMessage, { type: "append-reply" }>): void {
     const p = this.progress.get(m.from);
     if (this.role !== "leader" || !p) return;
-    p.ackedAt = Math.max(p.ackedAt, m.sentAt);
+    p.ackedAt = this.acknowledgedAt(p, m.sentAt);
     if (m.success) {
       p.match = Math.max(p.match, m.matchIndex);
       p.next = Math.max(p.next, p.match + 1);
@@ -574,19 +578,21 @@ export class RaftNode {
   /** True (and traced) when the term cannot grow by one more and stay exact: this node must not campaign. */
   private termExhausted(): boolean {
     if (this.term < MAX_COUNTER) return false;
+    this.note("term-exhausted", `term ${this.term} has no room for another election (at most ${MAX_COUNTER})`);
+    return true;
+  }
+
+  /** `sentAt` echoes this leader's own clock, so a time ahead of it (which would stretch the lease) is not believed. */
+  private acknowledgedAt(p: Progress, sentAt: number): number {
+    return Math.max(p.ackedAt, Math.min(sentAt, this.now()));
+  }
+
+  /** Traces something this node declined to do, without a change of role. */
+  private note(event: string, cause: string): void {
     this.outbox.push({
       type: "trace",
-      record: {
-        machine: "raft",
-        instance: this.id,
-        from: this.role,
-        to: this.role,
-        event: "term-exhausted",
-        cause: `term ${this.term} has no room for another election (at most ${MAX_COUNTER})`,
-        at: this.now(),
-      },
+      record: { machine: "raft", instance: this.id, from: this.role, to: this.role, event, cause, at: this.now() },
     });
-    return true;
   }
 
   private onRoleEffect(effect: RoleEffect): void {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
@@ -12,7 +12,8 @@ import { loadPeers, savePeers, writeMeta } from "../../src/db/peers.ts";
 import { swimEnvelopeSchema } from "../../src/membership/messages.ts";
 import { MAX_COUNTER } from "../../src/net/bounds.ts";
 import { nodeInfoSchema } from "../../src/node/info.ts";
-import { pieceMapSchema } from "../../src/sync/model.ts";
+import { readSidecar } from "../../src/sync/fetcher.ts";
+import { PIECE_BYTES, pieceMapSchema } from "../../src/sync/model.ts";
 
 /**
  * Defect: one signed message with term 1e308 moved every voter to a term where term + 1 === term, and
@@ -137,6 +138,62 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     raft.stop();
   });
 
+  test("such a message is refused whole and traced; no entry with an unsafe or impossible index or term is logged", () => {
+    const storage = new MemoryStorage();
+    const raft = node(storage);
+    raft.start();
+    const entry = (index: number, term: number) => ({ index, term, command: { name: "noop", payload: null } });
+    const appends = [
+      { ...append(1e308), entries: [entry(1, 1)] },
+      { ...append(2), entries: [entry(1, 1e308)] },
+      { ...append(2), entries: [entry(1, 3)] },
+      { ...append(2), entries: [entry(2 ** 53 + 1, 1)] },
+      { ...append(2), entries: [entry(1, 1), entry(3, 1)] },
+      { ...append(2), leaderCommit: 1.5, entries: [entry(1, 1)] },
+    ];
+    for (const m of appends) raft.receive(m as Parameters<RaftNode["receive"]>[0]);
+    expect(raft.currentTerm).toBe(0);
+    expect(storage.lastIndex()).toBe(0);
+    const refusals = raft.takeEffects().filter((e) => e.type === "trace" && e.record.event === "refused-message");
+    expect(refusals).toHaveLength(appends.length);
+    // A well-formed append from the same sender is still taken.
+    raft.receive({ ...append(2), entries: [entry(1, 1), entry(2, 2)] } as Parameters<RaftNode["receive"]>[0]);
+    expect(raft.currentTerm).toBe(2);
+    expect(storage.lastIndex()).toBe(2);
+    raft.stop();
+  });
+
+  test("an acknowledgement dated after the leader's clock does not stretch its lease", () => {
+    const raft = new RaftNode({
+      id: "n1",
+      voters: ["n1", "n2", "n3"].map((id) => ({ id, address: id })),
+      storage: new MemoryStorage(),
+      timing,
+      appliedIndex: 0,
+      now: () => now,
+      random: () => 0.5,
+      clock,
+    });
+    raft.start();
+    runFor(1_000);
+    raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true });
+    raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true });
+    expect(raft.currentRole).toBe("leader");
+    raft.receive({
+      type: "append-reply",
+      from: "n2",
+      term: 1,
+      success: true,
+      matchIndex: 0,
+      hintIndex: 0,
+      sentAt: 1e15,
+    });
+    expect(raft.leaseExpiresAt()).toBeLessThanOrEqual(now + timing.leaseMs);
+    runFor(timing.leaseMs + 1);
+    expect(raft.holdsLease()).toBe(false);
+    raft.stop();
+  });
+
   test("at the largest term it does not campaign past it, and says why", () => {
     const storage = new MemoryStorage();
     storage.setHardState({ term: MAX_COUNTER, votedFor: null });
@@ -174,6 +231,30 @@ describe("state read back from disk is checked like a message", () => {
     db.$client.run("INSERT INTO raft_log (idx, term, command) VALUES (1, 9007199254740993, '{}')");
     expect(() => new SqliteStorage(db)).toThrow("highest log term");
     db.$client.close();
+  });
+
+  test("a partial file's sidecar with sizes or piece runs out of range reads as none, at once", async () => {
+    dir = mkdtempSync(join(tmpdir(), "p2p-bounds-"));
+    const path = join(dir, "x.partial.pieces.json");
+    const sidecar = { sha256: "a".repeat(64), size: 4 * PIECE_BYTES, pieceBytes: PIECE_BYTES, runs: [[0, 2]] };
+    writeFileSync(path, JSON.stringify(sidecar));
+    expect((await readSidecar(path))?.done).toEqual([0, 1]);
+    for (const bad of [
+      { ...sidecar, size: 1e308 },
+      { ...sidecar, pieceBytes: 2 ** 53 + 1 },
+      // Before the bound, 2^52 pieces of 1 byte passed and the run was expanded piece by piece.
+      { ...sidecar, size: 2 ** 52, pieceBytes: 1, runs: [[0, 2 ** 52]] },
+      {
+        ...sidecar,
+        runs: [
+          [0, 2],
+          [0, 2],
+        ],
+      },
+    ]) {
+      writeFileSync(path, JSON.stringify(bad));
+      expect(await readSidecar(path)).toBeNull();
+    }
   });
 
   test("a peer row with an incarnation out of range is left out; good rows load", () => {
