@@ -2,7 +2,8 @@ import { constants } from "node:fs";
 import { type FileHandle, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import * as v from "valibot";
-import { type PieceMap, pieceCount, sha256Schema } from "./model.ts";
+import { bytesSchema, intIn } from "../net/bounds.ts";
+import { MAX_PIECE_BYTES, MAX_PIECES, type PieceMap, pieceCount, sha256Schema } from "./model.ts";
 
 /** Checks a received piece against its SHA-256 and writes it where it belongs (the Hasher, off the main thread). */
 export interface PieceWriter {
@@ -375,9 +376,9 @@ export interface Sidecar {
 /** On disk, `done` is runs of consecutive pieces [first, end): small however large the file. */
 const sidecarFileSchema = v.object({
   sha256: sha256Schema,
-  size: v.pipe(v.number(), v.integer(), v.minValue(0)),
-  pieceBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  runs: v.array(v.tuple([v.pipe(v.number(), v.integer(), v.minValue(0)), v.pipe(v.number(), v.integer())])),
+  size: bytesSchema,
+  pieceBytes: intIn(1, MAX_PIECE_BYTES),
+  runs: v.pipe(v.array(v.tuple([intIn(0, MAX_PIECES), intIn(0, MAX_PIECES)])), v.maxLength(MAX_PIECES)),
 });
 
 export function sidecarPath(partialPath: string): string {
@@ -397,8 +398,11 @@ export async function readSidecar(path: string): Promise<Sidecar | null> {
   const { sha256, size, pieceBytes, runs } = parsed.output;
   const total = pieceCount(size, pieceBytes);
   const done: number[] = [];
+  // Runs in order and apart, so a corrupt sidecar cannot make this loop longer than the file has pieces.
+  let previousEnd = 0;
   for (const [first, end] of runs) {
-    if (end <= first || end > total) return null;
+    if (first < previousEnd || end <= first || end > total) return null;
+    previousEnd = end;
     for (let i = first; i < end; i++) done.push(i);
   }
   return { sha256, size, pieceBytes, done };

@@ -8,8 +8,8 @@ import { bytesSchema, intIn, timeMsSchema } from "../net/bounds.ts";
 export const PIECE_BYTES = 4 * 1024 * 1024;
 /** Bounds on what a peer may claim: files per manifest, a piece's size, pieces per file (16 TiB at 4 MiB). */
 const MAX_FILES = 1_000_000;
-const MAX_PIECE_BYTES = 256 * 1024 * 1024;
-const MAX_PIECES = 4 * 1024 * 1024;
+export const MAX_PIECE_BYTES = 256 * 1024 * 1024;
+export const MAX_PIECES = 4 * 1024 * 1024;
 
 const sha256Hex = v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "a SHA-256 as 64 lowercase hex digits"));
 export const sha256Schema = sha256Hex;

@@ -80,11 +80,11 @@ describe("a run's policy", () => {
   test.each([
     ["gate.elo1", "[runs.c4.gate]\nelo0 = 10\nelo1 = 5", "elo1 greater than elo0"],
     ["gate.max_games", "[runs.c4.gate]\nmax_games = 401", "an even number of games"],
-    ["gate.alpha", "[runs.c4.gate]\nalpha = 0.9", "<=0.5"],
+    ["gate.alpha", "[runs.c4.gate]\nalpha = 0.9", "a number from 0.001 to 0.5"],
     ["baselines[1]", 'baselines = ["random", "mcts:lots"]', "a baseline"],
     ["train_cooldown", 'train_cooldown = "soon"', "a duration"],
-    ["selfplay_games", "selfplay_games = 1e9", "<=100000"],
-    ["weight", "weight = -1", ">=0.001"],
+    ["selfplay_games", "selfplay_games = 1e9", "an integer from 1 to 100000"],
+    ["weight", "weight = -1", "a number from 0.001 to 1000"],
     ["nonsense", "nonsense = 1", "unknown key"],
   ])("an invalid %s is refused, naming the key", (key, line, expected) => {
     const text = RUN.replace('baselines = ["random", "mcts:200"]', line.startsWith("[") ? "" : line);
