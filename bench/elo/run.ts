@@ -37,12 +37,12 @@ for (let g = 0; g < count; g++) {
 }
 const totalGames = results.reduce((s, r) => s + r.wins + r.draws + r.losses, 0);
 const started = performance.now();
-const ratings = rateElo(players, results, { anchor: "random" });
+const ratings = rateElo(players, results, { anchor: "random", versus: `g${count - 2}` });
 const ms = performance.now() - started;
 const last = ratings.at(-1);
 console.log(
   `elo: ${players.length} players, ${results.length} pairs, ${totalGames} games: ${ms.toFixed(0)} ms (target < 1000 ms) ${ms < 1000 ? "met" : "NOT met"}`,
 );
 console.log(
-  `     newest ${last?.id}: ${last?.elo.toFixed(0)} ± ${((last?.stderr ?? 0) * 1.96).toFixed(0)} (true ${truth.get(last?.id ?? "")})`,
+  `     newest ${last?.id}: ${last?.elo.toFixed(0)} ± ${((last?.stderr ?? 0) * 1.96).toFixed(0)} (true ${truth.get(last?.id ?? "")}), P(stronger than g${count - 2}) ${last?.pStronger?.toFixed(3)}`,
 );

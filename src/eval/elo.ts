@@ -5,6 +5,7 @@
  * Newton steps with a backtracking line search, and intervals from the inverse of the negated Hessian. One
  * player is the anchor at 0 (generation 0, or a baseline).
  */
+import { normalCdf } from "./normal.ts";
 
 export interface Player {
   id: string;
@@ -28,12 +29,16 @@ export interface Rating {
   stderr: number;
   low: number;
   high: number;
+  /** P(this player is stronger than `versus`), from the fit's covariance; only when `versus` is given. */
+  pStronger?: number;
 }
 
 export interface EloOptions {
   anchor: string;
   parentDraws?: number;
   anchorDraws?: number;
+  /** A player (e.g. the current best model) that every rating gets a P(stronger) against. */
+  versus?: string;
 }
 
 const ELO_PER_UNIT = 400 / Math.LN10;
@@ -42,6 +47,8 @@ export function rateElo(players: readonly Player[], results: readonly PairResult
   const index = new Map(players.map((p, i) => [p.id, i]));
   const anchor = index.get(opts.anchor);
   if (anchor === undefined) throw new Error(`anchor ${opts.anchor} is not a player`);
+  const versus = opts.versus === undefined ? undefined : index.get(opts.versus);
+  if (opts.versus !== undefined && versus === undefined) throw new Error(`versus ${opts.versus} is not a player`);
   // Games as (i, j, games, score of i), priors included; the anchor's strength stays 0.
   const games: { i: number; j: number; n: number; score: number }[] = [];
   const add = (i: number | undefined, j: number | undefined, n: number, score: number) => {
@@ -69,9 +76,10 @@ export function rateElo(players: readonly Player[], results: readonly PairResult
   const m = free.length;
   const r = new Float64Array(players.length);
   let cholesky: Float64Array = new Float64Array(0);
+  let first: Int32Array = new Int32Array(0);
   for (let iter = 0; iter < 50; iter++) {
     const { grad, hessian } = derivatives(games, r, slot, m);
-    const first = envelope(hessian, m);
+    first = envelope(hessian, m);
     cholesky = choleskyFactor(hessian, m, first);
     const step = choleskySolve(cholesky, m, grad, first);
     let scale = 1;
@@ -88,13 +96,31 @@ export function rateElo(players: readonly Player[], results: readonly PairResult
     for (let f = 0; f < m; f++) largest = Math.max(largest, Math.abs(scale * (step[f] as number)));
     if (largest < 1e-9) break;
   }
-  const variance = inverseDiagonal(cholesky, m, envelope(cholesky, m));
+  const variance = inverseDiagonal(cholesky, m, first);
+  const varianceOf = (i: number) => ((slot[i] as number) < 0 ? 0 : (variance[slot[i] as number] as number));
+  const pStronger = versus === undefined ? undefined : strongerThan(versus);
   return players.map((p, i) => {
     const elo = (r[i] as number) * ELO_PER_UNIT;
-    const k = slot[i] as number;
-    const stderr = k < 0 ? 0 : Math.sqrt(variance[k] as number) * ELO_PER_UNIT;
-    return { id: p.id, elo, stderr, low: elo - 1.96 * stderr, high: elo + 1.96 * stderr };
+    const stderr = Math.sqrt(varianceOf(i)) * ELO_PER_UNIT;
+    const rating: Rating = { id: p.id, elo, stderr, low: elo - 1.96 * stderr, high: elo + 1.96 * stderr };
+    if (pStronger) rating.pStronger = pStronger(i);
+    return rating;
   });
+
+  /** P(r_i > r_v) with Var(r_i - r_v) = V_ii + V_vv - 2 V_iv, V's column v from one more solve. */
+  function strongerThan(v: number): (i: number) => number {
+    const sv = slot[v] as number;
+    const unit = new Float64Array(m);
+    if (sv >= 0) unit[sv] = 1;
+    const column = sv >= 0 ? choleskySolve(cholesky, m, unit, first) : unit;
+    return (i) => {
+      if (i === v) return 0.5;
+      const si = slot[i] as number;
+      const cov = si >= 0 && sv >= 0 ? (column[si] as number) : 0;
+      const sd = Math.sqrt(Math.max(varianceOf(i) + varianceOf(v) - 2 * cov, 1e-300));
+      return normalCdf(((r[i] as number) - (r[v] as number)) / sd);
+    };
+  }
 }
 
 function logLikelihood(games: readonly { i: number; j: number; n: number; score: number }[], r: Float64Array): number {

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { rateElo } from "../../src/eval/elo.ts";
+import { normalCdf } from "../../src/eval/normal.ts";
 
 const games = (a: string, b: string, n: number, score: number) => ({
   a,
@@ -51,7 +52,31 @@ describe("Bradley-Terry Elo", () => {
     expect(g1?.high).toBeGreaterThan(g1?.elo ?? 0);
   });
 
-  test("an anchor that is not a player is refused", () => {
+  test("an anchor or a versus that is not a player is refused", () => {
     expect(() => rateElo([{ id: "a" }], [], { anchor: "zz" })).toThrow("anchor zz is not a player");
+    expect(() => rateElo([{ id: "a" }], [], { anchor: "a", versus: "zz" })).toThrow("versus zz is not a player");
+  });
+
+  test("P(stronger) against the anchor is the normal tail of elo / stderr", () => {
+    const [a, b] = rateElo([{ id: "a" }, { id: "b" }], [games("b", "a", 400, 0.55)], { anchor: "a", versus: "a" });
+    expect(a?.pStronger).toBe(0.5);
+    expect(b?.pStronger).toBeCloseTo(normalCdf((b?.elo ?? 0) / (b?.stderr ?? 1)), 9);
+    expect(b?.pStronger).toBeGreaterThan(0.9);
+  });
+
+  test("P(stronger) uses the covariance: two models far from the anchor but close to each other are told apart", () => {
+    const ratings = rateElo(
+      [{ id: "g0" }, { id: "g1", parent: "g0" }, { id: "g2", parent: "g1" }],
+      [games("g1", "g0", 20, 0.55), games("g2", "g1", 2_000, 0.6)],
+      { anchor: "g0", versus: "g1" },
+    );
+    const [, g1, g2] = ratings;
+    const gap = (g2?.elo ?? 0) - (g1?.elo ?? 0);
+    expect(gap).toBeCloseTo(70, -1);
+    expect(g1?.stderr).toBeGreaterThan(gap / 2);
+    const independent = normalCdf(gap / Math.hypot(g1?.stderr ?? 0, g2?.stderr ?? 0));
+    expect(independent).toBeLessThan(0.99);
+    expect(g2?.pStronger).toBeGreaterThan(0.9999);
+    expect(g1?.pStronger).toBe(0.5);
   });
 });
