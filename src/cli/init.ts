@@ -4,14 +4,18 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { defineCommand } from "citty";
 import { parseClusterFile } from "../config/load.ts";
 
-export function exampleClusterToml(nodes: number, basePort: number): string {
+/**
+ * The example cluster file `init` writes (and the shipped cluster.toml): `nodes` local nodes and, unless
+ * `workload` is false, the built-in demo workload's job templates and a training run over them.
+ */
+export function exampleClusterToml(nodes: number, basePort: number, { workload = true } = {}): string {
   const entries = Array.from(
     { length: nodes },
     (_, i) => `[[nodes]]
 id = "n${i + 1}"
 address = "127.0.0.1:${basePort + i + 1}"   # where the others reach it (default port 8770)
 voter = ${i < 3}                          # may vote and lead (a majority of configured voters is quorum)
-capabilities = ["selfplay", "training", "gauntlet"]
+capabilities = ["bootstrap", "selfplay", "train", "match"]   # the job types it runs
 # slots = 4                               # job slots (default: CPU count)
 # data_dir = "/var/lib/p2p/n${i + 1}"        # overrides cluster.data_dir
 # listen = "0.0.0.0:${basePort + i + 1}"        # bind address, if not the host of address
@@ -38,20 +42,7 @@ soft_limit = 10000                  # queued items past this are reported as hig
 hard_limit = 50000                  # past this, submissions get 429 with Retry-After
 # lease = "30s"                     # how long a claim holds an item without a heartbeat (default: from timing)
 
-# How a node runs each type of work. An argv entry that is exactly "{key}" becomes the item's config
-# value as one argument, never split or run as code; "{output_dir}" is the job's own folder. Every config
-# value is also in the job's environment as P2P_PARAM_<KEY> (P2P_PARAM_GAMES; objects as JSON), beside
-# P2P_WORK_ID, P2P_JOB_TYPE, P2P_ATTEMPT and P2P_OUTPUT_DIR. A shell script reads those variables: a
-# "{key}" inside a string or a script is refused when the file loads. The last line the command prints is
-# its JSON result. A node runs the types it has as capabilities.
-# Submit one: p2p-orchestrator work add --type selfplay --params '{"games": 3}'
-[jobs.selfplay]
-command = ["sh", "-c", 'sleep 1; echo "{\\"games\\": $P2P_PARAM_GAMES}"']
-# command = ["python3", "selfplay.py", "--games", "{games}", "--out", "{output_dir}"]   # no shell needed
-timeout = "10m"
-slots = 1
-
-# Data sync. Each node indexes its folders by category (path, size, SHA-256; hashed off the main thread),
+${workload ? WORKLOAD : ""}# Data sync. Each node indexes its folders by category (path, size, SHA-256; hashed off the main thread),
 # gossips a digest of each, and pulls what its peers hold that the category's "to" gives it. Transfers
 # are verified piece by piece and as a whole, resume after a restart, and draw from several peers.
 [sync]
@@ -64,17 +55,62 @@ disk_max_percent = 90               # refuse a transfer that would fill the disk
 [data.games]
 path = ".data/{id}/games"           # relative to this file; {id} is the node id
 globs = ["**/*.jsonl", "**/*.npz"]
-to = ["training"]                   # game files go to the nodes that train
+to = ["train"]                      # game files go to the nodes that train
 
 [data.models]
 path = ".data/{id}/models"
-globs = ["**/*.pt", "**/*.pth", "**/*.onnx"]
+globs = ["**/*.model", "**/*.pt", "**/*.pth", "**/*.onnx"]
 to = "all"                          # every node gets every model
 swarm = true                        # nodes that have pieces serve them: the origin sends about one copy
-stagger = "10s"                     # each node waits its own deterministic share of this before pulling
+stagger = "1s"                      # each node waits its own deterministic share of this before pulling
 
 ${entries}`;
 }
+
+const WORKLOAD = `# How a node runs each type of work. An argv entry that is exactly "{key}" becomes the item's config
+# value as one argument, never split or run as code; "{output_dir}" is the job's own folder. Every config
+# value is also in the job's environment as P2P_PARAM_<KEY> (P2P_PARAM_GAMES; objects as JSON), beside
+# P2P_WORK_ID, P2P_JOB_TYPE, P2P_ATTEMPT and P2P_OUTPUT_DIR. A shell script reads those variables: a
+# "{key}" inside a string or a script is refused when the file loads. The last line the command prints is
+# its JSON result (docs/JOBS.md). A node runs the types it has as capabilities. "p2p-orchestrator" as the
+# program is this binary: these four run the built-in Connect Four workload; put your own commands here.
+[jobs.bootstrap]
+command = ["p2p-orchestrator", "demo", "init", "--out", "{output_dir}", "--seed", "{seed}"]
+timeout = "5m"
+slots = 1
+
+[jobs.selfplay]
+command = ["p2p-orchestrator", "demo", "selfplay", "--model", "{model}", "--games", "{games}", "--out", "{output_dir}", "--seed", "{seed}"]
+# command = ["python3", "selfplay.py", "--model", "{model}", "--games", "{games}", "--out", "{output_dir}"]
+timeout = "30m"
+slots = 1
+
+[jobs.train]
+command = ["p2p-orchestrator", "demo", "train", "--games", "{games_dir}", "--from", "{model}", "--out", "{output_dir}", "--window", "{window}", "--seed", "{seed}"]
+timeout = "1h"
+slots = 1
+
+[jobs.match]
+command = ["p2p-orchestrator", "demo", "match", "--a", "{candidate}", "--b", "{opponent}", "--games", "{games}", "--seed", "{seed}"]
+timeout = "30m"
+slots = 1
+
+# A training run: self-play of the best model, a training every train_after_games new games, the candidate
+# gated against the best by a sequential test on game pairs (fishtest's GSPRT), promotion or rejection, and
+# an Elo table anchored at generation 0 with fixed baselines. Watch it: p2p-orchestrator runs --follow c4
+[runs.c4]
+bootstrap = { command = "bootstrap" }   # or { model = "path/to/generation0.model" }
+selfplay_games = 40                 # games per self-play item
+train_after_games = 600             # new games that trigger the next training
+window_games = 4000                 # the newest games a training reads
+gate = { elo0 = 0, elo1 = 50, alpha = 0.05, beta = 0.05, max_games = 300, pairs_per_item = 10 }   # or gate = "none"
+baselines = ["random", "mcts:200"]  # fixed opponents rated in the same Elo fit
+baseline_share = 0.1
+params.selfplay = { sims = 64 }
+params.train = { steps = 300 }
+params.match = { sims = 64 }
+
+`;
 
 /** Writes a fresh secret or token file, readable by its owner only. Returns false if it already existed. */
 export function writeSecretFile(path: string, bytes: number): boolean {

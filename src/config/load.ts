@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { dirname, isAbsolute, resolve } from "node:path";
 import * as v from "valibot";
-import { runPolicyProblems } from "../runs/policy.ts";
+import { type RunPolicy, runPolicyProblems } from "../runs/policy.ts";
 import { ConfigError, describeIssues } from "./errors.ts";
 import {
   addressSchema,
@@ -52,6 +52,8 @@ export interface NodeConfig {
   readonly sync: SyncLimits;
   /** Data categories with their folders resolved for this node. */
   readonly data: readonly DataCategory[];
+  /** Training runs (`[runs.<name>]`), as the file states their policies. */
+  readonly runs: Readonly<Record<string, RunPolicy>>;
 }
 
 export interface SyncLimits {
@@ -210,6 +212,7 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     logLevel,
     configuredNodes: file.nodes,
     jobs: file.jobs,
+    runs: file.runs,
     work: {
       softLimit: file.work.soft_limit,
       hardLimit: Math.max(file.work.hard_limit, file.work.soft_limit),

@@ -73,6 +73,8 @@ export interface Timing extends TimingBase {
   readonly workHeartbeatMs: number;
   /** Work: how often an idle worker asks for work, and the leader checks for expired leases. */
   readonly workPollMs: number;
+  /** Runs: how often the leader looks at each training run (queues self-play, trains, gates, decides). */
+  readonly runTickMs: number;
   /** Data sync: how often peers' manifests are compared with ours and transfers planned. */
   readonly dataSyncRoundMs: number;
   readonly manifestTimeoutMs: number;
@@ -112,6 +114,7 @@ export function deriveTiming(profile: TimingProfileName, base: TimingBase = TIMI
     workLeaseMs: periodMs * 60,
     workHeartbeatMs: periodMs * 20,
     workPollMs: periodMs * 2,
+    runTickMs: Math.round(periodMs / 2),
     dataSyncRoundMs: Math.round(periodMs / 2),
     manifestTimeoutMs: roundTripMs * 25,
     pieceTimeoutMs: roundTripMs * 150,

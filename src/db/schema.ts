@@ -120,3 +120,67 @@ export const dataFiles = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.category, t.path] }), index("data_files_sha").on(t.sha256)],
 );
+
+/** Training runs (replicated): each run's loop machine, as its state and context, and the policy it runs under. */
+export const runs = sqliteTable("runs", {
+  name: text("name").primaryKey(),
+  state: text("state").notNull(),
+  context: text("context", { mode: "json" }).notNull(),
+  /** The `[runs.<name>]` policy the leader last configured, as JSON: every voter applies events under the same one. */
+  policy: text("policy", { mode: "json" }).notNull(),
+  createdAt: integer("created_at").notNull(),
+  updatedAt: integer("updated_at").notNull(),
+});
+
+/** Every transition of every run's loop, with its cause and the term of the leader that ordered it (replicated). */
+export const runHistory = sqliteTable(
+  "run_history",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    run: text("run").notNull(),
+    from: text("from_state"),
+    to: text("to_state").notNull(),
+    event: text("event").notNull(),
+    cause: text("cause"),
+    /** What the event carried worth keeping: a decision's evidence, a model, counts. */
+    detail: text("detail", { mode: "json" }),
+    term: integer("term").notNull(),
+    at: integer("at").notNull(),
+  },
+  (t) => [index("run_history_run").on(t.run, t.seq)],
+);
+
+/** The model registry (replicated): every model a run made, by its file's SHA-256, and where it stands. */
+export const models = sqliteTable(
+  "models",
+  {
+    id: text("id").primaryKey(),
+    run: text("run").notNull(),
+    generation: integer("generation").notNull(),
+    parent: text("parent"),
+    /** The work item that wrote it (bootstrap or training), and the node that ran it. */
+    itemId: text("item_id"),
+    node: text("node"),
+    /** Its file, relative to the run's models category folder on every node. */
+    file: text("file").notNull(),
+    state: text("state", { enum: ["candidate", "evaluating", "promoted", "rejected", "archived"] }).notNull(),
+    metrics: text("metrics", { mode: "json" }),
+    createdAt: integer("created_at").notNull(),
+    decidedAt: integer("decided_at"),
+  },
+  (t) => [index("models_run").on(t.run, t.generation)],
+);
+
+/** Match results per ordered pair of players (models by id, or a baseline name), from the first player's side. */
+export const matchResults = sqliteTable(
+  "match_results",
+  {
+    run: text("run").notNull(),
+    a: text("a").notNull(),
+    b: text("b").notNull(),
+    wins: integer("wins").notNull(),
+    draws: integer("draws").notNull(),
+    losses: integer("losses").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.run, t.a, t.b] })],
+);

@@ -53,7 +53,7 @@ export type RunEvent =
   | { type: "train-queued"; generation: number; itemId: string; at: number }
   | { type: "trained"; itemId: string; model: ModelRef; gate: boolean; at: number }
   | { type: "train-failed"; itemId: string; error: string }
-  | { type: "match-result"; candidate: string; itemId: string; pairs: Pentanomial }
+  | { type: "match-result"; candidate: string; opponent: string; itemId: string; pairs: Pentanomial }
   | { type: "decided"; candidate: string; verdict: Decision["verdict"]; evidence: Record<string, unknown>; at: number }
   | { type: "pause"; cause: string }
   | { type: "resume"; cause: string };
@@ -90,6 +90,7 @@ export const runLoopMachine = setup({
     newResultForCandidate: ({ context, event }: Args) =>
       event.type === "match-result" &&
       event.candidate === context.candidate?.id &&
+      event.opponent === context.best?.id &&
       !context.countedItems.includes(event.itemId),
     decisionForCandidate: ({ context, event }: Args) =>
       event.type === "decided" && event.candidate === context.candidate?.id,

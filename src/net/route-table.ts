@@ -87,6 +87,13 @@ export const reportBodySchema = v.strictObject({
   retryDelayMs: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(86_400_000))),
 });
 
+export const runActionBodySchema = v.strictObject({ reason: v.optional(v.pipe(v.string(), v.maxLength(200))) });
+export const runPromoteBodySchema = v.strictObject({
+  model: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "a model id: its SHA-256 as 64 lowercase hex digits")),
+  reason: v.optional(v.pipe(v.string(), v.maxLength(200))),
+});
+export const runHistoryQuerySchema = v.strictObject({ limit: v.optional(positiveInt(10_000)) });
+
 export const manifestQuerySchema = v.strictObject({
   category: v.optional(v.pipe(v.string(), v.maxLength(32))),
 });
@@ -122,6 +129,15 @@ export const ROUTES = {
   peerWorkComplete: { method: "POST", path: "/peer/work/:id/complete", auth: "peer", body: reportBodySchema },
   peerWorkFail: { method: "POST", path: "/peer/work/:id/fail", auth: "peer", body: reportBodySchema },
   kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
+  runs: { method: "GET", path: "/runs", auth: "operator" },
+  run: { method: "GET", path: "/runs/:name", auth: "operator" },
+  runModels: { method: "GET", path: "/runs/:name/models", auth: "operator" },
+  runElo: { method: "GET", path: "/runs/:name/elo", auth: "operator" },
+  runHistory: { method: "GET", path: "/runs/:name/history", auth: "operator", query: runHistoryQuerySchema },
+  runPause: { method: "POST", path: "/runs/:name/pause", auth: "operator", body: runActionBodySchema },
+  runResume: { method: "POST", path: "/runs/:name/resume", auth: "operator", body: runActionBodySchema },
+  runPromote: { method: "POST", path: "/runs/:name/promote", auth: "operator", body: runPromoteBodySchema },
+  runRollback: { method: "POST", path: "/runs/:name/rollback", auth: "operator", body: runActionBodySchema },
   manifest: { method: "GET", path: "/manifest", auth: "operator", query: manifestQuerySchema },
   syncStatus: { method: "GET", path: "/sync/status", auth: "operator" },
   syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator" },

@@ -23,8 +23,12 @@ import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";
+import { runRoutes } from "../routes/runs.ts";
 import { syncRoutes } from "../routes/sync.ts";
 import { workRoutes } from "../routes/work.ts";
+import { RUN_COMMANDS } from "../runs/commands.ts";
+import { RunDriver } from "../runs/driver.ts";
+import { RunService } from "../runs/service.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
@@ -117,7 +121,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     traces,
     log,
     metrics,
-    commands: [kvSet, ...WORK_COMMANDS],
+    commands: [kvSet, ...WORK_COMMANDS, ...RUN_COMMANDS],
     onLeaderChange: (leader, term) => {
       knownLeader = leader ? { id: leader, term } : null;
       publishInfo();
@@ -176,8 +180,30 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       return hint?.address ? { id: hint.id, address: hint.address } : null;
     },
     resources: () => selfInfo,
+    runs: config.runs,
+    data: config.data,
+    hashFile: async (path) => (await hasher.hashFile(path)).sha256,
+    onData: (category) => {
+      sync.now(category).catch((e) => log.debug("sync after a stage failed", { error: String(e) }));
+    },
   });
   busySlots = () => worker.busySlots();
+  const propose = (command: { name: string; payload: unknown }) => consensus.propose(command);
+  const runDriver = new RunDriver({
+    db,
+    runs: config.runs,
+    jobs: config.jobs,
+    nodes: () => [
+      { id: config.nodeId, alive: true, info: selfInfo },
+      ...core.list().map((m) => ({ id: m.id, alive: m.state === "alive", info: m.info })),
+    ],
+    softLimit: config.work.softLimit,
+    queued: () => work.queuedCount(),
+    isLeader: () => consensus.raft.currentRole === "leader",
+    propose,
+    log,
+  });
+  const runService = new RunService({ db, driver: runDriver, propose });
 
   const hasher = new Hasher();
   // Receiving is hashing bound: two workers check pieces while the main thread keeps fetching.
@@ -259,6 +285,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       log.info("leaving", { reason });
       await membership.leave();
       clearInterval(workTicker);
+      clearInterval(runTicker);
       worker.stop();
       sync.stop();
       hasher.close();
@@ -277,6 +304,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   peerRoutes(router, membership);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
   workRoutes(router, { work, leaderHint });
+  runRoutes(router, { runs: runService, leaderHint });
   syncRoutes(router, { sync, failpoints, onSent: (bytes) => bytesMoved({ direction: "sent" }, bytes) });
   adminRoutes(router, {
     leave: (reason) => setTimeout(() => void leave(reason), 10),
@@ -320,6 +348,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const workTicker = setInterval(() => {
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));
   }, timing.workPollMs);
+  const runTicker = setInterval(() => void runDriver.tick(), timing.runTickMs);
   log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
   return { url: `http://${config.address}`, stopped, leave };
 }

@@ -97,7 +97,7 @@ export const STAGES: readonly Stage[] = ["selfplay", "train", "match"];
 /** Placeholders the run fills for each stage's jobs (docs/JOBS.md, section 4); "output_dir" the node fills. */
 export const RUN_PLACEHOLDERS: Readonly<Record<Stage | "bootstrap", readonly string[]>> = {
   selfplay: ["run", "generation", "seed", "model", "games"],
-  train: ["run", "generation", "seed", "model", "games_dir"],
+  train: ["run", "generation", "seed", "model", "games_dir", "window"],
   match: ["run", "generation", "seed", "candidate", "opponent", "games"],
   bootstrap: ["run", "generation", "seed"],
 };

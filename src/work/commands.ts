@@ -11,6 +11,7 @@ import {
   jobLifecycleMachine,
   nextJob,
 } from "../machines/job-lifecycle.ts";
+import { runItemFinished } from "../runs/item-finished.ts";
 import { loggedRequirementsSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
 
@@ -21,7 +22,7 @@ import { misfits } from "./placement.ts";
 
 const now = v.number();
 
-const normalizedItemSchema = v.object({
+export const normalizedItemSchema = v.object({
   id: v.string(),
   type: v.string(),
   priority: v.number(),
@@ -332,6 +333,11 @@ function step(db: Db, item: Stepping, event: JobEvent, at: StepAt): boolean {
   }
   item.state = to;
   item.context = next.context;
+  if (to !== from && (to === "completed" || to === "dead-lettered")) {
+    const config = (statements.byId.get({ id: item.id }) as { config: unknown } | undefined)?.config;
+    const finished = { id: item.id, config, result: next.context.result, error: next.context.error };
+    runItemFinished(db, finished, to, { now: at.now, term: at.term, node: at.node ?? null });
+  }
   if (to === "cancelled" || to === "dead-lettered") {
     // What waits on an item that will never complete can never run: it ends too, saying why.
     for (const row of statements.dependents.all(item.id) as Record<string, unknown>[]) {

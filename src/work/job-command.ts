@@ -11,6 +11,16 @@ export const MAX_PARAM_BYTES = 64 * 1024;
 /** Largest total of the P2P_PARAM_* variables of one job (Linux allows about 2 MiB for argv and environment). */
 export const MAX_PARAMS_BYTES = 512 * 1024;
 
+/** A job's program named so runs this very binary (the demo workload's stages, `demo ...`). */
+export const SELF_PROGRAM = "p2p-orchestrator";
+
+/** The argv with a leading SELF_PROGRAM replaced by how this process was started (the binary, or bun and main.ts). */
+export function withSelf(argv: readonly string[]): string[] {
+  if (argv[0] !== SELF_PROGRAM) return [...argv];
+  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN");
+  return [...(compiled ? [process.execPath] : [process.execPath, Bun.main]), ...argv.slice(1)];
+}
+
 /** What the node tells every job about itself, beside its parameters. */
 export interface JobContext {
   workId: string;

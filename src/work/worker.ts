@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { asc, eq } from "drizzle-orm";
 import * as v from "valibot";
+import type { DataCategory } from "../config/load.ts";
 import type { JobTemplate } from "../config/schema.ts";
 import type { Timing } from "../config/timing.ts";
 import type { Db } from "../db/client.ts";
@@ -13,9 +14,12 @@ import { ROUTES } from "../net/route-table.ts";
 import type { GpuInfo, NodeInfo } from "../node/info.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
+import type { RunPolicy } from "../runs/policy.ts";
+import { publishStage, runFolders, stageInputs } from "../runs/stage-io.ts";
+import { type RunItem, runItemOf } from "../runs/stage-item.ts";
 import type { Claim } from "./commands.ts";
 import { headroom } from "./headroom.ts";
-import { jobArgv, jobEnv } from "./job-command.ts";
+import { jobArgv, jobEnv, withSelf } from "./job-command.ts";
 import { jobResultSchema, type Offer } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
@@ -52,14 +56,27 @@ export interface WorkerOptions {
   /** The leader as this node knows it: its id (which our signature names) and address. */
   leader: () => { id: string; address: string } | null;
   resources: () => NodeInfo | null;
+  /** Training runs whose stages this node may run, its data categories, and how it hashes a file off the main thread. */
+  runs?: Readonly<Record<string, RunPolicy>>;
+  data?: readonly DataCategory[];
+  hashFile?: (path: string) => Promise<string>;
+  /** A run's stage needs a file of this category that is not here yet, or has put new files into it. */
+  onData?: (category: string) => void;
 }
+
+/** How long a run's item waits for the models it reads to arrive by data sync before the attempt fails. */
+const MODEL_WAIT_MS = 300_000;
+const MODEL_POLL_MS = 200;
 
 interface RunningJob {
   claim: Claim;
-  proc: Subprocess;
+  /** Null while a run's item waits for its inputs. */
+  proc: Subprocess | null;
   slots: number;
   outputDir: string;
   timers: Array<ReturnType<typeof setTimeout>>;
+  /** A run's stage: its outputs are checked and published before the completion is reported. */
+  stage?: { run: RunItem; folders: NonNullable<ReturnType<typeof runFolders>> } | null;
 }
 
 /** Parses the job's last stdout line as its JSON result, or says why not. */
@@ -135,7 +152,7 @@ export class Worker {
       type: j.claim.type,
       attempt: j.claim.attempt,
       leaseId: j.claim.leaseId,
-      pid: j.proc.pid,
+      pid: j.proc?.pid ?? null,
       slots: j.slots,
     }));
   }
@@ -166,7 +183,7 @@ export class Worker {
   stop(): void {
     this.draining = true;
     for (const t of this.timers) clearInterval(t);
-    for (const job of this.running.values()) killGroup(job.proc, "SIGTERM");
+    for (const job of this.running.values()) if (job.proc) killGroup(job.proc, "SIGTERM");
   }
 
   async claimOnce(): Promise<void> {
@@ -215,6 +232,64 @@ export class Worker {
   }
 
   private launch(claim: Claim): void {
+    const run = runItemOf(claim.config);
+    if (run) void this.launchRunItem(claim, run);
+    else this.spawn(claim, null);
+  }
+
+  /**
+   * A run's item: the lease is taken (start, heartbeats) while the models it reads arrive by data sync, then the
+   * job runs with them as local files; an attempt whose inputs never arrive fails, to be retried elsewhere.
+   */
+  private async launchRunItem(claim: Claim, run: RunItem): Promise<void> {
+    const policy = this.opts.runs?.[run.run];
+    const folders = policy && this.opts.data ? runFolders(run.run, policy, this.opts.data) : null;
+    if (!policy || !folders) {
+      const error = `this node's cluster file has no [runs.${run.run}] with its data categories`;
+      this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
+      return;
+    }
+    const template = this.opts.jobs[claim.type];
+    const job: RunningJob = { claim, proc: null, slots: template?.slots ?? 1, outputDir: "", timers: [] };
+    this.running.set(claim.id, job);
+    this.report(claim, "start", {});
+    job.timers.push(setInterval(() => this.report(claim, "heartbeat", {}), this.opts.timing.workHeartbeatMs));
+    const waitMs = Math.min(MODEL_WAIT_MS, claim.timeoutMs / 2);
+    const deadline = Date.now() + waitMs;
+    let asked = 0;
+    for (;;) {
+      if (this.running.get(claim.id) !== job) return; // abandoned or stopped meanwhile
+      const inputs = stageInputs(run, claim.config, folders);
+      if (!("missing" in inputs)) {
+        for (const t of job.timers) clearInterval(t);
+        this.running.delete(claim.id);
+        this.spawn(claim, { run, folders, ...inputs });
+        return;
+      }
+      if (Date.now() >= deadline) {
+        for (const t of job.timers) clearInterval(t);
+        this.running.delete(claim.id);
+        const error = `model ${inputs.missing} did not reach this node within ${Math.round(waitMs / 1000)} s`;
+        this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
+        return;
+      }
+      if (Date.now() - asked > 5_000) {
+        asked = Date.now();
+        this.opts.onData?.(policy.models);
+      }
+      await Bun.sleep(MODEL_POLL_MS);
+    }
+  }
+
+  private spawn(
+    claim: Claim,
+    stage: {
+      run: RunItem;
+      folders: NonNullable<ReturnType<typeof runFolders>>;
+      config: Record<string, unknown>;
+      env: Record<string, string>;
+    } | null,
+  ): void {
     const template = this.opts.jobs[claim.type];
     const outputDir = join(this.opts.dataDir, "jobs", claim.id, `attempt-${claim.attempt}`);
     mkdirSync(outputDir, { recursive: true });
@@ -224,8 +299,9 @@ export class Worker {
     try {
       if (!template) throw new Error(`no template for type "${claim.type}" on this node`);
       const context = { workId: claim.id, type: claim.type, attempt: claim.attempt, outputDir };
-      argv = jobArgv(template.command, claim.config, context);
-      env = jobEnv(claim.config, context, template.env);
+      const config = stage?.config ?? claim.config;
+      argv = withSelf(jobArgv(template.command, config, context));
+      env = { ...jobEnv(config, context, template.env), ...stage?.env };
     } catch (e) {
       this.report(claim, "fail", { error: (e as Error).message, retryDelayMs: 0 });
       return;
@@ -247,7 +323,7 @@ export class Worker {
       this.report(claim, "fail", { error: `could not start the job: ${(e as Error).message}`, retryDelayMs: 0 });
       return;
     }
-    const job: RunningJob = { claim, proc, slots: template.slots, outputDir, timers: [] };
+    const job: RunningJob = { claim, proc, slots: template.slots, outputDir, timers: [], stage };
     this.running.set(claim.id, job);
     // Only for reaping after a restart: a full disk costs that, not the job.
     this.jobRowWrites.run(() =>
@@ -257,7 +333,7 @@ export class Worker {
         .onConflictDoUpdate({ target: localJobs.itemId, set: { leaseId: claim.leaseId, pid: proc.pid } })
         .run(),
     );
-    this.report(claim, "start", {});
+    if (!stage) this.report(claim, "start", {});
     job.timers.push(setInterval(() => this.report(claim, "heartbeat", {}), this.opts.timing.workHeartbeatMs));
     job.timers.push(
       setTimeout(() => {
@@ -271,7 +347,8 @@ export class Worker {
 
   /** Copies stdout to the job's log, keeps its last line, and reports the outcome when the process ends. */
   private async watch(job: RunningJob, log: number): Promise<void> {
-    const { claim, proc } = job;
+    const { claim } = job;
+    const proc = job.proc as Subprocess;
     let last = "";
     let partial = "";
     const decoder = new TextDecoder();
@@ -300,13 +377,37 @@ export class Worker {
     this.jobRowWrites.run(() => this.opts.db.delete(localJobs).where(eq(localJobs.itemId, claim.id)).run());
     if (code === 0) {
       const parsed = parseResult(last);
-      const artifacts = await listArtifacts(job.outputDir);
-      this.report(claim, "complete", { result: "result" in parsed ? parsed.result : null, artifacts });
+      const result = "result" in parsed ? parsed.result : null;
+      if (job.stage) await this.publish(job, result);
+      else this.report(claim, "complete", { result, artifacts: await listArtifacts(job.outputDir) });
     } else {
       const error = proc.signalCode ? `killed by ${proc.signalCode}` : `exit code ${code}`;
       this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
     }
     void this.claimOnce();
+  }
+
+  /** A run's stage ended well: its outputs go into the run's folders, or the attempt fails saying what broke the contract. */
+  private async publish(job: RunningJob, result: unknown): Promise<void> {
+    const { claim } = job;
+    const stage = job.stage as NonNullable<RunningJob["stage"]>;
+    const hashFile = this.opts.hashFile ?? hashWhole;
+    let published: Awaited<ReturnType<typeof publishStage>>;
+    try {
+      published = await publishStage(stage.run, result, job.outputDir, stage.folders, hashFile, (n) => n === JOB_LOG);
+    } catch (e) {
+      published = { error: `publishing the outputs failed: ${(e as Error).message}` };
+    }
+    if ("error" in published) {
+      this.opts.log.warn("stage output refused", { item: claim.id, error: published.error });
+      this.report(claim, "fail", { error: published.error, retryDelayMs: retryDelayMs(claim.attempt) });
+      return;
+    }
+    if (published.moved) {
+      const policy = this.opts.runs?.[stage.run.run];
+      if (policy) this.opts.onData?.(published.moved === "games" ? policy.games : policy.models);
+    }
+    this.report(claim, "complete", { result: published.result, artifacts: await listArtifacts(job.outputDir) });
   }
 
   /** Queues a report durably; heartbeats replace an unsent older heartbeat for the same item. */
@@ -385,8 +486,13 @@ export class Worker {
     if (!job || job.claim.leaseId !== leaseId) return;
     this.opts.log.warn("stopping a job whose lease was refused", { item: itemId, lease: leaseId });
     for (const t of job.timers) clearTimeout(t);
-    killGroup(job.proc, "SIGTERM");
-    job.timers = [setTimeout(() => killGroup(job.proc, "SIGKILL"), KILL_GRACE_MS)];
+    const proc = job.proc;
+    if (!proc) {
+      this.running.delete(itemId);
+      return;
+    }
+    killGroup(proc, "SIGTERM");
+    job.timers = [setTimeout(() => killGroup(proc, "SIGKILL"), KILL_GRACE_MS)];
   }
 
   /** Processes a previous run of this node started cannot be watched again: end them and report the attempt failed. */
@@ -417,6 +523,13 @@ export class Worker {
   private credentials() {
     return { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
   }
+}
+
+/** A file's SHA-256, read in chunks so the event loop keeps turning (nodes pass their hashing workers instead). */
+async function hashWhole(path: string): Promise<string> {
+  const hasher = new Bun.CryptoHasher("sha256");
+  for await (const chunk of Bun.file(path).stream()) hasher.update(chunk);
+  return hasher.digest("hex");
 }
 
 /** Whether `pid` is a process this node started for `itemId` (its environment names the item; Linux only). */

@@ -76,7 +76,7 @@ describe("a valid cluster file", () => {
     expect(config.listenHost).toBe("127.0.0.1");
     expect(config.listenPort).toBe(PORT + 2);
     expect(config.voter).toBe(true);
-    expect(config.capabilities).toEqual(["selfplay", "training", "gauntlet"]);
+    expect(config.capabilities).toEqual(["bootstrap", "selfplay", "train", "match"]);
     expect(config.seeds).toEqual([`127.0.0.1:${PORT + 1}`, `127.0.0.1:${PORT + 3}`]);
     expect(config.dataDir).toBe(join(dir, ".data", "n2"));
     expect(config.secret.length).toBeGreaterThanOrEqual(32);
@@ -255,7 +255,11 @@ describe("configuration errors name the file, the key, the expectation and what 
 
   test("a job parameter inside a shell script is refused, naming the argument and the variable to read", () => {
     writeCluster(
-      edit(EXAMPLE, `'sleep 1; echo "{\\"games\\": $P2P_PARAM_GAMES}"'`, `"sleep 1; echo '{\\"games\\": {games}}'"`),
+      edit(
+        EXAMPLE,
+        `command = ["p2p-orchestrator", "demo", "selfplay",`,
+        `command = ["sh", "-c", "sleep 1; echo '{\\"games\\": {games}}'"]\n# `,
+      ),
     );
     const err = configError(() => loadNodeConfig(path));
     expectMessage(err, path, "jobs.selfplay.command[2]", 'the script of "sh -c"', "P2P_PARAM_GAMES", "{games}");
@@ -266,8 +270,8 @@ describe("configuration errors name the file, the key, the expectation and what 
     writeCluster(
       edit(
         EXAMPLE,
-        `command = ["sh", "-c",`,
-        `command = ["{program}", "--games={games}", "{games}"]\n# command = ["sh", "-c",`,
+        `command = ["p2p-orchestrator", "demo", "selfplay",`,
+        `command = ["{program}", "--games={games}", "{games}"]\n# `,
       ),
     );
     const err = configError(() => loadNodeConfig(path));

@@ -232,6 +232,15 @@ describe("route-table contract: the server serves every route the table lists", 
         "peerWorkFail",
         "peerWorkHeartbeat",
         "peerWorkStart",
+        "runs",
+        "run",
+        "runModels",
+        "runElo",
+        "runHistory",
+        "runPause",
+        "runResume",
+        "runPromote",
+        "runRollback",
       ].sort(),
     );
   });
@@ -347,6 +356,13 @@ describe("route-table contract: the server serves every route the table lists", 
         response = spec.method === "GET" ? await get(path) : await postJson(path, "{}");
         expect(response.status).toBe(404);
         expect((await json(response)).error).toBe("no_such_item");
+      } else if (name.startsWith("run") && spec.path.includes(":name")) {
+        // This node's cluster file has no runs: a served route says which run it lacks.
+        const path = spec.path.replace(":name", "nope");
+        const body = name === "runPromote" ? JSON.stringify({ model: "a".repeat(64) }) : "{}";
+        response = spec.method === "GET" ? await get(path) : await postJson(path, body);
+        expect(response.status).toBe(404);
+        expect((await json(response)).error).toBe("no_such_run");
       } else if (name === "workNode") {
         response = await get(spec.path.replace(":id", "solo"));
         expect(response.status).toBe(200);

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { exampleClusterToml } from "../../src/cli/init.ts";
 import { templateProblems } from "../../src/config/job-template.ts";
 import { parseClusterFile } from "../../src/config/load.ts";
-import { type JobContext, jobArgv, jobEnv, MAX_PARAM_BYTES } from "../../src/work/job-command.ts";
+import { type JobContext, jobArgv, jobEnv, MAX_PARAM_BYTES, SELF_PROGRAM } from "../../src/work/job-command.ts";
 import { parseResult } from "../../src/work/worker.ts";
 
 let dir: string;
@@ -157,15 +157,24 @@ describe("which templates are safe", () => {
 });
 
 describe("the shipped templates", () => {
-  test("cluster.toml and the init template are safe, and their selfplay job prints its result", () => {
+  test("cluster.toml is the init template; each job runs this binary's demo, a value as exactly one argument", () => {
     const shippedPath = resolve(import.meta.dir, "../../cluster.toml");
     const shipped = parseClusterFile(shippedPath);
     expect(Bun.TOML.parse(exampleClusterToml(3, 8770))).toEqual(Bun.TOML.parse(readFileSync(shippedPath, "utf8")));
-    const command = shipped.jobs.selfplay?.command ?? [];
-    expect(templateProblems(command)).toEqual([]);
-    const job = run(command, { games: 3 });
-    expect(parseResult(job.stdout.trim().split("\n").at(-1) ?? "")).toEqual({ result: { games: 3 } });
-    run(command, { games: payloads()[0] });
+    expect(Object.keys(shipped.jobs).sort()).toEqual(["bootstrap", "match", "selfplay", "train"]);
+    expect(Object.keys(shipped.runs)).toEqual(["c4"]);
+    for (const job of Object.values(shipped.jobs)) {
+      expect(templateProblems(job.command)).toEqual([]);
+      expect(job.command[0]).toBe(SELF_PROGRAM);
+      const keys = job.command.flatMap((a) => /^\{([a-z0-9_]+)\}$/.exec(a)?.[1] ?? []);
+      const [payload] = payloads();
+      const argv = jobArgv(job.command, Object.fromEntries(keys.map((k) => [k, payload])), ctx);
+      expect(argv).toHaveLength(job.command.length);
+      job.command.forEach((arg, i) => {
+        const key = /^\{([a-z0-9_]+)\}$/.exec(arg)?.[1];
+        expect(argv[i]).toBe(key === undefined ? arg : key === "output_dir" ? ctx.outputDir : (payload as string));
+      });
+    }
     expect(existsSync(pwned)).toBe(false);
   });
 });

@@ -18,9 +18,15 @@ const gen2 = { id: "c".repeat(64), generation: 2 };
 const boot: RunEvent = { type: "best-set", model: gen0, at: 1, cause: "bootstrap" };
 const queue1: RunEvent = { type: "train-queued", generation: 1, itemId: "t1", at: 10 };
 const trained1: RunEvent = { type: "trained", itemId: "t1", model: gen1, gate: true, at: 20 };
-const result = (itemId: string, pairs: [number, number, number, number, number], candidate = gen1.id): RunEvent => ({
+const result = (
+  itemId: string,
+  pairs: [number, number, number, number, number],
+  candidate = gen1.id,
+  opponent = gen0.id,
+): RunEvent => ({
   type: "match-result",
   candidate,
+  opponent,
   itemId,
   pairs,
 });
@@ -61,6 +67,7 @@ describe("the run loop", () => {
       result("m1", [0, 1, 2, 1, 0]),
       result("m2", [1, 0, 0, 0, 3]),
       result("m3", [9, 9, 9, 9, 9], gen2.id),
+      result("m4", [9, 9, 9, 9, 9], gen1.id, "random"),
     );
     expect(snap.context.pairs).toEqual([1, 1, 2, 1, 3]);
     expect(snap.context.countedItems).toEqual(["m1", "m2"]);

@@ -9,6 +9,9 @@ import { parseClusterFile } from "../../src/config/load.ts";
 /** `[runs.<name>]`: a run's policy is checked when the cluster file loads, every refusal naming its key. */
 
 const STAGES = `
+[jobs.selfplay]
+command = ["player", "--model", "{model}", "--games", "{games}", "--out", "{output_dir}"]
+
 [jobs.train]
 command = ["trainer", "--from", "{model}", "--games", "{games_dir}", "--out", "{output_dir}", "--steps", "{steps}"]
 
@@ -39,7 +42,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function load(extra: string) {
   const path = join(dir, "cluster.toml");
-  writeFileSync(path, exampleClusterToml(3, 9300) + STAGES + extra);
+  writeFileSync(path, exampleClusterToml(3, 9300, { workload: false }) + STAGES + extra);
   return parseClusterFile(path);
 }
 

@@ -1,0 +1,51 @@
+import type { Elysia } from "elysia";
+import { NotLeaderError } from "../consensus/raft.ts";
+import { WriteFailedError } from "../consensus/runtime.ts";
+import { errorResponse, writeFailedResponse } from "../net/errors.ts";
+import { ROUTES } from "../net/route-table.ts";
+import { RunError, type RunService } from "../runs/service.ts";
+import type { LeaderHint } from "./consensus.ts";
+import { serve } from "./define.ts";
+
+/** Training runs: their state and why they wait, models, Elo and history; pause, resume, promote, roll back. */
+export function runRoutes(app: Elysia, deps: { runs: RunService; leaderHint: () => LeaderHint | null }): void {
+  const { runs } = deps;
+  const fail = (e: unknown): Response => {
+    if (e instanceof RunError) {
+      const code = { 404: "no_such_run", 409: "refused", 422: "rejected" } as const;
+      return errorResponse(e.status, code[e.status], e.message, e.field ? { field: e.field } : {});
+    }
+    if (e instanceof NotLeaderError) {
+      const hint = deps.leaderHint();
+      return errorResponse(421, "not_leader", e.message, {
+        leader: hint ? { id: hint.id, address: hint.address } : null,
+      });
+    }
+    if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
+    throw e;
+  };
+  const guarded =
+    <T>(f: () => T | Promise<T>) =>
+    async () => {
+      try {
+        return await f();
+      } catch (e) {
+        return fail(e);
+      }
+    };
+  const name = (params: Record<string, string>) => params.name as string;
+  serve(app, ROUTES.runs, () => ({ runs: runs.list() }));
+  serve(app, ROUTES.run, ({ params }) => guarded(() => runs.get(name(params)))());
+  serve(app, ROUTES.runModels, ({ params }) => guarded(() => ({ models: runs.models(name(params)) }))());
+  serve(app, ROUTES.runElo, ({ params }) => guarded(() => runs.elo(name(params)))());
+  serve(app, ROUTES.runHistory, ({ params, query }) =>
+    guarded(() => ({ history: runs.history(name(params), query.limit ?? 200) }))(),
+  );
+  const reason = (body: { reason?: string }) => body.reason ?? "by an operator";
+  serve(app, ROUTES.runPause, ({ params, body }) => guarded(() => runs.pause(name(params), reason(body)))());
+  serve(app, ROUTES.runResume, ({ params, body }) => guarded(() => runs.resume(name(params), reason(body)))());
+  serve(app, ROUTES.runPromote, ({ params, body }) =>
+    guarded(() => runs.promote(name(params), body.model, reason(body)))(),
+  );
+  serve(app, ROUTES.runRollback, ({ params, body }) => guarded(() => runs.rollback(name(params), reason(body)))());
+}

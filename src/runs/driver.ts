@@ -1,0 +1,146 @@
+import { randomInt, randomUUID } from "node:crypto";
+import type { JobTemplate } from "../config/schema.ts";
+import type { Db } from "../db/client.ts";
+import type { Logger } from "../observability/log.ts";
+import type { NodeView } from "../work/service.ts";
+import { type OpenItem, type PlanInput, type PlannedStep, planRuns, type RunView } from "./plan.ts";
+import type { RunPolicy } from "./policy.ts";
+import { runItemOf } from "./stage-item.ts";
+import { listRuns, matchResultsOf } from "./state.ts";
+
+/**
+ * The leader's side of training runs: on each tick it reads the replicated state and the live nodes, asks
+ * `planRuns` what to do and proposes it. It holds no state of its own, so a new leader carries on from the
+ * log; followers run the same plan to explain what the run waits for.
+ */
+
+export interface RunDriverOptions {
+  db: Db;
+  runs: Readonly<Record<string, RunPolicy>>;
+  jobs: Readonly<Record<string, JobTemplate>>;
+  nodes: () => NodeView[];
+  softLimit: number;
+  queued: () => number;
+  isLeader: () => boolean;
+  propose: (command: { name: string; payload: unknown }) => Promise<{ result: unknown }>;
+  log: Logger;
+  now?: () => number;
+}
+
+const OPEN_STATES = ["pending", "claimed", "running", "retry-wait", "failed"];
+
+export class RunDriver {
+  private ticking = false;
+
+  constructor(private readonly opts: RunDriverOptions) {}
+
+  /** The plan as it stands: the steps the leader would propose and why each run waits. */
+  plan(now = this.opts.now?.() ?? Date.now()) {
+    return planRuns(this.input(now));
+  }
+
+  async tick(): Promise<void> {
+    if (this.ticking || !this.opts.isLeader() || Object.keys(this.opts.runs).length === 0) return;
+    this.ticking = true;
+    try {
+      const { steps } = this.plan();
+      for (const step of steps) {
+        if (!this.opts.isLeader()) return;
+        await this.propose(step);
+      }
+    } catch (e) {
+      this.opts.log.warn("run tick failed", { error: (e as Error).message });
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async propose(step: PlannedStep): Promise<void> {
+    const { result } = await this.opts.propose({ name: step.command, payload: step.payload });
+    const taken = (result as { taken?: boolean } | undefined)?.taken;
+    if (step.command === "run.step" && step.payload.event) {
+      const fields = { run: step.payload.run, event: step.payload.event.type, cause: step.payload.cause };
+      if (taken) this.opts.log.info("run step", fields);
+      else this.opts.log.debug("run step not taken", { ...fields, result });
+    }
+  }
+
+  private input(now: number): PlanInput {
+    const { db } = this.opts;
+    const rows = new Map(listRuns(db).map((r) => [r.name, r] as const));
+    const open = openRunItems(db);
+    const runs: RunView[] = [];
+    const missing: { name: string; policy: RunPolicy }[] = [];
+    for (const [name, policy] of Object.entries(this.opts.runs)) {
+      const row = rows.get(name);
+      if (!row) {
+        missing.push({ name, policy });
+        continue;
+      }
+      const tally = new Map<string, number>();
+      for (const r of matchResultsOf(db, name)) tally.set(`${r.a} ${r.b}`, r.wins + r.draws + r.losses);
+      runs.push({
+        row,
+        policy,
+        open: open.get(name) ?? [],
+        bootstrap: bootstrapState(db, `${name}.bootstrap`),
+        baselineGames: (model, baseline) => tally.get(`${model} ${baseline}`) ?? 0,
+      });
+    }
+    return {
+      runs,
+      missing,
+      slots: (type) => slotsFor(type, this.opts.nodes(), this.opts.jobs),
+      room: Math.max(0, this.opts.softLimit - this.opts.queued()),
+      now,
+      newId: () => randomUUID().slice(0, 8),
+      seed: () => randomInt(0, 2 ** 31 - 1),
+      defaults: (type) => ({ timeoutMs: this.opts.jobs[type]?.timeout ?? 3_600_000, maxAttempts: 3 }),
+    };
+  }
+}
+
+/** Job slots of live nodes that run `type`: each node's slots over the template's. */
+export function slotsFor(
+  type: string,
+  nodes: readonly NodeView[],
+  jobs: Readonly<Record<string, JobTemplate>>,
+): number {
+  const template = jobs[type];
+  if (!template) return 0;
+  let slots = 0;
+  const seen = new Set<string>();
+  for (const n of nodes) {
+    if (!n.alive || !n.info || seen.has(n.id) || !n.info.capabilities.includes(type)) continue;
+    seen.add(n.id);
+    slots += Math.floor(n.info.slots / Math.max(1, template.slots));
+  }
+  return slots;
+}
+
+/** Unfinished items of every run, read over the claim-order index's unfinished states. */
+function openRunItems(db: Db): Map<string, OpenItem[]> {
+  const rows = db.$client
+    .prepare(
+      `SELECT id, state, config FROM work_items WHERE state IN (${OPEN_STATES.map(() => "?").join(", ")}) AND json_extract(config, '$.run') IS NOT NULL`,
+    )
+    .all(...OPEN_STATES) as { id: string; state: string; config: string }[];
+  const byRun = new Map<string, OpenItem[]>();
+  for (const row of rows) {
+    const config = JSON.parse(row.config) as Record<string, unknown>;
+    const run = runItemOf(config);
+    if (!run) continue;
+    const list = byRun.get(run.run) ?? [];
+    list.push({ id: row.id, state: row.state, config: { ...config, ...run } });
+    byRun.set(run.run, list);
+  }
+  return byRun;
+}
+
+function bootstrapState(db: Db, id: string): RunView["bootstrap"] {
+  const row = db.$client.prepare("SELECT state FROM work_items WHERE id = ?").get(id) as { state: string } | null;
+  if (!row) return "none";
+  if (row.state === "completed") return "completed";
+  if (row.state === "dead-lettered" || row.state === "cancelled") return "failed";
+  return "open";
+}

@@ -1,0 +1,349 @@
+import { type SprtState, sprt } from "../eval/sprt.ts";
+import type { Pentanomial } from "../machines/run-loop.ts";
+import type { NormalizedItem } from "../work/commands.ts";
+import type { RunPolicy } from "./policy.ts";
+import { populatorTargets } from "./populator.ts";
+import type { RunItem } from "./stage-item.ts";
+import type { RunRow } from "./state.ts";
+import { trainingDue } from "./trigger.ts";
+
+/**
+ * What the leader does for the runs on one tick, as a pure function of the replicated state, the queue's view
+ * of the runs' unfinished items, the live nodes' slots and the clock: the steps it proposes (`run.step`
+ * payloads) and, per run, why it waits. The simulator runs it as the node does.
+ */
+
+/** A run's unfinished item, as the queue holds it. */
+export interface OpenItem {
+  id: string;
+  state: string;
+  config: RunItem & Record<string, unknown>;
+}
+
+export interface RunView {
+  row: RunRow;
+  /** The policy in the cluster file now (it may differ from the row's: then it is configured first). */
+  policy: RunPolicy;
+  open: readonly OpenItem[];
+  /** Whether the bootstrap item exists, and how it ended if it did. */
+  bootstrap: "none" | "open" | "completed" | "failed";
+  /** Games each baseline has played against each model, from the match tally. */
+  baselineGames: (model: string, baseline: string) => number;
+}
+
+export interface PlanInput {
+  runs: readonly RunView[];
+  /** Runs in the cluster file that the replicated state lacks: configured first. */
+  missing: ReadonlyArray<{ name: string; policy: RunPolicy }>;
+  /** Free-standing capacity: slots of live nodes per job type (a node's slots over the template's). */
+  slots: (type: string) => number;
+  /** Items the queue takes before its soft limit. */
+  room: number;
+  now: number;
+  /** A fresh unique id suffix and a 31-bit seed, from the leader's randomness. */
+  newId: () => string;
+  seed: () => number;
+  /** Defaults for items the run adds. */
+  defaults: (type: string) => { timeoutMs: number; maxAttempts: number };
+}
+
+export type PlannedStep =
+  | { command: "run.configure"; payload: { run: string; policy: RunPolicy; now: number } }
+  | {
+      command: "run.step";
+      payload: {
+        run: string;
+        event?: Record<string, unknown> & { type: string };
+        cause: string;
+        add: NormalizedItem[];
+        cancel: string[];
+        now: number;
+      };
+    };
+
+export interface RunWhy {
+  run: string;
+  stage: string;
+  why: string;
+  sprt?: SprtState & { pairs: Pentanomial; maxGames: number };
+}
+
+const PRIORITY = { train: 30, match: 20, baseline: 10, selfplay: 0, bootstrap: 40 } as const;
+
+export function planRuns(input: PlanInput): { steps: PlannedStep[]; why: RunWhy[] } {
+  const steps: PlannedStep[] = input.missing.map((m) => ({
+    command: "run.configure" as const,
+    payload: { run: m.name, policy: m.policy, now: input.now },
+  }));
+  const why: RunWhy[] = [];
+  for (const view of input.runs) {
+    if (JSON.stringify(view.row.policy) !== JSON.stringify(view.policy)) {
+      steps.push({ command: "run.configure", payload: { run: view.row.name, policy: view.policy, now: input.now } });
+    }
+  }
+  steps.push(...selfplaySteps(input));
+  for (const view of input.runs) {
+    const planned = planOne(view, input);
+    steps.push(...planned.steps);
+    why.push({ run: view.row.name, stage: view.row.stage, ...planned.why });
+  }
+  return { steps, why };
+}
+
+function item(
+  input: PlanInput,
+  id: string,
+  type: string,
+  priority: number,
+  config: Record<string, unknown>,
+): NormalizedItem {
+  const { timeoutMs, maxAttempts } = input.defaults(type);
+  return {
+    id,
+    type,
+    priority,
+    config,
+    requirements: { capabilities: [], gpu: false, excludeNodes: [], gpuMemoryGb: 0, diskGb: 0, memoryGb: 0 },
+    dependsOn: [],
+    maxAttempts,
+    timeoutMs,
+  };
+}
+
+/** Self-play for every active run, shared by weight over the live self-play slots; stale queued items go. */
+function selfplaySteps(input: PlanInput): PlannedStep[] {
+  const steps: PlannedStep[] = [];
+  const demand = input.runs.map((view) => {
+    const best = view.row.context.best;
+    const selfplay = view.open.filter((i) => i.config.stage === "selfplay");
+    // Queued self-play of an older best is cancelled (running items finish: their games are still recent).
+    const stale = selfplay.filter(
+      (i) => i.config.model !== best?.id && (i.state === "pending" || i.state === "retry-wait"),
+    );
+    if (stale.length > 0 && best) {
+      steps.push({
+        command: "run.step",
+        payload: {
+          run: view.row.name,
+          cause: `self-play moves to generation ${best.generation}`,
+          add: [],
+          cancel: stale.map((i) => i.id),
+          now: input.now,
+        },
+      });
+    }
+    return {
+      name: view.row.name,
+      weight: view.policy.weight,
+      active: !view.row.context.paused && best !== null,
+      outstanding: selfplay.length - stale.length,
+    };
+  });
+  const types = [...new Set(input.runs.map((v) => v.policy.selfplay))];
+  const slots = types.reduce((a, t) => a + input.slots(t), 0);
+  const targets = populatorTargets({ runs: demand, slots, room: input.room });
+  for (const target of targets) {
+    const view = input.runs.find((v) => v.row.name === target.run);
+    const best = view?.row.context.best;
+    if (!view || !best || target.add <= 0) continue;
+    const add = Array.from({ length: target.add }, () =>
+      item(
+        input,
+        `${view.row.name}.selfplay.g${best.generation}.${input.newId()}`,
+        view.policy.selfplay,
+        PRIORITY.selfplay,
+        {
+          ...view.policy.params.selfplay,
+          run: view.row.name,
+          stage: "selfplay",
+          generation: best.generation,
+          seed: input.seed(),
+          model: best.id,
+          games: view.policy.selfplay_games,
+        },
+      ),
+    );
+    steps.push({
+      command: "run.step",
+      payload: {
+        run: view.row.name,
+        cause: `self-play: ${target.add} items toward ${target.target}`,
+        add,
+        cancel: [],
+        now: input.now,
+      },
+    });
+  }
+  return steps;
+}
+
+function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: Omit<RunWhy, "run" | "stage"> } {
+  const { row, policy } = view;
+  const ctx = row.context;
+  const name = row.name;
+  const step = (cause: string, rest: Partial<Extract<PlannedStep, { command: "run.step" }>["payload"]> = {}) => ({
+    command: "run.step" as const,
+    payload: { run: name, cause, add: [], cancel: [], now: input.now, ...rest },
+  });
+  if (row.stage === "bootstrapping") {
+    if ("model" in policy.bootstrap)
+      return { steps: [], why: { why: "waiting for the leader to register generation 0" } };
+    if (view.bootstrap === "failed")
+      return { steps: [], why: { why: `the bootstrap item ${name}.bootstrap failed for good` } };
+    if (view.bootstrap !== "none")
+      return { steps: [], why: { why: `waiting for generation 0 (item ${name}.bootstrap)` } };
+    const boot = item(input, `${name}.bootstrap`, policy.bootstrap.command, PRIORITY.bootstrap, {
+      run: name,
+      stage: "bootstrap",
+      generation: 0,
+      seed: input.seed(),
+    });
+    return { steps: [step("bootstrap: making generation 0", { add: [boot] })], why: { why: "queueing the bootstrap" } };
+  }
+  const steps: PlannedStep[] = [];
+  const baseline = baselineSteps(view, input);
+  steps.push(...baseline);
+  if (ctx.paused) return { steps, why: { why: "paused by an operator" } };
+  if (row.stage === "collecting") {
+    const verdict = trainingDue(row.stage, ctx, policy, input.now);
+    if (verdict.due && ctx.best) {
+      const generation = ctx.lastGeneration + 1;
+      const itemId = `${name}.train.g${generation}.${ctx.trainingFailures}`;
+      const train = item(input, itemId, policy.train, PRIORITY.train, {
+        ...policy.params.train,
+        run: name,
+        stage: "train",
+        generation,
+        seed: input.seed(),
+        model: ctx.best.id,
+        window: policy.window_games,
+      });
+      const event = { type: "train-queued", generation, itemId, at: input.now };
+      steps.push(step(verdict.why, { event, add: [train] }));
+    }
+    return { steps, why: { why: verdict.why } };
+  }
+  if (row.stage === "training") {
+    const open = view.open.find((i) => i.id === ctx.trainItem);
+    const state = open ? `${open.state}` : "finishing";
+    return { steps, why: { why: `training generation ${ctx.lastGeneration + 1} (item ${ctx.trainItem}: ${state})` } };
+  }
+  // Evaluating: the candidate against the best, in pairs, until the test decides or the games run out.
+  const candidate = ctx.candidate;
+  const best = ctx.best;
+  if (!candidate || !best) return { steps, why: { why: "evaluating without a candidate" } };
+  if (policy.gate === "none") return { steps, why: { why: "no gate" } };
+  const gate = policy.gate;
+  const pairs = ctx.pairs;
+  const played = pairs.reduce((a, b) => a + b, 0);
+  const state = safeSprt(pairs, gate);
+  const gating = view.open.filter(
+    (i) => i.config.stage === "match" && i.config.gate !== false && i.config.candidate === candidate.id,
+  );
+  const progress = { ...state, pairs, maxGames: gate.max_games };
+  if (state.decision !== "continue" || 2 * played >= gate.max_games) {
+    const verdict = state.decision === "accept" ? "promoted" : "rejected";
+    const reason =
+      state.decision === "continue"
+        ? `undecided after ${2 * played} games (the gate's maximum): rejected`
+        : `LLR ${state.llr.toFixed(2)} ${state.decision === "accept" ? `reached ${state.upper.toFixed(2)}` : `fell to ${state.lower.toFixed(2)}`}: ${verdict}`;
+    const evidence = {
+      pairs,
+      games: 2 * played,
+      llr: state.llr,
+      lower: state.lower,
+      upper: state.upper,
+      elo0: gate.elo0,
+      elo1: gate.elo1,
+      alpha: gate.alpha,
+      beta: gate.beta,
+      elo: state.elo,
+    };
+    const event = { type: "decided", candidate: candidate.id, verdict, evidence, at: input.now };
+    steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel: gating.map((i) => i.id) }));
+    return { steps, why: { why: reason, sprt: progress } };
+  }
+  const inFlight = gating.length * gate.pairs_per_item;
+  const left = Math.max(0, gate.max_games / 2 - played - inFlight);
+  const want = Math.max(2, input.slots(policy.match));
+  const add = Math.min(want - gating.length, Math.ceil(left / gate.pairs_per_item));
+  if (add > 0) {
+    const items = Array.from({ length: add }, () =>
+      item(input, `${name}.match.g${candidate.generation}.${input.newId()}`, policy.match, PRIORITY.match, {
+        ...policy.params.match,
+        run: name,
+        stage: "match",
+        generation: candidate.generation,
+        seed: input.seed(),
+        candidate: candidate.id,
+        opponent: best.id,
+        gate: true,
+        games: 2 * Math.min(gate.pairs_per_item, left),
+      }),
+    );
+    steps.push(step(`gate: ${add} match items of ${gate.pairs_per_item} pairs`, { add: items }));
+  }
+  const why = `gating generation ${candidate.generation} against ${best.generation}: ${2 * played} of at most ${gate.max_games} games, LLR ${state.llr.toFixed(2)} in (${state.lower.toFixed(2)}, ${state.upper.toFixed(2)})`;
+  return { steps, why: { why, sprt: progress } };
+}
+
+/** The SPRT, or (for a hypothesis the counts cannot express) an undecided state rather than a throw. */
+function safeSprt(pairs: Pentanomial, gate: Exclude<RunPolicy["gate"], "none">): SprtState {
+  try {
+    return sprt(pairs, gate);
+  } catch {
+    const games = 2 * pairs.reduce((a, b) => a + b, 0);
+    const elo = { estimate: 0, low: 0, high: 0, los: 0.5 };
+    return {
+      llr: 0,
+      lower: Math.log(gate.beta / (1 - gate.alpha)),
+      upper: Math.log((1 - gate.beta) / gate.alpha),
+      decision: "continue",
+      games,
+      elo,
+    };
+  }
+}
+
+/**
+ * Games against the fixed baselines, so the Elo table has anchors that do not inflate: the best and the
+ * candidate each play every baseline for about `baseline_share` of a gate's games.
+ */
+function baselineSteps(view: RunView, input: PlanInput): PlannedStep[] {
+  const { policy, row } = view;
+  if (policy.baselines.length === 0 || policy.baseline_share <= 0 || row.context.paused) return [];
+  const maxGames = policy.gate === "none" ? 100 : policy.gate.max_games;
+  const perBaseline = Math.max(2, 2 * Math.round((maxGames * policy.baseline_share) / policy.baselines.length / 2));
+  const pairsPerItem = policy.gate === "none" ? 4 : policy.gate.pairs_per_item;
+  const players = [row.context.best, row.context.candidate].filter((m) => m !== null);
+  const add: NormalizedItem[] = [];
+  for (const model of players) {
+    for (const baseline of policy.baselines) {
+      const open = view.open.some(
+        (i) => i.config.stage === "match" && i.config.candidate === model.id && i.config.opponent === baseline,
+      );
+      const played = view.baselineGames(model.id, baseline);
+      if (open || played >= perBaseline) continue;
+      add.push(
+        item(input, `${row.name}.baseline.g${model.generation}.${input.newId()}`, policy.match, PRIORITY.baseline, {
+          ...policy.params.match,
+          run: row.name,
+          stage: "match",
+          generation: model.generation,
+          seed: input.seed(),
+          candidate: model.id,
+          opponent: baseline,
+          gate: false,
+          games: Math.min(2 * pairsPerItem, perBaseline - played),
+        }),
+      );
+    }
+  }
+  if (add.length === 0) return [];
+  return [
+    {
+      command: "run.step",
+      payload: { run: row.name, cause: `baseline games for the Elo table`, add, cancel: [], now: input.now },
+    },
+  ];
+}

@@ -1,0 +1,168 @@
+import type { Db } from "../db/client.ts";
+import { type Rating, rateElo } from "../eval/elo.ts";
+import type { RunDriver } from "./driver.ts";
+import { BASELINE } from "./policy.ts";
+import { listRuns, matchResultsOf, modelsOf, readModel, readRun, runHistoryOf } from "./state.ts";
+
+/**
+ * What operators ask of training runs: their state and why they wait, models, Elo, history; and the actions
+ * they take (pause, resume, promote, roll back), each a replicated step through the leader.
+ */
+
+export class RunError extends Error {
+  constructor(
+    readonly status: 404 | 409 | 422,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunServiceOptions {
+  db: Db;
+  driver: RunDriver;
+  propose: (command: { name: string; payload: unknown }) => Promise<{ result: unknown }>;
+  now?: () => number;
+}
+
+export class RunService {
+  constructor(private readonly opts: RunServiceOptions) {}
+
+  private now(): number {
+    return this.opts.now?.() ?? Date.now();
+  }
+
+  list() {
+    const plan = this.opts.driver.plan(this.now());
+    return listRuns(this.opts.db).map((row) => {
+      const why = plan.why.find((w) => w.run === row.name);
+      return {
+        name: row.name,
+        stage: row.stage,
+        paused: row.context.paused,
+        best: row.context.best,
+        candidate: row.context.candidate,
+        generation: row.context.lastGeneration,
+        newGames: row.context.newGames,
+        why: why?.why ?? null,
+        lastDecision: row.context.lastDecision,
+      };
+    });
+  }
+
+  get(name: string) {
+    const row = this.row(name);
+    const why = this.opts.driver.plan(this.now()).why.find((w) => w.run === name);
+    const models = modelsOf(this.opts.db, name);
+    const counts: Record<string, number> = {};
+    for (const m of models) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    return {
+      name,
+      stage: row.stage,
+      why: why?.why ?? null,
+      sprt: why?.sprt ?? null,
+      context: row.context,
+      policy: row.policy,
+      models: counts,
+      history: runHistoryOf(this.opts.db, name, 50),
+    };
+  }
+
+  models(name: string) {
+    this.row(name);
+    return modelsOf(this.opts.db, name);
+  }
+
+  history(name: string, limit: number) {
+    this.row(name);
+    return runHistoryOf(this.opts.db, name, limit);
+  }
+
+  /**
+   * The run's Elo table: Bradley-Terry over every match played, generation 0 at 0, each model tied to its parent
+   * by a prior, the baselines rated in the same fit; with each rating's chance of being stronger than the best.
+   */
+  elo(name: string): { anchor: string | null; best: string | null; ratings: Array<Rating & Record<string, unknown>> } {
+    const row = this.row(name);
+    const models = modelsOf(this.opts.db, name);
+    const results = matchResultsOf(this.opts.db, name);
+    const anchor = models.find((m) => m.generation === 0)?.id ?? null;
+    if (!anchor) return { anchor: null, best: row.context.best?.id ?? null, ratings: [] };
+    const baselines = new Set<string>();
+    for (const r of results) for (const p of [r.a, r.b]) if (BASELINE.test(p)) baselines.add(p);
+    const players = [
+      ...models.map((m) => ({ id: m.id, ...(m.parent ? { parent: m.parent } : {}) })),
+      ...[...baselines].map((id) => ({ id })),
+    ];
+    const best = row.context.best?.id;
+    const ratings = rateElo(players, results, { anchor, ...(best ? { versus: best } : {}) });
+    const byId = new Map(models.map((m) => [m.id, m] as const));
+    return {
+      anchor,
+      best: best ?? null,
+      ratings: ratings
+        .map((r) => {
+          const m = byId.get(r.id);
+          const played = results
+            .filter((x) => x.a === r.id || x.b === r.id)
+            .reduce((a, x) => a + x.wins + x.draws + x.losses, 0);
+          return { ...r, generation: m?.generation ?? null, state: m?.state ?? "baseline", games: played };
+        })
+        .sort((a, b) => b.elo - a.elo),
+    };
+  }
+
+  async pause(name: string, reason: string) {
+    this.row(name);
+    return this.step(name, { type: "pause", cause: reason }, `paused: ${reason}`);
+  }
+
+  async resume(name: string, reason: string) {
+    this.row(name);
+    return this.step(name, { type: "resume", cause: reason }, `resumed: ${reason}`);
+  }
+
+  /** Makes a model of the run its best (an operator's promotion); a generation in flight is abandoned. */
+  async promote(name: string, modelId: string, reason: string) {
+    this.row(name);
+    const model = readModel(this.opts.db, modelId);
+    if (!model || model.run !== name) throw new RunError(404, `run "${name}" has no model ${modelId}`, "body.model");
+    const cause = `operator: promote generation ${model.generation} (${reason})`;
+    const event = { type: "best-set", model: { id: model.id, generation: model.generation }, at: this.now(), cause };
+    return this.step(name, event, cause);
+  }
+
+  /** Back to the promoted model before the current best. */
+  async rollback(name: string, reason: string) {
+    const row = this.row(name);
+    const best = row.context.best;
+    const promoted = modelsOf(this.opts.db, name).filter((m) => m.state === "promoted" && m.id !== best?.id);
+    const previous = promoted.filter((m) => m.generation < (best?.generation ?? 0)).at(-1);
+    if (!previous)
+      throw new RunError(409, `run "${name}" has no promoted model before generation ${best?.generation ?? 0}`);
+    return this.promote(name, previous.id, `rollback: ${reason}`);
+  }
+
+  private async step(name: string, event: Record<string, unknown>, cause: string) {
+    const payload = { run: name, event, cause, add: [], cancel: [], now: this.now() };
+    const { result } = await this.opts.propose({ name: "run.step", payload });
+    const outcome = result as { taken: boolean; reason?: string; stage?: string };
+    if (!outcome.taken) throw new RunError(409, outcome.reason ?? "the run did not take the step");
+    return { ...outcome, run: this.get(name) };
+  }
+
+  private row(name: string) {
+    const row = readRun(this.opts.db, name);
+    if (!row)
+      throw new RunError(
+        404,
+        `no run "${name}" (runs: ${
+          listRuns(this.opts.db)
+            .map((r) => r.name)
+            .join(", ") || "none"
+        })`,
+      );
+    return row;
+  }
+}
