@@ -304,7 +304,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   peerRoutes(router, membership);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
   workRoutes(router, { work, leaderHint });
-  runRoutes(router, { runs: runService, leaderHint });
+  runRoutes(router, {
+    runs: runService,
+    leaderHint,
+    holdsState: () => consensus.raft.voters.includes(config.nodeId),
+  });
   syncRoutes(router, { sync, failpoints, onSent: (bytes) => bytesMoved({ direction: "sent" }, bytes) });
   adminRoutes(router, {
     leave: (reason) => setTimeout(() => void leave(reason), 10),

@@ -8,8 +8,19 @@ import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 
 /** Training runs: their state and why they wait, models, Elo and history; pause, resume, promote, roll back. */
-export function runRoutes(app: Elysia, deps: { runs: RunService; leaderHint: () => LeaderHint | null }): void {
+export function runRoutes(
+  app: Elysia,
+  deps: { runs: RunService; leaderHint: () => LeaderHint | null; holdsState: () => boolean },
+): void {
   const { runs } = deps;
+  /** A node that is not a voter holds no replicated state: it names the leader (421), whom clients then ask. */
+  const elsewhere = () => {
+    const hint = deps.leaderHint();
+    const message = "this node is not a voter and holds no replicated state: ask the leader";
+    return errorResponse(421, "not_a_voter", message, {
+      leader: hint ? { id: hint.id, address: hint.address } : null,
+    });
+  };
   const fail = (e: unknown): Response => {
     if (e instanceof RunError) {
       const code = { 404: "no_such_run", 409: "refused", 422: "rejected" } as const;
@@ -27,6 +38,7 @@ export function runRoutes(app: Elysia, deps: { runs: RunService; leaderHint: () 
   const guarded =
     <T>(f: () => T | Promise<T>) =>
     async () => {
+      if (!deps.holdsState()) return elsewhere();
       try {
         return await f();
       } catch (e) {
@@ -34,7 +46,7 @@ export function runRoutes(app: Elysia, deps: { runs: RunService; leaderHint: () 
       }
     };
   const name = (params: Record<string, string>) => params.name as string;
-  serve(app, ROUTES.runs, () => ({ runs: runs.list() }));
+  serve(app, ROUTES.runs, () => guarded(() => ({ runs: runs.list() }))());
   serve(app, ROUTES.run, ({ params }) => guarded(() => runs.get(name(params)))());
   serve(app, ROUTES.runModels, ({ params }) => guarded(() => ({ models: runs.models(name(params)) }))());
   serve(app, ROUTES.runElo, ({ params }) => guarded(() => runs.elo(name(params)))());

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+
+/**
+ * A training run on the compiled binary with the demo workload: 3 voters that self-play and play matches, 2
+ * workers that also train. The leader is killed (-9) while a generation trains and its successor while a
+ * candidate is gated; the run still trains each generation once, decides, promotes and rates the models.
+ */
+
+const STAGES = `
+[jobs.bootstrap]
+command = ["p2p-orchestrator", "demo", "init", "--out", "{output_dir}", "--seed", "{seed}"]
+timeout = "2m"
+slots = 1
+
+[jobs.selfplay]
+command = ["p2p-orchestrator", "demo", "selfplay", "--model", "{model}", "--games", "{games}", "--out", "{output_dir}", "--seed", "{seed}"]
+timeout = "5m"
+slots = 1
+
+[jobs.train]
+command = ["p2p-orchestrator", "demo", "train", "--games", "{games_dir}", "--from", "{model}", "--out", "{output_dir}", "--window", "{window}", "--seed", "{seed}"]
+timeout = "5m"
+slots = 1
+
+[jobs.match]
+command = ["p2p-orchestrator", "demo", "match", "--a", "{candidate}", "--b", "{opponent}", "--games", "{games}", "--seed", "{seed}"]
+timeout = "5m"
+slots = 1
+
+[data.games]
+path = ".data/{id}/games"
+globs = ["**/*.jsonl"]
+to = ["train"]
+
+[data.models]
+path = ".data/{id}/models"
+globs = ["**/*.model"]
+to = "all"
+swarm = true
+stagger = "200ms"
+
+[runs.c4]
+bootstrap = { command = "bootstrap" }
+selfplay_games = 20
+train_after_games = 200
+window_games = 2000
+gate = { elo0 = 0, elo1 = 100, alpha = 0.05, beta = 0.05, max_games = 80, pairs_per_item = 4 }
+baselines = ["random"]
+baseline_share = 0.1
+params.selfplay = { sims = 24 }
+params.train = { steps = 200 }
+params.match = { sims = 24 }
+`;
+
+interface RunView {
+  stage: string;
+  why: string;
+  context: {
+    best: { id: string; generation: number } | null;
+    lastGeneration: number;
+    lastDecision: { verdict: string; generation: number; evidence: Record<string, unknown> } | null;
+  };
+  history: Array<{ event: string; to: string; cause: string; detail: unknown }>;
+}
+
+let cluster: TestCluster;
+
+beforeAll(() => {
+  requireBinary();
+  cluster = new TestCluster(5, {
+    voters: 3,
+    capabilities: (i) => (i < 3 ? ["bootstrap", "selfplay", "match"] : ["selfplay", "train", "match"]),
+    extraToml: STAGES,
+  });
+  cluster.startAll();
+});
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function leader(): Promise<string> {
+  return waitFor(
+    async () => {
+      for (const n of cluster.running()) {
+        const s = await cluster.status(n.id).catch(() => undefined);
+        if (s?.leader && cluster.running().some((r) => r.id === s.leader?.id)) return s.leader.id;
+      }
+      return undefined;
+    },
+    15_000,
+    "a leader among the running nodes",
+  );
+}
+
+/** Voters hold the replicated state; any running one answers. */
+function voter(): string {
+  return cluster.running().find((n) => ["n1", "n2", "n3"].includes(n.id))?.id ?? "n1";
+}
+
+async function run(): Promise<RunView> {
+  return (await cluster.get(voter(), "/runs/c4")) as RunView;
+}
+
+describe("a training run across leader failures", () => {
+  test("trains each generation once, gates, promotes and rates, with the leader killed while training and gating", async () => {
+    await cluster.withLogs(async () => {
+      await waitFor(async () => (await run()).stage === "training", 60_000, "the first training");
+      const first = await leader();
+      await cluster.kill(first);
+      await waitFor(async () => (await run()).stage === "evaluating", 60_000, "generation 1 trained after the kill");
+      cluster.start(first);
+      await waitFor(
+        async () => (await run()).history.some((h) => h.event === "match-result"),
+        60_000,
+        "gate results counted",
+      );
+      const second = await leader();
+      await cluster.kill(second);
+      const promoted = await waitFor(
+        async () => {
+          const view = await run();
+          return view.context.best && view.context.best.generation >= 1 ? view : undefined;
+        },
+        90_000,
+        "a promotion after the second kill",
+      );
+      cluster.start(second);
+      expect(promoted.context.lastDecision?.verdict).toBe("promoted");
+      expect(promoted.context.lastDecision?.evidence).toMatchObject({ upper: expect.any(Number) });
+
+      // Exactly one completed training per generation.
+      const { items } = (await cluster.get(voter(), "/work?type=train&limit=1000")) as {
+        items: Array<{ state: string; config: { generation: number } }>;
+      };
+      const completed = items.filter((i) => i.state === "completed").map((i) => i.config.generation);
+      expect(new Set(completed).size).toBe(completed.length);
+      const models = (await cluster.get(voter(), "/runs/c4/models")) as { models: Array<{ generation: number }> };
+      const generations = models.models.map((m) => m.generation);
+      expect(new Set(generations).size).toBe(generations.length);
+
+      // The Elo table rates every model against generation 0, with an interval.
+      const elo = (await cluster.get(voter(), "/runs/c4/elo")) as {
+        anchor: string;
+        ratings: Array<{ id: string; elo: number; low: number; high: number; generation: number | null }>;
+      };
+      const gen1 = elo.ratings.find((r) => r.generation === 1);
+      expect(gen1).toBeDefined();
+      expect(gen1?.low).toBeLessThan(gen1?.elo ?? 0);
+      expect(gen1?.high).toBeGreaterThan(gen1?.elo ?? 0);
+      expect(gen1?.elo).toBeGreaterThan(0);
+    });
+  }, 300_000);
+});
