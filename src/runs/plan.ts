@@ -257,7 +257,7 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
       elo1: gate.elo1,
       alpha: gate.alpha,
       beta: gate.beta,
-      elo: state.elo,
+      elo: finiteOrNull(state.elo),
     };
     const event = { type: "decided", candidate: candidate.id, verdict, evidence, at: input.now };
     steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel: gating.map((i) => i.id) }));
@@ -285,6 +285,13 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
   }
   const why = `gating generation ${candidate.generation} against ${best.generation}: ${2 * played} of at most ${gate.max_games} games, LLR ${state.llr.toFixed(2)} in (${state.lower.toFixed(2)}, ${state.upper.toFixed(2)})`;
   return { steps, why: { why, sprt: progress } };
+}
+
+/** An all-won match has an Elo estimate of +infinity: the log takes only finite numbers, so such values go as null. */
+function finiteOrNull<T extends object>(values: T): { [K in keyof T]: T[K] | null } {
+  return Object.fromEntries(
+    Object.entries(values).map(([k, x]) => [k, typeof x === "number" && !Number.isFinite(x) ? null : x]),
+  ) as { [K in keyof T]: T[K] | null };
 }
 
 /** The SPRT, or (for a hypothesis the counts cannot express) an undecided state rather than a throw. */

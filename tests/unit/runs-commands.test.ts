@@ -1,0 +1,220 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as v from "valibot";
+import { type Db, openDb } from "../../src/db/client.ts";
+import { runConfigure, runStep } from "../../src/runs/commands.ts";
+import { type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
+import { runPolicySchema } from "../../src/runs/policy.ts";
+import { modelsOf, readRun, runHistoryOf } from "../../src/runs/state.ts";
+import { type Claim, readItem, workClaim, workReport } from "../../src/work/commands.ts";
+
+/** A run's replicated commands applied as the state machine applies them, and the leader's plan over their state. */
+
+let dir: string;
+let db: Db;
+let index = 0;
+const ctx = () => ({ index: ++index, term: 2 });
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "p2p-runs-"));
+  db = openDb(dir);
+  index = 0;
+});
+afterEach(() => {
+  db.$client.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const policy = v.parse(runPolicySchema, {
+  bootstrap: { command: "bootstrap" },
+  train_after_games: 10,
+  gate: { elo0: 0, elo1: 50, max_games: 100, pairs_per_item: 4 },
+});
+const sha = (c: string) => c.repeat(64);
+const GEN0 = sha("a");
+const GEN1 = sha("b");
+
+let seq = 0;
+function planInput(now: number): PlanInput {
+  const row = readRun(db, "c4");
+  const open = db.$client
+    .prepare("SELECT id, state, config FROM work_items WHERE state NOT IN ('completed', 'cancelled', 'dead-lettered')")
+    .all() as { id: string; state: string; config: string }[];
+  const runs: RunView[] = row
+    ? [
+        {
+          row,
+          policy,
+          open: open.map((o) => ({ ...o, config: JSON.parse(o.config) })),
+          bootstrap: readItem(db, "c4.bootstrap") ? "open" : "none",
+          baselineGames: () => 0,
+        },
+      ]
+    : [];
+  return {
+    runs,
+    missing: row ? [] : [{ name: "c4", policy }],
+    slots: () => 2,
+    room: 100,
+    now,
+    newId: () => String(++seq),
+    seed: () => 7,
+    defaults: () => ({ timeoutMs: 60_000, maxAttempts: 2 }),
+  };
+}
+
+/** Applies what the leader would propose now. */
+function leaderTick(now = 10_000): void {
+  for (const step of planRuns(planInput(now)).steps) {
+    if (step.command === "run.configure") runConfigure.apply(db, step.payload, ctx());
+    else runStep.apply(db, v.parse(runStep.payload, step.payload), ctx());
+  }
+}
+
+/** A worker claims up to `max` runnable items of `type` and reports each complete (`times` times) with `result`. */
+function finish(type: string, result: () => unknown, times = 1, max = 100): string[] {
+  const offer = {
+    node: "w1",
+    types: [type],
+    capabilities: [type],
+    freeSlots: 100,
+    gpus: 0,
+    freeGpuMemoryGb: 0,
+    freeDiskGb: 100,
+    slotsPerType: {},
+  };
+  const claims = workClaim.apply(db, { offer, max, now: 2_000, leaseMs: 60_000 }, ctx()) as Claim[];
+  for (const c of claims) {
+    for (let i = 0; i < times; i++) {
+      const report = { id: c.id, leaseId: c.leaseId, node: "w1", kind: "complete" as const, now: 3_000 };
+      workReport.apply(db, { ...report, leaseMs: 60_000, result: result() }, ctx());
+    }
+  }
+  return claims.map((c) => c.id);
+}
+
+const modelResult = (id: string) => () => ({ model: "m.model", modelId: id, modelFile: `c4/x-${id}.model` });
+
+/** Bootstrap, one round of self-play, generation 1 trained: the run gates GEN1 against GEN0. */
+function toGating(): void {
+  leaderTick();
+  leaderTick();
+  finish("bootstrap", modelResult(GEN0));
+  leaderTick();
+  finish("selfplay", () => ({ games: 5, positions: 60 }));
+  leaderTick(20_000);
+  finish("train", modelResult(GEN1));
+}
+
+describe("a run over the replicated commands", () => {
+  test("bootstrap: the leader queues generation 0 once; its completion makes the best", () => {
+    leaderTick();
+    expect(readRun(db, "c4")?.stage).toBe("bootstrapping");
+    leaderTick();
+    leaderTick();
+    expect(db.$client.prepare("SELECT count(*) AS n FROM work_items").get()).toEqual({ n: 1 });
+    finish("bootstrap", modelResult(GEN0));
+    const run = readRun(db, "c4");
+    expect(run?.stage).toBe("collecting");
+    expect(run?.context.best).toEqual({ id: GEN0, generation: 0 });
+    expect(modelsOf(db, "c4")).toMatchObject([{ id: GEN0, generation: 0, state: "promoted", node: "w1" }]);
+  });
+
+  test("games count once per completed self-play item, however often its completion is reported", () => {
+    leaderTick();
+    leaderTick();
+    finish("bootstrap", modelResult(GEN0));
+    leaderTick();
+    const ids = finish("selfplay", () => ({ games: 3, positions: 60 }), 3);
+    expect(ids.length).toBeGreaterThan(0);
+    expect(readRun(db, "c4")?.context.newGames).toBe(3 * ids.length);
+  });
+
+  test("one training per generation; a duplicated completion makes one candidate; a broken result changes nothing", () => {
+    leaderTick();
+    leaderTick();
+    finish("bootstrap", modelResult(GEN0));
+    leaderTick();
+    finish("selfplay", () => ({ games: 5, positions: 60 }));
+    leaderTick(20_000);
+    expect(readRun(db, "c4")?.stage).toBe("training");
+    const trainItem = readRun(db, "c4")?.context.trainItem as string;
+    expect(readItem(db, trainItem)?.config).toMatchObject({ stage: "train", generation: 1, model: GEN0 });
+    // A second look by the leader adds no second training: the run no longer collects.
+    leaderTick(20_001);
+    expect(db.$client.prepare("SELECT count(*) AS n FROM work_items WHERE type = 'train'").get()).toEqual({ n: 1 });
+    finish("train", modelResult(GEN1), 2);
+    const run = readRun(db, "c4");
+    expect(run?.stage).toBe("evaluating");
+    expect(run?.context.candidate).toEqual({ id: GEN1, generation: 1 });
+    expect(modelsOf(db, "c4").map((m) => [m.generation, m.state, m.parent])).toEqual([
+      [0, "promoted", null],
+      [1, "evaluating", GEN0],
+    ]);
+    // Gate items pit the candidate against the best; a result that breaks the contract counts nothing.
+    leaderTick(30_000);
+    finish("match", () => ({ wins: 3, draws: 0, losses: 0, pairs: [0, 0, 0, 0, 2] }));
+    expect(readRun(db, "c4")?.context.pairs).toEqual([0, 0, 0, 0, 0]);
+  });
+
+  test("the SPRT decides, outstanding gate items are cancelled, and a late decision changes nothing", () => {
+    toGating();
+    // One gate item finishes at a time while the plan keeps two queued; perfect pairs, until the test decides.
+    const perfect = () => ({ wins: 8, draws: 0, losses: 0, pairs: [0, 0, 0, 0, 4] });
+    let rounds = 0;
+    for (let now = 30_000; readRun(db, "c4")?.stage === "evaluating" && rounds < 20; now += 1_000, rounds++) {
+      leaderTick(now);
+      finish("match", perfect, 1, 1);
+    }
+    // Perfect pairs move fishtest's LLR about 0.134 each toward elo1 = 50: 2.94 takes 22 pairs, so six items
+    // finish and the seventh look decides.
+    expect(rounds).toBe(7);
+    const states = db.$client
+      .prepare("SELECT state, count(*) AS n FROM work_items WHERE type = 'match' GROUP BY state ORDER BY state")
+      .all();
+    expect(states).toEqual([
+      { state: "cancelled", n: 1 },
+      { state: "completed", n: 6 },
+    ]);
+    const run = readRun(db, "c4");
+    expect(run?.stage).toBe("collecting");
+    expect(run?.context.best).toEqual({ id: GEN1, generation: 1 });
+    expect(run?.context.lastDecision).toMatchObject({ verdict: "promoted", evidence: { games: 48 } });
+    expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("promoted");
+    const decided = runHistoryOf(db, "c4", 100).find((h) => h.event === "decided");
+    expect(decided?.cause).toContain("reached 2.94");
+    const late = runStep.apply(
+      db,
+      v.parse(runStep.payload, {
+        run: "c4",
+        event: { type: "decided", candidate: GEN1, verdict: "rejected", evidence: {}, at: 40_000 },
+        cause: "late",
+        now: 40_000,
+      }),
+      ctx(),
+    );
+    expect(late).toMatchObject({ taken: false });
+    expect(readRun(db, "c4")?.context.best?.id).toBe(GEN1);
+    expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("promoted");
+  });
+
+  test("an operator's best-set must name a model of the run", () => {
+    leaderTick();
+    leaderTick();
+    finish("bootstrap", modelResult(GEN0));
+    const foreign = runStep.apply(
+      db,
+      v.parse(runStep.payload, {
+        run: "c4",
+        event: { type: "best-set", model: { id: sha("f"), generation: 3 }, at: 1, cause: "x" },
+        cause: "operator",
+        now: 5_000,
+      }),
+      ctx(),
+    );
+    expect(foreign).toMatchObject({ taken: false });
+    expect(readRun(db, "c4")?.context.best?.id).toBe(GEN0);
+  });
+});
