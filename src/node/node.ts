@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import type { Server } from "bun";
 import type { NodeConfig } from "../config/load.ts";
 import { electionWindow } from "../config/timing.ts";
@@ -29,6 +30,7 @@ import { workRoutes } from "../routes/work.ts";
 import { RUN_COMMANDS } from "../runs/commands.ts";
 import { RunDriver } from "../runs/driver.ts";
 import { RunService } from "../runs/service.ts";
+import { importModel, runFolders } from "../runs/stage-io.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
@@ -202,6 +204,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     isLeader: () => consensus.raft.currentRole === "leader",
     propose,
     log,
+    nodeId: config.nodeId,
+    importModel: async (run, policy) => {
+      const folders = runFolders(run, policy, config.data);
+      if (!folders || !("model" in policy.bootstrap)) throw new Error(`runs.${run}: no model file or data categories`);
+      const source = resolve(dirname(config.configPath), policy.bootstrap.model);
+      return importModel(source, run, folders, async (path) => (await hasher.hashFile(path)).sha256);
+    },
   });
   const runService = new RunService({ db, driver: runDriver, propose });
 

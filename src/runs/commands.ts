@@ -1,12 +1,12 @@
 import * as v from "valibot";
 import { defineCommand } from "../consensus/state-machine.ts";
 import { matchResults, models, runHistory, runs, workHistory, workItems } from "../db/schema.ts";
-import { counterSchema, intIn, timeMsSchema } from "../net/bounds.ts";
+import { intIn, timeMsSchema } from "../net/bounds.ts";
 import { FREE_FORM_DEPTH, freeForm } from "../net/free-form.ts";
 import { sha256Schema } from "../sync/model.ts";
 import { normalizedItemSchema, workAdd, workCancel } from "../work/commands.ts";
 import { runPolicySchema } from "./policy.ts";
-import { configureRun, readModel, readRun, setModelState, stepRun } from "./state.ts";
+import { configureRun, readModel, readRun, registerModel, setModelState, stepRun } from "./state.ts";
 
 /**
  * The replicated commands of training runs. The leader proposes them; every time, id, seed and verdict is
@@ -68,14 +68,40 @@ export const runStep = defineCommand({
     cause,
     add: v.optional(v.pipe(v.array(normalizedItemSchema), v.maxLength(1_000)), []),
     cancel: v.optional(v.pipe(v.array(v.string()), v.maxLength(1_000)), []),
+    /** A model to register before the event (generation 0 from a file the leader holds). */
+    register: v.optional(
+      v.object({
+        id: sha256Schema,
+        generation: intIn(0, 1_000_000_000),
+        file: v.pipe(v.string(), v.minLength(1), v.maxLength(1_024)),
+        node: v.pipe(v.string(), v.maxLength(64)),
+      }),
+    ),
     now: at,
-    term: v.optional(counterSchema),
   }),
   tables: [runs, runHistory, models, matchResults, workItems, workHistory],
   apply(db, p, ctx) {
     const run = readRun(db, p.run);
     if (!run) return { taken: false, reason: `no run "${p.run}"` };
     const stepAt = { now: p.now, term: ctx.term, cause: p.cause };
+    if (p.register && run.stage !== "bootstrapping") {
+      return { taken: false, reason: `run "${p.run}" has its generation 0 already` };
+    }
+    if (p.register) {
+      const { id, generation, file, node } = p.register;
+      registerModel(db, {
+        id,
+        run: p.run,
+        generation,
+        parent: null,
+        itemId: null,
+        node,
+        file,
+        state: "candidate",
+        metrics: null,
+        createdAt: p.now,
+      });
+    }
     if (p.event?.type === "best-set") {
       const model = readModel(db, p.event.model.id);
       if (!model || model.run !== p.run)

@@ -25,6 +25,9 @@ export interface RunDriverOptions {
   propose: (command: { name: string; payload: unknown }) => Promise<{ result: unknown }>;
   log: Logger;
   now?: () => number;
+  /** Generation 0 from a file (`bootstrap = { model = ... }`): copied into this node's models folder, by id. */
+  importModel?: (run: string, policy: RunPolicy) => Promise<{ id: string; file: string }>;
+  nodeId?: string;
 }
 
 const OPEN_STATES = ["pending", "claimed", "running", "retry-wait", "failed"];
@@ -43,6 +46,7 @@ export class RunDriver {
     if (this.ticking || !this.opts.isLeader() || Object.keys(this.opts.runs).length === 0) return;
     this.ticking = true;
     try {
+      await this.importBootstrapModels();
       const { steps } = this.plan();
       for (const step of steps) {
         if (!this.opts.isLeader()) return;
@@ -52,6 +56,21 @@ export class RunDriver {
       this.opts.log.warn("run tick failed", { error: (e as Error).message });
     } finally {
       this.ticking = false;
+    }
+  }
+
+  /** Runs that start from a model file: the leader registers it as generation 0 and makes it the best. */
+  private async importBootstrapModels(): Promise<void> {
+    for (const row of listRuns(this.opts.db)) {
+      const policy = this.opts.runs[row.name];
+      if (row.stage !== "bootstrapping" || !policy || !("model" in policy.bootstrap) || !this.opts.importModel)
+        continue;
+      const { id, file } = await this.opts.importModel(row.name, policy);
+      const now = this.opts.now?.() ?? Date.now();
+      const cause = `generation 0 from ${policy.bootstrap.model}`;
+      const event = { type: "best-set", model: { id, generation: 0 }, at: now, cause };
+      const register = { id, generation: 0, file, node: this.opts.nodeId ?? "" };
+      await this.opts.propose({ name: "run.step", payload: { run: row.name, event, cause, register, now } });
     }
   }
 

@@ -145,3 +145,26 @@ function moveFile(from: string, to: string): void {
     unlinkSync(from);
   }
 }
+
+/**
+ * Generation 0 from a file the operator names (`bootstrap = { model = ... }`): copied into this node's models
+ * folder under its SHA-256, where data sync shares it like any model.
+ */
+export async function importModel(
+  source: string,
+  run: string,
+  folders: RunFolders,
+  hashFile: (path: string) => Promise<string>,
+): Promise<{ id: string; file: string }> {
+  if (!existsSync(source)) throw new Error(`runs.${run}.bootstrap.model: no file at ${source}`);
+  const id = await hashFile(source);
+  const name = modelFileName(0, id, extname(source) || ".model");
+  const target = join(folders.models, name);
+  if (!existsSync(target)) {
+    mkdirSync(folders.models, { recursive: true });
+    const hidden = join(folders.models, `.tmp-${name}`);
+    await Bun.write(hidden, Bun.file(source));
+    renameSync(hidden, target);
+  }
+  return { id, file: `${run}/${name}` };
+}

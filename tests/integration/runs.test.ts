@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { demoRunToml } from "./demo-run.ts";
 import { requireBinary, TestCluster, waitFor } from "./harness.ts";
 
 /**
@@ -6,52 +7,6 @@ import { requireBinary, TestCluster, waitFor } from "./harness.ts";
  * workers that also train. The leader is killed (-9) while a generation trains and its successor while a
  * candidate is gated; the run still trains each generation once, decides, promotes and rates the models.
  */
-
-const STAGES = `
-[jobs.bootstrap]
-command = ["p2p-orchestrator", "demo", "init", "--out", "{output_dir}", "--seed", "{seed}"]
-timeout = "2m"
-slots = 1
-
-[jobs.selfplay]
-command = ["p2p-orchestrator", "demo", "selfplay", "--model", "{model}", "--games", "{games}", "--out", "{output_dir}", "--seed", "{seed}"]
-timeout = "5m"
-slots = 1
-
-[jobs.train]
-command = ["p2p-orchestrator", "demo", "train", "--games", "{games_dir}", "--from", "{model}", "--out", "{output_dir}", "--window", "{window}", "--seed", "{seed}"]
-timeout = "5m"
-slots = 1
-
-[jobs.match]
-command = ["p2p-orchestrator", "demo", "match", "--a", "{candidate}", "--b", "{opponent}", "--games", "{games}", "--seed", "{seed}"]
-timeout = "5m"
-slots = 1
-
-[data.games]
-path = ".data/{id}/games"
-globs = ["**/*.jsonl"]
-to = ["train"]
-
-[data.models]
-path = ".data/{id}/models"
-globs = ["**/*.model"]
-to = "all"
-swarm = true
-stagger = "200ms"
-
-[runs.c4]
-bootstrap = { command = "bootstrap" }
-selfplay_games = 20
-train_after_games = 200
-window_games = 2000
-gate = { elo0 = 0, elo1 = 100, alpha = 0.05, beta = 0.05, max_games = 80, pairs_per_item = 4 }
-baselines = ["random"]
-baseline_share = 0.1
-params.selfplay = { sims = 24 }
-params.train = { steps = 200 }
-params.match = { sims = 24 }
-`;
 
 interface RunView {
   stage: string;
@@ -71,7 +26,7 @@ beforeAll(() => {
   cluster = new TestCluster(5, {
     voters: 3,
     capabilities: (i) => (i < 3 ? ["bootstrap", "selfplay", "match"] : ["selfplay", "train", "match"]),
-    extraToml: STAGES,
+    extraToml: demoRunToml(),
   });
   cluster.startAll();
 });

@@ -7,6 +7,7 @@ import { type Db, openDb } from "../../src/db/client.ts";
 import { runConfigure, runStep } from "../../src/runs/commands.ts";
 import { type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
+import { importModel } from "../../src/runs/stage-io.ts";
 import { modelsOf, readRun, runHistoryOf } from "../../src/runs/state.ts";
 import { type Claim, readItem, workClaim, workReport } from "../../src/work/commands.ts";
 
@@ -216,5 +217,32 @@ describe("a run over the replicated commands", () => {
     );
     expect(foreign).toMatchObject({ taken: false });
     expect(readRun(db, "c4")?.context.best?.id).toBe(GEN0);
+  });
+
+  test("generation 0 from a file: registered and made the best once, while the run bootstraps", async () => {
+    leaderTick();
+    const source = join(dir, "gen0.model");
+    await Bun.write(source, "weights");
+    const folders = { games: join(dir, "games", "c4"), models: join(dir, "models", "c4") };
+    const hash = async (path: string) =>
+      new Bun.CryptoHasher("sha256").update(await Bun.file(path).bytes()).digest("hex");
+    const imported = await importModel(source, "c4", folders, hash);
+    expect(imported.file).toBe(`c4/0000-${imported.id}.model`);
+    expect(await Bun.file(join(dir, "models", imported.file)).text()).toBe("weights");
+    const step = (now: number) =>
+      runStep.apply(
+        db,
+        v.parse(runStep.payload, {
+          run: "c4",
+          event: { type: "best-set", model: { id: imported.id, generation: 0 }, at: now, cause: "file" },
+          register: { id: imported.id, generation: 0, file: imported.file, node: "n1" },
+          cause: "generation 0 from gen0.model",
+          now,
+        }),
+        ctx(),
+      );
+    expect(step(1_000)).toMatchObject({ taken: true, stage: "collecting" });
+    expect(step(2_000)).toMatchObject({ taken: false });
+    expect(modelsOf(db, "c4")).toMatchObject([{ id: imported.id, generation: 0, state: "promoted", node: "n1" }]);
   });
 });
