@@ -11,7 +11,7 @@
  *   bun bench/loop/run.ts [--decisions 3] [--only gate|loop]
  */
 import { Database } from "bun:sqlite";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { logisticScore } from "../../src/eval/llr.ts";
@@ -95,6 +95,8 @@ async function loopBench(decisions: number): Promise<void> {
   const cluster = new TestCluster(3, {
     voters: 3,
     capabilities: () => ["bootstrap", "selfplay", "train", "match"],
+    // One job per node on this 2-core machine: more leaves nodes holding back claims for load.
+    slots: () => 1,
     extraToml: demoRunToml(),
   });
   try {
@@ -120,6 +122,7 @@ async function loopBench(decisions: number): Promise<void> {
 
 interface Row {
   item_id: string;
+  result: string | null;
   to_state: string;
   node: string | null;
   at: number;
@@ -130,7 +133,7 @@ function report(cluster: TestCluster): void {
   const db = new Database(join(cluster.dir, ".data", "n1", "state.db"), { readonly: true });
   const rows = db
     .prepare(
-      `SELECT h.item_id, h.to_state, h.node, h.at, w.config FROM work_history h JOIN work_items w ON w.id = h.item_id
+      `SELECT h.item_id, h.to_state, h.node, h.at, w.config, json_extract(w.context, '$.result') AS result FROM work_history h JOIN work_items w ON w.id = h.item_id
        WHERE json_extract(w.config, '$.run') = 'c4' ORDER BY h.seq`,
     )
     .all() as Row[];
@@ -143,32 +146,47 @@ function report(cluster: TestCluster): void {
   const stage = (r: Row) =>
     JSON.parse(r.config) as { stage: string; generation: number; model?: string; gate?: boolean };
 
-  // Candidate written (its training completed) -> the first gate match of that generation running.
+  // A job's process starts once its lease is taken (the "running" row) and the models it reads are on its node
+  // (data sync's "synced" log line there; a model the node wrote itself is there at once).
+  const arrived = modelArrivals(cluster);
+  const startOf = (r: Row, model: string) => Math.max(r.at, r.node ? (arrived.get(`${r.node} ${model}`) ?? 0) : 0);
+
+  // Candidate written (its training completed) -> the first gate match of that generation started.
   const toMatch: number[] = [];
   for (const done of rows.filter((r) => stage(r).stage === "train" && r.to_state === "completed")) {
-    const generation = stage(done).generation;
-    const first = rows.find(
-      (r) =>
-        r.to_state === "running" &&
-        stage(r).stage === "match" &&
-        stage(r).gate === true &&
-        stage(r).generation === generation,
-    );
-    if (first) toMatch.push(first.at - done.at);
+    const { generation } = stage(done);
+    const candidate = (JSON.parse(done.result ?? "{}") as { modelId?: string }).modelId ?? "";
+    const starts = rows
+      .filter(
+        (r) =>
+          r.to_state === "running" &&
+          stage(r).stage === "match" &&
+          stage(r).gate === true &&
+          stage(r).generation === generation,
+      )
+      .map((r) => startOf(r, candidate));
+    if (starts.length > 0) toMatch.push(Math.min(...starts) - done.at);
   }
-  // Promoted -> every node that self-plays running the new best.
-  const selfplayNodes = new Set(rows.filter((r) => stage(r).stage === "selfplay" && r.node).map((r) => r.node));
+  // Promoted -> the first self-play of the new best started; and no self-play of the old best started after it.
   const toSelfplay: number[] = [];
+  let staleStarts = 0;
   for (const decided of runHistory.filter((h) => h.event === "decided")) {
     const detail = JSON.parse(decided.detail ?? "{}") as { candidate?: string; verdict?: string };
-    if (detail.verdict !== "promoted") continue;
-    const firstOn = new Map<string, number>();
-    for (const r of rows) {
-      if (r.to_state !== "running" || stage(r).stage !== "selfplay" || stage(r).model !== detail.candidate || !r.node)
-        continue;
-      if (!firstOn.has(r.node)) firstOn.set(r.node, r.at);
-    }
-    if (firstOn.size === selfplayNodes.size) toSelfplay.push(Math.max(...firstOn.values()) - decided.at);
+    if (detail.verdict !== "promoted" || !detail.candidate) continue;
+    const model = detail.candidate;
+    const starts = rows
+      .filter((r) => r.to_state === "running" && stage(r).stage === "selfplay" && stage(r).model === model)
+      .map((r) => startOf(r, model));
+    if (starts.length > 0) toSelfplay.push(Math.min(...starts) - decided.at);
+    const next = runHistory.find((h) => h.event === "decided" && h.at > decided.at)?.at ?? Number.POSITIVE_INFINITY;
+    staleStarts += rows.filter(
+      (r) =>
+        r.to_state === "running" &&
+        stage(r).stage === "selfplay" &&
+        stage(r).model !== model &&
+        r.at > decided.at + 50 &&
+        r.at < next,
+    ).length;
   }
   const transfer = rsyncModelMs(cluster);
   const target = 2_000 + transfer;
@@ -177,7 +195,22 @@ function report(cluster: TestCluster): void {
       ? `      ${label}: no sample`
       : `      ${label}: median ${median(xs).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms over ${xs.length}; target ${target.toFixed(0)} ms (2 s + rsync ${transfer.toFixed(0)} ms): ${(median(xs) / target).toFixed(2)}x ${Math.max(...xs) <= target ? "met" : "NOT met"}`;
   console.log(line("candidate written -> first gate match running", toMatch));
-  console.log(line("promoted -> every self-play node on the new best", toSelfplay));
+  console.log(line("promoted -> first self-play of the new best started", toSelfplay));
+  console.log(`      self-play of an older best started after a promotion: ${staleStarts} (target 0)`);
+}
+
+/** When each node received each model by data sync, from its log ("synced" lines of the models category). */
+function modelArrivals(cluster: TestCluster): Map<string, number> {
+  const arrived = new Map<string, number>();
+  for (const n of cluster.nodes) {
+    for (const line of readFileSync(n.logFile, "utf8").split("\n")) {
+      if (!line.includes('"msg":"synced"') || !line.includes('"category":"models"')) continue;
+      const entry = JSON.parse(line) as { t: string; path: string };
+      const sha = /-([0-9a-f]{64})\./.exec(entry.path)?.[1];
+      if (sha) arrived.set(`${n.id} ${sha}`, Date.parse(entry.t));
+    }
+  }
+  return arrived;
 }
 
 /** The anchor for a model's transfer: rsync copying the largest model file between two local folders. */

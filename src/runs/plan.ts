@@ -81,12 +81,17 @@ export function planRuns(input: PlanInput): { steps: PlannedStep[]; why: RunWhy[
       steps.push({ command: "run.configure", payload: { run: view.row.name, policy: view.policy, now: input.now } });
     }
   }
-  steps.push(...selfplaySteps(input));
+  const deciding = new Set<string>();
   for (const view of input.runs) {
     const planned = planOne(view, input);
     steps.push(...planned.steps);
     why.push({ run: view.row.name, stage: view.row.stage, ...planned.why });
+    if (planned.steps.some((s) => s.command === "run.step" && s.payload.event?.type === "decided")) {
+      deciding.add(view.row.name);
+    }
   }
+  // A run whose gate decides now moves its self-play in the decision's own step.
+  steps.push(...selfplaySteps(input, deciding));
   return { steps, why };
 }
 
@@ -111,9 +116,12 @@ function item(
 }
 
 /** Self-play for every active run, shared by weight over the live self-play slots; stale queued items go. */
-function selfplaySteps(input: PlanInput): PlannedStep[] {
+function selfplaySteps(input: PlanInput, deciding: ReadonlySet<string>): PlannedStep[] {
   const steps: PlannedStep[] = [];
   const demand = input.runs.map((view) => {
+    if (deciding.has(view.row.name)) {
+      return { name: view.row.name, weight: view.policy.weight, active: false, outstanding: 0 };
+    }
     const best = view.row.context.best;
     const selfplay = view.open.filter((i) => i.config.stage === "selfplay");
     // Queued self-play of an older best is cancelled (running items finish: their games are still recent).
@@ -146,23 +154,7 @@ function selfplaySteps(input: PlanInput): PlannedStep[] {
     const view = input.runs.find((v) => v.row.name === target.run);
     const best = view?.row.context.best;
     if (!view || !best || target.add <= 0) continue;
-    const add = Array.from({ length: target.add }, () =>
-      item(
-        input,
-        `${view.row.name}.selfplay.g${best.generation}.${input.newId()}`,
-        view.policy.selfplay,
-        PRIORITY.selfplay,
-        {
-          ...view.policy.params.selfplay,
-          run: view.row.name,
-          stage: "selfplay",
-          generation: best.generation,
-          seed: input.seed(),
-          model: best.id,
-          games: view.policy.selfplay_games,
-        },
-      ),
-    );
+    const add = Array.from({ length: target.add }, () => selfplayItem(view, best, input));
     steps.push({
       command: "run.step",
       payload: {
@@ -175,6 +167,27 @@ function selfplaySteps(input: PlanInput): PlannedStep[] {
     });
   }
   return steps;
+}
+
+function selfplayItem(view: RunView, model: { id: string; generation: number }, input: PlanInput): NormalizedItem {
+  const { row, policy } = view;
+  return item(input, `${row.name}.selfplay.g${model.generation}.${input.newId()}`, policy.selfplay, PRIORITY.selfplay, {
+    ...policy.params.selfplay,
+    run: row.name,
+    stage: "selfplay",
+    generation: model.generation,
+    seed: input.seed(),
+    model: model.id,
+    games: policy.selfplay_games,
+  });
+}
+
+/** A promotion's own step moves self-play to the new best at once: queued items of the old one are replaced. */
+function selfplayHandover(view: RunView, best: { id: string; generation: number }, input: PlanInput) {
+  const queued = view.open.filter(
+    (i) => i.config.stage === "selfplay" && (i.state === "pending" || i.state === "retry-wait"),
+  );
+  return { cancel: queued.map((i) => i.id), add: queued.map(() => selfplayItem(view, best, input)) };
 }
 
 function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: Omit<RunWhy, "run" | "stage"> } {
@@ -260,7 +273,9 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
       elo: finiteOrNull(state.elo),
     };
     const event = { type: "decided", candidate: candidate.id, verdict, evidence, at: input.now };
-    steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel: gating.map((i) => i.id) }));
+    const handover = verdict === "promoted" ? selfplayHandover(view, candidate, input) : { cancel: [], add: [] };
+    const cancel = [...gating.map((i) => i.id), ...handover.cancel];
+    steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel, add: handover.add }));
     return { steps, why: { why: reason, sprt: progress } };
   }
   const inFlight = gating.length * gate.pairs_per_item;

@@ -59,6 +59,8 @@ export class TestCluster {
       wrap?: (id: string, argv: string[]) => string[];
       /** Capabilities of node i (default: ["selfplay"]). */
       capabilities?: (i: number) => string[];
+      /** Job slots of node i (default: the CPU count). */
+      slots?: (i: number) => number;
       /** Appended to the cluster file (job templates). */
       extraToml?: string;
     } = {},
@@ -80,7 +82,7 @@ export class TestCluster {
     const entries = this.nodes
       .map(
         (n, i) =>
-          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n`,
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n${opts.slots ? `slots = ${opts.slots(i)}\n` : ""}`,
       )
       .join("\n");
     writeFileSync(
