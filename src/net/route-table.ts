@@ -133,6 +133,7 @@ export const ROUTES = {
   run: { method: "GET", path: "/runs/:name", auth: "operator" },
   runModels: { method: "GET", path: "/runs/:name/models", auth: "operator" },
   runElo: { method: "GET", path: "/runs/:name/elo", auth: "operator" },
+  runAnalytics: { method: "GET", path: "/runs/:name/analytics", auth: "operator" },
   runHistory: { method: "GET", path: "/runs/:name/history", auth: "operator", query: runHistoryQuerySchema },
   runPause: { method: "POST", path: "/runs/:name/pause", auth: "operator", body: runActionBodySchema },
   runResume: { method: "POST", path: "/runs/:name/resume", auth: "operator", body: runActionBodySchema },

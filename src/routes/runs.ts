@@ -50,6 +50,7 @@ export function runRoutes(
   serve(app, ROUTES.run, ({ params }) => guarded(() => runs.get(name(params)))());
   serve(app, ROUTES.runModels, ({ params }) => guarded(() => ({ models: runs.models(name(params)) }))());
   serve(app, ROUTES.runElo, ({ params }) => guarded(() => runs.elo(name(params)))());
+  serve(app, ROUTES.runAnalytics, ({ params }) => guarded(() => runs.analytics(name(params)))());
   serve(app, ROUTES.runHistory, ({ params, query }) =>
     guarded(() => ({ history: runs.history(name(params), query.limit ?? 200) }))(),
   );

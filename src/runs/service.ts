@@ -2,7 +2,7 @@ import type { Db } from "../db/client.ts";
 import { type Rating, rateElo } from "../eval/elo.ts";
 import type { RunDriver } from "./driver.ts";
 import { BASELINE } from "./policy.ts";
-import { listRuns, matchResultsOf, modelsOf, readModel, readRun, runHistoryOf } from "./state.ts";
+import { listRuns, matchResultsOf, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
 
 /**
  * What operators ask of training runs: their state and why they wait, models, Elo, history; and the actions
@@ -110,6 +110,54 @@ export class RunService {
           return { ...r, generation: m?.generation ?? null, state: m?.state ?? "baseline", games: played };
         })
         .sort((a, b) => b.elo - a.elo),
+    };
+  }
+
+  /**
+   * What a run has produced: self-play games per hour by node (the last hour), each generation's training and gate
+   * (losses, samples, the decision and its games), and the promotions over time.
+   */
+  analytics(name: string) {
+    this.row(name);
+    const now = this.now();
+    const byNode = selfplayGamesByNode(this.opts.db, name, now - 3_600_000);
+    const decisions = new Map<string, { verdict: string; at: number; evidence: Record<string, unknown> }>();
+    for (const h of runHistoryOf(this.opts.db, name, 10_000)) {
+      const detail = h.detail as { candidate?: string; verdict?: string; evidence?: Record<string, unknown> } | null;
+      if (h.event === "decided" && detail?.candidate) {
+        decisions.set(detail.candidate, { verdict: detail.verdict ?? "", at: h.at, evidence: detail.evidence ?? {} });
+      }
+    }
+    const generations = modelsOf(this.opts.db, name).map((m) => {
+      const metrics = (m.metrics ?? {}) as { loss?: unknown; samples?: unknown; samplesPerSecond?: unknown };
+      const decision = decisions.get(m.id);
+      return {
+        generation: m.generation,
+        model: m.id,
+        state: m.state,
+        node: m.node,
+        trainedAt: m.createdAt,
+        loss: metrics.loss ?? null,
+        samples: metrics.samples ?? null,
+        samplesPerSecond: metrics.samplesPerSecond ?? null,
+        decision: decision
+          ? {
+              verdict: decision.verdict,
+              at: decision.at,
+              games: decision.evidence.games ?? null,
+              llr: decision.evidence.llr ?? null,
+            }
+          : null,
+      };
+    });
+    return {
+      run: name,
+      /** Games per hour: each node's self-play games completed in the last hour. */
+      selfplayLastHour: byNode,
+      generations,
+      promotions: generations
+        .filter((g) => g.decision?.verdict === "promoted")
+        .map((g) => ({ generation: g.generation, at: g.decision?.at })),
     };
   }
 

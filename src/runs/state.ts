@@ -217,3 +217,20 @@ export function modelsByState(db: Db, run: string, state: ModelState): ModelRow[
     .where(and(eq(models.run, run), eq(models.state, state)))
     .all() as ModelRow[];
 }
+
+/** Games each node's self-play of the run completed since `since` (by the node that ran it). */
+export function selfplayGamesByNode(
+  db: Db,
+  run: string,
+  since: number,
+): Array<{ node: string; games: number; items: number }> {
+  return db.$client
+    .prepare(
+      `SELECT h.node AS node, sum(json_extract(w.context, '$.result.games')) AS games, count(*) AS items
+       FROM work_items w JOIN work_history h ON h.item_id = w.id AND h.to_state = 'completed'
+       WHERE w.state = 'completed' AND w.updated_at >= ? AND json_extract(w.config, '$.run') = ?
+         AND json_extract(w.config, '$.stage') = 'selfplay'
+       GROUP BY h.node ORDER BY h.node`,
+    )
+    .all(since, run) as Array<{ node: string; games: number; items: number }>;
+}

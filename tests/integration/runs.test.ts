@@ -105,6 +105,20 @@ describe("a training run across leader failures", () => {
       expect(gen1?.low).toBeLessThan(gen1?.elo ?? 0);
       expect(gen1?.high).toBeGreaterThan(gen1?.elo ?? 0);
       expect(gen1?.elo).toBeGreaterThan(0);
+
+      // Analytics: games per node in the last hour, each generation's losses and decision, promotions over time.
+      const analytics = (await cluster.get(voter(), "/runs/c4/analytics")) as {
+        selfplayLastHour: Array<{ node: string; games: number }>;
+        generations: Array<{
+          generation: number;
+          loss: { policy: number } | null;
+          decision: { verdict: string } | null;
+        }>;
+        promotions: Array<{ generation: number }>;
+      };
+      expect(analytics.selfplayLastHour.reduce((a, n) => a + n.games, 0)).toBeGreaterThan(0);
+      expect(analytics.generations.find((g) => g.generation === 1)?.loss?.policy).toBeGreaterThan(0);
+      expect(analytics.promotions.length).toBeGreaterThanOrEqual(1);
     });
   }, 300_000);
 });
