@@ -184,3 +184,27 @@ export const matchResults = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.run, t.a, t.b] })],
 );
+
+/** On-demand evaluations of a run's models (replicated): A/B tests (a sequential test) and round-robin tournaments. */
+export const evaluations = sqliteTable(
+  "evaluations",
+  {
+    id: text("id").primaryKey(),
+    run: text("run").notNull(),
+    kind: text("kind", { enum: ["abtest", "tournament"] }).notNull(),
+    /** Model ids (and baselines for a tournament), in the order the operator gave them. */
+    players: text("players", { mode: "json" }).$type<string[]>().notNull(),
+    /** The test's bounds and sizes: games per pairing, pairs per item, SPRT bounds. */
+    params: text("params", { mode: "json" }).notNull(),
+    state: text("state", { enum: ["running", "done", "cancelled"] }).notNull(),
+    /** abtest: pentanomial pairs from the first player's side; tournament: games per ordered pairing. */
+    results: text("results", { mode: "json" }).notNull(),
+    /** Match items already counted (a duplicated completion counts once). */
+    counted: text("counted", { mode: "json" }).$type<string[]>().notNull(),
+    outcome: text("outcome", { mode: "json" }),
+    cause: text("cause"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("evaluations_run").on(t.run, t.createdAt)],
+);

@@ -3,6 +3,8 @@ import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
 import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
 import { swimEnvelopeSchema } from "../membership/messages.ts";
+import { abtestParamsSchema, EVALUATION_ID, tournamentParamsSchema } from "../runs/evaluation-state.ts";
+import { BASELINE } from "../runs/policy.ts";
 import { syncStartBodySchema } from "../sync/model.ts";
 import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
 import { FREE_FORM_DEPTH, freeForm } from "./free-form.ts";
@@ -92,6 +94,34 @@ export const runPromoteBodySchema = v.strictObject({
   model: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/, "a model id: its SHA-256 as 64 lowercase hex digits")),
   reason: v.optional(v.pipe(v.string(), v.maxLength(200))),
 });
+const modelIdSchema = v.pipe(
+  v.string(),
+  v.regex(/^[0-9a-f]{64}$/, "a model id: its SHA-256 as 64 lowercase hex digits"),
+);
+const evaluationIdSchema = v.pipe(
+  v.string(),
+  v.regex(EVALUATION_ID, "an id of 1-64 lowercase letters, digits, '.', '_' or '-'"),
+);
+export const abtestBodySchema = v.strictObject({
+  id: v.optional(evaluationIdSchema),
+  a: modelIdSchema,
+  b: modelIdSchema,
+  /** The sequential test's bounds and sizes, as a run's gate takes them (default: the gate's defaults). */
+  params: v.optional(abtestParamsSchema, {}),
+});
+export const tournamentBodySchema = v.strictObject({
+  id: v.optional(evaluationIdSchema),
+  /** Models of the run by id, and baselines ("random", "mcts:200"). */
+  players: v.pipe(
+    v.array(
+      v.union([modelIdSchema, v.pipe(v.string(), v.regex(BASELINE, 'a model id or a baseline ("random", "mcts:N")'))]),
+    ),
+    v.minLength(2),
+    v.maxLength(32),
+  ),
+  params: v.optional(tournamentParamsSchema, {}),
+});
+
 export const runHistoryQuerySchema = v.strictObject({ limit: v.optional(positiveInt(10_000)) });
 
 export const manifestQuerySchema = v.strictObject({
@@ -138,6 +168,11 @@ export const ROUTES = {
   runPause: { method: "POST", path: "/runs/:name/pause", auth: "operator", body: runActionBodySchema },
   runResume: { method: "POST", path: "/runs/:name/resume", auth: "operator", body: runActionBodySchema },
   runPromote: { method: "POST", path: "/runs/:name/promote", auth: "operator", body: runPromoteBodySchema },
+  runAbtests: { method: "GET", path: "/runs/:name/abtests", auth: "operator" },
+  runAbtestStart: { method: "POST", path: "/runs/:name/abtests", auth: "operator", body: abtestBodySchema },
+  runTournaments: { method: "GET", path: "/runs/:name/tournaments", auth: "operator" },
+  runTournamentStart: { method: "POST", path: "/runs/:name/tournaments", auth: "operator", body: tournamentBodySchema },
+  evaluationCancel: { method: "POST", path: "/evaluations/:id/cancel", auth: "operator", body: runActionBodySchema },
   runRollback: { method: "POST", path: "/runs/:name/rollback", auth: "operator", body: runActionBodySchema },
   manifest: { method: "GET", path: "/manifest", auth: "operator", query: manifestQuerySchema },
   syncStatus: { method: "GET", path: "/sync/status", auth: "operator" },

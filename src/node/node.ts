@@ -29,6 +29,7 @@ import { syncRoutes } from "../routes/sync.ts";
 import { workRoutes } from "../routes/work.ts";
 import { RUN_COMMANDS } from "../runs/commands.ts";
 import { RunDriver } from "../runs/driver.ts";
+import { EVALUATION_COMMANDS } from "../runs/evaluation-commands.ts";
 import { RunService } from "../runs/service.ts";
 import { importModel, runFolders } from "../runs/stage-io.ts";
 import { Hasher } from "../sync/hasher.ts";
@@ -123,7 +124,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     traces,
     log,
     metrics,
-    commands: [kvSet, ...WORK_COMMANDS, ...RUN_COMMANDS],
+    commands: [kvSet, ...WORK_COMMANDS, ...RUN_COMMANDS, ...EVALUATION_COMMANDS],
     onLeaderChange: (leader, term) => {
       knownLeader = leader ? { id: leader, term } : null;
       publishInfo();

@@ -24,7 +24,7 @@ export function runRoutes(
   const fail = (e: unknown): Response => {
     if (e instanceof RunError) {
       const code = { 404: "no_such_run", 409: "refused", 422: "rejected" } as const;
-      return errorResponse(e.status, code[e.status], e.message, e.field ? { field: e.field } : {});
+      return errorResponse(e.status, e.code ?? code[e.status], e.message, e.field ? { field: e.field } : {});
     }
     if (e instanceof NotLeaderError) {
       const hint = deps.leaderHint();
@@ -55,6 +55,17 @@ export function runRoutes(
     guarded(() => ({ history: runs.history(name(params), query.limit ?? 200) }))(),
   );
   const reason = (body: { reason?: string }) => body.reason ?? "by an operator";
+  serve(app, ROUTES.runAbtests, ({ params }) =>
+    guarded(() => ({ abtests: runs.evaluations(name(params), "abtest") }))(),
+  );
+  serve(app, ROUTES.runAbtestStart, ({ params, body }) => guarded(() => runs.abtest(name(params), body))());
+  serve(app, ROUTES.runTournaments, ({ params }) =>
+    guarded(() => ({ tournaments: runs.evaluations(name(params), "tournament") }))(),
+  );
+  serve(app, ROUTES.runTournamentStart, ({ params, body }) => guarded(() => runs.tournament(name(params), body))());
+  serve(app, ROUTES.evaluationCancel, ({ params, body }) =>
+    guarded(() => runs.cancelEvaluation(params.id as string, reason(body)))(),
+  );
   serve(app, ROUTES.runPause, ({ params, body }) => guarded(() => runs.pause(name(params), reason(body)))());
   serve(app, ROUTES.runResume, ({ params, body }) => guarded(() => runs.resume(name(params), reason(body)))());
   serve(app, ROUTES.runPromote, ({ params, body }) =>

@@ -3,6 +3,8 @@ import type { JobTemplate } from "../config/schema.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../observability/log.ts";
 import type { NodeView } from "../work/service.ts";
+import { type EvaluationView, planEvaluations } from "./evaluation-plan.ts";
+import { runningEvaluations } from "./evaluation-state.ts";
 import { type OpenItem, type PlanInput, type PlannedStep, planRuns, type RunView } from "./plan.ts";
 import type { RunPolicy } from "./policy.ts";
 import { runItemOf } from "./stage-item.ts";
@@ -34,12 +36,21 @@ const OPEN_STATES = ["pending", "claimed", "running", "retry-wait", "failed"];
 
 export class RunDriver {
   private ticking = false;
+  /** The open items of every run, as the last plan read them. */
+  private open = new Map<string, OpenItem[]>();
 
   constructor(private readonly opts: RunDriverOptions) {}
 
   /** The plan as it stands: the steps the leader would propose and why each run waits. */
   plan(now = this.opts.now?.() ?? Date.now()) {
-    return planRuns(this.input(now));
+    const input = this.input(now);
+    const runs = planRuns(input);
+    const evaluations: EvaluationView[] = runningEvaluations(this.opts.db).flatMap((row) => {
+      const policy = this.opts.runs[row.run];
+      const open = (this.open.get(row.run) ?? []).filter((i) => i.config.eval === row.id);
+      return policy ? [{ row, policy, open }] : [];
+    });
+    return { steps: [...runs.steps, ...planEvaluations(evaluations, input)], why: runs.why };
   }
 
   async tick(): Promise<void> {
@@ -77,6 +88,8 @@ export class RunDriver {
   private async propose(step: PlannedStep): Promise<void> {
     const { result } = await this.opts.propose({ name: step.command, payload: step.payload });
     const taken = (result as { taken?: boolean } | undefined)?.taken;
+    if (step.command === "eval.step" && step.payload.end)
+      this.opts.log.info("evaluation ended", { id: step.payload.id, cause: step.payload.cause });
     if (step.command === "run.step" && step.payload.event) {
       const fields = { run: step.payload.run, event: step.payload.event.type, cause: step.payload.cause };
       if (taken) this.opts.log.info("run step", fields);
@@ -88,6 +101,7 @@ export class RunDriver {
     const { db } = this.opts;
     const rows = new Map(listRuns(db).map((r) => [r.name, r] as const));
     const open = openRunItems(db);
+    this.open = open;
     const runs: RunView[] = [];
     const missing: { name: string; policy: RunPolicy }[] = [];
     for (const [name, policy] of Object.entries(this.opts.runs)) {

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import type { Pentanomial } from "../machines/run-loop.ts";
+import { evaluationMatchFinished } from "./evaluation-state.ts";
 import { type RunItem, runItemOf, stageResultSchemas } from "./stage-item.ts";
 import { addMatchResult, readRun, registerModel, setModelState, stepRun } from "./state.ts";
 
@@ -51,6 +52,10 @@ export function runItemFinished(db: Db, item: FinishedItem, outcome: "completed"
       if (!result.success || !run.candidate || !run.opponent) return;
       const { wins, draws, losses, pairs } = result.output;
       addMatchResult(db, run.run, run.candidate, run.opponent, { wins, draws, losses });
+      if (run.eval) {
+        const games = { wins, draws, losses, pairs: [...pairs] as Pentanomial };
+        evaluationMatchFinished(db, run.eval, item.id, run.candidate, run.opponent, games, at.now);
+      }
       if (run.gate === false) return;
       const cause = `+${wins} =${draws} -${losses} from ${item.id}${by}`;
       const event = {

@@ -50,6 +50,17 @@ export interface PlanInput {
 export type PlannedStep =
   | { command: "run.configure"; payload: { run: string; policy: RunPolicy; now: number } }
   | {
+      command: "eval.step";
+      payload: {
+        id: string;
+        add: NormalizedItem[];
+        cancel: string[];
+        end?: { state: "done" | "cancelled"; outcome: Record<string, unknown> };
+        cause: string;
+        now: number;
+      };
+    }
+  | {
       command: "run.step";
       payload: {
         run: string;
@@ -68,7 +79,7 @@ export interface RunWhy {
   sprt?: SprtState & { pairs: Pentanomial; maxGames: number };
 }
 
-const PRIORITY = { train: 30, match: 20, baseline: 10, selfplay: 0, bootstrap: 40 } as const;
+export const PRIORITY = { bootstrap: 40, train: 30, match: 20, evaluation: 15, baseline: 10, selfplay: 0 } as const;
 
 export function planRuns(input: PlanInput): { steps: PlannedStep[]; why: RunWhy[] } {
   const steps: PlannedStep[] = input.missing.map((m) => ({
@@ -95,7 +106,8 @@ export function planRuns(input: PlanInput): { steps: PlannedStep[]; why: RunWhy[
   return { steps, why };
 }
 
-function item(
+/** A work item of a run, with the type's timeout and attempts. */
+export function item(
   input: PlanInput,
   id: string,
   type: string,
@@ -303,14 +315,14 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
 }
 
 /** An all-won match has an Elo estimate of +infinity: the log takes only finite numbers, so such values go as null. */
-function finiteOrNull<T extends object>(values: T): { [K in keyof T]: T[K] | null } {
+export function finiteOrNull<T extends object>(values: T): { [K in keyof T]: T[K] | null } {
   return Object.fromEntries(
     Object.entries(values).map(([k, x]) => [k, typeof x === "number" && !Number.isFinite(x) ? null : x]),
   ) as { [K in keyof T]: T[K] | null };
 }
 
 /** The SPRT, or (for a hypothesis the counts cannot express) an undecided state rather than a throw. */
-function safeSprt(pairs: Pentanomial, gate: Exclude<RunPolicy["gate"], "none">): SprtState {
+export function safeSprt(pairs: Pentanomial, gate: Exclude<RunPolicy["gate"], "none">): SprtState {
   try {
     return sprt(pairs, gate);
   } catch {

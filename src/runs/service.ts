@@ -1,6 +1,16 @@
+import { randomUUID } from "node:crypto";
 import type { Db } from "../db/client.ts";
 import { type Rating, rateElo } from "../eval/elo.ts";
 import type { RunDriver } from "./driver.ts";
+import { standings } from "./evaluation-plan.ts";
+import {
+  type AbtestParams,
+  type EvaluationKind,
+  evaluationsOf,
+  openEvaluationItems,
+  readEvaluation,
+  type TournamentParams,
+} from "./evaluation-state.ts";
 import { BASELINE } from "./policy.ts";
 import { listRuns, matchResultsOf, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
 
@@ -14,6 +24,8 @@ export class RunError extends Error {
     readonly status: 404 | 409 | 422,
     message: string,
     readonly field?: string,
+    /** The error code clients see (default: by status). */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -161,6 +173,74 @@ export class RunService {
     };
   }
 
+  evaluations(name: string, kind: EvaluationKind) {
+    this.row(name);
+    return evaluationsOf(this.opts.db, name, kind).map((e) => ({
+      ...e,
+      counted: e.counted.length,
+      standings: e.kind === "tournament" ? standings(e.players, e.results.games ?? {}) : undefined,
+    }));
+  }
+
+  /** Starts an A/B test of model `a` against model `b`: the gate's sequential test, with its own bounds. */
+  async abtest(name: string, input: { id?: string; a: string; b: string; params: AbtestParams }) {
+    this.row(name);
+    for (const [field, id] of [
+      ["a", input.a],
+      ["b", input.b],
+    ] as const)
+      this.model(name, id, `body.${field}`);
+    if (input.a === input.b) throw new RunError(422, "an A/B test needs two different models", "body.b");
+    return this.createEvaluation(name, "abtest", [input.a, input.b], input.params, input.id);
+  }
+
+  /** Starts a round-robin tournament among models of the run (and baselines). */
+  async tournament(name: string, input: { id?: string; players: string[]; params: TournamentParams }) {
+    this.row(name);
+    input.players.forEach((p, i) => {
+      if (!BASELINE.test(p)) this.model(name, p, `body.players[${i}]`);
+    });
+    if (new Set(input.players).size !== input.players.length)
+      throw new RunError(422, "a player is named twice", "body.players");
+    if (input.players.filter((p) => !BASELINE.test(p)).length === 0) {
+      throw new RunError(422, "a tournament needs at least one model", "body.players");
+    }
+    return this.createEvaluation(name, "tournament", input.players, input.params, input.id);
+  }
+
+  /** Ends an A/B test or tournament now, with its open match items. */
+  async cancelEvaluation(id: string, reason: string) {
+    const row = readEvaluation(this.opts.db, id);
+    if (!row) throw new RunError(404, `no A/B test or tournament "${id}"`, undefined, "no_such_evaluation");
+    const payload = {
+      id,
+      add: [],
+      cancel: openEvaluationItems(this.opts.db, id),
+      end: { state: "cancelled", outcome: { reason } },
+      cause: `cancelled: ${reason}`,
+      now: this.now(),
+    };
+    const { result } = await this.opts.propose({ name: "eval.step", payload });
+    if (!(result as { taken: boolean }).taken) throw new RunError(409, (result as { reason: string }).reason);
+    return readEvaluation(this.opts.db, id);
+  }
+
+  private async createEvaluation(name: string, kind: EvaluationKind, players: string[], params: unknown, id?: string) {
+    const evaluationId = id ?? `${kind === "abtest" ? "ab" : "t"}-${randomUUID().slice(0, 8)}`;
+    const existing = readEvaluation(this.opts.db, evaluationId);
+    if (existing)
+      throw new RunError(409, `"${evaluationId}" already names an evaluation of run "${existing.run}"`, "body.id");
+    const payload = { id: evaluationId, run: name, kind, players, params, cause: "by an operator", now: this.now() };
+    await this.opts.propose({ name: "eval.create", payload });
+    return readEvaluation(this.opts.db, evaluationId);
+  }
+
+  private model(run: string, id: string, field: string) {
+    const model = readModel(this.opts.db, id);
+    if (!model || model.run !== run) throw new RunError(404, `run "${run}" has no model ${id}`, field);
+    return model;
+  }
+
   async pause(name: string, reason: string) {
     this.row(name);
     return this.step(name, { type: "pause", cause: reason }, `paused: ${reason}`);
@@ -174,8 +254,7 @@ export class RunService {
   /** Makes a model of the run its best (an operator's promotion); a generation in flight is abandoned. */
   async promote(name: string, modelId: string, reason: string) {
     this.row(name);
-    const model = readModel(this.opts.db, modelId);
-    if (!model || model.run !== name) throw new RunError(404, `run "${name}" has no model ${modelId}`, "body.model");
+    const model = this.model(name, modelId, "body.model");
     const cause = `operator: promote generation ${model.generation} (${reason})`;
     const event = { type: "best-set", model: { id: model.id, generation: model.generation }, at: this.now(), cause };
     return this.step(name, event, cause);

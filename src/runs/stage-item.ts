@@ -24,6 +24,8 @@ export const runItemSchema = v.object({
   opponent: v.optional(playerSchema),
   /** match: whether its pairs count for the gate (false: a baseline game for the Elo table only). */
   gate: v.optional(v.boolean()),
+  /** match: the A/B test or tournament it is part of. */
+  eval: v.optional(v.pipe(v.string(), v.regex(/^[a-z0-9][a-z0-9._-]{0,63}$/))),
 });
 
 export type RunItem = v.InferOutput<typeof runItemSchema>;

@@ -237,6 +237,11 @@ describe("route-table contract: the server serves every route the table lists", 
         "runModels",
         "runElo",
         "runAnalytics",
+        "runAbtests",
+        "runAbtestStart",
+        "runTournaments",
+        "runTournamentStart",
+        "evaluationCancel",
         "runHistory",
         "runPause",
         "runResume",
@@ -357,10 +362,19 @@ describe("route-table contract: the server serves every route the table lists", 
         response = spec.method === "GET" ? await get(path) : await postJson(path, "{}");
         expect(response.status).toBe(404);
         expect((await json(response)).error).toBe("no_such_item");
+      } else if (name === "evaluationCancel") {
+        response = await postJson(spec.path.replace(":id", "nope"), "{}");
+        expect(response.status).toBe(404);
+        expect((await json(response)).error).toBe("no_such_evaluation");
       } else if (name.startsWith("run") && spec.path.includes(":name")) {
         // This node's cluster file has no runs: a served route says which run it lacks.
         const path = spec.path.replace(":name", "nope");
-        const body = name === "runPromote" ? JSON.stringify({ model: "a".repeat(64) }) : "{}";
+        const bodies: Record<string, unknown> = {
+          runPromote: { model: "a".repeat(64) },
+          runAbtestStart: { a: "a".repeat(64), b: "b".repeat(64) },
+          runTournamentStart: { players: ["a".repeat(64), "random"] },
+        };
+        const body = JSON.stringify(bodies[name] ?? {});
         response = spec.method === "GET" ? await get(path) : await postJson(path, body);
         expect(response.status).toBe(404);
         expect((await json(response)).error).toBe("no_such_run");

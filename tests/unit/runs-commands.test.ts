@@ -5,6 +5,14 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { runConfigure, runStep } from "../../src/runs/commands.ts";
+import { evalCreate, evalStep } from "../../src/runs/evaluation-commands.ts";
+import { planEvaluations } from "../../src/runs/evaluation-plan.ts";
+import {
+  abtestParamsSchema,
+  readEvaluation,
+  runningEvaluations,
+  tournamentParamsSchema,
+} from "../../src/runs/evaluation-state.ts";
 import { type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
 import { importModel } from "../../src/runs/stage-io.ts";
@@ -244,5 +252,68 @@ describe("a run over the replicated commands", () => {
     expect(step(1_000)).toMatchObject({ taken: true, stage: "collecting" });
     expect(step(2_000)).toMatchObject({ taken: false });
     expect(modelsOf(db, "c4")).toMatchObject([{ id: imported.id, generation: 0, state: "promoted", node: "n1" }]);
+  });
+});
+
+describe("A/B tests and tournaments over the replicated commands", () => {
+  /** The leader's look at the running evaluations, applied. */
+  function evaluationTick(now: number): void {
+    const open = db.$client
+      .prepare("SELECT id, state, config FROM work_items WHERE state IN ('pending', 'claimed', 'running')")
+      .all() as { id: string; state: string; config: string }[];
+    const views = runningEvaluations(db).map((row) => ({
+      row,
+      policy,
+      open: open.map((o) => ({ ...o, config: JSON.parse(o.config) })).filter((o) => o.config.eval === row.id),
+    }));
+    for (const step of planEvaluations(views, planInput(now)))
+      evalStep.apply(db, v.parse(evalStep.payload, step.payload), ctx());
+  }
+  const create = (id: string, kind: "abtest" | "tournament", players: string[], params: unknown) =>
+    evalCreate.apply(
+      db,
+      v.parse(evalCreate.payload, { id, run: "c4", kind, players, params, cause: "test", now: 1 }),
+      ctx(),
+    );
+
+  test("an A/B test stops when its sequential test decides, its results kept apart from the gate's", () => {
+    toGating();
+    create("ab1", "abtest", [GEN1, GEN0], v.parse(abtestParamsSchema, { elo1: 50, max_games: 200, pairs_per_item: 4 }));
+    expect(create("ab1", "abtest", [GEN0, GEN1], {})).toEqual({ created: false });
+    let rounds = 0;
+    for (let now = 50_000; readEvaluation(db, "ab1")?.state === "running" && rounds < 30; now += 1_000, rounds++) {
+      evaluationTick(now);
+      finish("match", () => ({ wins: 8, draws: 0, losses: 0, pairs: [0, 0, 0, 0, 4] }), 2, 1);
+    }
+    const ab = readEvaluation(db, "ab1");
+    expect(ab?.state).toBe("done");
+    expect(ab?.outcome).toMatchObject({ verdict: "a is stronger", games: 48 });
+    expect(readRun(db, "c4")?.context.pairs).toEqual([0, 0, 0, 0, 0]);
+    expect(db.$client.prepare("SELECT wins FROM match_results WHERE a = ? AND b = ?").get(GEN1, GEN0)).toEqual({
+      wins: 48,
+    });
+  });
+
+  test("a tournament plays every pairing its games, a baseline always second, and ends with standings", () => {
+    toGating();
+    create(
+      "t1",
+      "tournament",
+      ["random", GEN0, GEN1],
+      v.parse(tournamentParamsSchema, { games_per_pair: 8, pairs_per_item: 2 }),
+    );
+    for (let now = 50_000, i = 0; readEvaluation(db, "t1")?.state === "running" && i < 30; now += 1_000, i++) {
+      evaluationTick(now);
+      finish("match", () => ({ wins: 3, draws: 1, losses: 0, pairs: [0, 0, 0, 1, 1] }));
+    }
+    const t = readEvaluation(db, "t1");
+    expect(t?.state).toBe("done");
+    expect(Object.keys(t?.results.games ?? {}).sort()).toEqual(
+      [`${GEN0} random`, `${GEN1} random`, `${GEN0} ${GEN1}`].sort(),
+    );
+    for (const g of Object.values(t?.results.games ?? {})) expect(g).toEqual({ wins: 6, draws: 2, losses: 0 });
+    // Each pairing's first player took 6 of its 8 games: GEN0 beat GEN1 and both beat random.
+    const outcome = t?.outcome as { standings: { player: string }[] } | undefined;
+    expect(outcome?.standings.map((s) => s.player)).toEqual([GEN0, GEN1, "random"]);
   });
 });
