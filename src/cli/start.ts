@@ -7,7 +7,9 @@ import { DataDirError } from "../db/client.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { startNode } from "../node/node.ts";
 import { createLogger } from "../observability/log.ts";
+import { selfArgv } from "../work/job-command.ts";
 import { ensureSecrets } from "./init.ts";
+import { tellRuns } from "./run-feed.ts";
 import { ask, resolveTarget } from "./target.ts";
 
 export const startCommand = defineCommand({
@@ -65,13 +67,6 @@ export const startCommand = defineCommand({
     process.exit(0);
   },
 });
-
-/** Argv that runs this same program again, whether compiled or run from source. */
-function selfArgv(): string[] {
-  return Bun.main.startsWith("/$bunfs/") || Bun.main === process.execPath
-    ? [process.execPath]
-    : [process.execPath, Bun.main];
-}
 
 export const upCommand = defineCommand({
   meta: { name: "up", description: "Start every node of a local cluster file on this machine, until Ctrl-C" },
@@ -135,6 +130,20 @@ export const upCommand = defineCommand({
       `try: p2p-orchestrator status --config ${args.config}   |   p2p-orchestrator trace --config ${args.config}`,
     );
     console.log("Ctrl-C stops every node (each announces a graceful leave)");
-    await Promise.all(children.map((c) => c.child.exited));
+    if (Object.keys(file.runs).length > 0) {
+      console.log(
+        `training runs: ${Object.keys(file.runs).join(", ")} (details: p2p-orchestrator runs --config ${args.config}; Elo: elo <run>)`,
+      );
+    }
+    let exited = false;
+    const done = Promise.all(children.map((c) => c.child.exited)).then(() => {
+      exited = true;
+    });
+    void tellRuns(
+      target,
+      (line) => console.log(line),
+      () => exited,
+    );
+    await done;
   },
 });

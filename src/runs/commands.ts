@@ -50,7 +50,7 @@ export const runConfigure = defineCommand({
   payload: v.object({ run: runName, policy: runPolicySchema, now: at }),
   tables: [runs, runHistory],
   apply(db, p, ctx) {
-    const cause = "the cluster file's [runs] table";
+    const cause = `[runs.${p.run}] of the cluster file`;
     return configureRun(db, p.run, p.policy, { now: p.now, term: ctx.term, cause });
   },
 });

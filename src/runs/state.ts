@@ -84,12 +84,20 @@ export function configureRun(db: Db, name: string, policy: RunPolicy, at: RunSte
         updatedAt: at.now,
       })
       .run();
-    history(db, name, null, initial.value as RunStage, "configure", at, null);
+    history(db, name, null, initial.value as RunStage, "configure", { ...at, cause: `created from ${at.cause}` }, null);
     return "created";
   }
   if (JSON.stringify(existing.policy) === JSON.stringify(policy)) return "same";
   db.update(runs).set({ policy, updatedAt: at.now }).where(eq(runs.name, name)).run();
-  history(db, name, existing.stage, existing.stage, "configure", at, null);
+  history(
+    db,
+    name,
+    existing.stage,
+    existing.stage,
+    "configure",
+    { ...at, cause: `policy updated from ${at.cause}` },
+    null,
+  );
   return "updated";
 }
 

@@ -14,11 +14,15 @@ export const MAX_PARAMS_BYTES = 512 * 1024;
 /** A job's program named so runs this very binary (the demo workload's stages, `demo ...`). */
 export const SELF_PROGRAM = "p2p-orchestrator";
 
-/** The argv with a leading SELF_PROGRAM replaced by how this process was started (the binary, or bun and main.ts). */
+/** Argv that runs this same program again, whether compiled (the binary) or run from source (bun and main.ts). */
+export function selfArgv(): string[] {
+  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN") || Bun.main === process.execPath;
+  return compiled ? [process.execPath] : [process.execPath, Bun.main];
+}
+
+/** The argv with a leading SELF_PROGRAM replaced by `selfArgv()`. */
 export function withSelf(argv: readonly string[]): string[] {
-  if (argv[0] !== SELF_PROGRAM) return [...argv];
-  const compiled = Bun.main.startsWith("/$bunfs/") || Bun.main.includes("~BUN");
-  return [...(compiled ? [process.execPath] : [process.execPath, Bun.main]), ...argv.slice(1)];
+  return argv[0] === SELF_PROGRAM ? [...selfArgv(), ...argv.slice(1)] : [...argv];
 }
 
 /** What the node tells every job about itself, beside its parameters. */
