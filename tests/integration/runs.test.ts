@@ -81,7 +81,6 @@ describe("a training run across leader failures", () => {
         90_000,
         "a promotion after the second kill",
       );
-      cluster.start(second);
       expect(promoted.context.lastDecision?.verdict).toBe("promoted");
       expect(promoted.context.lastDecision?.evidence).toMatchObject({ upper: expect.any(Number) });
 
