@@ -4,6 +4,17 @@ import { electionCommand } from "./cli/election.ts";
 import { initCommand } from "./cli/init.ts";
 import { peersCommand, statusCommand, traceCommand } from "./cli/inspect.ts";
 import { leaveCommand } from "./cli/leave.ts";
+import {
+  abtestCommand,
+  eloCommand,
+  modelsCommand,
+  pauseCommand,
+  promoteCommand,
+  resumeCommand,
+  rollbackCommand,
+  runsCommand,
+  tournamentCommand,
+} from "./cli/runs.ts";
 import { startCommand, upCommand } from "./cli/start.ts";
 import { syncCommand } from "./cli/sync.ts";
 import { drainCommand, jobsCommand, workCommand } from "./cli/work.ts";
@@ -29,6 +40,15 @@ const main = defineCommand({
     sync: syncCommand,
     init: initCommand,
     leave: leaveCommand,
+    runs: runsCommand,
+    models: modelsCommand,
+    elo: eloCommand,
+    promote: promoteCommand,
+    rollback: rollbackCommand,
+    pause: pauseCommand,
+    resume: resumeCommand,
+    abtest: abtestCommand,
+    tournament: tournamentCommand,
     demo: demoCommand,
     version: defineCommand({
       meta: { name: "version", description: "Print the version" },

@@ -26,13 +26,18 @@ interface HistoryRow {
   at: number;
 }
 
-export async function tellRuns(target: Target, print: (line: string) => void, stopped: () => boolean): Promise<void> {
+export async function tellRuns(
+  target: Target,
+  print: (line: string) => void,
+  stopped: () => boolean,
+  only?: string,
+): Promise<void> {
   const last = new Map<string, number>();
   let backoffMs = 1_000;
   while (!stopped()) {
     try {
       const { runs } = (await ask(target, ROUTES.runs)) as { runs: { name: string }[] };
-      for (const { name } of runs) {
+      for (const { name } of runs.filter((r) => only === undefined || r.name === only)) {
         const { history } = (await ask(target, ROUTES.runHistory, { params: { name }, query: { limit: 200 } })) as {
           history: HistoryRow[];
         };

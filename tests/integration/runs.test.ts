@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { demoRunToml } from "./demo-run.ts";
-import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+import { BIN, requireBinary, TestCluster, waitFor } from "./harness.ts";
 
 /**
  * A training run on the compiled binary with the demo workload: 3 voters that self-play and play matches, 2
@@ -118,6 +118,17 @@ describe("a training run across leader failures", () => {
       expect(analytics.selfplayLastHour.reduce((a, n) => a + n.games, 0)).toBeGreaterThan(0);
       expect(analytics.generations.find((g) => g.generation === 1)?.loss?.policy).toBeGreaterThan(0);
       expect(analytics.promotions.length).toBeGreaterThanOrEqual(1);
+
+      // The CLI shows the same: the run and its Elo table, asked through any voter.
+      const cli = (...args: string[]) => {
+        const url = `http://${cluster.node(voter()).address}`;
+        const proc = Bun.spawnSync([BIN, ...args, "--url", url, "--token", cluster.token]);
+        expect(proc.exitCode).toBe(0);
+        return proc.stdout.toString();
+      };
+      expect(cli("runs")).toContain("c4");
+      expect(cli("elo", "c4")).toMatch(/g1 [0-9a-f]{12}/);
+      expect(JSON.parse(cli("models", "c4", "--json")).length).toBe(generations.length);
     });
   }, 300_000);
 });
