@@ -116,7 +116,7 @@ export class RunDriver {
         row,
         policy,
         open: open.get(name) ?? [],
-        bootstrap: bootstrapState(db, `${name}.bootstrap`),
+        bootstrap: bootstrapState(db, name),
         baselineGames: (model, baseline) => tally.get(`${model} ${baseline}`) ?? 0,
       });
     }
@@ -170,10 +170,17 @@ function openRunItems(db: Db): Map<string, OpenItem[]> {
   return byRun;
 }
 
-function bootstrapState(db: Db, id: string): RunView["bootstrap"] {
-  const row = db.$client.prepare("SELECT state FROM work_items WHERE id = ?").get(id) as { state: string } | null;
-  if (!row) return "none";
-  if (row.state === "completed") return "completed";
-  if (row.state === "dead-lettered" || row.state === "cancelled") return "failed";
-  return "open";
+/** The run's bootstrap items (`<run>.bootstrap.<n>`): whether one is open, and how many failed for good. */
+function bootstrapState(db: Db, run: string): RunView["bootstrap"] {
+  const rows = db.$client
+    .prepare(
+      "SELECT state, json_extract(context, '$.error') AS error FROM work_items WHERE id LIKE ? ESCAPE '\\' ORDER BY seq",
+    )
+    .all(`${run.replaceAll("_", "\\_")}.bootstrap.%`) as { state: string; error: string | null }[];
+  const failed = rows.filter((r) => r.state === "dead-lettered" || r.state === "cancelled");
+  return {
+    open: rows.some((r) => r.state !== "dead-lettered" && r.state !== "cancelled"),
+    failures: failed.length,
+    lastError: failed.at(-1)?.error ?? null,
+  };
 }

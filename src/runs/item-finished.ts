@@ -92,6 +92,8 @@ function modelWritten(db: Db, item: FinishedItem, run: RunItem, at: FinishedAt):
     createdAt: at.now,
   });
   if (run.stage === "bootstrap") {
+    // Only a run still waiting for generation 0 takes one: a bootstrap that ends late changes nothing.
+    if (readRun(db, run.run)?.stage !== "bootstrapping") return;
     const cause = `generation 0 written by ${item.id}${by}`;
     const step = stepRun(db, run.run, { type: "best-set", model, at: at.now, cause }, { ...at, cause });
     if (step?.taken) setModelState(db, modelId, "promoted", at.now);

@@ -25,8 +25,8 @@ export interface RunView {
   /** The policy in the cluster file now (it may differ from the row's: then it is configured first). */
   policy: RunPolicy;
   open: readonly OpenItem[];
-  /** Whether the bootstrap item exists, and how it ended if it did. */
-  bootstrap: "none" | "open" | "completed" | "failed";
+  /** The bootstrap items: one still open (or completed), and how many gave up (the last one's error). */
+  bootstrap: { open: boolean; failures: number; lastError: string | null };
   /** Games each baseline has played against each model, from the match tally. */
   baselineGames: (model: string, baseline: string) => number;
 }
@@ -213,17 +213,18 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
   if (row.stage === "bootstrapping") {
     if ("model" in policy.bootstrap)
       return { steps: [], why: { why: "waiting for the leader to register generation 0" } };
-    if (view.bootstrap === "failed")
-      return { steps: [], why: { why: `the bootstrap item ${name}.bootstrap failed for good` } };
-    if (view.bootstrap !== "none")
-      return { steps: [], why: { why: `waiting for generation 0 (item ${name}.bootstrap)` } };
-    const boot = item(input, `${name}.bootstrap`, policy.bootstrap.command, PRIORITY.bootstrap, {
+    const { open, failures, lastError } = view.bootstrap;
+    if (open) return { steps: [], why: { why: `waiting for generation 0 (bootstrap attempt ${failures + 1})` } };
+    // An item that gave up is replaced by the next: a run never stays without a way to its generation 0.
+    const boot = item(input, `${name}.bootstrap.${failures}`, policy.bootstrap.command, PRIORITY.bootstrap, {
       run: name,
       stage: "bootstrap",
       generation: 0,
       seed: input.seed(),
     });
-    return { steps: [step("bootstrap: making generation 0", { add: [boot] })], why: { why: "queueing the bootstrap" } };
+    const cause =
+      failures === 0 ? "bootstrap: making generation 0" : `bootstrap again (${failures} gave up; last: ${lastError})`;
+    return { steps: [step(cause, { add: [boot] })], why: { why: cause } };
   }
   const steps: PlannedStep[] = [];
   const baseline = baselineSteps(view, input);

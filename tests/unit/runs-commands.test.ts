@@ -57,7 +57,7 @@ function planInput(now: number): PlanInput {
           row,
           policy,
           open: open.map((o) => ({ ...o, config: JSON.parse(o.config) })),
-          bootstrap: readItem(db, "c4.bootstrap") ? "open" : "none",
+          bootstrap: { open: readItem(db, "c4.bootstrap.0") !== undefined, failures: 0, lastError: null },
           baselineGames: () => 0,
         },
       ]
@@ -129,6 +129,25 @@ describe("a run over the replicated commands", () => {
     expect(run?.stage).toBe("collecting");
     expect(run?.context.best).toEqual({ id: GEN0, generation: 0 });
     expect(modelsOf(db, "c4")).toMatchObject([{ id: GEN0, generation: 0, state: "promoted", node: "w1" }]);
+  });
+
+  test("a bootstrap that gave up is replaced by the next, saying why; while one is open nothing is added", () => {
+    leaderTick();
+    const input = planInput(5_000);
+    const view = input.runs[0] as RunView;
+    const failed = planRuns({
+      ...input,
+      runs: [{ ...view, bootstrap: { open: false, failures: 2, lastError: "exit code 1" } }],
+    });
+    const step = failed.steps.find((s) => s.command === "run.step");
+    expect(step?.command === "run.step" && step.payload.add.map((i) => i.id)).toEqual(["c4.bootstrap.2"]);
+    expect(failed.why[0]?.why).toBe("bootstrap again (2 gave up; last: exit code 1)");
+    const waiting = planRuns({
+      ...input,
+      runs: [{ ...view, bootstrap: { open: true, failures: 2, lastError: null } }],
+    });
+    expect(waiting.steps).toEqual([]);
+    expect(waiting.why[0]?.why).toBe("waiting for generation 0 (bootstrap attempt 3)");
   });
 
   test("games count once per completed self-play item, however often its completion is reported", () => {
