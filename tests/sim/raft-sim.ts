@@ -292,6 +292,29 @@ export class RaftSim {
     this.drain(leader);
   }
 
+  /**
+   * A command to whoever leads with a lease, as a client would send it; returns where the entry must appear to
+   * count (its index, and its term and content as `committed` will hold them), or null when no leader took it.
+   */
+  proposeCommand(name: string, payload: unknown): { index: number; key: string } | null {
+    const leader = this.leader();
+    if (!leader?.raft.holdsLease()) return null;
+    const command = { name, payload };
+    const before = leader.raft.lastIndex;
+    leader.raft.propose(command).catch(() => {});
+    if (leader.raft.lastIndex === before) return null;
+    return { index: leader.raft.lastIndex, key: `${leader.raft.currentTerm}:${JSON.stringify(command)}` };
+  }
+
+  /** Runs until every voter has applied every committed entry (a snapshot for one behind the compacted log). */
+  awaitCatchUp(withinMs = 10_000): void {
+    const by = this.now + withinMs;
+    while (this.voters.some((v) => v.applied.length !== this.committed.size)) {
+      if (this.now > by) throw this.fail("a voter did not catch up after the faults stopped");
+      this.run(100);
+    }
+  }
+
   /** Asks the leader to add a node outside the configuration, or remove a member other than itself. */
   changeVoters(): void {
     const leader = this.leader();

@@ -14,6 +14,7 @@ import { EVALUATION_COMMANDS } from "../../src/runs/evaluation-commands.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
 import { RaftSim } from "./raft-sim.ts";
+import { injectWorkerFault, reviveWorkers } from "./worker-faults.ts";
 
 /**
  * A training run over the Raft simulator with the real replicated commands and the leader's real plan: leader
@@ -73,15 +74,7 @@ function runChaos(seed: number): void {
   const log = createLogger("error", { node: "sim" });
   const nodeInfo = { capabilities: TYPES, slots: 2 } as unknown as NodeInfo;
 
-  const propose = (name: string, payload: unknown): { index: number; key: string } | null => {
-    const leader = sim.leader();
-    if (!leader?.raft.holdsLease()) return null;
-    const command = { name, payload };
-    const before = leader.raft.lastIndex;
-    leader.raft.propose(command).catch(() => {});
-    if (leader.raft.lastIndex === before) return null;
-    return { index: leader.raft.lastIndex, key: `${leader.raft.currentTerm}:${JSON.stringify(command)}` };
-  };
+  const propose = (name: string, payload: unknown) => sim.proposeCommand(name, payload);
 
   /** The leader's tick: its real plan over its own applied state, each step proposed. */
   const leaderTick = () => {
@@ -222,15 +215,11 @@ function runChaos(seed: number): void {
         } else if (roll < 0.04) {
           for (const voter of sim.voters) if (!voter.up) sim.restart(voter.id);
         } else if (roll < 0.05) {
-          const w = workers[Math.floor(r() * workers.length)] as SimWorker;
-          w.stalledUntil = sim.now + LEASE_MS * (1 + r() * 2);
+          injectWorkerFault("stall", workers, r, sim.now, LEASE_MS);
         } else if (roll < 0.055) {
-          const w = workers[Math.floor(r() * workers.length)] as SimWorker;
-          w.up = false;
-          w.holds.clear();
-          w.waiting = [];
+          injectWorkerFault("crash", workers, r, sim.now, LEASE_MS);
         } else if (roll < 0.07) {
-          for (const w of workers) w.up = true;
+          reviveWorkers(workers);
         } else if (roll < 0.08) {
           sim.lossRate = r() * 0.15;
         } else if (roll < 0.09) {
@@ -286,11 +275,7 @@ function runChaos(seed: number): void {
     }
     steps(sim.now + 1_000, false);
   }
-  const caughtUpBy = sim.now + 10_000;
-  while (sim.voters.some((voter) => voter.applied.length !== sim.committed.size)) {
-    if (sim.now > caughtUpBy) throw sim.fail("a voter did not catch up after the faults stopped");
-    sim.run(100);
-  }
+  sim.awaitCatchUp();
 
   // Every voter holds the same run, registry, results and queue.
   for (const table of [runs, runHistory, models, matchResults, workItems]) {

@@ -4,6 +4,7 @@ import { openMemoryDb } from "../../src/db/client.ts";
 import { workHistory, workItems } from "../../src/db/schema.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
 import { RaftSim } from "./raft-sim.ts";
+import { injectWorkerFault, reviveWorkers } from "./worker-faults.ts";
 
 const SEEDS = Number(process.env.WORK_SEEDS ?? 60);
 const ONLY = process.env.WORK_SEED ? Number(process.env.WORK_SEED) : undefined;
@@ -65,16 +66,7 @@ function workChaos(seed: number): void {
     slotsPerType: {},
   });
 
-  /** Proposes through whoever leads; returns where the entry must appear to count, or null. */
-  const propose = (name: string, payload: unknown): { index: number; key: string } | null => {
-    const leader = sim.leader();
-    if (!leader?.raft.holdsLease()) return null;
-    const command = { name, payload };
-    const before = leader.raft.lastIndex;
-    leader.raft.propose(command).catch(() => {});
-    if (leader.raft.lastIndex === before) return null;
-    return { index: leader.raft.lastIndex, key: `${leader.raft.currentTerm}:${JSON.stringify(command)}` };
-  };
+  const propose = (name: string, payload: unknown) => sim.proposeCommand(name, payload);
 
   const items = Array.from({ length: ITEMS }, (_, i) => ({
     id: `item-${i}`,
@@ -190,15 +182,11 @@ function workChaos(seed: number): void {
         } else if (roll < 0.05) {
           for (const v of sim.voters) if (!v.up) sim.restart(v.id);
         } else if (roll < 0.07) {
-          const w = workers[Math.floor(r() * workers.length)] as SimWorker;
-          w.stalledUntil = sim.now + LEASE_MS * (1 + r() * 2); // stalls past its lease, then reports anyway
+          injectWorkerFault("stall", workers, r, sim.now, LEASE_MS);
         } else if (roll < 0.08) {
-          const w = workers[Math.floor(r() * workers.length)] as SimWorker;
-          w.up = false; // crashed: its claims are forgotten and their leases must expire
-          w.holds.clear();
-          w.waiting = [];
+          injectWorkerFault("crash", workers, r, sim.now, LEASE_MS); // its leases must expire
         } else if (roll < 0.1) {
-          for (const w of workers) w.up = true;
+          reviveWorkers(workers);
         } else if (roll < 0.12) {
           sim.lossRate = r() * 0.2;
         } else if (roll < 0.14) {
@@ -243,11 +231,7 @@ function workChaos(seed: number): void {
     steps(sim.now + 1_000, false);
   }
   // Every voter catches up (a snapshot for one that fell behind the compacted log) before they are compared.
-  const caughtUpBy = sim.now + 10_000;
-  while (sim.voters.some((v) => v.applied.length !== sim.committed.size)) {
-    if (sim.now > caughtUpBy) throw sim.fail("a voter did not catch up after the faults stopped");
-    sim.run(100);
-  }
+  sim.awaitCatchUp();
 
   const views = sim.voters.map((v) => {
     const db = v.machine?.db;
