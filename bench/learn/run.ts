@@ -6,10 +6,11 @@
  * - the Elo of each promoted generation, in order (target: rising over >= 5 promotions);
  * - self-play games/min and training samples/s, beside the anchor: the same `demo selfplay` run alone, one process
  *   per core, in this run (the ratio is what the orchestration keeps of the machine);
- * - the share of job-slot time spent running jobs (target >= 90%).
+ * - the share of job-slot time spent running jobs (target >= 90%), and of the machine's CPU time spent busy.
  *   bun bench/learn/run.ts [--minutes 15] [--games 200]
  */
 import { Database } from "bun:sqlite";
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
     return res.json();
   };
   const started = Date.now();
+  const cpuBefore = cpuTimes();
   let elo: { ratings: Rating[] } = { ratings: [] };
   try {
     while (Date.now() - started < minutes * 60_000) {
@@ -116,12 +118,16 @@ async function main(): Promise<void> {
     up.kill("SIGKILL");
   }
   const wallMs = Date.now() - started;
+  const cpu = cpuTimes();
+  const busyShare = (cpu.busy - cpuBefore.busy) / (cpu.total - cpuBefore.total);
+  console.log(`CPU busy over the run: ${(100 * busyShare).toFixed(1)}% of ${availableParallelism()} cores`);
   report(dir, wallMs, elo.ratings);
   await strength(dir);
 }
 
 function report(dir: string, wallMs: number, ratings: Rating[]): void {
   const db = new Database(join(dir, ".data", "n1", "state.db"), { readonly: true });
+  learningCurve(db, ratings);
   const promoted = ratings
     .filter((r) => r.state === "promoted" && r.generation !== null)
     .sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0));
@@ -172,6 +178,46 @@ function report(dir: string, wallMs: number, ratings: Rating[]): void {
     `slots busy: ${((100 * busy) / (slots * wallMs)).toFixed(1)}% of ${slots} slots over ${(wallMs / 60_000).toFixed(1)} min (target >= 90%)`,
   );
   db.close();
+}
+
+/** Per generation: games its training read, its losses, its Elo, and its gate's result. */
+function learningCurve(db: Database, ratings: Rating[]): void {
+  const models = db.prepare("SELECT id, generation, state, metrics FROM models ORDER BY generation").all() as {
+    id: string;
+    generation: number;
+    state: string;
+    metrics: string | null;
+  }[];
+  const decided = new Map<string, { games: number; pairs: number[]; llr: number }>();
+  for (const row of db.prepare("SELECT detail FROM run_history WHERE event = 'decided'").all() as {
+    detail: string;
+  }[]) {
+    const d = JSON.parse(row.detail) as {
+      candidate: string;
+      evidence: { games: number; pairs: number[]; llr: number };
+    };
+    decided.set(d.candidate, d.evidence);
+  }
+  console.log(
+    "learning curve: gen  state      games  loss (policy/value)  Elo [95%]            gate (pairs 0..4, LLR)",
+  );
+  for (const m of models) {
+    const metrics = JSON.parse(m.metrics ?? "{}") as { games?: number; loss?: { policy: number; value: number } };
+    const r = ratings.find((x) => x.id === m.id);
+    const gate = decided.get(m.id);
+    console.log(
+      `                ${String(m.generation).padStart(3)}  ${m.state.padEnd(9)}  ${String(metrics.games ?? "-").padStart(5)}  ${metrics.loss ? `${metrics.loss.policy.toFixed(3)} / ${metrics.loss.value.toFixed(3)}` : "-".padEnd(15)}      ${r ? `${r.elo.toFixed(0).padStart(5)} [${r.low.toFixed(0)}, ${r.high.toFixed(0)}]`.padEnd(20) : "-".padEnd(20)} ${gate ? `[${gate.pairs.join(" ")}] ${gate.llr.toFixed(2)} over ${gate.games} games` : ""}`,
+    );
+  }
+}
+
+/** The machine's CPU time so far (Linux /proc/stat, in clock ticks): all of it and the part not idle. */
+function cpuTimes(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + b, 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: total - idle, total };
 }
 
 async function strength(dir: string): Promise<void> {

@@ -1,9 +1,10 @@
 import { and, desc, eq, gt, gte, sql } from "drizzle-orm";
+import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import type { Db } from "./client.ts";
-import { traces, workHistory } from "./schema.ts";
+import { runHistory, traces, workHistory } from "./schema.ts";
 
 export interface TraceQuery {
   machine?: string;
@@ -17,6 +18,8 @@ export type StoredTrace = TraceRecord & { seq: number };
 
 /** The job machine's transitions are not kept twice: its trace is the replicated work history. */
 export const JOB_MACHINE = "job";
+/** Likewise a training run's loop: its trace is the replicated run history. */
+export const RUN_MACHINE = "run";
 
 export interface TraceStoreOptions {
   maxRows?: number;
@@ -81,6 +84,7 @@ export class TraceStore {
    */
   query(q: TraceQuery): StoredTrace[] {
     if (q.machine === JOB_MACHINE) return this.jobHistory(q);
+    if (q.machine === RUN_MACHINE) return this.runHistory(q);
     this.flush();
     const where = and(
       q.machine ? eq(traces.machine, q.machine) : undefined,
@@ -94,24 +98,40 @@ export class TraceStore {
   }
 
   private jobHistory(q: TraceQuery): StoredTrace[] {
+    const h = workHistory;
+    return this.history(q, JOB_MACHINE, h, { ...h, instance: h.itemId });
+  }
+
+  private runHistory(q: TraceQuery): StoredTrace[] {
+    const h = runHistory;
+    return this.history(q, RUN_MACHINE, h, { ...h, instance: h.run });
+  }
+
+  /** A replicated history table read as a machine's trace. */
+  private history(
+    q: TraceQuery,
+    machine: string,
+    table: typeof workHistory | typeof runHistory,
+    c: Record<"seq" | "instance" | "from" | "to" | "event" | "cause" | "at", SQLiteColumn>,
+  ): StoredTrace[] {
     const where = and(
-      q.instance ? eq(workHistory.itemId, q.instance) : undefined,
-      q.after !== undefined ? gt(workHistory.seq, q.after) : undefined,
-      q.since !== undefined ? gte(workHistory.at, q.since) : undefined,
+      q.instance ? eq(c.instance, q.instance) : undefined,
+      q.after !== undefined ? gt(c.seq, q.after) : undefined,
+      q.since !== undefined ? gte(c.at, q.since) : undefined,
     );
     const limit = Math.min(q.limit ?? 200, 10_000);
     const columns = {
-      seq: workHistory.seq,
-      machine: sql<string>`${JOB_MACHINE}`,
-      instance: workHistory.itemId,
-      from: workHistory.from,
-      to: workHistory.to,
-      event: workHistory.event,
-      cause: workHistory.cause,
-      at: workHistory.at,
+      seq: sql<number>`${c.seq}`,
+      machine: sql<string>`${machine}`,
+      instance: sql<string>`${c.instance}`,
+      from: sql<string | null>`${c.from}`,
+      to: sql<string>`${c.to}`,
+      event: sql<string>`${c.event}`,
+      cause: sql<string | null>`${c.cause}`,
+      at: sql<number>`${c.at}`,
     };
-    const rows = this.db.select(columns).from(workHistory).where(where);
-    if (q.after !== undefined) return rows.orderBy(workHistory.seq).limit(limit).all();
-    return rows.orderBy(desc(workHistory.seq)).limit(limit).all().reverse();
+    const rows = this.db.select(columns).from(table).where(where);
+    if (q.after !== undefined) return rows.orderBy(c.seq).limit(limit).all();
+    return rows.orderBy(desc(c.seq)).limit(limit).all().reverse();
   }
 }

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
 import { type Db, openDb } from "../../src/db/client.ts";
+import { TraceStore } from "../../src/db/traces.ts";
 import { runConfigure, runStep } from "../../src/runs/commands.ts";
 import { evalCreate, evalStep } from "../../src/runs/evaluation-commands.ts";
 import { planEvaluations } from "../../src/runs/evaluation-plan.ts";
@@ -129,6 +130,12 @@ describe("a run over the replicated commands", () => {
     expect(run?.stage).toBe("collecting");
     expect(run?.context.best).toEqual({ id: GEN0, generation: 0 });
     expect(modelsOf(db, "c4")).toMatchObject([{ id: GEN0, generation: 0, state: "promoted", node: "w1" }]);
+    // The run's trace is its replicated history: `trace --machine run --instance c4` reads it.
+    const trace = new TraceStore(db).query({ machine: "run", instance: "c4" });
+    expect(trace.map((t) => [t.from, t.to, t.event, t.cause])).toEqual([
+      [null, "bootstrapping", "configure", "created from [runs.c4] of the cluster file"],
+      ["bootstrapping", "collecting", "best-set", "generation 0 written by c4.bootstrap.0 on w1"],
+    ]);
   });
 
   test("a bootstrap that gave up is replaced by the next, saying why; while one is open nothing is added", () => {
