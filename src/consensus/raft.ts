@@ -540,7 +540,8 @@ export class RaftNode {
     if (this.role !== "leader" || !p) return;
     p.ackedAt = this.acknowledgedAt(p, m.sentAt);
     if (m.success) {
-      p.match = Math.max(p.match, m.matchIndex);
+      // Never past our own log: a reply claiming more would stall this follower's replication, not help it.
+      p.match = Math.max(p.match, Math.min(m.matchIndex, this.storage.lastIndex()));
       p.next = Math.max(p.next, p.match + 1);
       p.inflight = p.inflight.filter((b) => b.last > p.match);
       this.advanceCommit();

@@ -194,6 +194,36 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     raft.stop();
   });
 
+  test("an acknowledgement of entries past the leader's log does not stall the follower's replication", () => {
+    const raft = new RaftNode({
+      id: "n1",
+      voters: ["n1", "n2", "n3"].map((id) => ({ id, address: id })),
+      storage: new MemoryStorage(),
+      timing,
+      appliedIndex: 0,
+      now: () => now,
+      random: () => 0.5,
+      clock,
+    });
+    raft.start();
+    runFor(1_000);
+    raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true });
+    raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true });
+    expect(raft.currentRole).toBe("leader");
+    const reply = { type: "append-reply", from: "n2", term: 1, success: true, hintIndex: 0, sentAt: now } as const;
+    raft.receive({ ...reply, matchIndex: 1_000 });
+    expect(raft.matchIndexes().n2).toBe(raft.lastIndex);
+    raft.takeEffects();
+    // The next appends to n2 follow from our own log, not from index 1,000 that n2 cannot match.
+    runFor(timing.heartbeatMs * 2);
+    const sent = raft
+      .takeEffects()
+      .flatMap((e) => (e.type === "send" && e.to === "n2" && e.message.type === "append" ? [e.message] : []));
+    expect(sent.length).toBeGreaterThan(0);
+    for (const m of sent) expect(m.prevLogIndex).toBeLessThanOrEqual(raft.lastIndex);
+    raft.stop();
+  });
+
   test("at the largest term it does not campaign past it, and says why", () => {
     const storage = new MemoryStorage();
     storage.setHardState({ term: MAX_COUNTER, votedFor: null });
