@@ -110,16 +110,23 @@ export class RunService {
     const best = row.context.best?.id;
     const ratings = rateElo(players, results, { anchor, ...(best ? { versus: best } : {}) });
     const byId = new Map(models.map((m) => [m.id, m] as const));
+    const games = new Map<string, number>();
+    for (const x of results) {
+      const n = x.wins + x.draws + x.losses;
+      for (const p of [x.a, x.b]) games.set(p, (games.get(p) ?? 0) + n);
+    }
     return {
       anchor,
       best: best ?? null,
       ratings: ratings
         .map((r) => {
           const m = byId.get(r.id);
-          const played = results
-            .filter((x) => x.a === r.id || x.b === r.id)
-            .reduce((a, x) => a + x.wins + x.draws + x.losses, 0);
-          return { ...r, generation: m?.generation ?? null, state: m?.state ?? "baseline", games: played };
+          return {
+            ...r,
+            generation: m?.generation ?? null,
+            state: m?.state ?? "baseline",
+            games: games.get(r.id) ?? 0,
+          };
         })
         .sort((a, b) => b.elo - a.elo),
     };
