@@ -46,8 +46,11 @@ export interface NodeConfig {
   readonly configuredNodes: readonly NodeEntry[];
   /** How this node runs each type of work. */
   readonly jobs: Readonly<Record<string, JobTemplate>>;
-  /** Queued items past `softLimit` are flagged, past `hardLimit` refused (429); a claim's lease lasts `leaseMs`. */
-  readonly work: { softLimit: number; hardLimit: number; leaseMs: number };
+  /**
+   * Queued items past `softLimit` are flagged, past `hardLimit` refused (429); a claim's lease lasts `leaseMs`;
+   * finished items past `keepFinished` are pruned, oldest first.
+   */
+  readonly work: { softLimit: number; hardLimit: number; leaseMs: number; keepFinished: number };
   /** Data sync limits (rates in bytes per second, 0 = unlimited). */
   readonly sync: SyncLimits;
   /** Data categories with their folders resolved for this node. */
@@ -217,6 +220,7 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
       softLimit: file.work.soft_limit,
       hardLimit: Math.max(file.work.hard_limit, file.work.soft_limit),
       leaseMs: file.work.lease ?? deriveTiming(timingName).workLeaseMs,
+      keepFinished: file.work.keep_finished,
     },
     sync: {
       maxTransfers: file.sync.max_transfers,

@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { intIn } from "../net/bounds.ts";
 import { runPolicySchema } from "../runs/policy.ts";
 import { durationSchema } from "./duration.ts";
 import { templateProblems } from "./job-template.ts";
@@ -155,6 +156,8 @@ export const clusterFileSchema = v.strictObject({
       soft_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10_000),
       hard_limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 50_000),
       lease: v.optional(durationSchema),
+      /** Finished items (completed, cancelled, dead-lettered) kept with their history; older ones are pruned. */
+      keep_finished: v.optional(intIn(100, 100_000_000), 20_000),
     }),
     {},
   ),

@@ -165,6 +165,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       ...core.list().map((m) => ({ id: m.id, alive: m.state === "alive", info: m.info })),
     ],
     leaseMs: config.work.leaseMs,
+    keepFinished: config.work.keepFinished,
     limits: { soft: config.work.softLimit, hard: config.work.hardLimit },
   });
 

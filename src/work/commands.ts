@@ -11,6 +11,7 @@ import {
   jobLifecycleMachine,
   nextJob,
 } from "../machines/job-lifecycle.ts";
+import { intIn, timeMsSchema } from "../net/bounds.ts";
 import { runItemFinished } from "../runs/item-finished.ts";
 import { loggedRequirementsSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
@@ -597,7 +598,57 @@ export function dueItems(
   return rows.map((r) => ({ id: r.id, timeoutMs: r.timeout_ms }));
 }
 
-export const WORK_COMMANDS = [workAdd, workClaim, workClaimBatch, workReport, workReportBatch, workCancel, workTick];
+const FINISHED = ["completed", "cancelled", "dead-lettered"];
+
+/**
+ * Forgets the oldest finished items (and their history) while more than `keep` are held, at most `limit` per
+ * entry, and never one finished after `before`: the replicated state (and every snapshot) stays bounded on a
+ * cluster that runs for months. What was learned from them stays (a run's counts, models and match results).
+ */
+export const workPrune = defineCommand({
+  name: "work.prune",
+  payload: v.object({ keep: intIn(0, 100_000_000), before: timeMsSchema, limit: intIn(1, 10_000) }),
+  tables: [workItems, workHistory],
+  apply(db, p) {
+    const c = db.$client;
+    const states = JSON.stringify(FINISHED);
+    const excess = Math.min(p.limit, finishedCount(db) - p.keep);
+    if (excess <= 0) return { pruned: 0 };
+    const ids = c
+      .prepare(
+        `SELECT id FROM work_items WHERE state IN (SELECT value FROM json_each(?1)) AND updated_at < ?2
+         ORDER BY updated_at, seq LIMIT ?3`,
+      )
+      .all(states, p.before, excess) as { id: string }[];
+    const list = JSON.stringify(ids.map((r) => r.id));
+    c.prepare("DELETE FROM work_history WHERE item_id IN (SELECT value FROM json_each(?))").run(list);
+    c.prepare("DELETE FROM work_items WHERE id IN (SELECT value FROM json_each(?))").run(list);
+    return { pruned: ids.length };
+  },
+});
+
+/** How many finished items the queue holds (the leader prunes past its `keep_finished`). */
+export function finishedCount(db: Db): number {
+  const states = JSON.stringify(FINISHED);
+  return (
+    db.$client
+      .prepare("SELECT count(*) AS n FROM work_items WHERE state IN (SELECT value FROM json_each(?))")
+      .get(states) as {
+      n: number;
+    }
+  ).n;
+}
+
+export const WORK_COMMANDS = [
+  workAdd,
+  workClaim,
+  workClaimBatch,
+  workReport,
+  workReportBatch,
+  workCancel,
+  workTick,
+  workPrune,
+];
 
 export function history(db: Db, opts: { itemId?: string; since?: number; limit: number }) {
   return db

@@ -14,6 +14,7 @@ import {
   claimOf,
   classifyItems,
   dueItems,
+  finishedCount,
   history,
   itemExists,
   listItems,
@@ -58,12 +59,17 @@ export interface WorkServiceOptions {
   /** Every node this one knows (itself included), with its gossiped resources. */
   nodes: () => NodeView[];
   leaseMs: number;
+  /** Finished items kept (older ones are pruned, oldest first); unset keeps every item. */
+  keepFinished?: number;
   /** Past `soft` queued items submissions are flagged; past `hard` they are refused with 429. */
   limits: { soft: number; hard: number };
   now?: () => number;
 }
 
 const QUEUED = ["pending", "retry-wait"] as const;
+/** A finished item stays at least this long, and one prune entry removes at most this many. */
+const FINISHED_MIN_AGE_MS = 3_600_000;
+const PRUNE_LIMIT = 1_000;
 /** Items one tick entry moves at most: the apply of one entry stays short, the next tick takes the rest. */
 const TICK_LIMIT = 512;
 /**
@@ -291,6 +297,12 @@ export class WorkService {
   async tickIfDue(): Promise<void> {
     if (this.opts.consensus.raft.currentRole !== "leader") return;
     const now = this.now();
+    const keep = this.opts.keepFinished;
+    if (keep !== undefined && finishedCount(this.opts.db) > keep) {
+      // Only what finished a while ago goes: an operator (or a run's analytics) can still read the last hour.
+      const payload = { keep, before: now - FINISHED_MIN_AGE_MS, limit: PRUNE_LIMIT };
+      await this.opts.consensus.propose({ name: "work.prune", payload });
+    }
     const bounds = { limit: TICK_LIMIT, graceMs: TIMEOUT_GRACE_MS };
     if (dueItems(this.opts.db, now, { ...bounds, limit: 1 }).length === 0) return;
     await this.opts.consensus.propose({ name: "work.tick", payload: { now, ...bounds } });

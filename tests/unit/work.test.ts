@@ -14,6 +14,7 @@ import {
 } from "../../src/machines/job-lifecycle.ts";
 import {
   type Claim,
+  finishedCount,
   type NormalizedItem,
   type ReportOutcome,
   readItem,
@@ -21,6 +22,7 @@ import {
   workCancel,
   workClaim,
   workClaimBatch,
+  workPrune,
   workReport,
   workReportBatch,
   workTick,
@@ -289,6 +291,34 @@ describe("every transition is in the job machine's trace", () => {
     );
     expect(traces.query({ machine: "job", limit: 1 }).map((r) => r.to)).toEqual(["completed"]);
     expect(traces.query({}).map((r) => r.machine)).toEqual(["peer"]);
+  });
+});
+
+describe("pruning finished items", () => {
+  test("the oldest finished items beyond `keep` go with their history, never one finished after `before`", () => {
+    add(item("a"), item("b"), item("c"), item("d"), item("e"));
+    const claims = claim(offer(), 10, 2_000);
+    for (const [i, c] of claims.slice(0, 4).entries()) {
+      workReport.apply(
+        db,
+        { id: c.id, leaseId: c.leaseId, node: "w1", kind: "complete", now: 3_000 + i, leaseMs: 10_000 },
+        ctx(),
+      );
+    }
+    expect(finishedCount(db)).toBe(4);
+    // Keep 1: three may go, but only those finished before 3_002.
+    expect(workPrune.apply(db, { keep: 1, before: 3_002, limit: 100 }, ctx())).toEqual({ pruned: 2 });
+    const left = claims.map((c) => c.id).filter((id) => readItem(db, id) !== undefined);
+    expect(left).toEqual(claims.slice(2).map((c) => c.id));
+    expect(
+      db.$client
+        .prepare("SELECT count(*) AS n FROM work_history WHERE item_id IN (?, ?)")
+        .get(claims[0]?.id ?? "", claims[1]?.id ?? ""),
+    ).toEqual({ n: 0 });
+    // Unfinished items are never pruned, and nothing goes while at most `keep` are finished.
+    expect(workPrune.apply(db, { keep: 0, before: 10_000, limit: 100 }, ctx())).toEqual({ pruned: 2 });
+    expect(workPrune.apply(db, { keep: 0, before: 10_000, limit: 100 }, ctx())).toEqual({ pruned: 0 });
+    expect(readItem(db, "e")?.state).toBe("pending");
   });
 });
 
