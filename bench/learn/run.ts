@@ -154,6 +154,12 @@ function report(dir: string, wallMs: number, ratings: Rating[]): void {
   console.log(
     `self-play: ${((selfplayGames * 60_000) / wallMs).toFixed(0)} games/min over the run (${selfplayGames} games, while also training and gating)`,
   );
+  const sims = results
+    .filter((r) => r.stage === "selfplay")
+    .map((r) => Number(JSON.parse(r.result).simsPerSecond ?? 0));
+  console.log(
+    `self-play search: median ${(sims.length ? median(sims) : 0).toFixed(0)} simulations/s per job (each on one core, shared)`,
+  );
   console.log(
     `training: ${samplesPerSecond.length} trainings, median ${(samplesPerSecond.length ? median(samplesPerSecond) : 0).toFixed(0)} samples/s`,
   );

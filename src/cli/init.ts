@@ -41,6 +41,7 @@ log_level = "info"
 soft_limit = 10000                  # queued items past this are reported as high backpressure
 hard_limit = 50000                  # past this, submissions get 429 with Retry-After
 # lease = "30s"                     # how long a claim holds an item without a heartbeat (default: from timing)
+# keep_finished = 20000             # finished items kept with their history; older ones are pruned after an hour
 
 ${workload ? WORKLOAD : ""}# Data sync. Each node indexes its folders by category (path, size, SHA-256; hashed off the main thread),
 # gossips a digest of each, and pulls what its peers hold that the category's "to" gives it. Transfers
@@ -100,14 +101,17 @@ slots = 1
 # an Elo table anchored at generation 0 with fixed baselines. Watch it: p2p-orchestrator runs --follow c4
 [runs.c4]
 bootstrap = { command = "bootstrap" }   # or { model = "path/to/generation0.model" }
-selfplay_games = 40                 # games per self-play item
-train_after_games = 600             # new games that trigger the next training
-window_games = 4000                 # the newest games a training reads
-gate = { elo0 = 0, elo1 = 50, alpha = 0.05, beta = 0.05, max_games = 300, pairs_per_item = 10 }   # or gate = "none"
+selfplay_games = 100                # games per self-play item
+train_after_games = 1000            # new games that trigger the next training
+window_games = 6000                 # the newest games a training reads
+gate = { elo0 = 0, elo1 = 50, alpha = 0.05, beta = 0.05, max_games = 200, pairs_per_item = 10 }   # or gate = "none"
 baselines = ["random", "mcts:200"]  # fixed opponents rated in the same Elo fit
-baseline_share = 0.1
+baseline_share = 0.05               # the share of evaluation games played against them
+# weight = 1                        # this run's share of the self-play slots when several runs share the cluster
+# train_cooldown = "30s"            # least time between two trainings
+# Extra parameters per stage, given to its jobs as {key} and P2P_PARAM_<KEY>:
 params.selfplay = { sims = 64 }
-params.train = { steps = 300 }
+params.train = { steps = 1000 }
 params.match = { sims = 64 }
 
 `;
