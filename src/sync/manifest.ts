@@ -72,7 +72,8 @@ export class ManifestIndex {
   private readonly categories: ReadonlyMap<string, DataCategory>;
   private readonly hasher: Hasher;
   private readonly now: () => number;
-  private readonly settleMs: number;
+  /** A file modified more recently than this is left for a later scan (it may still be being written). */
+  readonly settleMs: number;
   private readonly statements: ReturnType<typeof prepare>;
   private readonly lanes = new Map<string, Lane>();
   private readonly digestCache = new Map<string, ManifestDigest>();

@@ -101,6 +101,8 @@ export class SyncService {
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
   private round: Promise<void> | null = null;
   private scanning: Promise<void> | null = null;
+  private followUp: Promise<void> | null = null;
+  private settling: ReturnType<typeof setTimeout> | null = null;
   private lastGossip = "";
   private wantsMemo: { inputs: string; wants: Want[] } = { inputs: "", wants: [] };
   private sessionSeq = 0;
@@ -125,6 +127,7 @@ export class SyncService {
 
   stop(): void {
     for (const t of this.timers) clearInterval(t);
+    if (this.settling) clearTimeout(this.settling);
     for (const session of this.active.values()) session.stop();
   }
 
@@ -213,11 +216,27 @@ export class SyncService {
   }
 
   private scan(category?: string): Promise<void> {
-    this.scanning ??= this.opts.index
+    if (this.scanning) {
+      // The scan under way may have listed the folders before the caller's change: one more scan follows it
+      // (shared by every caller meanwhile), so a file published now is indexed and gossiped now, not a period later.
+      this.followUp ??= this.scanning.then(() => {
+        this.followUp = null;
+        return this.scan();
+      });
+      return this.followUp;
+    }
+    this.scanning = this.opts.index
       .scan(category)
-      .then(() => {
+      .then((result) => {
         this.indexWrites.succeeded();
         this.publishIfChanged();
+        // A file too fresh to trust was left out: it is looked at again as soon as it has settled, not a period later.
+        if (result.skipped > 0 && !this.settling) {
+          this.settling = setTimeout(() => {
+            this.settling = null;
+            void this.scan(category);
+          }, this.opts.index.settleMs + 50);
+        }
       })
       .catch((e) => this.indexWrites.failed(e))
       .finally(() => {

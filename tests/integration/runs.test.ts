@@ -129,6 +129,12 @@ describe("a training run across leader failures", () => {
       expect(cli("runs")).toContain("c4");
       expect(cli("elo", "c4")).toMatch(/g1 [0-9a-f]{12}/);
       expect(JSON.parse(cli("models", "c4", "--json")).length).toBe(generations.length);
+      // An operator pauses and resumes the run; the run says so and the history keeps the reason.
+      expect(cli("pause", "c4", "--reason", "maintenance")).toContain("(paused)");
+      expect(JSON.parse(cli("runs", "c4", "--json")).context.paused).toBe(true);
+      expect(cli("resume", "c4")).not.toContain("(paused)");
+      const { history } = (await cluster.get(voter(), "/runs/c4/history")) as { history: Array<{ cause: string }> };
+      expect(history.some((h) => h.cause === "paused: maintenance")).toBe(true);
     });
   }, 300_000);
 });
