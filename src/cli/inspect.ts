@@ -78,7 +78,10 @@ export const traceCommand = defineCommand({
   meta: { name: "trace", description: "State-machine transitions and their causes (why is this peer dead?)" },
   args: {
     ...targetArgs,
-    machine: { type: "string", description: "Only this machine: peer, raft, sync, job or run (jobs and runs are listed only here)" },
+    machine: {
+      type: "string",
+      description: "Only this machine: peer, raft, sync, job or run (jobs and runs are listed only here)",
+    },
     instance: { type: "string", description: "Only this instance (e.g. a peer id)" },
     limit: { type: "string", description: "How many rows", default: "50" },
     follow: { type: "boolean", description: "Keep printing new transitions", default: false },

@@ -6,7 +6,6 @@ import { exampleClusterToml } from "../../src/cli/init.ts";
 import { templateProblems } from "../../src/config/job-template.ts";
 import { parseClusterFile } from "../../src/config/load.ts";
 import { type JobContext, jobArgv, jobEnv, MAX_PARAM_BYTES, SELF_PROGRAM } from "../../src/work/job-command.ts";
-import { parseResult } from "../../src/work/worker.ts";
 
 let dir: string;
 let ctx: JobContext;
