@@ -36,6 +36,8 @@ const OPEN_STATES = ["pending", "claimed", "running", "retry-wait", "failed"];
 
 export class RunDriver {
   private ticking = false;
+  /** The error the last tick failed with, while ticks keep failing. */
+  private failing: string | null = null;
   /** The open items of every run, as the last plan read them. */
   private open = new Map<string, OpenItem[]>();
 
@@ -63,8 +65,13 @@ export class RunDriver {
         if (!this.opts.isLeader()) return;
         await this.propose(step);
       }
+      if (this.failing) this.opts.log.info("run tick works again", { after: this.failing });
+      this.failing = null;
     } catch (e) {
-      this.opts.log.warn("run tick failed", { error: (e as Error).message });
+      // A lasting failure (a bootstrap model file that is missing, say) is warned about once, not every tick.
+      const error = (e as Error).message;
+      if (error !== this.failing) this.opts.log.warn("run tick failed", { error });
+      this.failing = error;
     } finally {
       this.ticking = false;
     }
