@@ -214,7 +214,17 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       return importModel(source, run, folders, async (path) => (await hasher.hashFile(path)).sha256);
     },
   });
-  const runService = new RunService({ db, driver: runDriver, propose });
+  const runService = new RunService({
+    db,
+    driver: runDriver,
+    propose,
+    holders: (id) => sync.holders(id),
+    runners: (type) =>
+      [
+        ...(config.capabilities.includes(type) ? [config.nodeId] : []),
+        ...core.list().flatMap((m) => (m.state === "alive" && m.info?.capabilities.includes(type) ? [m.id] : [])),
+      ].sort(),
+  });
 
   const hasher = new Hasher();
   // Receiving is hashing bound: two workers check pieces while the main thread keeps fetching.

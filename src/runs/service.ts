@@ -36,6 +36,10 @@ export interface RunServiceOptions {
   driver: RunDriver;
   propose: (command: { name: string; payload: unknown }) => Promise<{ result: unknown }>;
   now?: () => number;
+  /** The nodes this one knows to hold a model's file (data sync's view). */
+  holders?: (modelId: string) => string[];
+  /** The live nodes that run a job type (who must get a candidate before they can gate it). */
+  runners?: (type: string) => string[];
 }
 
 export class RunService {
@@ -69,10 +73,11 @@ export class RunService {
     const models = modelsOf(this.opts.db, name);
     const counts: Record<string, number> = {};
     for (const m of models) counts[m.state] = (counts[m.state] ?? 0) + 1;
+    const syncing = this.syncing(row);
     return {
       name,
       stage: row.stage,
-      why: why?.why ?? null,
+      why: [why?.why, syncing].filter((x) => x).join("; ") || null,
       sprt: why?.sprt ?? null,
       context: row.context,
       policy: row.policy,
@@ -83,7 +88,16 @@ export class RunService {
 
   models(name: string) {
     this.row(name);
-    return modelsOf(this.opts.db, name);
+    return modelsOf(this.opts.db, name).map((m) => ({ ...m, holders: this.opts.holders?.(m.id) ?? null }));
+  }
+
+  /** While a candidate is gated: the nodes that play matches and do not hold it yet. */
+  private syncing(row: { stage: string; context: { candidate: { id: string } | null }; policy: { match: string } }) {
+    const candidate = row.context.candidate;
+    if (row.stage !== "evaluating" || !candidate || !this.opts.holders || !this.opts.runners) return null;
+    const holders = new Set(this.opts.holders(candidate.id));
+    const waiting = this.opts.runners(row.policy.match).filter((n) => !holders.has(n));
+    return waiting.length > 0 ? `candidate syncing to ${waiting.join(", ")}` : null;
   }
 
   history(name: string, limit: number) {

@@ -169,6 +169,25 @@ export class SyncService {
     };
   }
 
+  /**
+   * The nodes known to hold a file: this one (by its index) and the live peers whose latest manifest lists it. A
+   * node learns of others' files only in categories it holds itself, so this is as complete as those are.
+   */
+  holders(sha256: string): string[] {
+    const out = new Set<string>();
+    if (this.opts.index.findBySha(sha256)) out.add(this.opts.nodeId);
+    const alive = new Set(
+      this.opts
+        .peers()
+        .filter((p) => p.alive)
+        .map((p) => p.id),
+    );
+    for (const manifest of this.remote.values()) {
+      if (alive.has(manifest.node) && manifest.files.some((f) => f.sha256 === sha256)) out.add(manifest.node);
+    }
+    return [...out].sort();
+  }
+
   session(id: string): SyncSessionStatus | null {
     for (const s of this.active.values()) if (s.id === id) return s.status();
     return this.finished.find((s) => s.id === id) ?? null;

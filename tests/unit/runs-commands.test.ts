@@ -5,7 +5,9 @@ import { join } from "node:path";
 import * as v from "valibot";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { TraceStore } from "../../src/db/traces.ts";
+import { createLogger } from "../../src/observability/log.ts";
 import { runConfigure, runStep } from "../../src/runs/commands.ts";
+import { RunDriver } from "../../src/runs/driver.ts";
 import { evalCreate, evalStep } from "../../src/runs/evaluation-commands.ts";
 import { planEvaluations } from "../../src/runs/evaluation-plan.ts";
 import {
@@ -16,6 +18,7 @@ import {
 } from "../../src/runs/evaluation-state.ts";
 import { type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
+import { RunService } from "../../src/runs/service.ts";
 import { importModel } from "../../src/runs/stage-io.ts";
 import { modelsOf, readRun, runHistoryOf } from "../../src/runs/state.ts";
 import { type Claim, readItem, workClaim, workReport } from "../../src/work/commands.ts";
@@ -233,6 +236,32 @@ describe("a run over the replicated commands", () => {
     expect(late).toMatchObject({ taken: false });
     expect(readRun(db, "c4")?.context.best?.id).toBe(GEN1);
     expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("promoted");
+  });
+
+  test("while a candidate is gated, the run says which match nodes it is still syncing to", () => {
+    toGating();
+    const propose = async () => ({ result: undefined });
+    const log = createLogger("error");
+    const driver = new RunDriver({
+      db,
+      runs: { c4: policy },
+      jobs: {},
+      nodes: () => [],
+      softLimit: 100,
+      queued: () => 0,
+      isLeader: () => false,
+      propose,
+      log,
+    });
+    const service = new RunService({
+      db,
+      driver,
+      propose,
+      holders: (id) => (id === GEN1 ? ["n1"] : ["n1", "n2", "n3"]),
+      runners: () => ["n1", "n2", "n3"],
+    });
+    expect(service.get("c4").why).toEndWith("; candidate syncing to n2, n3");
+    expect(service.models("c4").map((m) => m.holders)).toEqual([["n1", "n2", "n3"], ["n1"]]);
   });
 
   test("an operator's best-set must name a model of the run", () => {

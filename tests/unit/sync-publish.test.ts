@@ -90,6 +90,10 @@ describe("publishing a file into a data category", () => {
     const waited = await until(() => files() === 1, 2_000);
     expect(waited).toBeLessThan(1_000);
     expect(gossips).toBeGreaterThan(0);
+    // The node now knows itself a holder of that model (the registry shows holders from this view).
+    const sha = new Bun.CryptoHasher("sha256").update("weights").digest("hex");
+    expect(sync.holders(sha)).toEqual(["n1"]);
+    expect(sync.holders("0".repeat(64))).toEqual([]);
   });
 
   test("a rescan asked for while one runs is not swallowed by it", async () => {
