@@ -131,6 +131,9 @@ export class RunDriver {
       runs,
       missing,
       slots: (type) => slotsFor(type, this.opts.nodes(), this.opts.jobs),
+      gpuNodes: (type) =>
+        this.opts.nodes().filter((n) => n.alive && n.info?.capabilities.includes(type) && n.info.gpus.length > 0)
+          .length,
       room: Math.max(0, this.opts.softLimit - this.opts.queued()),
       now,
       newId: () => randomUUID().slice(0, 8),

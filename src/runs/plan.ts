@@ -37,6 +37,8 @@ export interface PlanInput {
   missing: ReadonlyArray<{ name: string; policy: RunPolicy }>;
   /** Free-standing capacity: slots of live nodes per job type (a node's slots over the template's). */
   slots: (type: string) => number;
+  /** Live nodes with a GPU that run a job type (a training is held for them a while). */
+  gpuNodes?: (type: string) => number;
   /** Items the queue takes before its soft limit. */
   room: number;
   now: number;
@@ -194,6 +196,15 @@ function selfplayItem(view: RunView, model: { id: string; generation: number }, 
   });
 }
 
+/** How long a training waits for a node with a GPU, when a live one runs trainings, before any node may take it. */
+const PREFER_GPU_MS = 60_000;
+
+function trainItem(input: PlanInput, id: string, type: string, config: Record<string, unknown>): NormalizedItem {
+  const base = item(input, id, type, PRIORITY.train, config);
+  if ((input.gpuNodes?.(type) ?? 0) === 0) return base;
+  return { ...base, requirements: { ...base.requirements, preferGpuUntil: input.now + PREFER_GPU_MS } };
+}
+
 /** A promotion's own step moves self-play to the new best at once: queued items of the old one are replaced. */
 function selfplayHandover(view: RunView, best: { id: string; generation: number }, input: PlanInput) {
   const queued = view.open.filter(
@@ -235,7 +246,7 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
     if (verdict.due && ctx.best) {
       const generation = ctx.lastGeneration + 1;
       const itemId = `${name}.train.g${generation}.${ctx.trainingFailures}`;
-      const train = item(input, itemId, policy.train, PRIORITY.train, {
+      const train = trainItem(input, itemId, policy.train, {
         ...policy.params.train,
         run: name,
         stage: "train",

@@ -26,6 +26,8 @@ export const requirementsSchema = v.strictObject({
     }),
   ),
   excludeNodes: v.optional(v.pipe(v.array(nodeIdSchema), v.maxLength(64)), []),
+  /** Until then (ms since the epoch) only a node with a GPU takes it; then any node (a training prefers a GPU). */
+  preferGpuUntil: v.optional(v.pipe(v.number(), v.safeInteger(), v.minValue(0))),
 });
 
 /**

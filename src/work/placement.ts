@@ -18,6 +18,9 @@ export function misfits(item: Pick<WorkItem, "type" | "requirements">, offer: Of
     reasons.push(`targets node ${r.node.id}`);
   }
   if (r.gpu && offer.gpus === 0) reasons.push("no GPU");
+  if (r.preferGpuUntil !== undefined && offer.gpus === 0 && now < r.preferGpuUntil) {
+    reasons.push(`held for a node with a GPU for ${Math.ceil((r.preferGpuUntil - now) / 1000)} s more`);
+  }
   if (r.gpuMemoryGb > offer.freeGpuMemoryGb) {
     reasons.push(`needs ${r.gpuMemoryGb} GB GPU memory, ${offer.freeGpuMemoryGb.toFixed(1)} GB free`);
   }

@@ -197,6 +197,22 @@ describe("a run over the replicated commands", () => {
     expect(readRun(db, "c4")?.context.pairs).toEqual([0, 0, 0, 0, 0]);
   });
 
+  test("a training prefers a node with a GPU for a minute when a live trainer has one", () => {
+    leaderTick();
+    leaderTick();
+    finish("bootstrap", modelResult(GEN0));
+    leaderTick();
+    finish("selfplay", () => ({ games: 5, positions: 60 }));
+    const steps = planRuns({ ...planInput(20_000), gpuNodes: () => 1 }).steps;
+    const train = steps.flatMap((s) => (s.command === "run.step" ? s.payload.add : [])).find((i) => i.type === "train");
+    expect(train?.requirements.preferGpuUntil).toBe(80_000);
+    const cpuOnly = planRuns(planInput(20_000)).steps;
+    const plain = cpuOnly
+      .flatMap((s) => (s.command === "run.step" ? s.payload.add : []))
+      .find((i) => i.type === "train");
+    expect(plain?.requirements.preferGpuUntil).toBeUndefined();
+  });
+
   test("the SPRT decides, outstanding gate items are cancelled, and a late decision changes nothing", () => {
     toGating();
     // One gate item finishes at a time while the plan keeps two queued; perfect pairs, until the test decides.

@@ -541,6 +541,15 @@ describe("why an item does not fit a node", () => {
     expect(misfits({ type: "selfplay", requirements: r }, offer(), 50)).toEqual(["targets node w9"]);
     expect(misfits({ type: "selfplay", requirements: r }, offer(), 100)).toEqual([]);
   });
+
+  test("an item that prefers a GPU waits for one until its deadline, then any node takes it", () => {
+    const r = { ...item("x").requirements, preferGpuUntil: 10_000 };
+    expect(misfits({ type: "selfplay", requirements: r }, offer(), 1_000)).toEqual([
+      "held for a node with a GPU for 9 s more",
+    ]);
+    expect(misfits({ type: "selfplay", requirements: r }, offer({ gpus: 1 }), 1_000)).toEqual([]);
+    expect(misfits({ type: "selfplay", requirements: r }, offer(), 10_000)).toEqual([]);
+  });
 });
 
 describe("reaping after a restart", () => {
