@@ -3,6 +3,7 @@ import type { JobTemplate } from "../config/schema.ts";
 import type { Db } from "../db/client.ts";
 import type { Logger } from "../observability/log.ts";
 import type { NodeView } from "../work/service.ts";
+import { eloSnapshot } from "./elo-table.ts";
 import { type EvaluationView, planEvaluations } from "./evaluation-plan.ts";
 import { runningEvaluations } from "./evaluation-state.ts";
 import { type OpenItem, type PlanInput, type PlannedStep, planRuns, type RunView } from "./plan.ts";
@@ -93,6 +94,17 @@ export class RunDriver {
   }
 
   private async propose(step: PlannedStep): Promise<void> {
+    if (step.command === "run.step" && step.payload.event?.type === "decided") {
+      // The Elo table at the decision goes with its evidence: the run's history is then its Elo history.
+      const evidence = step.payload.event.evidence as Record<string, unknown>;
+      const best = listRuns(this.opts.db).find((r) => r.name === step.payload.run)?.context.best?.id ?? null;
+      try {
+        evidence.ratings = eloSnapshot(this.opts.db, step.payload.run, best);
+      } catch (e) {
+        // A fit that fails must not hold the decision back: it goes without the snapshot.
+        this.opts.log.warn("Elo snapshot failed", { run: step.payload.run, error: (e as Error).message });
+      }
+    }
     const { result } = await this.opts.propose({ name: step.command, payload: step.payload });
     const taken = (result as { taken?: boolean } | undefined)?.taken;
     if (step.command === "eval.step" && step.payload.end)

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "../db/client.ts";
-import { type Rating, rateElo } from "../eval/elo.ts";
 import type { RunDriver } from "./driver.ts";
+import { eloTable } from "./elo-table.ts";
 import { standings } from "./evaluation-plan.ts";
 import {
   type AbtestParams,
@@ -12,7 +12,7 @@ import {
   type TournamentParams,
 } from "./evaluation-state.ts";
 import { BASELINE } from "./policy.ts";
-import { listRuns, matchResultsOf, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
+import { listRuns, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
 
 /**
  * What operators ask of training runs: their state and why they wait, models, Elo, history; and the actions
@@ -109,41 +109,9 @@ export class RunService {
    * The run's Elo table: Bradley-Terry over every match played, generation 0 at 0, each model tied to its parent
    * by a prior, the baselines rated in the same fit; with each rating's chance of being stronger than the best.
    */
-  elo(name: string): { anchor: string | null; best: string | null; ratings: Array<Rating & Record<string, unknown>> } {
+  elo(name: string) {
     const row = this.row(name);
-    const models = modelsOf(this.opts.db, name);
-    const results = matchResultsOf(this.opts.db, name);
-    const anchor = models.find((m) => m.generation === 0)?.id ?? null;
-    if (!anchor) return { anchor: null, best: row.context.best?.id ?? null, ratings: [] };
-    const baselines = new Set<string>();
-    for (const r of results) for (const p of [r.a, r.b]) if (BASELINE.test(p)) baselines.add(p);
-    const players = [
-      ...models.map((m) => ({ id: m.id, ...(m.parent ? { parent: m.parent } : {}) })),
-      ...[...baselines].map((id) => ({ id })),
-    ];
-    const best = row.context.best?.id;
-    const ratings = rateElo(players, results, { anchor, ...(best ? { versus: best } : {}) });
-    const byId = new Map(models.map((m) => [m.id, m] as const));
-    const games = new Map<string, number>();
-    for (const x of results) {
-      const n = x.wins + x.draws + x.losses;
-      for (const p of [x.a, x.b]) games.set(p, (games.get(p) ?? 0) + n);
-    }
-    return {
-      anchor,
-      best: best ?? null,
-      ratings: ratings
-        .map((r) => {
-          const m = byId.get(r.id);
-          return {
-            ...r,
-            generation: m?.generation ?? null,
-            state: m?.state ?? "baseline",
-            games: games.get(r.id) ?? 0,
-          };
-        })
-        .sort((a, b) => b.elo - a.elo),
-    };
+    return eloTable(this.opts.db, name, row.context.best?.id ?? null);
   }
 
   /**
@@ -191,6 +159,11 @@ export class RunService {
       promotions: generations
         .filter((g) => g.decision?.verdict === "promoted")
         .map((g) => ({ generation: g.generation, at: g.decision?.at })),
+      /** The Elo table as each decision saw it ({"g3": [elo, low, high], "random": [...]}): the run's Elo over time. */
+      eloHistory: [...decisions.values()]
+        .filter((d) => d.evidence.ratings !== undefined)
+        .sort((a, b) => a.at - b.at)
+        .map((d) => ({ at: d.at, verdict: d.verdict, ratings: d.evidence.ratings })),
     };
   }
 

@@ -118,10 +118,14 @@ describe("a training run across leader failures", () => {
           decision: { verdict: string } | null;
         }>;
         promotions: Array<{ generation: number }>;
+        eloHistory: Array<{ ratings: Record<string, [number, number, number]> }>;
       };
       expect(analytics.selfplayLastHour.reduce((a, n) => a + n.games, 0)).toBeGreaterThan(0);
       expect(analytics.generations.find((g) => g.generation === 1)?.loss?.policy).toBeGreaterThan(0);
       expect(analytics.promotions.length).toBeGreaterThanOrEqual(1);
+      // Each decision kept the Elo table of its moment: generation 0 at 0, in every snapshot.
+      expect(analytics.eloHistory.length).toBeGreaterThanOrEqual(1);
+      for (const h of analytics.eloHistory) expect(h.ratings.g0?.[0]).toBe(0);
 
       // The CLI shows the same: the run and its Elo table, asked through any voter.
       const cli = (...args: string[]) => {

@@ -35,7 +35,7 @@ const hex64 = (text: string) => new Bun.CryptoHasher("sha256").update(text).dige
 export const isGood = (model: string) => Number.parseInt(model.slice(0, 2), 16) < 150;
 
 const log = createLogger("error", { node: "sim" });
-const nodeInfo = { capabilities: TYPES, slots: 2 } as unknown as NodeInfo;
+const nodeInfo = { capabilities: TYPES, slots: 2, gpus: [] } as unknown as NodeInfo;
 
 /**
  * The steps the leader's RunDriver plans over its own applied state, with the workers alive now as its nodes.

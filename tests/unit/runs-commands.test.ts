@@ -8,6 +8,7 @@ import { TraceStore } from "../../src/db/traces.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import { runConfigure, runStep } from "../../src/runs/commands.ts";
 import { RunDriver } from "../../src/runs/driver.ts";
+import { eloSnapshot } from "../../src/runs/elo-table.ts";
 import { evalCreate, evalStep } from "../../src/runs/evaluation-commands.ts";
 import { planEvaluations } from "../../src/runs/evaluation-plan.ts";
 import {
@@ -239,6 +240,11 @@ describe("a run over the replicated commands", () => {
     expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("promoted");
     const decided = runHistoryOf(db, "c4", 100).find((h) => h.event === "decided");
     expect(decided?.cause).toContain("reached 2.94");
+    // What the leader keeps with a decision for the Elo history: every promoted generation's rating and interval.
+    const snapshot = eloSnapshot(db, "c4", GEN1);
+    expect(snapshot.g0).toEqual([0, 0, 0]);
+    expect(snapshot.g1?.[0]).toBeGreaterThan(0);
+    expect(Object.values(snapshot).flat().every(Number.isFinite)).toBe(true);
     const late = runStep.apply(
       db,
       v.parse(runStep.payload, {
