@@ -6,6 +6,7 @@ import { matchResults, models, runHistory, runs, workItems } from "../../src/db/
 import { RUN_COMMANDS } from "../../src/runs/commands.ts";
 import { EVALUATION_COMMANDS } from "../../src/runs/evaluation-commands.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
+import { type AwaitedEntry, Courier } from "./courier.ts";
 import { RaftSim } from "./raft-sim.ts";
 import { isGood, plannedSteps, RunInvariants, stageResult, TYPES } from "./runs-sim.ts";
 import { injectWorkerFault, reviveWorkers } from "./worker-faults.ts";
@@ -39,19 +40,8 @@ interface SimWorker {
   up: boolean;
   stalledUntil: number;
   holds: Map<string, { leaseId: string; config: Record<string, unknown>; doneAt: number }>;
-  /**
-   * Proposals this worker awaits: the log index and the entry it must find there, where its answer sits in a
-   * grouped entry's result, and the lease a report was about.
-   */
-  waiting: Array<{
-    index: number;
-    key: string;
-    kind: "claim" | "report";
-    item?: string;
-    leaseId?: string;
-    pos?: number;
-    deadline: number;
-  }>;
+  /** Proposals this worker awaits (see courier.ts). */
+  waiting: AwaitedEntry[];
   /** Reports it sent, some of which it sends again much later. */
   sent: Report[];
 }
@@ -136,9 +126,6 @@ function runChaos(seed: number): void {
    * Claims and reports go out one entry each, or, as the leader groups what reaches it in one turn, gathered
    * into one entry per kind at the end of the step (with the copies of a duplicated report).
    */
-  let grouped = false;
-  let claims: Array<{ w: SimWorker; request: { offer: ReturnType<typeof offer>; max: number } }> = [];
-  let reports: Array<{ w: SimWorker; body: Report }> = [];
   const offer = (node: string) => ({
     node,
     types: TYPES,
@@ -149,42 +136,9 @@ function runChaos(seed: number): void {
     freeDiskGb: 100,
     slotsPerType: {},
   });
-  const claim = (w: SimWorker) => {
-    const request = { offer: offer(w.id), max: 2 };
-    if (grouped) claims.push({ w, request });
-    else {
-      const p = propose("work.claim", { ...request, now: sim.now, leaseMs: LEASE_MS });
-      if (p) w.waiting.push({ ...p, kind: "claim", deadline: sim.now + 2_000 });
-    }
-  };
-  const awaitReport = (body: Report) => ({
-    kind: "report" as const,
-    item: body.id,
-    leaseId: body.leaseId,
-    deadline: sim.now + 2_000,
-  });
-  const report = (w: SimWorker, body: Report) => {
-    if (grouped) reports.push({ w, body });
-    else {
-      const p = propose("work.report", { ...body, now: sim.now, leaseMs: LEASE_MS });
-      if (p) w.waiting.push({ ...p, ...awaitReport(body) });
-    }
-  };
-  const flushGroups = () => {
-    if (claims.length > 0) {
-      const p = propose("work.claim.batch", { claims: claims.map((c) => c.request), now: sim.now, leaseMs: LEASE_MS });
-      if (p) {
-        for (const [pos, c] of claims.entries())
-          c.w.waiting.push({ ...p, kind: "claim", pos, deadline: sim.now + 2_000 });
-      }
-    }
-    if (reports.length > 0) {
-      const p = propose("work.report.batch", { reports: reports.map((x) => x.body), now: sim.now, leaseMs: LEASE_MS });
-      if (p) for (const [pos, x] of reports.entries()) x.w.waiting.push({ ...p, ...awaitReport(x.body), pos });
-    }
-    claims = [];
-    reports = [];
-  };
+  const courier = new Courier<SimWorker, ReturnType<typeof offer>>(sim, LEASE_MS);
+  const claim = (w: SimWorker) => courier.claim(w, { offer: offer(w.id), max: 2 });
+  const report = (w: SimWorker, body: Report) => courier.report(w, body);
 
   /** Every voter, after every step. */
   const look = () => {
@@ -231,9 +185,9 @@ function runChaos(seed: number): void {
         leaderTick();
         nextPlan = sim.now + 250;
       }
-      grouped = r() < 0.5;
+      courier.grouped = r() < 0.5;
       for (const w of workers) workerStep(w);
-      flushGroups();
+      courier.flush();
       sim.run(50 + r() * 100);
       look();
     }

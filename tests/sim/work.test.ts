@@ -3,6 +3,7 @@ import { StateMachine } from "../../src/consensus/state-machine.ts";
 import { openMemoryDb } from "../../src/db/client.ts";
 import { workHistory, workItems } from "../../src/db/schema.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
+import { type AwaitedEntry, Courier } from "./courier.ts";
 import { RaftSim } from "./raft-sim.ts";
 import { injectWorkerFault, reviveWorkers } from "./worker-faults.ts";
 
@@ -17,18 +18,8 @@ interface SimWorker {
   /** Until then the worker is stalled (it neither claims nor reports). */
   stalledUntil: number;
   holds: Map<string, { leaseId: string; doneAt: number }>;
-  /**
-   * Proposals this worker awaits: the log index and the entry it must find there, and where its answer
-   * sits in the entry's result when the entry carries several workers' claims or reports.
-   */
-  waiting: Array<{
-    index: number;
-    key: string;
-    kind: "claim" | "report";
-    item?: string;
-    pos?: number;
-    deadline: number;
-  }>;
+  /** Proposals this worker awaits (see courier.ts). */
+  waiting: AwaitedEntry[];
 }
 
 /**
@@ -130,46 +121,12 @@ function workChaos(seed: number): void {
   };
 
   /**
-   * Claims and reports go out one entry each, or, as the leader groups what reaches it in one turn,
-   * gathered into one entry per kind at the end of the step (with the copies of a duplicated report).
+   * Claims and reports go out one entry each, or, as the leader groups what reaches it in one turn, gathered
+   * into one entry per kind at the end of the step (with the copies of a duplicated report).
    */
-  let grouped = false;
-  let claims: Array<{ w: SimWorker; request: { offer: ReturnType<typeof offer>; max: number } }> = [];
-  let reports: Array<{ w: SimWorker; body: { id: string } & Record<string, unknown> }> = [];
-  const claim = (w: SimWorker) => {
-    const request = { offer: offer(w.id), max: 2 };
-    if (grouped) claims.push({ w, request });
-    else {
-      const p = propose("work.claim", { ...request, now: sim.now, leaseMs: LEASE_MS });
-      if (p) w.waiting.push({ ...p, kind: "claim", deadline: sim.now + 2_000 });
-    }
-  };
-  const report = (w: SimWorker, body: { id: string } & Record<string, unknown>) => {
-    if (grouped) reports.push({ w, body });
-    else {
-      const p = propose("work.report", { ...body, now: sim.now, leaseMs: LEASE_MS });
-      if (p) w.waiting.push({ ...p, kind: "report", item: body.id, deadline: sim.now + 2_000 });
-    }
-  };
-  const flushGroups = () => {
-    if (claims.length > 0) {
-      const p = propose("work.claim.batch", { claims: claims.map((c) => c.request), now: sim.now, leaseMs: LEASE_MS });
-      if (p) {
-        for (const [pos, c] of claims.entries())
-          c.w.waiting.push({ ...p, kind: "claim", pos, deadline: sim.now + 2_000 });
-      }
-    }
-    if (reports.length > 0) {
-      const p = propose("work.report.batch", { reports: reports.map((x) => x.body), now: sim.now, leaseMs: LEASE_MS });
-      if (p) {
-        for (const [pos, x] of reports.entries()) {
-          x.w.waiting.push({ ...p, kind: "report", item: x.body.id, pos, deadline: sim.now + 2_000 });
-        }
-      }
-    }
-    claims = [];
-    reports = [];
-  };
+  const courier = new Courier<SimWorker, ReturnType<typeof offer>>(sim, LEASE_MS);
+  const claim = (w: SimWorker) => courier.claim(w, { offer: offer(w.id), max: 2 });
+  const report = (w: SimWorker, body: { id: string } & Record<string, unknown>) => courier.report(w, body);
 
   const steps = (until: number, faults: boolean) => {
     let nextTick = sim.now;
@@ -201,9 +158,9 @@ function workChaos(seed: number): void {
         );
         nextTick = sim.now + 500;
       }
-      grouped = r() < 0.5;
+      courier.grouped = r() < 0.5;
       for (const w of workers) workerStep(w);
-      flushGroups();
+      courier.flush();
       sim.run(50 + r() * 100);
     }
   };
