@@ -3,8 +3,7 @@ import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { evaluations } from "../db/schema.ts";
 import type { Pentanomial } from "../machines/run-loop.ts";
-import { intIn } from "../net/bounds.ts";
-import { BASELINE, sprtGateSchema } from "./policy.ts";
+import { BASELINE, evenGames, pairsPerItem, sprtGateSchema } from "./policy.ts";
 
 /**
  * On-demand evaluations of a run's models: an A/B test (two models, the gate's sequential test on game pairs,
@@ -18,14 +17,8 @@ export const EVALUATION_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export const abtestParamsSchema = sprtGateSchema;
 export const tournamentParamsSchema = v.strictObject({
-  games_per_pair: v.optional(
-    v.pipe(
-      intIn(2, 10_000),
-      v.check((n) => n % 2 === 0, "an even number of games (they are played in pairs)"),
-    ),
-    40,
-  ),
-  pairs_per_item: v.optional(intIn(1, 1_000), 4),
+  games_per_pair: v.optional(evenGames(10_000), 40),
+  pairs_per_item: pairsPerItem,
 });
 
 export type AbtestParams = v.InferOutput<typeof abtestParamsSchema>;

@@ -24,6 +24,16 @@ const paramsSchema = v.pipe(
   v.check((p) => Object.keys(p).length <= 64, "at most 64 parameters"),
 );
 
+/** A number of games from 2 to `max`, even: games are played in pairs. */
+export const evenGames = (max: number) =>
+  v.pipe(
+    intIn(2, max),
+    v.check((n) => n % 2 === 0, "an even number of games (they are played in pairs)"),
+  );
+
+/** Game pairs per match item: the unit of work spread over evaluation nodes. */
+export const pairsPerItem = v.optional(intIn(1, 1_000), 4);
+
 /** The sequential test a candidate must pass against the current best (GSPRT on game pairs, logistic Elo). */
 export const sprtGateSchema = v.pipe(
   v.strictObject({
@@ -32,15 +42,8 @@ export const sprtGateSchema = v.pipe(
     alpha: v.optional(finiteIn(0.001, 0.5), 0.05),
     beta: v.optional(finiteIn(0.001, 0.5), 0.05),
     /** Games after which an undecided test stops: the candidate is rejected. Even: games come in pairs. */
-    max_games: v.optional(
-      v.pipe(
-        intIn(2, 100_000),
-        v.check((n) => n % 2 === 0, "an even number of games (they are played in pairs)"),
-      ),
-      400,
-    ),
-    /** Game pairs per match item: the unit of work spread over evaluation nodes. */
-    pairs_per_item: v.optional(intIn(1, 1_000), 4),
+    max_games: v.optional(evenGames(100_000), 400),
+    pairs_per_item: pairsPerItem,
   }),
   v.forward(
     v.check((g) => g.elo1 > g.elo0, "elo1 greater than elo0"),

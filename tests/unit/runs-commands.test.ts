@@ -111,11 +111,16 @@ function finish(type: string, result: () => unknown, times = 1, max = 100): stri
 
 const modelResult = (id: string) => () => ({ model: "m.model", modelId: id, modelFile: `c4/x-${id}.model` });
 
-/** Bootstrap, one round of self-play, generation 1 trained: the run gates GEN1 against GEN0. */
-function toGating(): void {
+/** The run configured and generation 0 made: the run collects games. */
+function toCollecting(): void {
   leaderTick();
   leaderTick();
   finish("bootstrap", modelResult(GEN0));
+}
+
+/** Bootstrap, one round of self-play, generation 1 trained: the run gates GEN1 against GEN0. */
+function toGating(): void {
+  toCollecting();
   leaderTick();
   finish("selfplay", () => ({ games: 5, positions: 60 }));
   leaderTick(20_000);
@@ -162,9 +167,7 @@ describe("a run over the replicated commands", () => {
   });
 
   test("games count once per completed self-play item, however often its completion is reported", () => {
-    leaderTick();
-    leaderTick();
-    finish("bootstrap", modelResult(GEN0));
+    toCollecting();
     leaderTick();
     const ids = finish("selfplay", () => ({ games: 3, positions: 60 }), 3);
     expect(ids.length).toBeGreaterThan(0);
@@ -172,9 +175,7 @@ describe("a run over the replicated commands", () => {
   });
 
   test("one training per generation; a duplicated completion makes one candidate; a broken result changes nothing", () => {
-    leaderTick();
-    leaderTick();
-    finish("bootstrap", modelResult(GEN0));
+    toCollecting();
     leaderTick();
     finish("selfplay", () => ({ games: 5, positions: 60 }));
     leaderTick(20_000);
@@ -199,9 +200,7 @@ describe("a run over the replicated commands", () => {
   });
 
   test("a training prefers a node with a GPU for a minute when a live trainer has one", () => {
-    leaderTick();
-    leaderTick();
-    finish("bootstrap", modelResult(GEN0));
+    toCollecting();
     leaderTick();
     finish("selfplay", () => ({ games: 5, positions: 60 }));
     const steps = planRuns({ ...planInput(20_000), gpuNodes: () => 1 }).steps;
@@ -287,9 +286,7 @@ describe("a run over the replicated commands", () => {
   });
 
   test("an operator's best-set must name a model of the run", () => {
-    leaderTick();
-    leaderTick();
-    finish("bootstrap", modelResult(GEN0));
+    toCollecting();
     const foreign = runStep.apply(
       db,
       v.parse(runStep.payload, {

@@ -163,7 +163,8 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     raft.stop();
   });
 
-  test("an acknowledgement dated after the leader's clock does not stretch its lease", () => {
+  /** n1, leader of n1-n3 in term 1 by n2's vote, on the test's clock. */
+  function electedLeader(): RaftNode {
     const raft = new RaftNode({
       id: "n1",
       voters: ["n1", "n2", "n3"].map((id) => ({ id, address: id })),
@@ -179,6 +180,11 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true });
     raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true });
     expect(raft.currentRole).toBe("leader");
+    return raft;
+  }
+
+  test("an acknowledgement dated after the leader's clock does not stretch its lease", () => {
+    const raft = electedLeader();
     raft.receive({
       type: "append-reply",
       from: "n2",
@@ -195,21 +201,7 @@ describe("the Raft core never steps to a term it cannot leave", () => {
   });
 
   test("an acknowledgement of entries past the leader's log does not stall the follower's replication", () => {
-    const raft = new RaftNode({
-      id: "n1",
-      voters: ["n1", "n2", "n3"].map((id) => ({ id, address: id })),
-      storage: new MemoryStorage(),
-      timing,
-      appliedIndex: 0,
-      now: () => now,
-      random: () => 0.5,
-      clock,
-    });
-    raft.start();
-    runFor(1_000);
-    raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true });
-    raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true });
-    expect(raft.currentRole).toBe("leader");
+    const raft = electedLeader();
     const reply = { type: "append-reply", from: "n2", term: 1, success: true, hintIndex: 0, sentAt: now } as const;
     raft.receive({ ...reply, matchIndex: 1_000 });
     expect(raft.matchIndexes().n2).toBe(raft.lastIndex);
