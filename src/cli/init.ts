@@ -68,14 +68,8 @@ stagger = "1s"                      # each node waits its own deterministic shar
 ${entries}`;
 }
 
-const WORKLOAD = `# How a node runs each type of work. An argv entry that is exactly "{key}" becomes the item's config
-# value as one argument, never split or run as code; "{output_dir}" is the job's own folder. Every config
-# value is also in the job's environment as P2P_PARAM_<KEY> (P2P_PARAM_GAMES; objects as JSON), beside
-# P2P_WORK_ID, P2P_JOB_TYPE, P2P_ATTEMPT and P2P_OUTPUT_DIR. A shell script reads those variables: a
-# "{key}" inside a string or a script is refused when the file loads. The last line the command prints is
-# its JSON result (docs/JOBS.md). A node runs the types it has as capabilities. "p2p-orchestrator" as the
-# program is this binary: these four run the built-in Connect Four workload; put your own commands here.
-[jobs.bootstrap]
+/** The four job templates that run the built-in demo workload's stages with this binary (docs/JOBS.md, 6). */
+export const DEMO_JOBS = `[jobs.bootstrap]
 command = ["p2p-orchestrator", "demo", "init", "--out", "{output_dir}", "--seed", "{seed}"]
 timeout = "5m"
 slots = 1
@@ -95,7 +89,16 @@ slots = 1
 command = ["p2p-orchestrator", "demo", "match", "--a", "{candidate}", "--b", "{opponent}", "--games", "{games}", "--seed", "{seed}"]
 timeout = "30m"
 slots = 1
+`;
 
+const WORKLOAD = `# How a node runs each type of work. An argv entry that is exactly "{key}" becomes the item's config
+# value as one argument, never split or run as code; "{output_dir}" is the job's own folder. Every config
+# value is also in the job's environment as P2P_PARAM_<KEY> (P2P_PARAM_GAMES; objects as JSON), beside
+# P2P_WORK_ID, P2P_JOB_TYPE, P2P_ATTEMPT and P2P_OUTPUT_DIR. A shell script reads those variables: a
+# "{key}" inside a string or a script is refused when the file loads. The last line the command prints is
+# its JSON result (docs/JOBS.md). A node runs the types it has as capabilities. "p2p-orchestrator" as the
+# program is this binary: these four run the built-in Connect Four workload; put your own commands here.
+${DEMO_JOBS}
 # A training run: self-play of the best model, a training every train_after_games new games, the candidate
 # gated against the best by a sequential test on game pairs (fishtest's GSPRT), promotion or rejection, and
 # an Elo table anchored at generation 0 with fixed baselines. Watch it: p2p-orchestrator runs --follow c4
