@@ -1,8 +1,9 @@
 import type { Pentanomial } from "../machines/run-loop.ts";
 import type { AbtestParams, EvaluationRow, Games, TournamentParams } from "./evaluation-state.ts";
 import { pairings } from "./evaluation-state.ts";
-import { finiteOrNull, item, type OpenItem, type PlanInput, type PlannedStep, PRIORITY, safeSprt } from "./plan.ts";
+import { item, type OpenItem, type PlanInput, type PlannedStep, PRIORITY } from "./plan.ts";
 import type { RunPolicy } from "./policy.ts";
+import { sequentialTest } from "./sequential.ts";
 
 /**
  * The leader's decisions for A/B tests and tournaments on one tick, pure like `planRuns`: keep match items
@@ -47,36 +48,18 @@ function planAbtest(view: EvaluationView, input: PlanInput): EvalStep[] {
   const params = view.row.params as AbtestParams;
   const pairs = (view.row.results.pairs ?? [0, 0, 0, 0, 0]) as Pentanomial;
   const [a, b] = view.row.players as [string, string];
-  const played = pairs.reduce((x, y) => x + y, 0);
-  const state = safeSprt(pairs, params);
-  const open = view.open.map((i) => i.id);
-  if (state.decision !== "continue" || 2 * played >= params.max_games) {
-    const verdict =
-      state.decision === "accept" ? "a is stronger" : state.decision === "reject" ? "a is not stronger" : "undecided";
-    const outcome = {
-      verdict,
-      pairs,
-      games: 2 * played,
-      llr: state.llr,
-      lower: state.lower,
-      upper: state.upper,
-      elo: finiteOrNull(state.elo),
-    };
-    const cause = `A/B test ${view.row.id}: ${verdict} after ${2 * played} games (LLR ${state.llr.toFixed(2)})`;
-    return [step(view, input, cause, { end: { state: "done", outcome }, cancel: open })];
+  const test = sequentialTest(pairs, params, view.open.length, input.slots(view.policy.match));
+  if (test.done) {
+    const { decision, llr } = test.state;
+    const verdict = decision === "accept" ? "a is stronger" : decision === "reject" ? "a is not stronger" : "undecided";
+    const outcome = { verdict, ...test.evidence };
+    const cause = `A/B test ${view.row.id}: ${verdict} after ${test.games} games (LLR ${llr.toFixed(2)})`;
+    return [step(view, input, cause, { end: { state: "done", outcome }, cancel: view.open.map((i) => i.id) })];
   }
-  const inFlight = view.open.length * params.pairs_per_item;
-  const left = Math.max(0, params.max_games / 2 - played - inFlight);
-  const add = Math.min(
-    Math.max(2, input.slots(view.policy.match)) - view.open.length,
-    Math.ceil(left / params.pairs_per_item),
-  );
-  if (add <= 0) return [];
+  if (test.add <= 0) return [];
   // Each item plays its pairs with a as the first player; colours alternate inside every pair.
-  const items = Array.from({ length: add }, () =>
-    matchItem(view, input, a, b, 2 * Math.min(params.pairs_per_item, left)),
-  );
-  return [step(view, input, `A/B test ${view.row.id}: ${add} match items`, { add: items })];
+  const items = Array.from({ length: test.add }, () => matchItem(view, input, a, b, test.gamesPerItem));
+  return [step(view, input, `A/B test ${view.row.id}: ${test.add} match items`, { add: items })];
 }
 
 function planTournament(view: EvaluationView, input: PlanInput): EvalStep[] {

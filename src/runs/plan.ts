@@ -1,8 +1,9 @@
-import { type SprtState, sprt } from "../eval/sprt.ts";
+import type { SprtState } from "../eval/sprt.ts";
 import type { Pentanomial } from "../machines/run-loop.ts";
 import type { NormalizedItem } from "../work/commands.ts";
 import type { RunPolicy } from "./policy.ts";
 import { populatorTargets } from "./populator.ts";
+import { sequentialTest } from "./sequential.ts";
 import type { RunItem } from "./stage-item.ts";
 import type { RunRow } from "./state.ts";
 import { trainingDue } from "./trigger.ts";
@@ -272,42 +273,26 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
   if (policy.gate === "none") return { steps, why: { why: "no gate" } };
   const gate = policy.gate;
   const pairs = ctx.pairs;
-  const played = pairs.reduce((a, b) => a + b, 0);
-  const state = safeSprt(pairs, gate);
   const gating = view.open.filter(
     (i) => i.config.stage === "match" && i.config.gate !== false && i.config.candidate === candidate.id,
   );
+  const test = sequentialTest(pairs, gate, gating.length, input.slots(policy.match));
+  const { state, games } = test;
   const progress = { ...state, pairs, maxGames: gate.max_games };
-  if (state.decision !== "continue" || 2 * played >= gate.max_games) {
+  if (test.done) {
     const verdict = state.decision === "accept" ? "promoted" : "rejected";
     const reason =
       state.decision === "continue"
-        ? `undecided after ${2 * played} games (the gate's maximum): rejected`
+        ? `undecided after ${games} games (the gate's maximum): rejected`
         : `LLR ${state.llr.toFixed(2)} ${state.decision === "accept" ? `reached ${state.upper.toFixed(2)}` : `fell to ${state.lower.toFixed(2)}`}: ${verdict}`;
-    const evidence = {
-      pairs,
-      games: 2 * played,
-      llr: state.llr,
-      lower: state.lower,
-      upper: state.upper,
-      elo0: gate.elo0,
-      elo1: gate.elo1,
-      alpha: gate.alpha,
-      beta: gate.beta,
-      elo: finiteOrNull(state.elo),
-    };
-    const event = { type: "decided", candidate: candidate.id, verdict, evidence, at: input.now };
+    const event = { type: "decided", candidate: candidate.id, verdict, evidence: test.evidence, at: input.now };
     const handover = verdict === "promoted" ? selfplayHandover(view, candidate, input) : { cancel: [], add: [] };
     const cancel = [...gating.map((i) => i.id), ...handover.cancel];
     steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel, add: handover.add }));
     return { steps, why: { why: reason, sprt: progress } };
   }
-  const inFlight = gating.length * gate.pairs_per_item;
-  const left = Math.max(0, gate.max_games / 2 - played - inFlight);
-  const want = Math.max(2, input.slots(policy.match));
-  const add = Math.min(want - gating.length, Math.ceil(left / gate.pairs_per_item));
-  if (add > 0) {
-    const items = Array.from({ length: add }, () =>
+  if (test.add > 0) {
+    const items = Array.from({ length: test.add }, () =>
       item(input, `${name}.match.g${candidate.generation}.${input.newId()}`, policy.match, PRIORITY.match, {
         ...policy.params.match,
         run: name,
@@ -317,38 +302,13 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
         candidate: candidate.id,
         opponent: best.id,
         gate: true,
-        games: 2 * Math.min(gate.pairs_per_item, left),
+        games: test.gamesPerItem,
       }),
     );
-    steps.push(step(`gate: ${add} match items of ${gate.pairs_per_item} pairs`, { add: items }));
+    steps.push(step(`gate: ${test.add} match items of ${gate.pairs_per_item} pairs`, { add: items }));
   }
-  const why = `gating generation ${candidate.generation} against ${best.generation}: ${2 * played} of at most ${gate.max_games} games, LLR ${state.llr.toFixed(2)} in (${state.lower.toFixed(2)}, ${state.upper.toFixed(2)})`;
+  const why = `gating generation ${candidate.generation} against ${best.generation}: ${games} of at most ${gate.max_games} games, LLR ${state.llr.toFixed(2)} in (${state.lower.toFixed(2)}, ${state.upper.toFixed(2)})`;
   return { steps, why: { why, sprt: progress } };
-}
-
-/** An all-won match has an Elo estimate of +infinity: the log takes only finite numbers, so such values go as null. */
-export function finiteOrNull<T extends object>(values: T): { [K in keyof T]: T[K] | null } {
-  return Object.fromEntries(
-    Object.entries(values).map(([k, x]) => [k, typeof x === "number" && !Number.isFinite(x) ? null : x]),
-  ) as { [K in keyof T]: T[K] | null };
-}
-
-/** The SPRT, or (for a hypothesis the counts cannot express) an undecided state rather than a throw. */
-export function safeSprt(pairs: Pentanomial, gate: Exclude<RunPolicy["gate"], "none">): SprtState {
-  try {
-    return sprt(pairs, gate);
-  } catch {
-    const games = 2 * pairs.reduce((a, b) => a + b, 0);
-    const elo = { estimate: 0, low: 0, high: 0, los: 0.5 };
-    return {
-      llr: 0,
-      lower: Math.log(gate.beta / (1 - gate.alpha)),
-      upper: Math.log((1 - gate.beta) / gate.alpha),
-      decision: "continue",
-      games,
-      elo,
-    };
-  }
 }
 
 /**

@@ -15,7 +15,7 @@ import type { GpuInfo, NodeInfo } from "../node/info.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { RunPolicy } from "../runs/policy.ts";
-import { publishStage, runFolders, stageInputs } from "../runs/stage-io.ts";
+import { publishStage, type RunFolders, runFolders, stageInputs } from "../runs/stage-io.ts";
 import { type RunItem, runItemOf } from "../runs/stage-item.ts";
 import type { Claim } from "./commands.ts";
 import { headroom } from "./headroom.ts";
@@ -76,7 +76,7 @@ interface RunningJob {
   outputDir: string;
   timers: Array<ReturnType<typeof setTimeout>>;
   /** A run's stage: its outputs are checked and published before the completion is reported. */
-  stage?: { run: RunItem; folders: NonNullable<ReturnType<typeof runFolders>> } | null;
+  stage?: { run: RunItem; folders: RunFolders } | null;
 }
 
 /** Parses the job's last stdout line as its JSON result, or says why not. */
@@ -254,6 +254,11 @@ export class Worker {
     this.running.set(claim.id, job);
     this.report(claim, "start", {});
     job.timers.push(setInterval(() => this.report(claim, "heartbeat", {}), this.opts.timing.workHeartbeatMs));
+    /** The wait is over: the job runs (with timers of its own) or the attempt fails. */
+    const release = () => {
+      for (const t of job.timers) clearInterval(t);
+      this.running.delete(claim.id);
+    };
     const waitMs = Math.min(MODEL_WAIT_MS, claim.timeoutMs / 2);
     const deadline = Date.now() + waitMs;
     let asked = 0;
@@ -261,14 +266,12 @@ export class Worker {
       if (this.running.get(claim.id) !== job) return; // abandoned or stopped meanwhile
       const inputs = stageInputs(run, claim.config, folders);
       if (!("missing" in inputs)) {
-        for (const t of job.timers) clearInterval(t);
-        this.running.delete(claim.id);
+        release();
         this.spawn(claim, { run, folders, ...inputs });
         return;
       }
       if (Date.now() >= deadline) {
-        for (const t of job.timers) clearInterval(t);
-        this.running.delete(claim.id);
+        release();
         const error = `model ${inputs.missing} did not reach this node within ${Math.round(waitMs / 1000)} s`;
         this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
         return;
@@ -285,7 +288,7 @@ export class Worker {
     claim: Claim,
     stage: {
       run: RunItem;
-      folders: NonNullable<ReturnType<typeof runFolders>>;
+      folders: RunFolders;
       config: Record<string, unknown>;
       env: Record<string, string>;
     } | null,
