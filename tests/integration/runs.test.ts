@@ -137,6 +137,26 @@ describe("a training run across leader failures", () => {
       expect(cli("runs")).toContain("c4");
       expect(cli("elo", "c4")).toMatch(/g1 [0-9a-f]{12}/);
       expect(JSON.parse(cli("models", "c4", "--json")).length).toBe(generations.length);
+      // `runs c4 --follow` tells the run's story from the start, with the Elo table after each decision.
+      const follow = Bun.spawn(
+        [BIN, "runs", "c4", "--follow", "--url", `http://${cluster.node(voter()).address}`, "--token", cluster.token],
+        {
+          stdout: "pipe",
+        },
+      );
+      let told = "";
+      const reader = follow.stdout.getReader();
+      await waitFor(
+        async () => {
+          const { value } = await reader.read();
+          told += new TextDecoder().decode(value);
+          return /Elo of the promoted generations: g0 \+0, g\d+ /.test(told);
+        },
+        30_000,
+        "the followed story up to the first promotion",
+      );
+      follow.kill();
+      expect(told).toContain("c4: generation 0 written by c4.bootstrap.0");
       // An operator pauses and resumes the run; the run says so and the history keeps the reason.
       expect(cli("pause", "c4", "--reason", "maintenance")).toContain("(paused)");
       expect(JSON.parse(cli("runs", "c4", "--json")).context.paused).toBe(true);
