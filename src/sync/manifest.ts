@@ -102,7 +102,8 @@ export class ManifestIndex {
     return total;
   }
 
-  manifest(category: string): Manifest {
+  /** The category's files as indexed (the sync service adds the retention rules it applies). */
+  manifest(category: string): Omit<Manifest, "retired"> {
     const files = this.rows(this.category(category).name);
     return { node: this.nodeId, category, digest: this.digest(category).digest, files };
   }

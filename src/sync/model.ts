@@ -23,12 +23,24 @@ export const fileEntrySchema = v.object({
 });
 export type FileEntry = v.InferOutput<typeof fileEntrySchema>;
 
-/** A category's manifest on one node. */
+export const MAX_RETIRED_RULES = 64;
+export const MAX_RETIRED_EXCEPT = 256;
+
+/** A retention rule of a category (src/sync/retired.ts): entries of folder `under` numbered below `below`. */
+export const retiredSchema = v.strictObject({
+  under: v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "a run's folder")),
+  below: intIn(0, 1_000_000_000),
+  except: v.pipe(v.array(sha256Hex), v.maxLength(MAX_RETIRED_EXCEPT)),
+});
+export type Retired = v.InferOutput<typeof retiredSchema>;
+
+/** A category's manifest on one node, with the retention rules it applies. */
 export const manifestSchema = v.object({
   node: v.pipe(v.string(), v.maxLength(64)),
   category: v.pipe(v.string(), v.maxLength(32)),
   digest: v.pipe(v.string(), v.maxLength(64)),
   files: v.pipe(v.array(fileEntrySchema), v.maxLength(MAX_FILES)),
+  retired: v.optional(v.pipe(v.array(retiredSchema), v.maxLength(MAX_RETIRED_RULES)), []),
 });
 export type Manifest = v.InferOutput<typeof manifestSchema>;
 

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
-import { utimes } from "node:fs/promises";
-import { join } from "node:path";
+import { rm, rmdir, utimes } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import * as v from "valibot";
 import type { DataCategory, SyncLimits } from "../config/load.ts";
 import type { Timing } from "../config/timing.ts";
@@ -20,10 +20,12 @@ import {
   manifestSchema,
   PIECE_BYTES,
   type PieceMap,
+  type Retired,
 } from "./model.ts";
 import { resolveInRoot } from "./paths.ts";
 import { fetchPieceMap, type Holder, PeerSource } from "./peer-sources.ts";
 import { holdsCategory, originShare, staggerDelayMs } from "./policy.ts";
+import { isRetired, mergeRetired, retiredFingerprint } from "./retired.ts";
 import { SyncSession, type SyncSessionStatus } from "./session.ts";
 import { RateLimiter, Slots } from "./throttle.ts";
 
@@ -58,6 +60,11 @@ export interface SyncServiceOptions {
   onGossipChange: () => void;
   onBytes?: (direction: "sent" | "received", bytes: number) => void;
   random?: () => number;
+  /**
+   * The retention rules this node decides itself for a category (from the replicated state it holds; none on a
+   * node that holds none). Rules learned from peers' manifests are applied too.
+   */
+  retired?: (category: string) => Retired[];
 }
 
 /** Most files a node announces it is fetching; more are fetched all the same, just not offered to a swarm. */
@@ -108,6 +115,9 @@ export class SyncService {
   private sessionSeq = 0;
   /** Scans and recorded transfers write the index: a full disk is logged once, not at every scan. */
   private readonly indexWrites: GuardedWrite;
+  /** The retention rules in force per category: this node's own and its live peers', merged each round. */
+  private rules = new Map<string, Retired[]>();
+  private sweeping: Promise<void> | null = null;
 
   constructor(private readonly opts: SyncServiceOptions) {
     this.indexWrites = new GuardedWrite(opts.log, "data index update");
@@ -133,7 +143,7 @@ export class SyncService {
 
   gossip(): SyncGossip {
     return {
-      digests: this.opts.index.digests(),
+      digests: this.digests(),
       fetching: [...this.active.values()]
         .filter((s) => this.category(s.category)?.swarm)
         .map((s) => s.sha256)
@@ -194,7 +204,86 @@ export class SyncService {
   }
 
   manifest(category: string): Manifest | null {
-    return this.category(category) ? this.opts.index.manifest(category) : null;
+    if (!this.category(category)) return null;
+    const retired = this.rules.get(category) ?? [];
+    return { ...this.opts.index.manifest(category), digest: this.digestOf(category), retired };
+  }
+
+  /** The category's index digest with its retention rules folded in: a new rule is news to the peers. */
+  private digestOf(category: string): string {
+    const fingerprint = retiredFingerprint(this.rules.get(category) ?? []);
+    const digest = this.opts.index.digest(category).digest;
+    return fingerprint ? `${digest}.${fingerprint}` : digest;
+  }
+
+  private digests(): Record<string, ManifestDigest> {
+    const out = this.opts.index.digests();
+    for (const [name, digest] of Object.entries(out)) out[name] = { ...digest, digest: this.digestOf(name) };
+    return out;
+  }
+
+  /** The retention rules this node applies to a category (for status and tests). */
+  retiredRules(category: string): Retired[] {
+    return this.rules.get(category) ?? [];
+  }
+
+  /**
+   * Files of `category` under `prefix` that live peers hold and this node still lacks (retired ones aside): a
+   * trainer waits for these to arrive before it reads the run's games.
+   */
+  missingUnder(category: string, prefix: string): string[] {
+    return this.wants()
+      .filter((w) => w.category.name === category && w.entry.path.startsWith(prefix))
+      .map((w) => `${w.entry.path}@${w.entry.sha256}`);
+  }
+
+  /**
+   * Merges this node's own rules with those its live peers' manifests carry; then deletes the files they retire.
+   * Runs each round, so a rule decided by the replicated state reaches every holder within a round or two.
+   */
+  private applyRetention(): void {
+    const alive = new Set(
+      this.opts
+        .peers()
+        .filter((p) => p.alive)
+        .map((p) => p.id),
+    );
+    const next = new Map<string, Retired[]>();
+    for (const category of this.opts.categories) {
+      const learned = [...this.remote.values()]
+        .filter((m) => m.category === category.name && alive.has(m.node))
+        .map((m) => m.retired);
+      const rules = mergeRetired([this.opts.retired?.(category.name) ?? [], ...learned]);
+      if (rules.length > 0) next.set(category.name, rules);
+    }
+    this.rules = next;
+    this.publishIfChanged();
+    if (!this.sweeping && next.size > 0) {
+      this.sweeping = this.sweep().finally(() => {
+        this.sweeping = null;
+      });
+    }
+  }
+
+  /** Deletes the held files the rules retire, then rescans what changed. */
+  private async sweep(): Promise<void> {
+    for (const [name, rules] of this.rules) {
+      const category = this.category(name);
+      if (!category) continue;
+      const doomed = this.opts.index.manifest(name).files.filter((f) => isRetired(f.path, f.sha256, rules));
+      if (doomed.length === 0) continue;
+      let removed = 0;
+      for (const file of doomed) {
+        const resolved = await resolveInRoot(category.root, file.path);
+        if (!resolved.ok) continue;
+        await rm(resolved.path, { force: true })
+          .then(() => rmdir(dirname(resolved.path)).catch(() => {})) // an emptied epoch folder goes too
+          .then(() => removed++)
+          .catch((e) => this.opts.log.warn("retention: delete failed", { file: file.path, error: String(e) }));
+      }
+      this.opts.log.info("retention: deleted retired files", { category: name, files: removed });
+      await this.scan(name);
+    }
   }
 
   /** What this node can serve of a file: the whole of a finished one, or the verified pieces of one in flight. */
@@ -275,6 +364,7 @@ export class SyncService {
   private runRound(force = false): Promise<void> {
     if (this.round) return force ? this.round.then(() => this.runRound(true)) : this.round;
     this.round = this.refreshManifests(force)
+      .then(() => this.applyRetention())
       .then(() => this.plan())
       .catch((e) => this.opts.log.warn("sync round failed", { error: String(e) }))
       .finally(() => {
@@ -337,7 +427,7 @@ export class SyncService {
         .map((p) => [p.id, p] as const),
     );
     const inputs = [
-      JSON.stringify(this.opts.index.digests()),
+      JSON.stringify(this.digests()),
       ...[...this.remote].filter(([, m]) => alive.has(m.node)).map(([key, m]) => `${key}=${m.digest}`),
     ].join("|");
     if (inputs === this.wantsMemo.inputs) return this.wantsMemo.wants;
@@ -348,7 +438,9 @@ export class SyncService {
       for (const [key, manifest] of this.remote) {
         const peer = alive.get(manifest.node);
         if (!peer || !key.endsWith(`/${category.name}`)) continue;
+        const rules = this.rules.get(category.name) ?? [];
         for (const entry of wantedFrom(local, manifest.files)) {
+          if (isRetired(entry.path, entry.sha256, rules)) continue;
           const id = `${category.name}/${entry.path}`;
           const current = wants.get(id);
           if (!current || entry.mtimeMs > current.entry.mtimeMs) {

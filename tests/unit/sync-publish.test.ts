@@ -3,12 +3,10 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DataCategory } from "../../src/config/load.ts";
-import { deriveTiming } from "../../src/config/timing.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
-import { createLogger } from "../../src/observability/log.ts";
 import { Hasher } from "../../src/sync/hasher.ts";
-import { ManifestIndex } from "../../src/sync/manifest.ts";
-import { SyncService } from "../../src/sync/service.ts";
+import type { SyncService } from "../../src/sync/service.ts";
+import { loneSync } from "./lone-sync.ts";
 
 /**
  * A file a stage has just published (a fresh model) reaches the node's gossip within about the settle time, not a
@@ -36,29 +34,15 @@ beforeEach(() => {
   hasher = new Hasher();
   const categories = [{ ...category, root: join(dir, "models") }];
   mkdirSync(join(dir, "models", "c4"), { recursive: true });
-  const index = new ManifestIndex({ db, nodeId: "n1", categories, hasher, settleMs: 300 });
-  sync = new SyncService({
-    nodeId: "n1",
-    capabilities: [],
+  sync = loneSync({
+    db,
+    hasher,
     categories,
-    // A scan period far longer than the test: only the rescans under test can find the file in time.
-    limits: {
-      maxTransfers: 1,
-      maxUploads: 1,
-      downloadRate: 0,
-      uploadRate: 0,
-      diskMaxPercent: 100,
-      scanIntervalMs: 600_000,
-    },
-    timing: deriveTiming("lan"),
-    secret: "s".repeat(64),
-    index,
-    pieceHasher: hasher,
-    log: createLogger("error"),
-    trace: () => {},
-    peers: () => [],
-    onGossipChange: () => {
-      gossips++;
+    settleMs: 300,
+    extra: {
+      onGossipChange: () => {
+        gossips++;
+      },
     },
   });
 });
