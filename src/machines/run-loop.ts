@@ -29,6 +29,36 @@ export interface Decision {
   cause: string;
 }
 
+export interface GamesKept {
+  /** Games per epoch still kept, keyed by the epoch's number. */
+  byEpoch: Record<string, number>;
+  /** Epochs below this one are retired. */
+  retiredBelow: number;
+}
+
+/**
+ * Counts `count` new games of `epoch` and retires the oldest epochs that the newer ones make unnecessary: the
+ * newest epochs are kept until they hold `keep` games, and the epoch that crosses it is kept whole.
+ */
+export function countGames(kept: GamesKept, epoch: number, count: number, keep: number): GamesKept {
+  if (epoch < kept.retiredBelow) return kept;
+  const byEpoch: Record<string, number> = { ...kept.byEpoch, [epoch]: (kept.byEpoch[epoch] ?? 0) + count };
+  const epochs = Object.keys(byEpoch)
+    .map(Number)
+    .sort((a, b) => b - a);
+  let held = 0;
+  let retiredBelow = kept.retiredBelow;
+  for (const e of epochs) {
+    if (held >= keep) {
+      retiredBelow = Math.max(retiredBelow, e + 1);
+      break;
+    }
+    held += byEpoch[e] ?? 0;
+  }
+  for (const e of epochs) if (e < retiredBelow) delete byEpoch[e];
+  return { byEpoch, retiredBelow };
+}
+
 export interface RunContext {
   best: ModelRef | null;
   /** The newest generation trained (promoted or not): the next training makes the one after it. */
@@ -36,6 +66,8 @@ export interface RunContext {
   paused: boolean;
   /** Games added since the last training was queued. */
   newGames: number;
+  /** Games kept per epoch (the folder they are in) and the epochs retired (absent in runs made before retention). */
+  games?: GamesKept;
   lastTrainingAt: number | null;
   /** The training item of the generation being made. */
   trainItem: string | null;
@@ -49,7 +81,7 @@ export interface RunContext {
 
 export type RunEvent =
   | { type: "best-set"; model: ModelRef; at: number; cause: string }
-  | { type: "games"; count: number }
+  | { type: "games"; count: number; epoch: number; keep: number }
   | { type: "train-queued"; generation: number; itemId: string; at: number }
   | { type: "trained"; itemId: string; model: ModelRef; gate: boolean; at: number }
   | { type: "train-failed"; itemId: string; error: string }
@@ -59,6 +91,7 @@ export type RunEvent =
   | { type: "resume"; cause: string };
 
 const ZERO: Pentanomial = [0, 0, 0, 0, 0];
+const NO_GAMES: GamesKept = { byEpoch: {}, retiredBelow: 0 };
 
 export const initialRunContext = (): RunContext => ({
   best: null,
@@ -103,7 +136,12 @@ export const runLoopMachine = setup({
     ),
     abandonCandidate: assign(() => clearCandidate),
     countGames: assign(({ context, event }) =>
-      event.type === "games" ? { newGames: context.newGames + Math.max(0, event.count) } : {},
+      event.type === "games"
+        ? {
+            newGames: context.newGames + Math.max(0, event.count),
+            games: countGames(context.games ?? NO_GAMES, event.epoch, Math.max(0, event.count), event.keep),
+          }
+        : {},
     ),
     startTraining: assign(({ event }) =>
       event.type === "train-queued" ? { trainItem: event.itemId, newGames: 0, lastTrainingAt: event.at } : {},

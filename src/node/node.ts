@@ -30,6 +30,7 @@ import { workRoutes } from "../routes/work.ts";
 import { RUN_COMMANDS } from "../runs/commands.ts";
 import { RunDriver } from "../runs/driver.ts";
 import { EVALUATION_COMMANDS } from "../runs/evaluation-commands.ts";
+import { retiredFiles } from "../runs/retired-files.ts";
 import { RunService } from "../runs/service.ts";
 import { importModel, runFolders } from "../runs/stage-io.ts";
 import { Hasher } from "../sync/hasher.ts";
@@ -190,6 +191,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     onData: (category) => {
       sync.now(category).catch((e) => log.debug("sync after a stage failed", { error: String(e) }));
     },
+    missingFiles: (category, prefix) => sync.missingUnder(category, prefix),
   });
   busySlots = () => worker.busySlots();
   const propose = (command: { name: string; payload: unknown }) => consensus.propose(command);
@@ -251,6 +253,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       })),
     onGossipChange: () => publishInfo(),
     onBytes: (direction, bytes) => bytesMoved({ direction }, bytes),
+    retired: (category) => retiredFiles(db, category),
   });
   syncGossip = () => sync.gossip();
 

@@ -6,7 +6,7 @@ import { FREE_FORM_DEPTH, freeForm } from "../net/free-form.ts";
 import { sha256Schema } from "../sync/model.ts";
 import { normalizedItemSchema, workAdd, workCancel } from "../work/commands.ts";
 import { runPolicySchema } from "./policy.ts";
-import { configureRun, readModel, readRun, registerModel, setModelState, stepRun } from "./state.ts";
+import { archiveOldModels, configureRun, readModel, readRun, registerModel, setModelState, stepRun } from "./state.ts";
 
 /**
  * The replicated commands of training runs. The leader proposes them; every time, id, seed and verdict is
@@ -106,11 +106,16 @@ export const runStep = defineCommand({
       const model = readModel(db, p.event.model.id);
       if (!model || model.run !== p.run)
         return { taken: false, reason: `model ${p.event.model.id} is not of run "${p.run}"` };
+      if (model.state === "archived")
+        return { taken: false, reason: `model ${p.event.model.id} is archived: its file is no longer kept` };
     }
     const step = p.event ? stepRun(db, p.run, p.event as never, stepAt) : null;
     if (step && !step.taken)
       return { taken: false, reason: `the run's ${run.stage} stage did not take ${p.event?.type}` };
-    if (step && p.event) followModels(db, step.before.context, step.after.context, p.event.type, p.now);
+    if (step && p.event) {
+      followModels(db, step.before.context, step.after.context, p.event.type, p.now);
+      archiveOldModels(db, p.run, p.now);
+    }
     if (p.add.length > 0) workAdd.apply(db, { items: p.add, now: p.now }, ctx);
     for (const id of p.cancel) workCancel.apply(db, { id, reason: p.cause, now: p.now }, ctx);
     return { taken: true, stage: step?.after.stage ?? run.stage };

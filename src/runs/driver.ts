@@ -136,6 +136,7 @@ export class RunDriver {
         policy,
         open: open.get(name) ?? [],
         bootstrap: bootstrapState(db, name),
+        gateGaveUp: gateGaveUp(db, row.context.candidate?.id ?? null),
         baselineGames: (model, baseline) => tally.get(`${model} ${baseline}`) ?? 0,
       });
     }
@@ -190,6 +191,18 @@ function openRunItems(db: Db): Map<string, OpenItem[]> {
     byRun.set(run.run, list);
   }
   return byRun;
+}
+
+/** Gate items of the candidate that gave up for good. */
+function gateGaveUp(db: Db, candidate: string | null): RunView["gateGaveUp"] {
+  if (candidate === null) return { items: 0, lastError: null };
+  const rows = db.$client
+    .prepare(
+      `SELECT json_extract(context, '$.error') AS error FROM work_items WHERE state = 'dead-lettered'
+         AND json_extract(config, '$.candidate') = ? AND json_extract(config, '$.gate') = 1 ORDER BY seq`,
+    )
+    .all(candidate) as { error: string | null }[];
+  return { items: rows.length, lastError: rows.at(-1)?.error ?? null };
 }
 
 /** The run's bootstrap items (`<run>.bootstrap.<n>`): whether one is open, and how many failed for good. */

@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { Pentanomial } from "../machines/run-loop.ts";
 import { evaluationMatchFinished } from "./evaluation-state.ts";
 import { type RunItem, runItemOf, stageResultSchemas } from "./stage-item.ts";
-import { addMatchResult, readRun, registerModel, setModelState, stepRun } from "./state.ts";
+import { addMatchResult, archiveOldModels, readRun, registerModel, setModelState, stepRun } from "./state.ts";
 
 /**
  * A run's work item has ended: its result becomes the run's event, in the same apply that ended the item, so
@@ -25,7 +25,8 @@ export interface FinishedAt {
 
 export function runItemFinished(db: Db, item: FinishedItem, outcome: "completed" | "dead-lettered", at: FinishedAt) {
   const run = runItemOf(item.config);
-  if (!run || !readRun(db, run.run)) return;
+  const row = run ? readRun(db, run.run) : undefined;
+  if (!run || !row) return;
   const by = at.node ? ` on ${at.node}` : "";
   const stepAt = (cause: string) => ({ now: at.now, term: at.term, cause });
   if (outcome === "dead-lettered") {
@@ -40,7 +41,9 @@ export function runItemFinished(db: Db, item: FinishedItem, outcome: "completed"
       const result = v.safeParse(stageResultSchemas.selfplay, item.result);
       if (!result.success) return;
       const cause = `${result.output.games} games from ${item.id}${by}`;
-      stepRun(db, run.run, { type: "games", count: result.output.games }, stepAt(cause));
+      const epoch = run.epoch ?? run.generation;
+      const keep = row.policy.keep_games;
+      stepRun(db, run.run, { type: "games", count: result.output.games, epoch, keep }, stepAt(cause));
       return;
     }
     case "bootstrap":
@@ -104,6 +107,7 @@ function modelWritten(db: Db, item: FinishedItem, run: RunItem, at: FinishedAt):
   const step = stepRun(db, run.run, { type: "trained", itemId: item.id, model, gate, at: at.now }, { ...at, cause });
   if (!fresh) return;
   setModelState(db, modelId, !step?.taken ? "archived" : gate ? "evaluating" : "promoted", at.now);
+  archiveOldModels(db, run.run, at.now);
 }
 
 /** What a training reported about itself (samples, losses, speed), kept with the model; bounded by the result's own cap. */

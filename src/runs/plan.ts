@@ -30,7 +30,15 @@ export interface RunView {
   bootstrap: { open: boolean; failures: number; lastError: string | null };
   /** Games each baseline has played against each model, from the match tally. */
   baselineGames: (model: string, baseline: string) => number;
+  /** Gate items of the current candidate that gave up for good, and the last one's error. */
+  gateGaveUp: { items: number; lastError: string | null };
 }
+
+/**
+ * Gate items of one candidate that may give up before the candidate is rejected as one that cannot be evaluated
+ * (its file lost with the node that trained it, or a match command that always fails): the run moves on.
+ */
+export const GATE_GIVE_UPS = 3;
 
 export interface PlanInput {
   runs: readonly RunView[];
@@ -191,6 +199,7 @@ function selfplayItem(view: RunView, model: { id: string; generation: number }, 
     run: row.name,
     stage: "selfplay",
     generation: model.generation,
+    epoch: row.context.lastGeneration,
     seed: input.seed(),
     model: model.id,
     games: policy.selfplay_games,
@@ -279,6 +288,20 @@ function planOne(view: RunView, input: PlanInput): { steps: PlannedStep[]; why: 
   const test = sequentialTest(pairs, gate, gating.length, input.slots(policy.match));
   const { state, games } = test;
   const progress = { ...state, pairs, maxGames: gate.max_games };
+  if (view.gateGaveUp.items >= GATE_GIVE_UPS) {
+    const reason = `cannot be evaluated: ${view.gateGaveUp.items} gate items gave up (last: ${view.gateGaveUp.lastError ?? "no reason given"}): rejected`;
+    const evidence = {
+      pairs,
+      games,
+      llr: state.llr,
+      gaveUp: view.gateGaveUp.items,
+      lastError: view.gateGaveUp.lastError,
+    };
+    const event = { type: "decided", candidate: candidate.id, verdict: "rejected", evidence, at: input.now } as const;
+    const cancel = gating.map((i) => i.id);
+    steps.push(step(`generation ${candidate.generation}: ${reason}`, { event, cancel }));
+    return { steps, why: { why: reason, sprt: progress } };
+  }
   if (test.done) {
     const verdict = state.decision === "accept" ? "promoted" : "rejected";
     const reason =

@@ -146,6 +146,13 @@ export function runPolicyProblems(
       });
     }
   }
+  if (run.keep_games < run.window_games) {
+    problems.push({
+      path: at("keep_games"),
+      expected: `at least window_games (${run.window_games}): a training reads that many of the kept games`,
+      found: String(run.keep_games),
+    });
+  }
   for (const key of ["games", "models"] as const) {
     if (!categories.includes(run[key])) {
       problems.push({

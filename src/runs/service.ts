@@ -232,6 +232,9 @@ export class RunService {
   private model(run: string, id: string, field: string) {
     const model = readModel(this.opts.db, id);
     if (!model || model.run !== run) throw new RunError(404, `run "${run}" has no model ${id}`, field);
+    if (model.state === "archived") {
+      throw new RunError(409, `model ${id} is archived (runs.${run}.keep_models): its file is no longer kept`, field);
+    }
     return model;
   }
 

@@ -3,6 +3,7 @@ import { basename, extname, join, relative, resolve, sep } from "node:path";
 import * as v from "valibot";
 import type { DataCategory } from "../config/load.ts";
 import type { RunPolicy } from "./policy.ts";
+import { epochFolder } from "./retention.ts";
 import { type RunItem, resultProblem, stageResultSchemas } from "./stage-item.ts";
 
 /**
@@ -107,10 +108,11 @@ export async function publishStage(
   if (item.stage === "selfplay") {
     const problem = resultProblem(stageResultSchemas.selfplay, result);
     if (problem) return fail(problem);
-    mkdirSync(folders.games, { recursive: true });
+    const folder = join(folders.games, epochFolder(item.epoch ?? item.generation));
+    mkdirSync(folder, { recursive: true });
     for (const name of readdirSync(outputDir)) {
       if (skip(name) || name.startsWith(".")) continue;
-      const target = join(folders.games, existsSync(join(folders.games, name)) ? `${item.seed}-${name}` : name);
+      const target = join(folder, existsSync(join(folder, name)) ? `${item.seed}-${name}` : name);
       moveFile(join(outputDir, name), target);
     }
     return { result, moved: "games" };

@@ -19,6 +19,8 @@ export const runItemSchema = v.object({
   seed: intIn(0, 2 ** 31 - 1),
   /** selfplay and train: the model played or trained from. */
   model: v.optional(sha256Hex),
+  /** selfplay: the run's trainings queued so far when it was queued; its games go to that numbered folder. */
+  epoch: v.optional(intIn(0, 1_000_000_000)),
   /** match: the model under test and its opponent (a model or a baseline). */
   candidate: v.optional(sha256Hex),
   opponent: v.optional(playerSchema),

@@ -9,7 +9,9 @@ import {
   type RunStage,
   runLoopMachine,
 } from "../machines/run-loop.ts";
+import { runningEvaluations } from "./evaluation-state.ts";
 import type { RunPolicy } from "./policy.ts";
+import { modelsToArchive } from "./retention.ts";
 
 /**
  * A run's replicated state: its loop machine (stage and context) in the `runs` table, every transition in
@@ -178,6 +180,23 @@ export function registerModel(db: Db, model: Omit<ModelRow, "decidedAt">): boole
 
 export function setModelState(db: Db, id: string, state: ModelState, now: number): void {
   db.update(models).set({ state, decidedAt: now }).where(eq(models.id, id)).run();
+}
+
+/**
+ * Archives the run's models that retention no longer keeps (`keep_models` newest generations; the best, the
+ * candidate and the players of a running evaluation stay): their files are then deleted on every node.
+ */
+export function archiveOldModels(db: Db, run: string, now: number): void {
+  const row = readRun(db, run);
+  if (!row) return;
+  const pinned = new Set<string>();
+  for (const ref of [row.context.best, row.context.candidate]) if (ref) pinned.add(ref.id);
+  for (const evaluation of runningEvaluations(db)) {
+    if (evaluation.run === run) for (const player of evaluation.players) pinned.add(player);
+  }
+  for (const id of modelsToArchive(modelsOf(db, run), row.policy.keep_models, pinned)) {
+    setModelState(db, id, "archived", now);
+  }
 }
 
 export function readModel(db: Db, id: string): ModelRow | undefined {

@@ -62,6 +62,8 @@ export interface WorkerOptions {
   hashFile?: (path: string) => Promise<string>;
   /** A run's stage needs a file of this category that is not here yet, or has put new files into it. */
   onData?: (category: string) => void;
+  /** Files of a category under a folder that live peers hold and this node lacks (as `path@sha256`). */
+  missingFiles?: (category: string, prefix: string) => string[];
 }
 
 /** How long a run's item waits for the models it reads to arrive by data sync before the attempt fails. */
@@ -261,16 +263,27 @@ export class Worker {
     };
     const waitMs = Math.min(MODEL_WAIT_MS, claim.timeoutMs / 2);
     const deadline = Date.now() + waitMs;
+    // A training reads the run's games: those its peers held when it began are awaited too, within the same
+    // deadline; then it trains on what arrived (games keep coming while it waits, so "all" is never a condition).
+    const games = run.stage === "train" ? this.opts.missingFiles?.(policy.games, `${run.run}/`) : undefined;
+    const awaited = new Set(games ?? []);
     let asked = 0;
     for (;;) {
       if (this.running.get(claim.id) !== job) return; // abandoned or stopped meanwhile
       const inputs = stageInputs(run, claim.config, folders);
-      if (!("missing" in inputs)) {
+      if (awaited.size > 0) {
+        const still = new Set(this.opts.missingFiles?.(policy.games, `${run.run}/`) ?? []);
+        for (const file of awaited) if (!still.has(file)) awaited.delete(file);
+      }
+      if (!("missing" in inputs) && (awaited.size === 0 || Date.now() >= deadline)) {
         release();
+        if (awaited.size > 0) {
+          this.opts.log.warn("training without every game", { item: claim.id, missing: awaited.size });
+        }
         this.spawn(claim, { run, folders, ...inputs });
         return;
       }
-      if (Date.now() >= deadline) {
+      if ("missing" in inputs && Date.now() >= deadline) {
         release();
         const error = `model ${inputs.missing} did not reach this node within ${Math.round(waitMs / 1000)} s`;
         this.report(claim, "fail", { error, retryDelayMs: retryDelayMs(claim.attempt) });
@@ -278,7 +291,7 @@ export class Worker {
       }
       if (Date.now() - asked > 5_000) {
         asked = Date.now();
-        this.opts.onData?.(policy.models);
+        this.opts.onData?.("missing" in inputs ? policy.models : policy.games);
       }
       await Bun.sleep(MODEL_POLL_MS);
     }

@@ -41,10 +41,13 @@ const decided = (verdict: "promoted" | "rejected", candidate = gen1.id): RunEven
 describe("the run loop", () => {
   test("bootstraps, collects games, and trains exactly once per generation", () => {
     expect(play().value).toBe("bootstrapping");
-    const collecting = play(boot, { type: "games", count: 300 });
+    const collecting = play(boot, { type: "games", count: 300, epoch: 0, keep: 100_000 });
     expect(collecting.value).toBe("collecting");
     expect(collecting.context.newGames).toBe(300);
-    const training = play(boot, { type: "games", count: 300 }, queue1, { ...queue1, itemId: "t1-again" });
+    const training = play(boot, { type: "games", count: 300, epoch: 0, keep: 100_000 }, queue1, {
+      ...queue1,
+      itemId: "t1-again",
+    });
     expect(training.value).toBe("training");
     expect(training.context).toMatchObject({ trainItem: "t1", newGames: 0, lastTrainingAt: 10 });
     expect(play(boot, { ...queue1, generation: 2 }).value).toBe("collecting");

@@ -17,8 +17,10 @@ import {
   runningEvaluations,
   tournamentParamsSchema,
 } from "../../src/runs/evaluation-state.ts";
-import { type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
+import { GATE_GIVE_UPS, type PlanInput, planRuns, type RunView } from "../../src/runs/plan.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
+import { modelsRetired, modelsToArchive } from "../../src/runs/retention.ts";
+import { retiredFiles } from "../../src/runs/retired-files.ts";
 import { RunService } from "../../src/runs/service.ts";
 import { importModel } from "../../src/runs/stage-io.ts";
 import { modelsOf, readRun, runHistoryOf } from "../../src/runs/state.ts";
@@ -35,17 +37,19 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), "p2p-runs-"));
   db = openDb(dir);
   index = 0;
+  policy = gatedPolicy;
 });
 afterEach(() => {
   db.$client.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const policy = v.parse(runPolicySchema, {
+const gatedPolicy = v.parse(runPolicySchema, {
   bootstrap: { command: "bootstrap" },
   train_after_games: 10,
   gate: { elo0: 0, elo1: 50, max_games: 100, pairs_per_item: 4 },
 });
+let policy = gatedPolicy;
 const sha = (c: string) => c.repeat(64);
 const GEN0 = sha("a");
 const GEN1 = sha("b");
@@ -64,6 +68,7 @@ function planInput(now: number): PlanInput {
           open: open.map((o) => ({ ...o, config: JSON.parse(o.config) })),
           bootstrap: { open: readItem(db, "c4.bootstrap.0") !== undefined, failures: 0, lastError: null },
           baselineGames: () => 0,
+          gateGaveUp: { items: 0, lastError: null },
         },
       ]
     : [];
@@ -259,6 +264,28 @@ describe("a run over the replicated commands", () => {
     expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("promoted");
   });
 
+  test("a candidate whose gate items keep giving up is rejected as one that cannot be evaluated; the run moves on", () => {
+    toGating();
+    const view = () => planInput(30_000).runs[0] as RunView;
+    const lost = { items: GATE_GIVE_UPS, lastError: "model bbbb did not reach this node within 300 s" };
+    expect(
+      planRuns({ ...planInput(30_000), runs: [{ ...view(), gateGaveUp: { ...lost, items: 2 } }] }).why[0]?.why,
+    ).toContain("gating generation 1");
+    leaderTick(30_000);
+    const plan = planRuns({ ...planInput(31_000), runs: [{ ...view(), gateGaveUp: lost }] });
+    expect(plan.why[0]?.why).toBe(
+      "cannot be evaluated: 3 gate items gave up (last: model bbbb did not reach this node within 300 s): rejected",
+    );
+    for (const step of plan.steps) runStep.apply(db, v.parse(runStep.payload, step.payload), ctx());
+    const run = readRun(db, "c4");
+    expect(run?.stage).toBe("collecting");
+    expect(run?.context.best?.id).toBe(GEN0);
+    expect(run?.context.lastDecision).toMatchObject({ verdict: "rejected", evidence: { gaveUp: 3 } });
+    expect(modelsOf(db, "c4").find((m) => m.id === GEN1)?.state).toBe("rejected");
+    const open = db.$client.prepare("SELECT count(*) AS n FROM work_items WHERE type = 'match' AND state = 'pending'");
+    expect(open.get()).toEqual({ n: 0 });
+  });
+
   test("while a candidate is gated, the run says which match nodes it is still syncing to", () => {
     toGating();
     const propose = async () => ({ result: undefined });
@@ -326,6 +353,63 @@ describe("a run over the replicated commands", () => {
     expect(step(1_000)).toMatchObject({ taken: true, stage: "collecting" });
     expect(step(2_000)).toMatchObject({ taken: false });
     expect(modelsOf(db, "c4")).toMatchObject([{ id: imported.id, generation: 0, state: "promoted", node: "n1" }]);
+  });
+});
+
+describe("retention over the replicated commands", () => {
+  test("old game epochs and old models are retired alike for every node; the best stays; an archived model cannot return", () => {
+    policy = v.parse(runPolicySchema, {
+      bootstrap: { command: "bootstrap" },
+      train_after_games: 10,
+      selfplay_games: 60,
+      gate: "none",
+      keep_games: 100,
+      window_games: 100,
+      keep_models: 2,
+    });
+    toCollecting();
+    const generations = [sha("c"), sha("d"), sha("e"), sha("f")];
+    generations.forEach((id, i) => {
+      leaderTick(20_000 * (i + 1));
+      const selfplay = finish("selfplay", () => ({ games: 60, positions: 600 }));
+      expect(readItem(db, selfplay[0] as string)?.config).toMatchObject({ epoch: i });
+      leaderTick(20_000 * (i + 1) + 1);
+      finish("train", modelResult(id));
+    });
+    const run = readRun(db, "c4");
+    expect(run?.context.best).toEqual({ id: sha("f"), generation: 4 });
+    // Two self-play items of 60 games per epoch: the newest epoch alone holds the 100 games to keep.
+    expect(run?.context.games?.retiredBelow).toBe(3);
+    expect(Object.keys(run?.context.games?.byEpoch ?? {})).toEqual(["3"]);
+    // The newest two generations stay; older ones are archived, whatever they were.
+    expect(modelsOf(db, "c4").map((m) => [m.generation, m.state])).toEqual([
+      [0, "archived"],
+      [1, "archived"],
+      [2, "archived"],
+      [3, "promoted"],
+      [4, "promoted"],
+    ]);
+    expect(retiredFiles(db, "games")).toEqual([{ under: "c4", below: 3, except: [] }]);
+    expect(retiredFiles(db, "models")).toEqual([{ under: "c4", below: 3, except: [] }]);
+    const backToGen1 = { type: "best-set" as const, model: { id: sha("c"), generation: 1 }, at: 1, cause: "operator" };
+    const refused = runStep.apply(
+      db,
+      { run: "c4", cause: "operator", add: [], cancel: [], now: 1, event: backToGen1 },
+      ctx(),
+    );
+    expect(refused).toMatchObject({ taken: false, reason: expect.stringContaining("archived") });
+  });
+
+  test("a pinned model below the cutoff is excepted from its run's rule until it is archived", () => {
+    const models = [
+      { id: sha("a"), generation: 0, state: "promoted" },
+      { id: sha("b"), generation: 1, state: "rejected" },
+      { id: sha("c"), generation: 2, state: "rejected" },
+      { id: sha("d"), generation: 3, state: "evaluating" },
+    ];
+    expect(modelsToArchive(models, 2, new Set([sha("a")]))).toEqual([sha("b")]);
+    expect(modelsRetired("c4", models, 2)).toEqual({ under: "c4", below: 2, except: [sha("a"), sha("b")] });
+    expect(modelsRetired("c4", models, 10)).toBeNull();
   });
 });
 

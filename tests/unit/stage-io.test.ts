@@ -62,11 +62,11 @@ describe("a stage's inputs", () => {
 });
 
 describe("a stage's outputs", () => {
-  test("self-play's game files move into the run's games folder; the log stays", async () => {
+  test("self-play's game files move into the run's games folder, in the item's epoch; the log stays", async () => {
     writeFileSync(join(out, "games-1.jsonl"), "{}\n");
     writeFileSync(join(out, "job.log"), "log");
     const published = await publishStage(
-      item({ stage: "selfplay" }),
+      item({ stage: "selfplay", epoch: 12 }),
       { games: 1, positions: 9 },
       out,
       folders,
@@ -74,7 +74,8 @@ describe("a stage's outputs", () => {
       (n) => n === "job.log",
     );
     expect(published).toEqual({ result: { games: 1, positions: 9 }, moved: "games" });
-    expect(readdirSync(folders.games)).toEqual(["games-1.jsonl"]);
+    expect(readdirSync(folders.games)).toEqual(["000012"]);
+    expect(readdirSync(join(folders.games, "000012"))).toEqual(["games-1.jsonl"]);
     expect(readdirSync(out)).toEqual(["job.log"]);
   });
 
