@@ -13,6 +13,7 @@ interface RunView {
   why: string;
   context: {
     best: { id: string; generation: number } | null;
+    games?: { retiredBelow: number };
     lastGeneration: number;
     lastDecision: { verdict: string; generation: number; evidence: Record<string, unknown> } | null;
   };
@@ -26,7 +27,7 @@ beforeAll(() => {
   cluster = new TestCluster(5, {
     voters: 3,
     capabilities: (i) => (i < 3 ? ["bootstrap", "selfplay", "match"] : ["selfplay", "train", "match"]),
-    extraToml: demoRunToml(),
+    extraToml: demoRunToml({ keepGames: 200 }),
   });
   cluster.startAll();
 });
@@ -163,6 +164,25 @@ describe("a training run across leader failures", () => {
       expect(cli("resume", "c4")).not.toContain("(paused)");
       const { history } = (await cluster.get(voter(), "/runs/c4/history")) as { history: Array<{ cause: string }> };
       expect(history.some((h) => h.cause === "paused: maintenance")).toBe(true);
+
+      // Retention: once the newer epochs hold the 200 games a training reads, epoch 0 is retired, and every node
+      // that holds games (the trainers, not voters) deletes its folder and does not fetch it back.
+      await waitFor(async () => ((await run()).context.games?.retiredBelow ?? 0) >= 1, 90_000, "epoch 0 retired");
+      for (const trainer of ["n4", "n5"].filter((id) => cluster.running().some((n) => n.id === id))) {
+        const manifest = await waitFor(
+          async () => {
+            const m = (await cluster.get(trainer, "/manifest?category=games")) as {
+              files: Array<{ path: string }>;
+              retired: Array<{ under: string; below: number; except: string[] }>;
+            };
+            const old = m.files.some((f) => f.path.startsWith("c4/000000/"));
+            return !old && m.files.length > 0 ? m : undefined;
+          },
+          30_000,
+          `epoch 0 deleted on ${trainer}`,
+        );
+        expect(manifest.retired).toEqual([{ under: "c4", below: expect.any(Number), except: [] }]);
+      }
     });
   }, 300_000);
 });
