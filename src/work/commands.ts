@@ -610,22 +610,29 @@ export const workPrune = defineCommand({
   payload: v.object({ keep: intIn(0, 100_000_000), before: timeMsSchema, limit: intIn(1, 10_000) }),
   tables: [workItems, workHistory],
   apply(db, p) {
-    const c = db.$client;
-    const states = JSON.stringify(FINISHED);
-    const excess = Math.min(p.limit, finishedCount(db) - p.keep);
-    if (excess <= 0) return { pruned: 0 };
-    const ids = c
-      .prepare(
-        `SELECT id FROM work_items WHERE state IN (SELECT value FROM json_each(?1)) AND updated_at < ?2
-         ORDER BY updated_at, seq LIMIT ?3`,
-      )
-      .all(states, p.before, excess) as { id: string }[];
-    const list = JSON.stringify(ids.map((r) => r.id));
-    c.prepare("DELETE FROM work_history WHERE item_id IN (SELECT value FROM json_each(?))").run(list);
-    c.prepare("DELETE FROM work_items WHERE id IN (SELECT value FROM json_each(?))").run(list);
+    const ids = prunable(db, p);
+    const list = JSON.stringify(ids);
+    db.$client.prepare("DELETE FROM work_history WHERE item_id IN (SELECT value FROM json_each(?))").run(list);
+    db.$client.prepare("DELETE FROM work_items WHERE id IN (SELECT value FROM json_each(?))").run(list);
     return { pruned: ids.length };
   },
 });
+
+/**
+ * The finished items a prune removes, oldest first: past the newest `keep` finished, only those finished before
+ * `before`, at most `limit`. The leader proposes a prune only when this is not empty.
+ */
+export function prunable(db: Db, p: { keep: number; before: number; limit: number }): string[] {
+  const excess = Math.min(p.limit, finishedCount(db) - p.keep);
+  if (excess <= 0) return [];
+  const rows = db.$client
+    .prepare(
+      `SELECT id FROM work_items WHERE state IN (SELECT value FROM json_each(?1)) AND updated_at < ?2
+       ORDER BY updated_at, seq LIMIT ?3`,
+    )
+    .all(JSON.stringify(FINISHED), p.before, excess) as { id: string }[];
+  return rows.map((r) => r.id);
+}
 
 /** How many finished items the queue holds (the leader prunes past its `keep_finished`). */
 export function finishedCount(db: Db): number {

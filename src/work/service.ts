@@ -14,11 +14,11 @@ import {
   claimOf,
   classifyItems,
   dueItems,
-  finishedCount,
   history,
   itemExists,
   listItems,
   type NormalizedItem,
+  prunable,
   type ReportOutcome,
   type ReportRequest,
   readItem,
@@ -298,10 +298,11 @@ export class WorkService {
     if (this.opts.consensus.raft.currentRole !== "leader") return;
     const now = this.now();
     const keep = this.opts.keepFinished;
-    if (keep !== undefined && finishedCount(this.opts.db) > keep) {
-      // Only what finished a while ago goes: an operator (or a run's analytics) can still read the last hour.
-      const payload = { keep, before: now - FINISHED_MIN_AGE_MS, limit: PRUNE_LIMIT };
-      await this.opts.consensus.propose({ name: "work.prune", payload });
+    // Only what finished a while ago goes: an operator (or a run's analytics) can still read the last hour. The
+    // leader looks first, so a queue past `keep` whose items are all recent does not add an entry every tick.
+    const prune = keep === undefined ? null : { keep, before: now - FINISHED_MIN_AGE_MS, limit: PRUNE_LIMIT };
+    if (prune && prunable(this.opts.db, { ...prune, limit: 1 }).length > 0) {
+      await this.opts.consensus.propose({ name: "work.prune", payload: prune });
     }
     const bounds = { limit: TICK_LIMIT, graceMs: TIMEOUT_GRACE_MS };
     if (dueItems(this.opts.db, now, { ...bounds, limit: 1 }).length === 0) return;

@@ -231,3 +231,32 @@ describe("a peer report for an item that does not exist", () => {
     expect(runtime.raft.lastIndex).toBe(entries);
   });
 });
+
+describe("pruning finished items", () => {
+  test("the leader proposes a prune only when an item is past keep_finished and an hour old; then it goes", async () => {
+    let now = 1_000_000;
+    const pruning = new WorkService({
+      consensus: runtime,
+      db,
+      jobs: { selfplay: v.parse(jobTemplateSchema, { command: ["true"] }) },
+      nodes: () => nodes,
+      leaseMs: 10_000,
+      limits: { soft: 100, hard: 200 },
+      keepFinished: 1,
+      now: () => now,
+    });
+    for (const id of ["a", "b", "c"]) {
+      await pruning.submit([input({ id })]);
+      await pruning.cancel(id, "done with it");
+    }
+    const entries = runtime.raft.lastIndex;
+    await pruning.tickIfDue();
+    // Three finished, one kept, but none an hour old: no entry at all, rather than one that prunes nothing.
+    expect(runtime.raft.lastIndex).toBe(entries);
+    expect(["a", "b", "c"].map((id) => readItem(db, id)?.state)).toEqual(["cancelled", "cancelled", "cancelled"]);
+    now += 2 * 3_600_000;
+    await pruning.tickIfDue();
+    expect(runtime.raft.lastIndex).toBeGreaterThan(entries);
+    expect(["a", "b", "c"].map((id) => readItem(db, id)?.state)).toEqual([undefined, undefined, "cancelled"]);
+  });
+});
