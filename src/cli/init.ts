@@ -107,6 +107,8 @@ bootstrap = { command = "bootstrap" }   # or { model = "path/to/generation0.mode
 selfplay_games = 100                # games per self-play item
 train_after_games = 1000            # new games that trigger the next training
 window_games = 6000                 # the newest games a training reads
+# keep_games = 100000               # games each node keeps (at least window_games); older epochs are deleted
+# keep_models = 50                  # newest generations kept; the best and the candidate always stay
 gate = { elo0 = 0, elo1 = 50, alpha = 0.05, beta = 0.05, max_games = 200, pairs_per_item = 10 }   # or gate = "none"
 baselines = ["random", "mcts:200"]  # fixed opponents rated in the same Elo fit
 baseline_share = 0.05               # the share of evaluation games played against them
