@@ -2,9 +2,9 @@
  * Faults a test can switch on in a real binary, named in P2P_FAILPOINTS as "name=count,...": each
  * named fault fires `count` times. Off unless set; a node logs the ones it was started with.
  */
-export type FailpointName = "sync.corrupt-served-piece";
+export type FailpointName = "sync.corrupt-served-piece" | "consensus.read-without-lease";
 
-const KNOWN: readonly FailpointName[] = ["sync.corrupt-served-piece"];
+const KNOWN: readonly FailpointName[] = ["sync.corrupt-served-piece", "consensus.read-without-lease"];
 
 export class Failpoints {
   private readonly remaining = new Map<FailpointName, number>();

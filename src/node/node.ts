@@ -326,7 +326,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   healthRoutes(router, config.nodeId);
   observeRoutes(router, { status, metrics, traces });
   peerRoutes(router, membership);
-  consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId });
+  consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId, failpoints });
   workRoutes(router, { work, leaderHint });
   runRoutes(router, {
     runs: runService,

@@ -6,6 +6,7 @@ import type { Db } from "../db/client.ts";
 import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
+import type { Failpoints } from "../node/failpoints.ts";
 import { serve } from "./define.ts";
 
 export interface LeaderHint {
@@ -30,7 +31,13 @@ function fail(e: unknown, hint: () => LeaderHint | null): Response {
 /** Raft's peer RPC, the election view and hand-over, and the replicated key-value register. */
 export function consensusRoutes(
   app: Elysia,
-  deps: { consensus: ConsensusRuntime; db: Db; leaderHint: () => LeaderHint | null; nodeId: string },
+  deps: {
+    consensus: ConsensusRuntime;
+    db: Db;
+    leaderHint: () => LeaderHint | null;
+    nodeId: string;
+    failpoints?: Failpoints;
+  },
 ): void {
   const { consensus, leaderHint } = deps;
 
@@ -119,7 +126,10 @@ export function consensusRoutes(
 
   serve(app, ROUTES.kvGet, ({ query }) => {
     try {
-      const index = query.consistency === "linearizable" ? consensus.linearizableIndex() : null;
+      // The failpoint is the nemesis's planted bug: a "linearizable" read served from local state, lease or not.
+      const linearizable = query.consistency === "linearizable";
+      const planted = linearizable && (deps.failpoints?.fire("consensus.read-without-lease") ?? false);
+      const index = linearizable && !planted ? consensus.linearizableIndex() : null;
       const row = readKv(deps.db, query.key);
       if (!row) return errorResponse(404, "not_found", `no key "${query.key}"`);
       return { key: query.key, value: row.value, index: row.index, term: row.term, stale: index === null };
