@@ -37,6 +37,8 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
     const url = new URL(request.url);
     switch (authFor(url.pathname)) {
       case "none":
+      // The dashboard checks its own login cookie, and a CSRF token on every POST (src/ui/routes.ts).
+      case "session":
         return next(request);
       case "operator": {
         const given = Buffer.from(request.headers.get("authorization")?.replace(/^Bearer\s+/i, "") ?? "");

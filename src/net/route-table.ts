@@ -194,7 +194,9 @@ export function acceptsAnyDestination(pathname: string): boolean {
   return pathname === ROUTES.peerSwim.path;
 }
 
-export function authFor(pathname: string): Auth {
+/** "session": the dashboard under /ui, which checks its own login cookie and CSRF tokens (src/ui/). */
+export function authFor(pathname: string): Auth | "session" {
   if (pathname.replace(/\/+$/, "") === ROUTES.health.path) return "none";
+  if (pathname === "/ui" || pathname.startsWith("/ui/")) return "session";
   return pathname.startsWith("/peer/") ? "peer" : "operator";
 }

@@ -36,6 +36,7 @@ import { importModel, runFolders } from "../runs/stage-io.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
+import { uiRoutes } from "../ui/routes.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
 import { WorkService } from "../work/service.ts";
@@ -338,6 +339,21 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     leave: (reason) => setTimeout(() => void leave(reason), 10),
     drain: () => worker.drain(),
     jobs: () => worker.list(),
+  });
+  uiRoutes(router, {
+    nodeId: config.nodeId,
+    token: config.token,
+    dataDir: config.dataDir,
+    status,
+    work,
+    runs: runService,
+    sync,
+    traces,
+    jobs: () => worker.list(),
+    draining: () => worker.isDraining,
+    drain: () => worker.drain(),
+    holdsState: () => consensus.raft.voters.includes(config.nodeId),
+    leaderHint,
   });
 
   const replay = new ReplayGuard({ windowMs: timing.clockSkewMs, maxStreams: 50_000, reorder: 4_096 });
