@@ -7,6 +7,11 @@ function ip(...args: string[]): void {
   if (r.exitCode !== 0) throw new Error(`ip ${args.join(" ")}: ${r.stderr.toString().trim()}`);
 }
 
+function iptables(ns: string, ...args: string[]): void {
+  const r = Bun.spawnSync(["ip", "netns", "exec", ns, "iptables", ...args], { stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`iptables ${args.join(" ")} in ${ns}: ${r.stderr.toString().trim()}`);
+}
+
 export class NetnsLab {
   readonly k = 1 + Math.floor(Math.random() * 250);
   private readonly bridge = `p2pb${this.k}`;
@@ -61,6 +66,36 @@ export class NetnsLab {
 
   heal(i: number): void {
     ip("link", "set", `b${this.k}n${i}`, "up");
+  }
+
+  /** Node i drops every packet from node j: one side of a partition between them. */
+  dropFrom(i: number, j: number): void {
+    iptables(this.ns(i), "-A", "INPUT", "-s", this.host(j), "-j", "DROP");
+  }
+
+  /** Node i drops node j's requests to its port, while i's own requests to j still work: a one-way partition. */
+  dropRequestsFrom(i: number, j: number, port: number): void {
+    iptables(this.ns(i), "-A", "INPUT", "-p", "tcp", "-s", this.host(j), "--dport", String(port), "-j", "DROP");
+  }
+
+  /** Every partition rule removed and every link up. */
+  healAll(): void {
+    for (let i = 0; i < this.made; i++) {
+      iptables(this.ns(i), "-F", "INPUT");
+      this.heal(i);
+    }
+  }
+
+  /** Why partitions between namespaces cannot be made here (no iptables), or null. */
+  static partitionsUnavailable(): string | null {
+    const missing = "iptables is not installed (apt-get install iptables)";
+    try {
+      return Bun.spawnSync(["iptables", "--version"], { stderr: "pipe", stdout: "pipe" }).exitCode === 0
+        ? null
+        : missing;
+    } catch {
+      return missing;
+    }
   }
 
   down(): void {
