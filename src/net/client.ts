@@ -1,4 +1,5 @@
 import type * as v from "valibot";
+import { RELAY_TO_HEADER } from "./relay/frames.ts";
 import type { RouteSpec } from "./route-table.ts";
 import { ANY_DESTINATION, signRequest } from "./signing.ts";
 
@@ -35,6 +36,15 @@ let refusalListener: RefusalListener = () => {};
 /** Called whenever a peer answers one of our signed requests with 401 (a wrong secret, a wrong destination). */
 export function onPeerRefusal(listener: RefusalListener): void {
   refusalListener = listener;
+}
+
+/** Where a peer request for a node goes instead of its own address: its relays' addresses, for a node behind NAT. */
+type PeerRoute = (to: string) => string[];
+let peerRoute: PeerRoute = () => [];
+
+/** Set once by the node: how it reaches peers it cannot reach directly (src/net/relay/). */
+export function routePeersVia(route: PeerRoute): void {
+  peerRoute = route;
 }
 
 export type Credentials = { kind: "operator"; token: string } | { kind: "peer"; secret: string; nodeId: string };
@@ -80,16 +90,22 @@ async function send<Spec extends RouteSpec>(
   credentials: Credentials,
   opts: CallOptions<Spec> & { headers?: Record<string, string> },
 ): Promise<{ response: Response; where: string }> {
-  const base = baseUrl.includes("://") ? baseUrl : `http://${baseUrl}`;
+  // A peer behind NAT is reached through a relay: the same signed request, sent to a relay's address with the node
+  // it is for named in a header; the signature still names that node, which checks it. A relay that cannot be
+  // reached, or has lost its connection to the node, is passed over for the next.
+  const relays = spec.auth === "peer" && opts.to && opts.to !== ANY_DESTINATION ? peerRoute(opts.to) : [];
+  const targets = relays.length > 0 ? relays : [baseUrl];
   const path = spec.path.replace(/:([A-Za-z0-9]+)/g, (_, name: string) => {
     const value = opts.params?.[name];
     if (value === undefined) throw new Error(`${spec.path}: missing path parameter "${name}"`);
     return encodeURIComponent(value);
   });
-  const url = new URL(path, base);
-  for (const [k, val] of Object.entries(opts.query ?? {})) if (val !== undefined) url.searchParams.set(k, String(val));
+  const query = new URLSearchParams();
+  for (const [k, val] of Object.entries(opts.query ?? {})) if (val !== undefined) query.set(k, String(val));
+  const pathWithQuery = query.size > 0 ? `${path}?${query}` : path;
   const body = opts.body === undefined ? "" : JSON.stringify(opts.body);
   const headers: Record<string, string> = { ...opts.headers, ...(body ? { "content-type": "application/json" } : {}) };
+  if (relays.length > 0 && opts.to) headers[RELAY_TO_HEADER] = opts.to;
   if (spec.auth === "operator" && credentials.kind === "operator") {
     headers.authorization = `Bearer ${credentials.token}`;
   } else if (spec.auth === "peer" && credentials.kind === "peer") {
@@ -99,37 +115,44 @@ async function send<Spec extends RouteSpec>(
         secret: credentials.secret,
         nodeId: credentials.nodeId,
         method: spec.method,
-        pathWithQuery: url.pathname + url.search,
+        pathWithQuery,
         body,
         now: Date.now(),
         to: opts.to ?? ANY_DESTINATION,
       }),
     );
   }
-  const where = `${spec.method} ${url.host}${path}`;
   const timeout = AbortSignal.timeout(opts.timeoutMs);
-  try {
-    const response = await fetch(url, {
-      method: spec.method,
-      headers,
-      body: body || undefined,
-      signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
-    });
-    if (response.status === 401 && spec.auth === "peer") {
-      const message = (await response
-        .clone()
-        .json()
-        .catch(() => null)) as { message?: string } | null;
-      const reason = String(message?.message ?? "401").replace(/^peer signature rejected: /, "");
-      refusalListener(opts.to, url.host, reason.slice(0, 200));
+  for (let i = 0; ; i++) {
+    const target = targets[i] as string;
+    const url = new URL(pathWithQuery, target.includes("://") ? target : `http://${target}`);
+    const where = `${spec.method} ${url.host}${path}`;
+    const last = i === targets.length - 1;
+    try {
+      const response = await fetch(url, {
+        method: spec.method,
+        headers,
+        body: body || undefined,
+        signal: opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout,
+      });
+      if (!last && (response.status === 502 || response.status === 503)) continue;
+      if (response.status === 401 && spec.auth === "peer") {
+        const message = (await response
+          .clone()
+          .json()
+          .catch(() => null)) as { message?: string } | null;
+        const reason = String(message?.message ?? "401").replace(/^peer signature rejected: /, "");
+        refusalListener(opts.to, url.host, reason.slice(0, 200));
+      }
+      return { response, where };
+    } catch (e) {
+      const err = e as Error;
+      if (err.name === "TimeoutError" || err.name === "AbortError") {
+        throw new CallError("timeout", `${where}: no answer within ${opts.timeoutMs} ms`);
+      }
+      if (!last) continue;
+      throw new CallError("unreachable", `${where}: ${err.message}`);
     }
-    return { response, where };
-  } catch (e) {
-    const err = e as Error;
-    if (err.name === "TimeoutError" || err.name === "AbortError") {
-      throw new CallError("timeout", `${where}: no answer within ${opts.timeoutMs} ms`);
-    }
-    throw new CallError("unreachable", `${where}: ${err.message}`);
   }
 }
 

@@ -8,6 +8,7 @@ import { BASELINE } from "../runs/policy.ts";
 import { syncStartBodySchema } from "../sync/model.ts";
 import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
 import { FREE_FORM_DEPTH, freeForm } from "./free-form.ts";
+import { relayConnectQuerySchema } from "./relay/frames.ts";
 
 /**
  * Every HTTP route of the node, shared by the server (which must serve each one) and every
@@ -181,6 +182,7 @@ export const ROUTES = {
   peerManifest: { method: "GET", path: "/peer/manifest/:category", auth: "peer" },
   peerFile: { method: "GET", path: "/peer/files/:sha256", auth: "peer" },
   peerFilePieces: { method: "GET", path: "/peer/files/:sha256/pieces", auth: "peer" },
+  peerRelay: { method: "GET", path: "/peer/relay", auth: "peer", query: relayConnectQuerySchema },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;

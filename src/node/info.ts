@@ -33,6 +33,8 @@ export const nodeInfoSchema = v.object({
       fetching: v.pipe(v.array(sha256Schema), v.maxLength(32)),
     }),
   ),
+  /** Behind NAT: the members whose relays reach it, nearest first (peers send it requests through them). */
+  relays: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(64))), v.maxLength(4))),
   /** The leader as this node last knew it (voters know; non-voters learn it from this gossip). */
   leader: v.optional(v.nullable(v.object({ id: v.pipe(v.string(), v.maxLength(64)), term: counterSchema }))),
 });

@@ -12,8 +12,12 @@ import { Membership } from "../membership/swim.ts";
 import { AuthFailures } from "../net/auth-failures.ts";
 import { limitBodies } from "../net/body-limit.ts";
 import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
-import { onPeerRefusal } from "../net/client.ts";
+import { onPeerRefusal, routePeersVia } from "../net/client.ts";
+import { errorResponse } from "../net/errors.ts";
 import { gate } from "../net/gate.ts";
+import { RelayClient } from "../net/relay/client.ts";
+import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/frames.ts";
+import { type RelayConnection, RelayServer } from "../net/relay/server.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
 import { LoopLagMonitor } from "../observability/loop-lag.ts";
@@ -24,6 +28,7 @@ import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";
+import { relayRoutes } from "../routes/relay.ts";
 import { runRoutes } from "../routes/runs.ts";
 import { syncRoutes } from "../routes/sync.ts";
 import { workRoutes } from "../routes/work.ts";
@@ -48,6 +53,9 @@ import { type NodeStatus, peerStatus } from "./status.ts";
 
 const CLUSTER_KEY = "cluster";
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** A relayed request's answer is awaited this long (a piece of a file over a slow link included), and this many at once. */
+const RELAY_TIMEOUT_MS = 60_000;
+const RELAY_MAX_PENDING = 1_024;
 
 export interface RunningNode {
   readonly url: string;
@@ -113,8 +121,17 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   let selfInfo: NodeInfo | null = null;
   let busySlots = () => 0;
   let syncGossip: () => NodeInfo["sync"] = () => undefined;
+  let relaysOf: () => string[] | undefined = () => undefined;
   const publishInfo = () => {
-    if (selfInfo) core.setInfo({ ...selfInfo, leader: knownLeader, busySlots: busySlots(), sync: syncGossip() });
+    if (!selfInfo) return;
+    const relays = relaysOf();
+    core.setInfo({
+      ...selfInfo,
+      leader: knownLeader,
+      busySlots: busySlots(),
+      sync: syncGossip(),
+      ...(relays ? { relays } : {}),
+    });
   };
   // Every node runs Raft; only the configured voters (the cluster file's, then the log's) campaign and vote.
   const consensus = new ConsensusRuntime({
@@ -313,6 +330,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       clearInterval(runTicker);
       worker.stop();
       sync.stop();
+      relayClient?.stop();
+      relayServer.stop();
       hasher.close();
       pieceHasher.close();
       consensus.stop();
@@ -327,6 +346,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   healthRoutes(router, config.nodeId);
   observeRoutes(router, { status, metrics, traces });
   peerRoutes(router, membership);
+  relayRoutes(router);
   consensusRoutes(router, { consensus, db, leaderHint, nodeId: config.nodeId, failpoints });
   workRoutes(router, { work, leaderHint });
   runRoutes(router, {
@@ -374,13 +394,59 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       (request) => router.handle(request),
     ),
   );
-  const server = Bun.serve({
+  // Nodes behind NAT: this node relays for them (any public node may), or keeps relays itself (nat = true).
+  const relayServer = new RelayServer({ timeoutMs: RELAY_TIMEOUT_MS, maxPending: RELAY_MAX_PENDING, log });
+  const relayClient = config.nat
+    ? new RelayClient({
+        self: config.nodeId,
+        secret: config.secret,
+        candidates: () =>
+          core.list().map((m) => ({ id: m.id, address: m.address, alive: m.state === "alive", nat: !!m.info?.nat })),
+        handle: (request) => serve(request),
+        onChange: () => publishInfo(),
+        log,
+      })
+    : null;
+  relaysOf = () => relayClient?.relays();
+  routePeersVia((to) => {
+    const member = core.get(to);
+    if (!member?.info?.nat) return [];
+    const relays = (member.info.relays ?? []).map((id) => core.get(id)).filter((r) => r !== undefined);
+    // Live relays first; one the membership has not yet found dead is still worth a try after them.
+    return [...relays.filter((r) => r.state === "alive"), ...relays.filter((r) => r.state !== "alive")].map(
+      (r) => r.address,
+    );
+  });
+  metrics.gauge("p2p_relay_requests_total", "Requests relayed to nodes behind NAT", () => relayServer.stats.requests);
+  metrics.gauge("p2p_relay_failed_total", "Relayed requests that got no answer", () => relayServer.stats.failed);
+  metrics.gauge("p2p_relay_bytes_total", "Body bytes relayed", () => [
+    [{ direction: "to_nat" }, relayServer.stats.bytesToNat],
+    [{ direction: "from_nat" }, relayServer.stats.bytesFromNat],
+  ]);
+  metrics.gauge("p2p_relay_queue_depth", "Relayed requests waiting for an answer", () => relayServer.queueDepth());
+  metrics.gauge("p2p_relay_nodes", "Nodes behind NAT this node relays for", () => relayServer.nodes().length);
+  const relayed = limitBodies(MAX_BODY_BYTES, (request) => {
+    const to = request.headers.get(RELAY_TO_HEADER) as string;
+    return relayServer.forward(to, request);
+  });
+  const server = Bun.serve<RelayConnection>({
     hostname: config.listenHost,
     port: config.listenPort,
     // limitBodies enforces the limit (a JSON 413) on declared and chunked bodies alike; Bun's own,
     // which answers with an empty 413, is set out of the way. An unread body is discarded, not buffered.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    fetch: (request, server) => serve(request, server.requestIP(request)?.address),
+    fetch: async (request, server) => {
+      const remote = server.requestIP(request)?.address;
+      const relayTo = request.headers.get(RELAY_TO_HEADER);
+      if (relayTo !== null && relayTo !== config.nodeId) return relayed(request, remote);
+      const response = await serve(request, remote);
+      if (response.status !== 200 || !isRelayUpgrade(request)) return response;
+      const lane = (await response.json()) as { node: string; lane: Lane };
+      return server.upgrade(request, { data: { relay: true, ...lane } })
+        ? undefined
+        : errorResponse(400, "upgrade_failed", "a relay lane must be a WebSocket upgrade");
+    },
+    websocket: relayServer.websocket,
     error: (error) => unexpectedError(log, error, "(outside the router)"),
   });
   lag.start();
@@ -388,6 +454,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   consensus.start();
   worker.start();
   sync.start();
+  relayClient?.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   const workTicker = setInterval(() => {
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));
@@ -419,4 +486,11 @@ function shutdown(
   membership.stop();
   void server.stop(true);
   db.$client.close();
+}
+
+function isRelayUpgrade(request: Request): boolean {
+  return (
+    request.headers.get("upgrade")?.toLowerCase() === "websocket" &&
+    new URL(request.url).pathname === RELAY_CONNECT_PATH
+  );
 }

@@ -63,6 +63,8 @@ export class TestCluster {
       slots?: (i: number) => number;
       /** Appended to the cluster file (job templates). */
       extraToml?: string;
+      /** More keys for node i's [[nodes]] entry (`nat = true`). */
+      nodeToml?: (i: number) => string;
     } = {},
   ) {
     this.dir = mkdtempSync(join(tmpdir(), "p2p-it-"));
@@ -82,7 +84,7 @@ export class TestCluster {
     const entries = this.nodes
       .map(
         (n, i) =>
-          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n${opts.slots ? `slots = ${opts.slots(i)}\n` : ""}`,
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n${opts.slots ? `slots = ${opts.slots(i)}\n` : ""}${opts.nodeToml?.(i) ?? ""}`,
       )
       .join("\n");
     writeFileSync(

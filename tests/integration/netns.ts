@@ -78,6 +78,27 @@ export class NetnsLab {
     iptables(this.ns(i), "-A", "INPUT", "-p", "tcp", "-s", this.host(j), "--dport", String(port), "-j", "DROP");
   }
 
+  /**
+   * Node i behind NAT: nobody can open a connection to its port, except the test's own host (an operator on the
+   * machine); its own connections out, and their answers, still work.
+   */
+  refuseInbound(i: number, port: number): void {
+    iptables(
+      this.ns(i),
+      "-A",
+      "INPUT",
+      "-p",
+      "tcp",
+      "-s",
+      `10.213.${this.k}.254`,
+      "--dport",
+      String(port),
+      "-j",
+      "ACCEPT",
+    );
+    iptables(this.ns(i), "-A", "INPUT", "-p", "tcp", "--dport", String(port), "-j", "DROP");
+  }
+
   /** Every partition rule removed and every link up. */
   healAll(): void {
     for (let i = 0; i < this.made; i++) {

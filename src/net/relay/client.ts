@@ -1,0 +1,174 @@
+import type { Logger } from "../../observability/log.ts";
+import { signRequest } from "../signing.ts";
+import { decodeFrame, encodeFrame, isRelayRequest, type Lane, RELAY_CONNECT_PATH } from "./frames.ts";
+
+export interface RelayCandidate {
+  id: string;
+  address: string;
+  alive: boolean;
+  /** Behind NAT itself: no relay for others. */
+  nat: boolean;
+}
+
+interface Held {
+  id: string;
+  address: string;
+  lanes: Partial<Record<Lane, WebSocket>>;
+  /** How long the control lane took to open, a round trip and a half: relays are chosen by it. */
+  openMs: number | null;
+}
+
+/** Relays a node behind NAT keeps: one may die while the other still carries its traffic. */
+const RELAYS_WANTED = 2;
+const MAINTAIN_MS = 500;
+/** A relay whose connection failed is tried again after this long, with jitter. */
+const RETRY_MS = 2_000;
+const MAX_RESPONSE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The side of a node behind NAT: it keeps signed outbound connections (a control lane and a bulk lane) to two
+ * public members, and answers each request that comes down them through its own router, which checks the
+ * sender's signature as for any request. Peers reach it through those relays, which its gossip names.
+ */
+export class RelayClient {
+  private readonly held = new Map<string, Held>();
+  private readonly retryAt = new Map<string, number>();
+  private readonly lastOpenMs = new Map<string, number>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private announced = "";
+
+  constructor(
+    private readonly opts: {
+      self: string;
+      secret: string;
+      candidates: () => RelayCandidate[];
+      /** This node's own request handler (signature checks, then the router). */
+      handle: (request: Request) => Promise<Response>;
+      /** The relays it can be reached through changed: gossip them. */
+      onChange: () => void;
+      log: Logger;
+      random?: () => number;
+    },
+  ) {}
+
+  start(): void {
+    this.maintain();
+    this.timer = setInterval(() => this.maintain(), MAINTAIN_MS);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const h of this.held.values()) for (const ws of Object.values(h.lanes)) ws?.close(1001, "node stopping");
+    this.held.clear();
+  }
+
+  /** The relays whose control lane is open, nearest first: what this node gossips. */
+  relays(): string[] {
+    return [...this.held.values()]
+      .filter((h) => h.lanes.control?.readyState === WebSocket.OPEN)
+      .sort((a, b) => (a.openMs ?? Infinity) - (b.openMs ?? Infinity))
+      .map((h) => h.id);
+  }
+
+  status(): Array<{ id: string; address: string; openMs: number | null; lanes: Lane[] }> {
+    return [...this.held.values()].map((h) => ({
+      id: h.id,
+      address: h.address,
+      openMs: h.openMs,
+      lanes: (Object.keys(h.lanes) as Lane[]).filter((l) => h.lanes[l]?.readyState === WebSocket.OPEN),
+    }));
+  }
+
+  private maintain(): void {
+    const candidates = this.opts.candidates().filter((c) => c.id !== this.opts.self && !c.nat);
+    const alive = new Set(candidates.filter((c) => c.alive).map((c) => c.id));
+    for (const h of this.held.values()) if (!alive.has(h.id)) this.drop(h.id, "the relay is no longer alive");
+    const now = Date.now();
+    const fresh = candidates
+      .filter((c) => c.alive && !this.held.has(c.id) && (this.retryAt.get(c.id) ?? 0) <= now)
+      .sort((a, b) => (this.lastOpenMs.get(a.id) ?? 0) - (this.lastOpenMs.get(b.id) ?? 0) || (a.id < b.id ? -1 : 1));
+    for (const c of fresh.slice(0, Math.max(0, RELAYS_WANTED - this.held.size))) this.connect(c);
+    this.announce();
+  }
+
+  private connect(c: RelayCandidate): void {
+    const held: Held = { id: c.id, address: c.address, lanes: {}, openMs: null };
+    this.held.set(c.id, held);
+    const started = performance.now();
+    for (const lane of ["control", "bulk"] as const) {
+      const path = `${RELAY_CONNECT_PATH}?lane=${lane}`;
+      const headers = signRequest({
+        secret: this.opts.secret,
+        nodeId: this.opts.self,
+        method: "GET",
+        pathWithQuery: path,
+        body: "",
+        now: Date.now(),
+        to: c.id,
+      });
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(`ws://${c.address}${path}`, { headers } as unknown as string[]);
+      } catch (e) {
+        this.drop(c.id, `cannot connect: ${(e as Error).message}`);
+        return;
+      }
+      ws.binaryType = "arraybuffer";
+      held.lanes[lane] = ws;
+      ws.onopen = () => {
+        if (lane !== "control") return;
+        held.openMs = Math.round(performance.now() - started);
+        this.lastOpenMs.set(c.id, held.openMs);
+        this.opts.log.info("relay connected", { relay: c.id, openMs: held.openMs });
+        this.announce();
+      };
+      ws.onmessage = (event) => void this.answer(ws, event.data);
+      ws.onclose = () => this.drop(c.id, `${lane} lane closed`);
+      ws.onerror = () => this.drop(c.id, `${lane} lane failed`);
+    }
+  }
+
+  private drop(id: string, reason: string): void {
+    const held = this.held.get(id);
+    if (!held) return;
+    this.held.delete(id);
+    for (const ws of Object.values(held.lanes)) if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, reason);
+    this.retryAt.set(id, Date.now() + RETRY_MS * (0.5 + (this.opts.random ?? Math.random)()));
+    this.opts.log.info("relay dropped", { relay: id, reason });
+    this.announce();
+  }
+
+  private announce(): void {
+    const now = this.relays().join(",");
+    if (now === this.announced) return;
+    this.announced = now;
+    this.opts.onChange();
+  }
+
+  /** One request from the relay: through this node's own handler, and the answer back on the same lane. */
+  private async answer(ws: WebSocket, data: unknown): Promise<void> {
+    if (!(data instanceof ArrayBuffer)) return;
+    const frame = decodeFrame(new Uint8Array(data));
+    if (!frame || !isRelayRequest(frame.header)) return;
+    const { id, method, path, headers } = frame.header;
+    let status = 500;
+    let out: Array<[string, string]> = [];
+    let body = new Uint8Array(0);
+    try {
+      const request = new Request(`http://relayed${path}`, {
+        method,
+        headers,
+        body: method === "GET" || method === "HEAD" ? undefined : frame.body,
+      });
+      const response = await this.opts.handle(request);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      status = response.status;
+      out = [...response.headers];
+      body = bytes.byteLength <= MAX_RESPONSE_BYTES ? bytes : new Uint8Array(0);
+      if (bytes.byteLength > MAX_RESPONSE_BYTES) status = 507;
+    } catch (e) {
+      this.opts.log.warn("relayed request failed", { path, error: String(e) });
+    }
+    if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ id, status, headers: out }, body));
+  }
+}

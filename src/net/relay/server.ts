@@ -1,0 +1,123 @@
+import type { ServerWebSocket } from "bun";
+import type { Logger } from "../../observability/log.ts";
+import { errorResponse } from "../errors.ts";
+import { decodeFrame, encodeFrame, isRelayResponse, type Lane, laneOf, RELAY_TO_HEADER } from "./frames.ts";
+
+/** What a relay connection carries in Bun's WebSocket data: the node behind NAT it serves, and which lane. */
+export interface RelayConnection {
+  relay: true;
+  node: string;
+  lane: Lane;
+}
+
+interface Pending {
+  node: string;
+  resolve: (response: Response) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** Headers that describe this hop, not the request: the node behind NAT gets its own. */
+const HOP_HEADERS = new Set([
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "keep-alive",
+  RELAY_TO_HEADER,
+]);
+
+/**
+ * The relay's side: nodes behind NAT keep connections open to it (a control lane and a bulk lane each), and a
+ * peer's request for such a node, sent here with `x-p2p-relay-to`, goes down the matching lane and its answer
+ * comes back. The relay checks nothing of the request: the node behind NAT checks its signature as it would
+ * any. Bounded: requests waiting for answers, and how long each waits.
+ */
+export class RelayServer {
+  private readonly lanes = new Map<string, Partial<Record<Lane, ServerWebSocket<RelayConnection>>>>();
+  private readonly pending = new Map<number, Pending>();
+  private seq = 0;
+  readonly stats = { requests: 0, failed: 0, bytesToNat: 0, bytesFromNat: 0 };
+
+  constructor(private readonly opts: { timeoutMs: number; maxPending: number; log: Logger }) {}
+
+  readonly websocket = {
+    open: (ws: ServerWebSocket<RelayConnection>) => {
+      const lanes = this.lanes.get(ws.data.node) ?? {};
+      lanes[ws.data.lane]?.close(1000, "replaced by a newer connection");
+      lanes[ws.data.lane] = ws;
+      this.lanes.set(ws.data.node, lanes);
+      this.opts.log.info("relaying for a node behind NAT", { node: ws.data.node, lane: ws.data.lane });
+    },
+    message: (ws: ServerWebSocket<RelayConnection>, message: string | Buffer) => {
+      if (typeof message === "string") return;
+      const frame = decodeFrame(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
+      if (!frame || !isRelayResponse(frame.header)) return;
+      const waiting = this.pending.get(frame.header.id);
+      if (!waiting || waiting.node !== ws.data.node) return;
+      this.pending.delete(frame.header.id);
+      clearTimeout(waiting.timer);
+      this.stats.bytesFromNat += frame.body.byteLength;
+      const body = frame.header.status === 204 || frame.header.status === 304 ? null : frame.body;
+      waiting.resolve(new Response(body, { status: frame.header.status, headers: frame.header.headers }));
+    },
+    close: (ws: ServerWebSocket<RelayConnection>) => {
+      const lanes = this.lanes.get(ws.data.node);
+      if (lanes?.[ws.data.lane] !== ws) return;
+      delete lanes[ws.data.lane];
+      if (!lanes.control && !lanes.bulk) this.lanes.delete(ws.data.node);
+      this.opts.log.info("relay connection closed", { node: ws.data.node, lane: ws.data.lane });
+      if (this.lanes.has(ws.data.node)) return;
+      for (const [id, p] of this.pending) {
+        if (p.node !== ws.data.node) continue;
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        p.resolve(errorResponse(502, "relay_lost", `the relay's connection to ${p.node} closed`));
+      }
+    },
+  };
+
+  /** The nodes this relay serves now. */
+  nodes(): string[] {
+    return [...this.lanes.keys()].sort();
+  }
+
+  /** Requests sent down a lane whose answer has not come back. */
+  queueDepth(): number {
+    return this.pending.size;
+  }
+
+  /** Sends a peer's request to the node behind NAT and returns its answer (or why it could not). */
+  async forward(node: string, request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const lanes = this.lanes.get(node);
+    const ws = lanes?.[laneOf(url.pathname)] ?? lanes?.control;
+    if (!ws) return errorResponse(502, "no_relay_route", `this node relays nothing for ${node.slice(0, 64)}`);
+    if (this.pending.size >= this.opts.maxPending) {
+      return errorResponse(503, "relay_busy", `${this.pending.size} relayed requests are waiting for answers`);
+    }
+    const body = new Uint8Array(await request.arrayBuffer());
+    const headers = [...request.headers].filter(([k]) => !HOP_HEADERS.has(k.toLowerCase()));
+    const id = ++this.seq;
+    this.stats.requests++;
+    this.stats.bytesToNat += body.byteLength;
+    return new Promise<Response>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        this.stats.failed++;
+        resolve(errorResponse(504, "relay_timeout", `${node} did not answer within ${this.opts.timeoutMs} ms`));
+      }, this.opts.timeoutMs);
+      this.pending.set(id, { node, resolve, timer });
+      const sent = ws.send(encodeFrame({ id, method: request.method, path: url.pathname + url.search, headers }, body));
+      if (sent === 0) {
+        this.pending.delete(id);
+        clearTimeout(timer);
+        this.stats.failed++;
+        resolve(errorResponse(502, "relay_lost", `the relay's connection to ${node} dropped the request`));
+      }
+    });
+  }
+
+  stop(): void {
+    for (const lanes of this.lanes.values()) for (const ws of Object.values(lanes)) ws?.close(1001, "relay stopping");
+  }
+}

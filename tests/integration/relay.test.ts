@@ -1,0 +1,164 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+import { NetnsLab } from "./netns.ts";
+
+const unavailable = NetnsLab.unavailable() ?? NetnsLab.partitionsUnavailable();
+if (unavailable) console.warn(`relay integration tests skipped: ${unavailable}`);
+
+interface Peer {
+  id: string;
+  state: string;
+  lastSeenMs: number;
+  resources?: { nat?: boolean; relays?: string[] } | null;
+}
+interface Status {
+  node: { id: string };
+  leader: { id: string } | null;
+  peers: Peer[];
+}
+
+/**
+ * A node behind NAT (n4: nobody can connect to it; it connects out) among three public voters and a public worker,
+ * each in its own network namespace. It joins and is seen alive everywhere through its relays, follows leader
+ * changes, claims and completes work, serves its files to the others and fetches theirs; kill -9 a relay and it is
+ * reached through the other.
+ */
+describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () => {
+  let lab: NetnsLab;
+  let cluster: TestCluster;
+  const NAT = 3; // n4
+  const index = (id: string) => Number(id.slice(1)) - 1;
+
+  beforeAll(() => {
+    requireBinary();
+    lab = new NetnsLab(5);
+    lab.up();
+    cluster = new TestCluster(5, {
+      voters: 3,
+      host: (i) => lab.host(i),
+      listenAll: true,
+      wrap: (id, argv) => lab.wrap(index(id), argv),
+      capabilities: (i) => (i === NAT ? ["natjob"] : ["selfplay"]),
+      nodeToml: (i) => (i === NAT ? "nat = true\n" : ""),
+      extraToml:
+        '[jobs.natjob]\ncommand = ["true"]\n\n[data.games]\npath = ".data/{id}/games"\nglobs = ["**/*.jsonl"]\nto = "all"\n',
+    });
+    const port = Number(cluster.nodes[0]?.address.split(":")[1]);
+    lab.refuseInbound(NAT, port);
+    cluster.startAll();
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+    lab?.down();
+  });
+
+  const status = (id: string) => cluster.get(id, "/status") as Promise<Status>;
+  const relaysOfNat = async (observer: string) =>
+    (await status(observer)).peers.find((p) => p.id === "n4")?.resources?.relays ?? [];
+  const gamesFile = (id: string, name: string) => {
+    const dir = join(cluster.dir, ".data", id, "games", "c4");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, name), `${name}\n`);
+  };
+  const holds = async (id: string, name: string) => {
+    const m = (await cluster.get(id, "/manifest?category=games").catch(() => null)) as {
+      files: Array<{ path: string }>;
+    } | null;
+    return m?.files.some((f) => f.path === `c4/${name}`) ?? false;
+  };
+
+  test(
+    "joins, is seen alive, follows the leader, works, and trades files, all through its relays",
+    () =>
+      cluster.withLogs(async () => {
+        const others = ["n1", "n2", "n3", "n5"];
+        await waitFor(async () => (await cluster.allSee("n4", "alive")) || undefined, 30_000, "n4 alive everywhere");
+        const relays = await waitFor(
+          async () => {
+            const r = await relaysOfNat("n1");
+            return r.length === 2 ? r : undefined;
+          },
+          15_000,
+          "n4 gossiping two relays",
+        );
+        expect(relays.every((r) => others.includes(r))).toBe(true);
+        // It claims and completes work (its own calls out), its result acknowledged through the leader.
+        const leaderNow = (await status("n1")).leader?.id as string;
+        const submitted = await cluster.post(leaderNow, "/work", { id: "behind-nat-1", type: "natjob" });
+        expect(submitted.status).toBeLessThan(300);
+        await waitFor(
+          async () =>
+            ((await cluster.get("n1", "/work/behind-nat-1")) as { state: string }).state === "completed" || undefined,
+          30_000,
+          "n4's item completed",
+        );
+        // Its files reach the others (they fetch through the relay), and theirs reach it.
+        gamesFile("n4", "from-nat.jsonl");
+        gamesFile("n2", "to-nat.jsonl");
+        await waitFor(async () => (await holds("n1", "from-nat.jsonl")) || undefined, 30_000, "n1 fetched n4's file");
+        await waitFor(async () => (await holds("n4", "to-nat.jsonl")) || undefined, 30_000, "n4 fetched n2's file");
+        // The leader changes: n4 learns the new one.
+        const leader = (await status("n1")).leader?.id as string;
+        await cluster.kill(leader);
+        const next = await waitFor(
+          async () => {
+            const l = (await status("n4")).leader?.id;
+            return l && l !== leader ? l : undefined;
+          },
+          30_000,
+          "n4 following the new leader",
+        );
+        expect(["n1", "n2", "n3"]).toContain(next);
+        cluster.start(leader);
+      }),
+    120_000,
+  );
+
+  test(
+    "kill -9 a relay: n4 is reached through the other, and gossips a new one",
+    () =>
+      cluster.withLogs(async () => {
+        const [first] = await relaysOfNat("n5");
+        const victim = first === "n5" ? "n1" : (first as string);
+        const observer = ["n1", "n2", "n3", "n5"].find((id) => id !== victim) as string;
+        await cluster.kill(victim);
+        const killedAt = Date.now();
+        // Reached again: a peer hears from n4 (its probes go through a relay) after the kill, within 5 s.
+        const reachedIn = await waitFor(
+          async () => {
+            const since = Date.now() - killedAt;
+            const seen = (await status(observer)).peers.find((p) => p.id === "n4");
+            return seen && seen.state === "alive" && seen.lastSeenMs < since - 100 ? since : undefined;
+          },
+          10_000,
+          "n4 heard from after its relay died",
+        );
+        expect(reachedIn).toBeLessThan(5_000);
+        // A new file on n4 reaches a peer through the surviving relay.
+        gamesFile("n4", "after-relay-death.jsonl");
+        await waitFor(
+          async () => (await holds(observer, "after-relay-death.jsonl")) || undefined,
+          30_000,
+          "a fetch after the kill",
+        );
+        await waitFor(
+          async () => {
+            const r = await relaysOfNat(observer);
+            return r.length === 2 && !r.includes(victim) ? r : undefined;
+          },
+          15_000,
+          "n4 replacing its dead relay",
+        );
+        expect(await cluster.stateOf(observer, "n4")).toBe("alive");
+        const replaced = Date.now() - killedAt;
+        console.log(
+          `relay ${victim} killed: n4 heard from after ${reachedIn} ms, a new relay gossiped after ${replaced} ms`,
+        );
+        cluster.start(victim);
+      }),
+    90_000,
+  );
+});
