@@ -195,6 +195,10 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     .filter((s) => s !== address);
   const dataDirRaw = (overrides.dataDir ?? entry?.data_dir ?? file.cluster.data_dir).replaceAll("{id}", nodeId);
   const inFileDir = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  if (entry?.nat && entry.voter) {
+    // Every Raft message to it takes a relay's extra hop, and its votes and acknowledgements wait on two links.
+    console.error(`warning: ${path}: node "${nodeId}" is behind NAT (nat = true) and a voter; prefer public voters`);
+  }
   return {
     configPath: path,
     clusterName: file.cluster.name,

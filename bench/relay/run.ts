@@ -1,0 +1,173 @@
+/**
+ * Relay benchmark: what reaching a node behind NAT through a relay costs, beside reaching the same node directly,
+ * measured in the same run on loopback. n1 is a public voter (the relay), n2 has `nat = true` (peers route to it
+ * through its relays; on loopback it also listens, so the direct path to it is the anchor), and this process is
+ * the peer n3, signing its requests with the cluster secret.
+ *
+ *   1. Added latency: small signed requests (`GET /peer/manifest/blobs`), direct and relayed, interleaved;
+ *      target: relayed p50 - direct p50 <= 2 ms.
+ *   2. Throughput: a --size-mib file (default 256) fetched in 4 MiB pieces, 4 in flight, as data sync fetches;
+ *      target: relayed >= 0.5x direct.
+ *   3. Heartbeats behind bulk: the small request every 20 ms through the relay while (2) runs through the same
+ *      relay; target: p99 within 2x of the idle relayed p99.
+ *
+ *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000]
+ *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
+ */
+import { randomFillSync } from "node:crypto";
+import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { RELAY_TO_HEADER } from "../../src/net/relay/frames.ts";
+import { signRequest } from "../../src/net/signing.ts";
+import { TestCluster } from "../../tests/integration/harness.ts";
+import { binMissing } from "../detect/ours.ts";
+import { percentile, waitFor } from "../lib.ts";
+
+const { values } = parseArgs({
+  options: { "size-mib": { type: "string", default: "256" }, requests: { type: "string", default: "2000" } },
+});
+const MiB = 1024 * 1024;
+const PIECE = 4 * MiB;
+const sizeBytes = Number(values["size-mib"]) * MiB;
+const requests = Number(values.requests);
+
+const missing = await binMissing();
+if (missing) {
+  console.error(missing);
+  process.exit(2);
+}
+
+const cluster = new TestCluster(3, {
+  voters: 1,
+  capabilities: () => ["bench"],
+  nodeToml: (i) => (i === 1 ? "nat = true\n" : ""),
+  extraToml: '[data.blobs]\npath = ".data/{id}/blobs"\nglobs = ["**"]\nto = "all"\n',
+});
+const secret = readFileSync(join(cluster.dir, "cluster.secret"), "utf8").trim();
+const [relay, nat] = [cluster.node("n1"), cluster.node("n2")];
+
+type Path = "direct" | "relayed";
+/** One signed request from "n3" to n2, straight to its address or through the relay n1. */
+async function peerGet(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
+  const signed = signRequest({
+    secret,
+    nodeId: "n3",
+    method: "GET",
+    pathWithQuery,
+    body: "",
+    now: Date.now(),
+    to: "n2",
+  });
+  const address = path === "direct" ? nat.address : relay.address;
+  const res = await fetch(`http://${address}${pathWithQuery}`, {
+    headers: { ...headers, ...signed, ...(path === "relayed" ? { [RELAY_TO_HEADER]: "n2" } : {}) },
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!res.ok) throw new Error(`${path} ${pathWithQuery}: ${res.status} ${await res.text()}`);
+  return res;
+}
+
+async function timedSmall(path: Path): Promise<number> {
+  const t0 = performance.now();
+  await (await peerGet(path, "/peer/manifest/blobs")).arrayBuffer();
+  return performance.now() - t0;
+}
+
+/** Every piece of the file, 4 in flight; MB/s. */
+async function fetchFile(path: Path, sha: string): Promise<number> {
+  const pieces = Math.ceil(sizeBytes / PIECE);
+  let next = 0;
+  const t0 = performance.now();
+  const lane = async () => {
+    for (let i = next++; i < pieces; i = next++) {
+      const range = `bytes=${i * PIECE}-${Math.min(sizeBytes, (i + 1) * PIECE) - 1}`;
+      const body = await (await peerGet(path, `/peer/files/${sha}`, { range })).arrayBuffer();
+      if (body.byteLength !== Math.min(PIECE, sizeBytes - i * PIECE))
+        throw new Error(`piece ${i}: ${body.byteLength} bytes`);
+    }
+  };
+  await Promise.all([lane(), lane(), lane(), lane()]);
+  return sizeBytes / 1e6 / ((performance.now() - t0) / 1000);
+}
+
+try {
+  const dir = join(cluster.dir, ".data", "n2", "blobs");
+  mkdirSync(dir, { recursive: true });
+  const fd = openSync(join(dir, "big.bin"), "w");
+  const chunk = new Uint8Array(8 * MiB);
+  for (let done = 0; done < sizeBytes; done += chunk.byteLength) {
+    randomFillSync(chunk);
+    writeSync(fd, chunk, 0, Math.min(chunk.byteLength, sizeBytes - done));
+  }
+  closeSync(fd);
+  cluster.start("n1");
+  cluster.start("n2");
+  await waitFor(
+    async () => {
+      const s = (await cluster.get("n1", "/status").catch(() => null)) as {
+        peers: Array<{ id: string; resources?: { relays?: string[] } | null }>;
+      } | null;
+      return s?.peers.find((p) => p.id === "n2")?.resources?.relays?.includes("n1") ?? false;
+    },
+    30_000,
+    "n2 relayed by n1",
+  );
+  let sha = "";
+  await waitFor(
+    async () => {
+      const m = (await cluster.get("n2", "/manifest?category=blobs").catch(() => null)) as {
+        files: Array<{ path: string; sha256: string }>;
+      } | null;
+      sha = m?.files.find((f) => f.path === "big.bin")?.sha256 ?? "";
+      return sha !== "";
+    },
+    120_000,
+    "the file indexed on n2",
+  );
+
+  // 1. Added latency, interleaved so both paths see the same machine.
+  const lat: Record<Path, number[]> = { direct: [], relayed: [] };
+  for (let i = 0; i < 100; i++) await timedSmall(i % 2 ? "direct" : "relayed");
+  for (let i = 0; i < requests; i++) {
+    const path: Path = i % 2 ? "direct" : "relayed";
+    lat[path].push(await timedSmall(path));
+  }
+  const p50 = (p: Path) => percentile(lat[p], 50);
+  const added = p50("relayed") - p50("direct");
+  console.log(
+    `small request (${requests / 2} each): direct p50 ${p50("direct").toFixed(2)} ms, p99 ${percentile(lat.direct, 99).toFixed(2)} ms`,
+  );
+  console.log(
+    `                            relayed p50 ${p50("relayed").toFixed(2)} ms, p99 ${percentile(lat.relayed, 99).toFixed(2)} ms`,
+  );
+  console.log(`  added by the relay at p50: ${added.toFixed(2)} ms (target <= 2 ms)`);
+
+  // 2 and 3. Throughput, and heartbeats through the same relay while the relayed transfer runs.
+  const direct = await fetchFile("direct", sha);
+  let busy = true;
+  const during: number[] = [];
+  const heartbeats = (async () => {
+    while (busy) {
+      during.push(await timedSmall("relayed"));
+      await Bun.sleep(20);
+    }
+  })();
+  const relayed = await fetchFile("relayed", sha);
+  busy = false;
+  await heartbeats;
+  const direct2 = await fetchFile("direct", sha);
+  const directMean = (direct + direct2) / 2;
+  console.log(
+    `${values["size-mib"]} MiB in 4 MiB pieces, 4 in flight: direct ${directMean.toFixed(0)} MB/s (runs ${direct.toFixed(0)}, ${direct2.toFixed(0)}), relayed ${relayed.toFixed(0)} MB/s`,
+  );
+  console.log(`  relayed / direct: ${(relayed / directMean).toFixed(2)}x (target >= 0.5x)`);
+  const idle99 = percentile(lat.relayed, 99);
+  const busy99 = percentile(during, 99);
+  console.log(
+    `heartbeat through the relay: idle p99 ${idle99.toFixed(2)} ms, during the relayed transfer p99 ${busy99.toFixed(2)} ms (${during.length} samples)`,
+  );
+  console.log(`  during / idle: ${(busy99 / idle99).toFixed(2)}x (target <= 2x)`);
+} finally {
+  await cluster.stop();
+}
