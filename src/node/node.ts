@@ -38,9 +38,11 @@ import { EVALUATION_COMMANDS } from "../runs/evaluation-commands.ts";
 import { retiredFiles } from "../runs/retired-files.ts";
 import { RunService } from "../runs/service.ts";
 import { importModel, runFolders } from "../runs/stage-io.ts";
+import { listRuns } from "../runs/state.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
+import { eloInputsVersion } from "../ui/elo-cache.ts";
 import { uiRoutes } from "../ui/routes.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
@@ -369,6 +371,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     runs: runService,
     sync,
     traces,
+    runNames: () => listRuns(db).map((r) => r.name),
+    eloVersion: (run) => eloInputsVersion(db, run),
     jobs: () => worker.list(),
     draining: () => worker.isDraining,
     drain: () => worker.drain(),

@@ -20,6 +20,10 @@ export interface UiDeps {
   runs: Pick<RunService, "list" | "get" | "elo" | "analytics" | "models" | "promote" | "rollback">;
   sync: Pick<SyncService, "status">;
   traces: Pick<TraceStore, "query">;
+  /** The runs in the replicated state, by name (a cheap read; the run list itself plans every run). */
+  runNames: () => string[];
+  /** Changes whenever a run's Elo table would (see elo-cache.ts): the table is refitted only then. */
+  eloVersion: (run: string) => string;
   jobs: () => ReturnType<Worker["list"]>;
   draining: () => boolean;
   drain: () => void;
@@ -33,6 +37,10 @@ export interface PageContext {
   query: URLSearchParams;
   csrf: string;
   now: number;
+  /** A value read once per request, however many regions of the page use it. */
+  once: <T>(key: string, read: () => T) => T;
+  /** The run's Elo table, refitted only when its inputs changed. */
+  elo: (run: string) => ReturnType<UiDeps["runs"]["elo"]>;
 }
 
 export interface Page {

@@ -7,6 +7,7 @@ import { RunError } from "../runs/service.ts";
 import { WorkError } from "../work/service.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
 import type { Page, PageContext, UiDeps } from "./deps.ts";
+import { VersionedCache } from "./elo-cache.ts";
 import { type Html, html } from "./html.ts";
 import { banner, layout, loginPage, replicaBanner } from "./layout.ts";
 import { clusterPage } from "./pages/cluster.ts";
@@ -63,6 +64,14 @@ function redirect(location: string, headers: Record<string, string> = {}): Respo
   return new Response(null, { status: 303, headers: { location, ...SECURITY_HEADERS, ...headers } });
 }
 
+function memo(): <T>(key: string, read: () => T) => T {
+  const values = new Map<string, unknown>();
+  return <T>(key: string, read: () => T): T => {
+    if (!values.has(key)) values.set(key, read());
+    return values.get(key) as T;
+  };
+}
+
 /** A refused action, shown to the operator with its reason. */
 class ActionError extends Error {
   constructor(
@@ -84,6 +93,7 @@ async function readForm(request: Request): Promise<URLSearchParams | null> {
 
 export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): void {
   const credentials = { kind: "operator" as const, token: deps.token };
+  const eloTables = new VersionedCache<ReturnType<UiDeps["runs"]["elo"]>>();
 
   /** Runs an action where the replicated state is: here if this node leads, else at the leader, with the token. */
   const atLeader = async (
@@ -108,6 +118,8 @@ export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): 
     query: new URL(request.url).searchParams,
     csrf: session.csrf,
     now: Date.now(),
+    once: memo(),
+    elo: (run) => eloTables.read(run, deps.eloVersion(run), () => deps.runs.elo(run)),
   });
 
   const render = (p: Page, ctx: PageContext): Response => {

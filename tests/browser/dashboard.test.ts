@@ -147,7 +147,7 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       expect(await page.textContent("main")).toContain("running on n1");
 
       await visit("/ui/runs", "runs");
-      expect(await page.locator('tr[data-run="c4"]').count()).toBe(1);
+      expect(await page.locator('[data-run-detail="c4"]').count()).toBe(1);
       expect(await page.locator("#generations tbody tr").count()).toBeGreaterThanOrEqual(2);
 
       await visit("/ui/models", "models");
@@ -207,11 +207,20 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       expect(await page.locator("#item tbody tr", { hasText: "n3" }).count()).toBe(1);
       await page.click("#item button.danger");
       await page.waitForURL(/notice=cancelled/);
-      expect(await page.textContent("#item h2")).toContain("cancelled");
+      expect(await page.textContent("main")).toContain("Cancelled.");
       await waitFor(
         async () => (await item("probe-after")).state === "cancelled",
         5_000,
         "the API to see it cancelled",
+      );
+      // n1 forwarded the cancel to the leader if it does not lead; its replica shows it once applied.
+      await waitFor(
+        async () => {
+          await page.reload();
+          return (await page.textContent("#item h2"))?.includes("cancelled");
+        },
+        5_000,
+        "the item page to show it cancelled",
       );
     });
   }, 150_000);

@@ -5,25 +5,42 @@ import { ago, csrfField, pill, region, short, statePill, when } from "../layout.
 
 /** The run a page shows: ?run=<name>, else the first; null when there is none. */
 function selectedRun(ctx: PageContext): string | null {
-  const names = ctx.deps.runs.list().map((r) => r.name);
+  const names = ctx.once("runNames", ctx.deps.runNames);
   const asked = ctx.query.get("run");
   return asked && names.includes(asked) ? asked : (names[0] ?? null);
 }
 
 function runPicker(ctx: PageContext, page: "runs" | "models", current: string | null) {
-  const runs = ctx.deps.runs.list();
-  if (runs.length <= 1) return html``;
-  return html`<p>Runs: ${runs.map(
-    (r) =>
-      html`<a href="/ui/${page}?run=${encodeURIComponent(r.name)}"${r.name === current ? html` aria-current="page"` : ""}>${r.name}</a> `,
+  const names = ctx.once("runNames", ctx.deps.runNames);
+  if (names.length <= 1) return html``;
+  return html`<p>Runs: ${names.map(
+    (name) =>
+      html`<a href="/ui/${page}?run=${encodeURIComponent(name)}"${name === current ? html` aria-current="page"` : ""}>${name}</a> `,
   )}</p>`;
 }
 
 const num = (x: unknown, digits = 3) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "—");
 
+/** Newest rows a table shows unless ?all=1: the charts above it draw every generation. */
+const NEWEST = 50;
+
+function newest<T>(ctx: PageContext, rows: readonly T[]): { shown: T[]; more: number } {
+  const shown = ctx.query.get("all") === "1" ? [...rows].reverse() : rows.slice(-NEWEST).reverse();
+  return { shown, more: rows.length - shown.length };
+}
+
+function showAll(ctx: PageContext, page: string, more: number) {
+  if (more === 0) return html``;
+  const run = ctx.query.get("run");
+  return html`<p><a href="/ui/${page}?${run ? `run=${encodeURIComponent(run)}&` : ""}all=1">show ${more} older</a></p>`;
+}
+
+/** Every run at a glance; with one run the page shows only its detail (the same facts, without planning twice). */
 function overview(ctx: PageContext) {
-  const runs = ctx.deps.runs.list();
-  if (runs.length === 0) return html`<p class="muted">No training runs are defined in the cluster file.</p>`;
+  const names = ctx.once("runNames", ctx.deps.runNames);
+  if (names.length === 0) return html`<p class="muted">No training runs are defined in the cluster file.</p>`;
+  if (names.length === 1) return html``;
+  const runs = ctx.once("runs", () => ctx.deps.runs.list());
   return html`<section class="card"><table id="runs"><thead><tr><th>run</th><th>stage</th><th>generation</th><th>best</th><th>candidate</th><th class="num">new games</th><th>why waiting</th></tr></thead><tbody>
 ${runs.map(
   (r) =>
@@ -36,6 +53,7 @@ function detail(ctx: PageContext) {
   if (!name) return html``;
   const run = ctx.deps.runs.get(name);
   const a = ctx.deps.runs.analytics(name);
+  const generations = newest(ctx, a.generations);
   const sprt = run.sprt;
   const losses = a.generations.flatMap((g) =>
     typeof g.loss === "number" && Number.isFinite(g.loss) ? [{ x: g.generation, y: g.loss }] : [],
@@ -64,12 +82,10 @@ ${barChart(
 )}</section>
 <section class="card"><h2>Training loss by generation</h2>${lineChart(losses, { title: "loss", xLabel: "generation", yLabel: "loss" })}</section>
 <section class="card"><h2>Generations</h2><table id="generations"><thead><tr><th>gen</th><th>model</th><th>state</th><th>trained on</th><th>trained</th><th class="num">loss</th><th class="num">samples/s</th><th>decision</th><th class="num">games</th><th class="num">LLR</th></tr></thead><tbody>
-${[...a.generations]
-  .reverse()
-  .map(
-    (g) =>
-      html`<tr><td>${g.generation}</td><td class="mono">${short(g.model)}</td><td>${statePill(g.state)}</td><td>${g.node ?? ""}</td><td>${when(g.trainedAt)}</td><td class="num">${num(g.loss)}</td><td class="num">${num(g.samplesPerSecond, 0)}</td><td>${g.decision ? html`${statePill(g.decision.verdict)} ${ago(ctx.now - g.decision.at)} ago` : ""}</td><td class="num">${String(g.decision?.games ?? "")}</td><td class="num">${num(g.decision?.llr, 2)}</td></tr>`,
-  )}</tbody></table></section>
+${generations.shown.map(
+  (g) =>
+    html`<tr><td>${g.generation}</td><td class="mono">${short(g.model)}</td><td>${statePill(g.state)}</td><td>${g.node ?? ""}</td><td>${when(g.trainedAt)}</td><td class="num">${num(g.loss)}</td><td class="num">${num(g.samplesPerSecond, 0)}</td><td>${g.decision ? html`${statePill(g.decision.verdict)} ${ago(ctx.now - g.decision.at)} ago` : ""}</td><td class="num">${String(g.decision?.games ?? "")}</td><td class="num">${num(g.decision?.llr, 2)}</td></tr>`,
+)}</tbody></table></section>${showAll(ctx, "runs", generations.more)}
 <section class="card"><h2>Recent events</h2><table><thead><tr><th>at</th><th>event</th><th>stage</th><th>cause</th></tr></thead><tbody>
 ${[...run.history]
   .reverse()
@@ -93,11 +109,12 @@ function models(ctx: PageContext) {
   const name = selectedRun(ctx);
   if (!name) return html`<p class="muted">No training runs are defined in the cluster file.</p>`;
   const { runs } = ctx.deps;
-  const elo = runs.elo(name);
+  const elo = ctx.elo(name);
   const registry = runs.models(name);
-  const analytics = runs.analytics(name);
   const rated = elo.ratings.filter((r) => r.state !== "baseline" && r.generation !== null);
   const byId = new Map(elo.ratings.map((r) => [r.id, r] as const));
+  const shownModels = newest(ctx, registry);
+  const promotions = registry.filter((m) => m.state === "promoted" && m.generation > 0);
   const points = rated.map((r) => ({
     x: r.generation as number,
     y: r.elo,
@@ -112,12 +129,12 @@ ${intervalChart(points, baselines, { title: "elo", xLabel: "generation", yLabel:
 <form class="inline" method="post" action="/ui/runs/${name}/rollback" data-confirm="Roll ${name} back to the promoted model before the current best?">${csrfField(ctx.csrf)}<button class="danger" type="submit">roll back to the previous promoted model</button></form>
 </section>
 <section class="card"><h2>Promotions</h2>${
-    analytics.promotions.length === 0
+    promotions.length === 0
       ? html`<p class="muted">None yet.</p>`
-      : html`<ul>${analytics.promotions.map((p) => html`<li>generation ${p.generation} at ${when(p.at)}</li>`)}</ul>`
+      : html`<ul>${promotions.map((m) => html`<li>generation ${m.generation} at ${when(m.decidedAt)}</li>`)}</ul>`
   }</section>
 <section class="card"><h2>Models</h2><table id="models"><thead><tr><th>gen</th><th>model</th><th>state</th><th class="num">Elo</th><th class="num">95% interval</th><th class="num">games</th><th class="num">P(stronger than best)</th><th>held by</th><th>created</th><th></th></tr></thead><tbody>
-${[...registry].reverse().map((m) => {
+${shownModels.shown.map((m) => {
   const r = byId.get(m.id);
   const best = elo.best === m.id;
   return html`<tr data-model="${m.id}"><td>${m.generation}</td><td class="mono">${short(m.id)}</td><td>${statePill(m.state)}${best ? html` ${pill("best", "ok")}` : ""}</td><td class="num">${r ? r.elo.toFixed(0) : "—"}</td><td class="num">${r ? `${r.low.toFixed(0)} … ${r.high.toFixed(0)}` : ""}</td><td class="num">${r?.games ?? 0}</td><td class="num">${r?.pStronger === undefined ? "" : `${(r.pStronger * 100).toFixed(0)}%`}</td><td>${(m.holders ?? []).join(", ")}</td><td>${when(m.createdAt)}</td><td>${
@@ -125,7 +142,7 @@ ${[...registry].reverse().map((m) => {
       ? ""
       : html`<form class="inline" method="post" action="/ui/runs/${name}/promote" data-confirm="Make generation ${m.generation} the best model of ${name}?">${csrfField(ctx.csrf)}<input type="hidden" name="model" value="${m.id}"><button type="submit">promote</button></form>`
   }</td></tr>`;
-})}</tbody></table></section>`;
+})}</tbody></table></section>${showAll(ctx, "models", shownModels.more)}`;
 }
 
 export const modelsPage: Page = {

@@ -17,6 +17,8 @@ const STATES = [
 const FINISHED = new Set(["completed", "failed", "dead-lettered", "cancelled"]);
 const MAX_LIMIT = 1_000;
 
+const status = (ctx: PageContext) => ctx.once("work.status", () => ctx.deps.work.status());
+
 function limitOf(query: URLSearchParams): number {
   const n = Number(query.get("limit") ?? 100);
   return Number.isInteger(n) && n > 0 ? Math.min(n, MAX_LIMIT) : 100;
@@ -29,7 +31,7 @@ function cancelButton(ctx: PageContext, item: WorkItem) {
 
 function filters(ctx: PageContext) {
   const q = ctx.query;
-  const types = Object.keys(ctx.deps.work.status().byType).sort();
+  const types = Object.keys(status(ctx).byType).sort();
   const option = (value: string, selected: string | null) =>
     html`<option value="${value}"${value === (selected ?? "") ? html` selected` : ""}>${value || "any"}</option>`;
   return html`<form class="filters" method="get" action="/ui/work">
@@ -42,20 +44,20 @@ function filters(ctx: PageContext) {
 
 function queue(ctx: PageContext) {
   const { work } = ctx.deps;
-  const status = work.status();
+  const counts = status(ctx);
   const q = ctx.query;
   const state = q.get("state") || undefined;
   const type = q.get("type") || undefined;
   const items = work.list({ state, type, limit: limitOf(q) });
-  const seen = new Set(Object.values(status.byType).flatMap((s) => Object.keys(s)));
+  const seen = new Set(Object.values(counts.byType).flatMap((s) => Object.keys(s)));
   const columns = STATES.filter((s) => seen.has(s));
-  const bp = status.backpressure;
-  return html`<div class="grid">${STATES.filter((s) => status.byState[s]).map(
-    (s) => html`<div class="stat"><span class="muted">${s}</span><b data-count="${s}">${status.byState[s]}</b></div>`,
+  const bp = counts.backpressure;
+  return html`<div class="grid">${STATES.filter((s) => counts.byState[s]).map(
+    (s) => html`<div class="stat"><span class="muted">${s}</span><b data-count="${s}">${counts.byState[s]}</b></div>`,
   )}
 <div class="stat"><span class="muted">queued / soft / hard</span><b>${bp.queued} / ${bp.soft} / ${bp.hard}</b><span class="muted">backpressure ${bp.level}</span></div></div>
 <section class="card"><h2>By type</h2><table><thead><tr><th>type</th>${columns.map((c) => html`<th class="num">${c}</th>`)}</tr></thead><tbody>
-${Object.entries(status.byType)
+${Object.entries(counts.byType)
   .sort(([a], [b]) => a.localeCompare(b))
   .map(
     ([t, counts]) =>
