@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, gte, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import * as v from "valibot";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import type { TraceRecord } from "../observability/trace.ts";
@@ -14,7 +15,19 @@ export interface TraceQuery {
   limit?: number;
 }
 
-export type StoredTrace = TraceRecord & { seq: number };
+/** A recorded transition of a state machine, as GET /traces answers it. */
+export const storedTraceSchema = v.object({
+  seq: v.number(),
+  machine: v.string(),
+  instance: v.string(),
+  from: v.nullable(v.string()),
+  to: v.string(),
+  event: v.string(),
+  cause: v.nullable(v.string()),
+  at: v.number(),
+});
+
+export type StoredTrace = v.InferOutput<typeof storedTraceSchema>;
 
 /** The job machine's transitions are not kept twice: its trace is the replicated work history. */
 export const JOB_MACHINE = "job";

@@ -1,15 +1,5 @@
+import type { AuthFailure } from "../node/status.ts";
 import type { Logger } from "../observability/log.ts";
-
-/** Signature failures with one peer, in one direction: what an operator needs to see a wrong secret or id. */
-export interface AuthFailure {
-  /** The node id the request claimed (inbound) or was sent to (outbound). */
-  peer: string;
-  address: string | null;
-  reason: string;
-  count: number;
-  firstAt: number;
-  lastAt: number;
-}
 
 export type Direction = "inbound" | "outbound";
 

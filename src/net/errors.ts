@@ -1,14 +1,20 @@
-import type * as v from "valibot";
+import * as v from "valibot";
 import { expectation, issuePath } from "../config/errors.ts";
 
 /** The one error shape every route answers with. */
-export interface ErrorBody {
-  error: string;
-  message: string;
-  field?: string;
-  expected?: string;
-  found?: string;
-}
+export const errorBodySchema = v.object({
+  /** A stable code: "validation", "not_leader", "no_such_item", ... */
+  error: v.string(),
+  message: v.string(),
+  /** The request's field at fault ("body.items[2].type", "params.sha256", "query.limit"). */
+  field: v.optional(v.string()),
+  expected: v.optional(v.string()),
+  found: v.optional(v.string()),
+  /** 421: the node that can serve the request, where known. */
+  leader: v.optional(v.nullable(v.object({ id: v.string(), address: v.nullable(v.string()) }))),
+});
+
+export type ErrorBody = v.InferOutput<typeof errorBodySchema>;
 
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -27,7 +33,7 @@ export function errorResponse(
 }
 
 /** 422 naming the first offending field, what was expected and what was found. */
-export function validationResponse(on: "body" | "query", issues: readonly v.BaseIssue<unknown>[]): Response {
+export function validationResponse(on: "body" | "query" | "params", issues: readonly v.BaseIssue<unknown>[]): Response {
   const first = issues[0];
   if (!first) return errorResponse(422, "validation", `invalid ${on}`);
   const path = issuePath(first);

@@ -1,12 +1,38 @@
 import * as v from "valibot";
 import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { kvKeySchema, kvSetPayload } from "../consensus/kv.ts";
-import { raftEnvelopeSchema, snapshotChunkSchema } from "../consensus/messages.ts";
-import { swimEnvelopeSchema } from "../membership/messages.ts";
+import { raftEnvelopeSchema, raftMessageSchema, snapshotChunkSchema } from "../consensus/messages.ts";
+import { electionViewSchema, kvValueSchema, logPositionSchema, votersChangedSchema } from "../consensus/views.ts";
+import { storedTraceSchema } from "../db/traces.ts";
+import { swimEnvelopeSchema, swimMessageSchema } from "../membership/messages.ts";
+import { nodeStatusSchema } from "../node/status.ts";
 import { abtestParamsSchema, EVALUATION_ID, tournamentParamsSchema } from "../runs/evaluation-state.ts";
 import { BASELINE } from "../runs/policy.ts";
-import { syncStartBodySchema } from "../sync/model.ts";
+import {
+  eloTableSchema,
+  evaluationSchema,
+  evaluationViewSchema,
+  modelViewSchema,
+  runAnalyticsSchema,
+  runHistoryRowSchema,
+  runStepAnswerSchema,
+  runSummarySchema,
+  runViewSchema,
+} from "../runs/views.ts";
+import { manifestSchema, pieceMapSchema, sha256Schema, syncStartBodySchema } from "../sync/model.ts";
+import { categoryStatusSchema, syncSessionSchema, syncStatusSchema } from "../sync/views.ts";
 import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
+import {
+  claimSchema,
+  reportAnswerSchema,
+  runningJobSchema,
+  submittedSchema,
+  workAddedSchema,
+  workHistoryRowSchema,
+  workItemSchema,
+  workItemViewSchema,
+  workStatusSchema,
+} from "../work/views.ts";
 import { FREE_FORM_DEPTH, freeForm } from "./free-form.ts";
 import { relayConnectQuerySchema } from "./relay/frames.ts";
 
@@ -17,13 +43,33 @@ import { relayConnectQuerySchema } from "./relay/frames.ts";
  */
 export type Auth = "none" | "operator" | "peer";
 
-export interface RouteSpec<Body = unknown, Query = unknown> {
+interface RouteBase {
   readonly method: "GET" | "POST";
   readonly path: string;
   readonly auth: Auth;
-  readonly body?: v.GenericSchema<unknown, Body>;
-  readonly query?: v.GenericSchema<unknown, Query>;
+  readonly body?: v.GenericSchema;
+  readonly query?: v.GenericSchema;
+  /** Path parameters with a shape beyond "a string", checked like the body (422 naming `params.<name>`). */
+  readonly params?: v.GenericSchema<Record<string, string>, Record<string, string>>;
+  /** One line for the OpenAPI document. */
+  readonly summary?: string;
 }
+
+/** Every route answers 2xx either with JSON of the `response` schema or, streaming bytes, with `produces`. */
+export type RouteSpec = RouteBase &
+  (
+    | { readonly response: v.GenericSchema; readonly produces?: never }
+    | { readonly produces: string; readonly response?: never }
+  );
+
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never;
+
+/** The path's ":name" parameters as an object of strings: `PathParams<"/runs/:name">` is `{ name: string }`. */
+export type PathParams<P extends string> = { [K in ParamNames<P>]: string };
 
 const positiveInt = (max: number) =>
   v.pipe(v.string(), v.regex(/^\d+$/, "a non-negative integer"), v.transform(Number), v.maxValue(max));
@@ -129,60 +175,277 @@ export const manifestQuerySchema = v.strictObject({
   category: v.optional(v.pipe(v.string(), v.maxLength(32))),
 });
 
+const list = <K extends string, S extends v.GenericSchema>(key: K, item: S) =>
+  v.object({ [key]: v.array(item) } as { [P in K]: v.ArraySchema<S, undefined> });
+
+const sha256Params = v.strictObject({ sha256: sha256Schema });
+const swimAnswer = v.object({ messages: v.array(swimMessageSchema) });
+const raftAnswer = v.object({ messages: v.array(raftMessageSchema) });
+
 export const ROUTES = {
-  health: { method: "GET", path: "/health", auth: "none" },
-  status: { method: "GET", path: "/status", auth: "operator" },
-  metrics: { method: "GET", path: "/metrics", auth: "operator" },
-  traces: { method: "GET", path: "/traces", auth: "operator", query: tracesQuerySchema },
-  leave: { method: "POST", path: "/admin/leave", auth: "operator", body: leaveBodySchema },
-  drain: { method: "POST", path: "/admin/drain", auth: "operator", body: emptyBodySchema },
-  jobs: { method: "GET", path: "/jobs", auth: "operator" },
-  peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema },
-  peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema },
-  peerRaftSnapshot: { method: "POST", path: "/peer/raft/snapshot", auth: "peer", body: snapshotChunkSchema },
-  election: { method: "GET", path: "/election", auth: "operator" },
-  electionTransfer: { method: "POST", path: "/admin/election/transfer", auth: "operator", body: transferBodySchema },
-  electionStepDown: { method: "POST", path: "/admin/election/step-down", auth: "operator", body: emptyBodySchema },
-  voters: { method: "POST", path: "/admin/voters", auth: "operator", body: votersBodySchema },
-  kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload },
-  workAdd: { method: "POST", path: "/work", auth: "operator", body: workItemInputSchema },
-  workBatch: { method: "POST", path: "/work/batch", auth: "operator", body: workBatchSchema },
-  workList: { method: "GET", path: "/work", auth: "operator", query: workListQuerySchema },
-  workStatus: { method: "GET", path: "/work/status", auth: "operator" },
-  workPopulator: { method: "GET", path: "/work/populator", auth: "operator" },
-  workHistory: { method: "GET", path: "/work/history", auth: "operator", query: workHistoryQuerySchema },
-  workNode: { method: "GET", path: "/work/node/:id", auth: "operator" },
-  workGet: { method: "GET", path: "/work/:id", auth: "operator" },
-  workCancel: { method: "POST", path: "/work/:id/cancel", auth: "operator", body: cancelBodySchema },
-  peerWorkClaim: { method: "POST", path: "/peer/work/claim", auth: "peer", body: claimBodySchema },
-  peerWorkStart: { method: "POST", path: "/peer/work/:id/start", auth: "peer", body: reportBodySchema },
-  peerWorkHeartbeat: { method: "POST", path: "/peer/work/:id/heartbeat", auth: "peer", body: reportBodySchema },
-  peerWorkComplete: { method: "POST", path: "/peer/work/:id/complete", auth: "peer", body: reportBodySchema },
-  peerWorkFail: { method: "POST", path: "/peer/work/:id/fail", auth: "peer", body: reportBodySchema },
-  kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema },
-  runs: { method: "GET", path: "/runs", auth: "operator" },
-  run: { method: "GET", path: "/runs/:name", auth: "operator" },
-  runModels: { method: "GET", path: "/runs/:name/models", auth: "operator" },
-  runElo: { method: "GET", path: "/runs/:name/elo", auth: "operator" },
-  runAnalytics: { method: "GET", path: "/runs/:name/analytics", auth: "operator" },
-  runHistory: { method: "GET", path: "/runs/:name/history", auth: "operator", query: runHistoryQuerySchema },
-  runPause: { method: "POST", path: "/runs/:name/pause", auth: "operator", body: runActionBodySchema },
-  runResume: { method: "POST", path: "/runs/:name/resume", auth: "operator", body: runActionBodySchema },
-  runPromote: { method: "POST", path: "/runs/:name/promote", auth: "operator", body: runPromoteBodySchema },
-  runAbtests: { method: "GET", path: "/runs/:name/abtests", auth: "operator" },
-  runAbtestStart: { method: "POST", path: "/runs/:name/abtests", auth: "operator", body: abtestBodySchema },
-  runTournaments: { method: "GET", path: "/runs/:name/tournaments", auth: "operator" },
-  runTournamentStart: { method: "POST", path: "/runs/:name/tournaments", auth: "operator", body: tournamentBodySchema },
-  evaluationCancel: { method: "POST", path: "/evaluations/:id/cancel", auth: "operator", body: runActionBodySchema },
-  runRollback: { method: "POST", path: "/runs/:name/rollback", auth: "operator", body: runActionBodySchema },
-  manifest: { method: "GET", path: "/manifest", auth: "operator", query: manifestQuerySchema },
-  syncStatus: { method: "GET", path: "/sync/status", auth: "operator" },
-  syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator" },
-  syncStart: { method: "POST", path: "/sync/start", auth: "operator", body: syncStartBodySchema },
-  peerManifest: { method: "GET", path: "/peer/manifest/:category", auth: "peer" },
-  peerFile: { method: "GET", path: "/peer/files/:sha256", auth: "peer" },
-  peerFilePieces: { method: "GET", path: "/peer/files/:sha256/pieces", auth: "peer" },
-  peerRelay: { method: "GET", path: "/peer/relay", auth: "peer", query: relayConnectQuerySchema },
+  health: {
+    method: "GET",
+    path: "/health",
+    auth: "none",
+    summary: "Liveness: this node's id and version",
+    response: v.object({ ok: v.literal(true), id: v.string(), version: v.string() }),
+  },
+  openapi: {
+    method: "GET",
+    path: "/openapi.json",
+    auth: "none",
+    summary: "This document: the API as OpenAPI 3.1",
+    response: v.record(v.string(), v.unknown()),
+  },
+  status: { method: "GET", path: "/status", auth: "operator", response: nodeStatusSchema },
+  metrics: { method: "GET", path: "/metrics", auth: "operator", produces: "text/plain; version=0.0.4" },
+  traces: {
+    method: "GET",
+    path: "/traces",
+    auth: "operator",
+    query: tracesQuerySchema,
+    response: list("traces", storedTraceSchema),
+  },
+  leave: {
+    method: "POST",
+    path: "/admin/leave",
+    auth: "operator",
+    body: leaveBodySchema,
+    response: v.object({ leaving: v.boolean() }),
+  },
+  drain: {
+    method: "POST",
+    path: "/admin/drain",
+    auth: "operator",
+    body: emptyBodySchema,
+    response: v.object({ draining: v.boolean(), running: v.number() }),
+  },
+  jobs: { method: "GET", path: "/jobs", auth: "operator", response: list("jobs", runningJobSchema) },
+  peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema, response: swimAnswer },
+  peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema, response: raftAnswer },
+  peerRaftSnapshot: {
+    method: "POST",
+    path: "/peer/raft/snapshot",
+    auth: "peer",
+    body: snapshotChunkSchema,
+    response: raftAnswer,
+  },
+  election: { method: "GET", path: "/election", auth: "operator", response: electionViewSchema },
+  electionTransfer: {
+    method: "POST",
+    path: "/admin/election/transfer",
+    auth: "operator",
+    body: transferBodySchema,
+    response: v.object({ transferring: v.string() }),
+  },
+  electionStepDown: {
+    method: "POST",
+    path: "/admin/election/step-down",
+    auth: "operator",
+    body: emptyBodySchema,
+    response: v.object({ steppingDown: v.boolean() }),
+  },
+  voters: {
+    method: "POST",
+    path: "/admin/voters",
+    auth: "operator",
+    body: votersBodySchema,
+    response: votersChangedSchema,
+  },
+  kvSet: { method: "POST", path: "/kv", auth: "operator", body: kvSetPayload, response: logPositionSchema },
+  workAdd: { method: "POST", path: "/work", auth: "operator", body: workItemInputSchema, response: workAddedSchema },
+  workBatch: {
+    method: "POST",
+    path: "/work/batch",
+    auth: "operator",
+    body: workBatchSchema,
+    response: submittedSchema,
+  },
+  workList: {
+    method: "GET",
+    path: "/work",
+    auth: "operator",
+    query: workListQuerySchema,
+    response: list("items", workItemSchema),
+  },
+  workStatus: { method: "GET", path: "/work/status", auth: "operator", response: workStatusSchema },
+  workPopulator: {
+    method: "GET",
+    path: "/work/populator",
+    auth: "operator",
+    response: v.object({ wanted: v.array(v.unknown()), note: v.string() }),
+  },
+  workHistory: {
+    method: "GET",
+    path: "/work/history",
+    auth: "operator",
+    query: workHistoryQuerySchema,
+    response: list("history", workHistoryRowSchema),
+  },
+  workNode: {
+    method: "GET",
+    path: "/work/node/:id",
+    auth: "operator",
+    response: v.object({ node: v.string(), items: v.array(workItemSchema) }),
+  },
+  workGet: { method: "GET", path: "/work/:id", auth: "operator", response: workItemViewSchema },
+  workCancel: {
+    method: "POST",
+    path: "/work/:id/cancel",
+    auth: "operator",
+    body: cancelBodySchema,
+    response: reportAnswerSchema,
+  },
+  peerWorkClaim: {
+    method: "POST",
+    path: "/peer/work/claim",
+    auth: "peer",
+    body: claimBodySchema,
+    response: list("claims", claimSchema),
+  },
+  peerWorkStart: {
+    method: "POST",
+    path: "/peer/work/:id/start",
+    auth: "peer",
+    body: reportBodySchema,
+    response: reportAnswerSchema,
+  },
+  peerWorkHeartbeat: {
+    method: "POST",
+    path: "/peer/work/:id/heartbeat",
+    auth: "peer",
+    body: reportBodySchema,
+    response: reportAnswerSchema,
+  },
+  peerWorkComplete: {
+    method: "POST",
+    path: "/peer/work/:id/complete",
+    auth: "peer",
+    body: reportBodySchema,
+    response: reportAnswerSchema,
+  },
+  peerWorkFail: {
+    method: "POST",
+    path: "/peer/work/:id/fail",
+    auth: "peer",
+    body: reportBodySchema,
+    response: reportAnswerSchema,
+  },
+  kvGet: { method: "GET", path: "/kv", auth: "operator", query: kvGetQuerySchema, response: kvValueSchema },
+  runs: { method: "GET", path: "/runs", auth: "operator", response: list("runs", runSummarySchema) },
+  run: { method: "GET", path: "/runs/:name", auth: "operator", response: runViewSchema },
+  runModels: { method: "GET", path: "/runs/:name/models", auth: "operator", response: list("models", modelViewSchema) },
+  runElo: { method: "GET", path: "/runs/:name/elo", auth: "operator", response: eloTableSchema },
+  runAnalytics: { method: "GET", path: "/runs/:name/analytics", auth: "operator", response: runAnalyticsSchema },
+  runHistory: {
+    method: "GET",
+    path: "/runs/:name/history",
+    auth: "operator",
+    query: runHistoryQuerySchema,
+    response: list("history", runHistoryRowSchema),
+  },
+  runPause: {
+    method: "POST",
+    path: "/runs/:name/pause",
+    auth: "operator",
+    body: runActionBodySchema,
+    response: runStepAnswerSchema,
+  },
+  runResume: {
+    method: "POST",
+    path: "/runs/:name/resume",
+    auth: "operator",
+    body: runActionBodySchema,
+    response: runStepAnswerSchema,
+  },
+  runPromote: {
+    method: "POST",
+    path: "/runs/:name/promote",
+    auth: "operator",
+    body: runPromoteBodySchema,
+    response: runStepAnswerSchema,
+  },
+  runAbtests: {
+    method: "GET",
+    path: "/runs/:name/abtests",
+    auth: "operator",
+    response: list("abtests", evaluationViewSchema),
+  },
+  runAbtestStart: {
+    method: "POST",
+    path: "/runs/:name/abtests",
+    auth: "operator",
+    body: abtestBodySchema,
+    response: evaluationSchema,
+  },
+  runTournaments: {
+    method: "GET",
+    path: "/runs/:name/tournaments",
+    auth: "operator",
+    response: list("tournaments", evaluationViewSchema),
+  },
+  runTournamentStart: {
+    method: "POST",
+    path: "/runs/:name/tournaments",
+    auth: "operator",
+    body: tournamentBodySchema,
+    response: evaluationSchema,
+  },
+  evaluationCancel: {
+    method: "POST",
+    path: "/evaluations/:id/cancel",
+    auth: "operator",
+    body: runActionBodySchema,
+    response: evaluationSchema,
+  },
+  runRollback: {
+    method: "POST",
+    path: "/runs/:name/rollback",
+    auth: "operator",
+    body: runActionBodySchema,
+    response: runStepAnswerSchema,
+  },
+  manifest: {
+    method: "GET",
+    path: "/manifest",
+    auth: "operator",
+    query: manifestQuerySchema,
+    summary: "One category's manifest (?category=), or every category's digest",
+    response: v.union([manifestSchema, list("status", categoryStatusSchema)]),
+  },
+  syncStatus: { method: "GET", path: "/sync/status", auth: "operator", response: syncStatusSchema },
+  syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator", response: syncSessionSchema },
+  syncStart: {
+    method: "POST",
+    path: "/sync/start",
+    auth: "operator",
+    body: syncStartBodySchema,
+    response: list("sessions", syncSessionSchema),
+  },
+  peerManifest: { method: "GET", path: "/peer/manifest/:category", auth: "peer", response: manifestSchema },
+  peerFile: {
+    method: "GET",
+    path: "/peer/files/:sha256",
+    auth: "peer",
+    params: sha256Params,
+    summary: "A file's bytes (Range requests for pieces)",
+    produces: "application/octet-stream",
+  },
+  peerFilePieces: {
+    method: "GET",
+    path: "/peer/files/:sha256/pieces",
+    auth: "peer",
+    params: sha256Params,
+    response: pieceMapSchema,
+  },
+  peerRelay: {
+    method: "GET",
+    path: "/peer/relay",
+    auth: "peer",
+    query: relayConnectQuerySchema,
+    response: v.object({ node: v.string(), lane: relayConnectQuerySchema.entries.lane }),
+    summary: "A node behind NAT opens a relay lane here (then upgraded to a WebSocket)",
+  },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteName = keyof typeof ROUTES;
@@ -196,9 +459,11 @@ export function acceptsAnyDestination(pathname: string): boolean {
   return pathname === ROUTES.peerSwim.path;
 }
 
+const OPEN_PATHS = new Set<string>(Object.values(ROUTES).flatMap((r) => (r.auth === "none" ? [r.path] : [])));
+
 /** "session": the dashboard under /ui, which checks its own login cookie and CSRF tokens (src/ui/). */
 export function authFor(pathname: string): Auth | "session" {
-  if (pathname.replace(/\/+$/, "") === ROUTES.health.path) return "none";
+  if (OPEN_PATHS.has(pathname.replace(/\/+$/, ""))) return "none";
   if (pathname === "/ui" || pathname.startsWith("/ui/")) return "session";
   return pathname.startsWith("/peer/") ? "peer" : "operator";
 }

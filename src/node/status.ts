@@ -1,38 +1,54 @@
-import type { Role } from "../machines/raft-role.ts";
+import * as v from "valibot";
 import type { Member } from "../membership/swim.ts";
-import type { AuthFailure } from "../net/auth-failures.ts";
-import type { NodeInfo } from "./info.ts";
+import { nodeInfoSchema } from "./info.ts";
 
+const roleSchema = v.picklist(["follower", "pre-candidate", "candidate", "leader", "non-voter"]);
 /** A voter's Raft role, or "non-voter" for a node that only works. */
-export type NodeRole = Role | "non-voter";
+export type NodeRole = v.InferOutput<typeof roleSchema>;
 
-export interface PeerStatus {
-  id: string;
-  address: string;
-  state: Member["state"];
-  incarnation: number;
-  lastSeenMs: number;
-  stateSinceMs: number;
-  rttMs: number | null;
-  resources: NodeInfo | null;
-}
+export const peerStatusSchema = v.object({
+  id: v.string(),
+  address: v.string(),
+  state: v.picklist(["alive", "suspect", "dead", "left"]),
+  incarnation: v.number(),
+  lastSeenMs: v.number(),
+  stateSinceMs: v.number(),
+  rttMs: v.nullable(v.number()),
+  resources: v.nullable(nodeInfoSchema),
+});
 
-export interface NodeStatus {
-  node: {
-    id: string;
-    cluster: string;
-    role: NodeRole;
-    version: string;
-    address: string;
-    incarnation: number;
-    uptimeMs: number;
-    resources: NodeInfo | null;
-  };
-  leader: { id: string; term: number } | null;
-  peers: PeerStatus[];
+/** Signature failures with one peer, in one direction: what an operator needs to see a wrong secret or id. */
+export const authFailureSchema = v.object({
+  /** The node id the request claimed (inbound) or was sent to (outbound). */
+  peer: v.string(),
+  address: v.nullable(v.string()),
+  reason: v.string(),
+  count: v.number(),
+  firstAt: v.number(),
+  lastAt: v.number(),
+});
+
+/** GET /status: this node, the leader it knows, every peer as gossip tells. */
+export const nodeStatusSchema = v.object({
+  node: v.object({
+    id: v.string(),
+    cluster: v.string(),
+    role: roleSchema,
+    version: v.string(),
+    address: v.string(),
+    incarnation: v.number(),
+    uptimeMs: v.number(),
+    resources: v.nullable(nodeInfoSchema),
+  }),
+  leader: v.nullable(v.object({ id: v.string(), term: v.number() })),
+  peers: v.array(peerStatusSchema),
   /** Peers whose signed requests fail, recently: theirs to us (inbound) and ours to them (outbound). */
-  signatureFailures: { inbound: AuthFailure[]; outbound: AuthFailure[] };
-}
+  signatureFailures: v.object({ inbound: v.array(authFailureSchema), outbound: v.array(authFailureSchema) }),
+});
+
+export type AuthFailure = v.InferOutput<typeof authFailureSchema>;
+export type PeerStatus = v.InferOutput<typeof peerStatusSchema>;
+export type NodeStatus = v.InferOutput<typeof nodeStatusSchema>;
 
 export function peerStatus(m: Member, now: number): PeerStatus {
   return {

@@ -1,0 +1,124 @@
+import * as v from "valibot";
+import { loggedRequirementsSchema } from "./model.ts";
+
+/**
+ * The work queue's answers on the wire (GET /work, /work/:id, POST /work, ...): the route table declares
+ * them, the handlers must return something of these shapes, and the typed client checks them.
+ */
+
+const jobStateSchema = v.picklist([
+  "pending",
+  "claimed",
+  "running",
+  "completed",
+  "failed",
+  "lease-expired",
+  "retry-wait",
+  "dead-lettered",
+  "cancelled",
+]);
+
+const jobContextSchema = v.object({
+  attempts: v.number(),
+  maxAttempts: v.number(),
+  leaseId: v.nullable(v.string()),
+  leaseNode: v.nullable(v.string()),
+  leaseExpiresAt: v.nullable(v.number()),
+  notBefore: v.nullable(v.number()),
+  result: v.unknown(),
+  error: v.nullable(v.string()),
+  finishedLeaseId: v.nullable(v.string()),
+  claimId: v.nullable(v.string()),
+  claimedAt: v.optional(v.nullable(v.number())),
+  artifacts: v.optional(v.array(v.string())),
+});
+
+export const workItemSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  priority: v.number(),
+  config: v.record(v.string(), v.unknown()),
+  requirements: loggedRequirementsSchema,
+  dependsOn: v.array(v.string()),
+  timeoutMs: v.number(),
+  state: jobStateSchema,
+  context: jobContextSchema,
+  createdAt: v.number(),
+  updatedAt: v.number(),
+  seq: v.number(),
+});
+
+/** Each known node and why it does not take a pending item, plus its unfinished dependencies. */
+export const whyPendingSchema = v.object({
+  summary: v.string(),
+  dependencies: v.array(v.string()),
+  nodes: v.array(v.object({ node: v.string(), fits: v.boolean(), reasons: v.array(v.string()) })),
+});
+
+export const workItemViewSchema = v.object({ ...workItemSchema.entries, whyPending: v.nullable(whyPendingSchema) });
+
+export const submittedSchema = v.object({
+  added: v.array(v.string()),
+  existing: v.array(v.string()),
+  queued: v.number(),
+});
+
+export const workAddedSchema = v.object({
+  id: v.string(),
+  existing: v.boolean(),
+  item: workItemViewSchema,
+  queued: v.number(),
+});
+
+const countsSchema = v.record(v.string(), v.number());
+
+export const workStatusSchema = v.object({
+  byState: countsSchema,
+  byType: v.record(v.string(), countsSchema),
+  backpressure: v.object({
+    queued: v.number(),
+    soft: v.number(),
+    hard: v.number(),
+    level: v.picklist(["ok", "high", "refusing"]),
+  }),
+  /** Read from a node that is not the leader: possibly behind. */
+  stale: v.boolean(),
+});
+
+export const workHistoryRowSchema = v.object({
+  seq: v.number(),
+  itemId: v.string(),
+  from: v.nullable(v.string()),
+  to: v.string(),
+  event: v.string(),
+  cause: v.nullable(v.string()),
+  node: v.nullable(v.string()),
+  term: v.number(),
+  at: v.number(),
+});
+
+/** A lease's new state after a report or a cancel (`duplicate`: the same report was applied before). */
+export const reportAnswerSchema = v.object({ state: jobStateSchema, duplicate: v.boolean() });
+
+export const claimSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  config: v.record(v.string(), v.unknown()),
+  timeoutMs: v.number(),
+  leaseId: v.string(),
+  expiresAt: v.number(),
+  term: v.number(),
+  attempt: v.number(),
+});
+
+/** One job running on this node. */
+export const runningJobSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  attempt: v.number(),
+  leaseId: v.string(),
+  pid: v.nullable(v.number()),
+  slots: v.number(),
+});
+
+export type WorkItemView = v.InferOutput<typeof workItemViewSchema>;
