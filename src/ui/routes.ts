@@ -257,15 +257,15 @@ export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): 
     UI_ACTIONS.cancel,
     async ({ id = "" }) => {
       const reason = "cancelled from the dashboard";
-      let refused: string | null = null;
+      let refused: ActionError | null = null;
       await atLeader(
         async () => {
           const outcome = await deps.work.cancel(id, reason);
-          if (!outcome.ok) refused = outcome.reason;
+          if (!outcome.ok) refused = new ActionError(outcome.status, outcome.reason);
         },
         (leader, o) => call(leader, ROUTES.workCancel, credentials, { ...o, params: { id }, body: { reason } }),
       );
-      if (refused) throw new ActionError(409, refused);
+      if (refused) throw refused;
       return `/ui/work?item=${q(id)}&notice=cancelled`;
     },
     ({ id = "" }) => `/ui/work?item=${q(id)}`,
