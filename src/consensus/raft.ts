@@ -4,6 +4,7 @@ import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../
 import { MAX_COUNTER } from "../net/bounds.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage, unsafeCounters } from "./messages.ts";
+import { RefusedError } from "./refused.ts";
 import type { RaftStorage, Voter } from "./storage.ts";
 
 /** The entry that changes the voters; it takes effect as soon as it is in a log (Raft thesis §4.1). */
@@ -317,7 +318,7 @@ export class RaftNode {
   transferTo(to: string): void {
     if (this.role !== "leader") throw new NotLeaderError(this.leaderId);
     if (to === this.id) return;
-    if (!this.progress.has(to)) throw new Error(`raft: ${to} is not a voter`);
+    if (!this.progress.has(to)) throw new RefusedError(422, "rejected", `raft: ${to} is not a voter`);
     this.transferTarget = to;
     this.transferDeadline = this.now() + this.timing.electionMinMs;
     this.maybeSendTimeoutNow();
@@ -440,7 +441,7 @@ export class RaftNode {
    */
   changeVoters(change: { add: Voter } | { remove: string }): Promise<{ index: number; term: number }> {
     if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
-    const refuse = (why: string) => Promise.reject(new Error(why));
+    const refuse = (why: string) => Promise.reject(new RefusedError(422, "rejected", why));
     if (this.commitIndex < this.termStartIndex) return refuse("the new leader has not committed its first entry yet");
     const pending = this.configLog.at(-1);
     if (pending && pending.index > this.commitIndex) return refuse("another voter change is still being committed");

@@ -8,6 +8,7 @@ import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { type Entry, type RaftMessage, SNAPSHOT_CHUNK_CHARS, type SnapshotChunk } from "./messages.ts";
 import { type Clock, NotLeaderError, type RaftEffect, RaftNode } from "./raft.ts";
+import { RefusedError } from "./refused.ts";
 import { SqliteStorage } from "./sqlite-storage.ts";
 import { type CommandDefinition, StateMachine } from "./state-machine.ts";
 
@@ -144,7 +145,11 @@ export class ConsensusRuntime {
     if (c.offset === 0) this.incoming = { key, total: c.total, parts: [], received: 0 };
     const inc = this.incoming;
     if (!inc || inc.key !== key || inc.received !== c.offset || inc.total !== c.total) {
-      throw new Error(`snapshot piece at ${c.offset} does not continue the transfer in progress`);
+      throw new RefusedError(
+        409,
+        "out_of_order",
+        `snapshot piece at ${c.offset} does not continue the transfer in progress`,
+      );
     }
     inc.parts.push(c.chunk);
     inc.received += c.chunk.length;
@@ -167,7 +172,7 @@ export class ConsensusRuntime {
   /** Commits a registered command; resolves once it is applied here, with what its apply returned. */
   async propose(command: Entry["command"]): Promise<{ index: number; term: number; result: unknown }> {
     const problem = this.state.validate(command);
-    if (problem) throw new Error(problem);
+    if (problem) throw new RefusedError(422, "rejected", problem);
     const before = this.raft.lastIndex;
     const pending = this.raft.propose(command);
     // A refused proposal appended nothing: it must not claim (and later clear) another proposal's index.

@@ -1,9 +1,9 @@
 import type { Elysia } from "elysia";
 import { readKv } from "../consensus/kv.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
-import { type ConsensusRuntime, WriteFailedError } from "../consensus/runtime.ts";
+import type { ConsensusRuntime } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
-import { errorResponse, writeFailedResponse } from "../net/errors.ts";
+import { errorResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { Failpoints } from "../node/failpoints.ts";
@@ -13,19 +13,6 @@ export interface LeaderHint {
   id: string;
   address: string | null;
   term: number;
-}
-
-/** 421 Misdirected Request: this node cannot serve it; the body names the node that can, if known. */
-function notLeader(e: NotLeaderError, hint: LeaderHint | null): Response {
-  return errorResponse(421, "not_leader", e.message, {
-    leader: hint ? { id: hint.id, address: hint.address } : null,
-  });
-}
-
-function fail(e: unknown, hint: () => LeaderHint | null): Response {
-  if (e instanceof NotLeaderError) return notLeader(e, hint());
-  if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
-  return errorResponse(422, "rejected", (e as Error).message);
 }
 
 /** Raft's peer RPC, the election view and hand-over, and the replicated key-value register. */
@@ -40,36 +27,31 @@ export function consensusRoutes(
   },
 ): void {
   const { consensus, leaderHint } = deps;
+  const errors = { leaderHint };
 
   serve(app, ROUTES.peerRaft, async ({ body, request }) => {
     const signer = request.headers.get(VERIFIED_PEER_HEADER);
     const forged = body.messages.find((m) => m.from !== signer);
     if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
-    try {
-      return { messages: await consensus.receive(body.messages) };
-    } catch (e) {
-      if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
-      throw e;
-    }
+    return { messages: await consensus.receive(body.messages) };
   });
 
   serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {
     if (body.from !== request.headers.get(VERIFIED_PEER_HEADER)) {
       return errorResponse(403, "forbidden", `snapshot from "${body.from}" signed by another node`);
     }
-    try {
-      return { messages: consensus.receiveSnapshotChunk(body) };
-    } catch (e) {
-      if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
-      return errorResponse(409, "out_of_order", (e as Error).message);
-    }
+    return { messages: consensus.receiveSnapshotChunk(body) };
   });
 
   serve(app, ROUTES.election, () => {
     const raft = consensus.raft;
     if (!raft.voters.includes(deps.nodeId)) {
       const hint = leaderHint();
-      return { role: "non-voter", term: hint?.term ?? 0, leader: hint ? { id: hint.id, address: hint.address } : null };
+      return {
+        role: "non-voter" as const,
+        term: hint?.term ?? 0,
+        leader: hint ? { id: hint.id, address: hint.address } : null,
+      };
     }
     const lease = raft.leaseExpiresAt();
     const matches = raft.matchIndexes();
@@ -89,43 +71,52 @@ export function consensusRoutes(
     };
   });
 
-  serve(app, ROUTES.electionTransfer, ({ body }) => {
-    try {
+  serve(
+    app,
+    ROUTES.electionTransfer,
+    ({ body }) => {
       consensus.raft.transferTo(body.to);
       return { transferring: body.to };
-    } catch (e) {
-      return fail(e, leaderHint);
-    }
-  });
+    },
+    errors,
+  );
 
-  serve(app, ROUTES.electionStepDown, () => {
-    if (consensus.raft.currentRole !== "leader")
-      return notLeader(new NotLeaderError(consensus.raft.leader), leaderHint());
-    consensus.raft.stepDown("operator asked the leader to step down");
-    return { steppingDown: true };
-  });
+  serve(
+    app,
+    ROUTES.electionStepDown,
+    () => {
+      if (consensus.raft.currentRole !== "leader") throw new NotLeaderError(consensus.raft.leader);
+      consensus.raft.stepDown("operator asked the leader to step down");
+      return { steppingDown: true };
+    },
+    errors,
+  );
 
-  serve(app, ROUTES.voters, async ({ body }) => {
-    try {
+  serve(
+    app,
+    ROUTES.voters,
+    async ({ body }) => {
       const change = body.action === "add" ? { add: { id: body.id, address: body.address } } : { remove: body.id };
       const result = await consensus.changeVoters(change);
       return { ...result, voters: consensus.raft.config };
-    } catch (e) {
-      return fail(e, leaderHint);
-    }
-  });
+    },
+    errors,
+  );
 
-  serve(app, ROUTES.kvSet, async ({ body }) => {
-    try {
+  serve(
+    app,
+    ROUTES.kvSet,
+    async ({ body }) => {
       const { index, term } = await consensus.propose({ name: "kv.set", payload: body });
       return { index, term };
-    } catch (e) {
-      return fail(e, leaderHint);
-    }
-  });
+    },
+    errors,
+  );
 
-  serve(app, ROUTES.kvGet, ({ query }) => {
-    try {
+  serve(
+    app,
+    ROUTES.kvGet,
+    ({ query }) => {
       // The failpoint is the nemesis's planted bug: a "linearizable" read served from local state, lease or not.
       const linearizable = query.consistency === "linearizable";
       const planted = linearizable && (deps.failpoints?.fire("consensus.read-without-lease") ?? false);
@@ -133,8 +124,7 @@ export function consensusRoutes(
       const row = readKv(deps.db, query.key);
       if (!row) return errorResponse(404, "not_found", `no key "${query.key}"`);
       return { key: query.key, value: row.value, index: row.index, term: row.term, stale: index === null };
-    } catch (e) {
-      return fail(e, leaderHint);
-    }
-  });
+    },
+    errors,
+  );
 }

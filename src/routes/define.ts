@@ -2,16 +2,22 @@ import type { Elysia } from "elysia";
 import * as v from "valibot";
 import { validationResponse } from "../net/errors.ts";
 import { readJsonObject } from "../net/json-body.ts";
-import type { RouteSpec } from "../net/route-table.ts";
+import type { PathParams, RouteSpec } from "../net/route-table.ts";
 import { pathParams, queryValues } from "../net/url-input.ts";
+import { domainErrorResponse, type ErrorContext } from "./errors.ts";
 
-type Out<S> = S extends v.GenericSchema<unknown, infer O> ? O : undefined;
+type Out<S> = S extends v.GenericSchema ? v.InferOutput<S> : undefined;
+
+/** What a handler may answer: a value of the route's response schema (sent as JSON), or a Response of its own. */
+export type Answer<Spec extends RouteSpec> =
+  | (Spec["response"] extends v.GenericSchema ? v.InferInput<Spec["response"]> : never)
+  | Response;
 
 export interface RouteInput<Spec extends RouteSpec> {
   body: Out<Spec["body"]>;
   query: Out<Spec["query"]>;
-  /** Path parameters (":id" in the table's path). */
-  params: Record<string, string>;
+  /** Path parameters (":id" in the table's path), checked against the route's `params` schema if it has one. */
+  params: Spec["params"] extends v.GenericSchema ? v.InferOutput<Spec["params"]> : PathParams<Spec["path"]>;
   request: Request;
 }
 
@@ -19,20 +25,28 @@ export interface RouteInput<Spec extends RouteSpec> {
  * Registers a handler for one entry of the route table. Path, query and body are read here (Elysia
  * parses nothing) and checked against the table's Valibot schemas, so every route answers bad input
  * the same way: 400 for bad encodings and malformed JSON, 415 for a body not sent as JSON, 422 naming
- * the field for a value of the wrong shape.
+ * the field for a value of the wrong shape. The handler's answer must be of the route's response schema
+ * (checked by the compiler); a domain error it throws becomes its HTTP answer in `domainErrorResponse`.
  */
 export function serve<Spec extends RouteSpec>(
   app: Elysia,
   spec: Spec,
-  handler: (input: RouteInput<Spec>) => unknown,
+  handler: (input: RouteInput<Spec>) => Answer<Spec> | Promise<Answer<Spec>>,
+  errors: ErrorContext = {},
 ): void {
   app.route(
     spec.method,
     spec.path,
     async ({ request }: { request: Request }) => {
       const url = new URL(request.url);
-      const params = pathParams(spec.path, url.pathname);
-      if (!params.ok) return params.response;
+      const raw = pathParams(spec.path, url.pathname);
+      if (!raw.ok) return raw.response;
+      let params: unknown = raw.value;
+      if (spec.params) {
+        const parsed = v.safeParse(spec.params, raw.value);
+        if (!parsed.success) return validationResponse("params", parsed.issues);
+        params = parsed.output;
+      }
       let query: unknown;
       if (spec.query) {
         const values = queryValues(url.search);
@@ -49,7 +63,13 @@ export function serve<Spec extends RouteSpec>(
         if (!parsed.success) return validationResponse("body", parsed.issues);
         body = parsed.output;
       }
-      return handler({ body, query, params: params.value, request } as RouteInput<Spec>);
+      try {
+        return await handler({ body, query, params, request } as RouteInput<Spec>);
+      } catch (e) {
+        const response = domainErrorResponse(e, errors);
+        if (response) return response;
+        throw e;
+      }
     },
     { parse: "none" },
   );

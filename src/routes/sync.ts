@@ -1,10 +1,8 @@
 import type { Elysia } from "elysia";
-import * as v from "valibot";
 import { errorResponse } from "../net/errors.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { Failpoints } from "../node/failpoints.ts";
 import { serveFileRange } from "../sync/file-server.ts";
-import { sha256Schema } from "../sync/model.ts";
 import type { SyncService } from "../sync/service.ts";
 import { serve } from "./define.ts";
 
@@ -14,15 +12,6 @@ export function syncRoutes(
   deps: { sync: SyncService; failpoints: Failpoints; onSent: (bytes: number) => void },
 ): void {
   const { sync } = deps;
-  const badSha = (value: string | undefined) =>
-    v.is(sha256Schema, value)
-      ? null
-      : errorResponse(422, "invalid", "path parameter sha256: expected 64 lowercase hex digits", {
-          field: "params.sha256",
-          expected: "a SHA-256 as 64 lowercase hex digits",
-          found: String(value).slice(0, 80),
-        });
-
   serve(app, ROUTES.manifest, ({ query }) => {
     if (query.category) {
       const manifest = sync.manifest(query.category);
@@ -32,7 +21,7 @@ export function syncRoutes(
   });
   serve(app, ROUTES.syncStatus, () => sync.status());
   serve(app, ROUTES.syncSession, ({ params }) => {
-    const session = sync.session(params.id ?? "");
+    const session = sync.session(params.id);
     return session ?? errorResponse(404, "no_such_session", `no sync session "${params.id}" on this node`);
   });
   serve(app, ROUTES.syncStart, async ({ body }) => {
@@ -45,19 +34,15 @@ export function syncRoutes(
   });
 
   serve(app, ROUTES.peerManifest, ({ params }) => {
-    const manifest = sync.manifest(params.category ?? "");
+    const manifest = sync.manifest(params.category);
     return manifest ?? errorResponse(404, "no_such_category", `no data category "${params.category}" here`);
   });
   serve(app, ROUTES.peerFilePieces, ({ params }) => {
-    const bad = badSha(params.sha256);
-    if (bad) return bad;
-    const map = sync.pieceMap(params.sha256 as string);
+    const map = sync.pieceMap(params.sha256);
     return map ?? errorResponse(404, "no_such_file", `no file ${params.sha256} on this node`);
   });
   serve(app, ROUTES.peerFile, async ({ params, request }) => {
-    const bad = badSha(params.sha256);
-    if (bad) return bad;
-    const target = await sync.served(params.sha256 as string);
+    const target = await sync.served(params.sha256);
     if (!target) return errorResponse(404, "no_such_file", `no file ${params.sha256} on this node`);
     const response = await serveFileRange(request, target, { uploads: sync.uploads, rate: sync.uploadRate });
     const length = Number(response.headers.get("content-length") ?? 0);

@@ -79,7 +79,8 @@ export const workStatusSchema = v.object({
     queued: v.number(),
     soft: v.number(),
     hard: v.number(),
-    level: v.picklist(["ok", "high", "refusing"]),
+    /** "ok", "high" past the soft limit, "refusing" past the hard one. */
+    level: v.string(),
   }),
   /** Read from a node that is not the leader: possibly behind. */
   stale: v.boolean(),
@@ -121,4 +122,5 @@ export const runningJobSchema = v.object({
   slots: v.number(),
 });
 
+export type RunningJob = v.InferOutput<typeof runningJobSchema>;
 export type WorkItemView = v.InferOutput<typeof workItemViewSchema>;

@@ -1,0 +1,50 @@
+import { NotLeaderError } from "../consensus/raft.ts";
+import { RefusedError } from "../consensus/refused.ts";
+import { WriteFailedError } from "../consensus/runtime.ts";
+import { errorResponse, writeFailedResponse } from "../net/errors.ts";
+import { RunError } from "../runs/service.ts";
+import { type RefusedField, WorkError } from "../work/service.ts";
+import type { LeaderHint } from "./consensus.ts";
+
+/** A node that is not a voter holds no replicated state: it names the leader (421), whom clients then ask. */
+export class NotAVoterError extends Error {
+  constructor() {
+    super("this node is not a voter and holds no replicated state: ask the leader");
+  }
+}
+
+export interface ErrorContext {
+  /** The leader as this node knows it, for a 421's `leader` (clients follow it). */
+  leaderHint?: () => LeaderHint | null;
+  /** Where a refused submitted item's field is in the request body (default `body.<field>`). */
+  refusedAt?: (item: RefusedField) => string;
+}
+
+const WORK_CODES = { 404: "no_such_item", 409: "id_conflict", 422: "rejected", 429: "backpressure" } as const;
+const RUN_CODES = { 404: "no_such_run", 409: "refused", 422: "rejected" } as const;
+
+/**
+ * The one place where domain errors become HTTP answers, for every route (`serve` calls it on whatever a handler
+ * throws). Null for anything else: a bug, which the router logs and answers with 500.
+ */
+export function domainErrorResponse(e: unknown, ctx: ErrorContext = {}): Response | null {
+  if (e instanceof NotLeaderError || e instanceof NotAVoterError) {
+    const hint = ctx.leaderHint?.() ?? null;
+    return errorResponse(421, e instanceof NotLeaderError ? "not_leader" : "not_a_voter", e.message, {
+      leader: hint ? { id: hint.id, address: hint.address } : null,
+    });
+  }
+  if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
+  if (e instanceof RefusedError) return errorResponse(e.status, e.code, e.message);
+  if (e instanceof RunError) {
+    return errorResponse(e.status, e.code ?? RUN_CODES[e.status], e.message, e.field ? { field: e.field } : {});
+  }
+  if (e instanceof WorkError) {
+    const { item, retryAfterS } = e.about;
+    const at = ctx.refusedAt ?? ((i: RefusedField) => `body.${i.field}`);
+    const response = errorResponse(e.status, WORK_CODES[e.status], e.message, item ? { field: at(item) } : {});
+    if (retryAfterS) response.headers.set("retry-after", String(retryAfterS));
+    return response;
+  }
+  return null;
+}
