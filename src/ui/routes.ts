@@ -34,6 +34,24 @@ export const UI_ACTIONS = {
   promote: "/ui/runs/:name/promote",
 } as const;
 
+/** Served without a session: the login form and the two embedded assets. */
+export const UI_OPEN = {
+  login: "/ui/login",
+  style: "/ui/assets/app.css",
+  script: "/ui/assets/app.js",
+} as const;
+
+/** Every route of the dashboard, beside the API's table (src/net/route-table.ts), which it is not part of. */
+export const UI_ROUTES: ReadonlyArray<{ method: "GET" | "POST"; path: string }> = [
+  { method: "GET", path: UI_OPEN.style },
+  { method: "GET", path: UI_OPEN.script },
+  { method: "GET", path: UI_OPEN.login },
+  { method: "POST", path: UI_OPEN.login },
+  { method: "POST", path: "/ui/logout" },
+  ...Object.keys(UI_PAGES).map((path) => ({ method: "GET" as const, path })),
+  ...Object.values(UI_ACTIONS).map((path) => ({ method: "POST" as const, path })),
+];
+
 const FORWARD_TIMEOUT_MS = 5_000;
 const MAX_FORM_BYTES = 16 * 1024;
 
@@ -169,19 +187,19 @@ export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): 
   const asset = (body: string, type: string) => () =>
     new Response(body, { headers: { "content-type": type, "cache-control": "max-age=300", ...nosniff } });
   const nosniff = { "x-content-type-options": "nosniff" };
-  app.route("GET", "/ui/assets/app.css", asset(STYLE, "text/css; charset=utf-8"), { parse: "none" });
-  app.route("GET", "/ui/assets/app.js", asset(SCRIPT, "text/javascript; charset=utf-8"), { parse: "none" });
+  app.route("GET", UI_OPEN.style, asset(STYLE, "text/css; charset=utf-8"), { parse: "none" });
+  app.route("GET", UI_OPEN.script, asset(SCRIPT, "text/javascript; charset=utf-8"), { parse: "none" });
 
   app.route(
     "GET",
-    "/ui/login",
+    UI_OPEN.login,
     ({ request }: { request: Request }) =>
       sessions.fromRequest(request) ? redirect("/ui") : page(200, loginPage(null)),
     { parse: "none" },
   );
   app.route(
     "POST",
-    "/ui/login",
+    UI_OPEN.login,
     async ({ request }: { request: Request }) => {
       const form = await readForm(request);
       const token = form?.get("token") ?? "";

@@ -7,7 +7,7 @@ import { loadNodeConfig, type NodeConfig } from "../../src/config/load.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import { html, raw } from "../../src/ui/html.ts";
-import { UI_PAGES } from "../../src/ui/routes.ts";
+import { UI_OPEN, UI_PAGES, UI_ROUTES } from "../../src/ui/routes.ts";
 import { Sessions } from "../../src/ui/session.ts";
 import { freePort } from "./free-port.ts";
 
@@ -84,6 +84,19 @@ describe("the dashboard on a node", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  test("every dashboard route is served, and all but the login form and its assets need the session", async () => {
+    const open = new Set<string>(Object.values(UI_OPEN));
+    for (const { method, path } of UI_ROUTES) {
+      const url = `${node.url}${path.replace(/:[a-z]+/g, "x")}`;
+      const res = await fetch(url, method === "POST" ? form({}) : { redirect: "manual" });
+      if (open.has(path)) expect([200, 401]).toContain(res.status);
+      else {
+        expect(res.status).toBe(303);
+        expect(res.headers.get("location")).toBe("/ui/login");
+      }
+    }
+  });
+
   test("pages need a login; a wrong token is refused; the cookie is a session id, not the token", async () => {
     const bare = await fetch(`${node.url}/ui/work`, { redirect: "manual" });
     expect(bare.status).toBe(303);
@@ -143,5 +156,74 @@ describe("the dashboard on a node", () => {
     expect(out.status).toBe(303);
     expect(out.headers.get("set-cookie")).toContain("Max-Age=0");
     expect((await get("/ui")).headers.get("location")).toBe("/ui/login");
+  });
+});
+
+describe("the dashboard on a node that is not a voter", () => {
+  let dir: string;
+  const nodes: RunningNode[] = [];
+  let token = "";
+  let voter = "";
+  let worker = "";
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "p2p-ui-nv-"));
+    const path = join(dir, "cluster.toml");
+    const [v1, w1] = [freePort(), freePort()];
+    writeFileSync(
+      path,
+      `[cluster]\nname = "ui"\ndata_dir = "data/{id}"\n\n[jobs.x1]\ncommand = ["true"]\n\n[[nodes]]\nid = "v1"\naddress = "127.0.0.1:${v1}"\nvoter = true\ncapabilities = ["x1"]\nslots = 0\n\n[[nodes]]\nid = "w1"\naddress = "127.0.0.1:${w1}"\nvoter = false\nslots = 0\n`,
+    );
+    writeFileSync(join(dir, "cluster.secret"), randomBytes(32).toString("hex"), { mode: 0o600 });
+    writeFileSync(join(dir, "operator.token"), randomBytes(24).toString("hex"), { mode: 0o600 });
+    for (const id of ["v1", "w1"])
+      nodes.push(await startNode(loadNodeConfig(path, { node: id }), createLogger("error")));
+    token = loadNodeConfig(path, { node: "v1" }).token;
+    [voter, worker] = nodes.map((n) => n.url) as [string, string];
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const res = await fetch(`${voter}/work`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ id: "held", type: "x1" }),
+      });
+      const status = (await (
+        await fetch(`${worker}/status`, { headers: { authorization: `Bearer ${token}` } })
+      ).json()) as {
+        leader: { id: string } | null;
+      };
+      if (res.ok && status.leader?.id === "v1") break;
+      if (Date.now() > deadline) throw new Error(`no leader known to w1: ${res.status}`);
+      await Bun.sleep(50);
+    }
+  });
+
+  afterAll(async () => {
+    for (const n of nodes) await n.leave("test done");
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("names the leader instead of showing empty state, and forwards an action to it", async () => {
+    const login = await fetch(`${worker}/ui/login`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: `token=${token}`,
+    });
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+    const page = await (await fetch(`${worker}/ui/work?item=held`, { headers: { cookie } })).text();
+    expect(page).toContain("Not a voter");
+    expect(page).toContain(`href="${voter}/ui"`);
+    expect(page).not.toContain('id="items"');
+    const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1] ?? "";
+    const cancel = await fetch(`${worker}/ui/work/held/cancel`, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: `csrf=${csrf}`,
+    });
+    expect(cancel.status).toBe(303);
+    const item = await fetch(`${voter}/work/held`, { headers: { authorization: `Bearer ${token}` } });
+    expect(((await item.json()) as { state: string }).state).toBe("cancelled");
   });
 });
