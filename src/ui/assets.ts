@@ -52,6 +52,8 @@ svg.chart .pt.rejected{fill:var(--bad)}
 svg.chart .line{fill:none;stroke:var(--accent);stroke-width:1.5}
 svg.chart .base{stroke:var(--warn);stroke-dasharray:4 3}
 svg.chart .bar{fill:var(--accent)}
+svg.chart .s1 .line{stroke:var(--warn)}svg.chart .s1 .pt{fill:var(--warn)}svg.chart .s1 text{fill:var(--warn)}
+svg.chart .s0 text{fill:var(--accent)}
 .login{max-width:24rem;margin:4rem auto}
 .login input{width:100%;margin:.25rem 0 .75rem}
 `;

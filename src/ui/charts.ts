@@ -29,6 +29,12 @@ function extent(values: number[]): [number, number] {
   return lo === hi ? [lo - 1, hi + 1] : [lo, hi];
 }
 
+/** Five percent of room at each end, so no point sits on an axis. */
+function padded([lo, hi]: [number, number]): [number, number] {
+  const pad = (hi - lo) * 0.05;
+  return [lo - pad, hi + pad];
+}
+
 function scale(xs: [number, number], ys: [number, number]): Scale {
   const fx = (W - PAD.left - PAD.right) / (xs[1] - xs[0]);
   const fy = (H - PAD.top - PAD.bottom) / (ys[1] - ys[0]);
@@ -75,9 +81,7 @@ export function intervalChart(
 ): Html {
   if (points.length === 0) return html`<p class="muted">No rated models yet.</p>`;
   const xs = extent(points.map((p) => p.x));
-  const ys = extent([...points.flatMap((p) => [p.low, p.high]), ...references.map((r) => r.y)]);
-  const pad = (ys[1] - ys[0]) * 0.05;
-  const yr: [number, number] = [ys[0] - pad, ys[1] + pad];
+  const yr = padded(extent([...points.flatMap((p) => [p.low, p.high]), ...references.map((r) => r.y)]));
   const xr: [number, number] = [xs[0] - 0.5, xs[1] + 0.5];
   const s = scale(xr, yr);
   const path = points.map((p, i) => `${i === 0 ? "M" : "L"}${r1(s.x(p.x))},${r1(s.y(p.y))}`).join("");
@@ -96,20 +100,24 @@ ${points.map(
 </svg>`;
 }
 
-/** A line over (x, y) points, such as training loss by generation. */
+/** Lines over (x, y) points, one per named series (a training's policy and value loss by generation). */
 export function lineChart(
-  points: Array<{ x: number; y: number }>,
+  series: Array<{ name: string; points: Array<{ x: number; y: number }> }>,
   opts: { title: string; xLabel: string; yLabel: string },
 ): Html {
-  if (points.length === 0) return html`<p class="muted">Nothing to draw yet.</p>`;
-  const xs = extent(points.map((p) => p.x));
-  const ys = extent(points.map((p) => p.y));
+  const all = series.flatMap((s) => s.points);
+  if (all.length === 0) return html`<p class="muted">Nothing to draw yet.</p>`;
+  const xs = padded(extent(all.map((p) => p.x)));
+  const ys = padded(extent(all.map((p) => p.y)));
   const s = scale(xs, ys);
-  const path = points.map((p, i) => `${i === 0 ? "M" : "L"}${r1(s.x(p.x))},${r1(s.y(p.y))}`).join("");
   return html`<svg class="chart" data-chart="${opts.title}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${opts.title}">
 ${axes(s, xs, ys, opts.xLabel, opts.yLabel)}
-<path class="line" d="${path}"/>
-${points.map((p) => html`<circle class="pt" cx="${r1(s.x(p.x))}" cy="${r1(s.y(p.y))}" r="3"/>`)}
+${series.map((line, k) => {
+  const path = line.points.map((p, i) => `${i === 0 ? "M" : "L"}${r1(s.x(p.x))},${r1(s.y(p.y))}`).join("");
+  return html`<g class="series s${k}"><path class="line" d="${path}"/>
+${line.points.map((p) => html`<circle class="pt" cx="${r1(s.x(p.x))}" cy="${r1(s.y(p.y))}" r="3"/>`)}
+<text x="${W - PAD.right - 4}" y="${PAD.top + 12 + k * 14}" text-anchor="end">${line.name}</text></g>`;
+})}
 </svg>`;
 }
 

@@ -149,6 +149,8 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       await visit("/ui/runs", "runs");
       expect(await page.locator('[data-run-detail="c4"]').count()).toBe(1);
       expect(await page.locator("#generations tbody tr").count()).toBeGreaterThanOrEqual(2);
+      // Generation 1's training reported its losses (policy and value): each is a point.
+      expect(await page.locator('svg[data-chart="loss"] circle').count()).toBeGreaterThanOrEqual(2);
 
       await visit("/ui/models", "models");
       expect(await page.locator("#models tbody tr").count()).toBeGreaterThanOrEqual(2);

@@ -19,6 +19,27 @@ function runPicker(ctx: PageContext, page: "runs" | "models", current: string | 
   )}</p>`;
 }
 
+/** A training's reported loss: one number, or named parts ({policy, value} from the demo's trainer). */
+function lossParts(loss: unknown): Record<string, number> {
+  if (typeof loss === "number") return Number.isFinite(loss) ? { loss } : {};
+  if (loss === null || typeof loss !== "object") return {};
+  return Object.fromEntries(
+    Object.entries(loss).filter((e): e is [string, number] => typeof e[1] === "number" && Number.isFinite(e[1])),
+  );
+}
+
+function lossSeries(generations: ReadonlyArray<{ generation: number; loss: unknown }>) {
+  const series = new Map<string, Array<{ x: number; y: number }>>();
+  for (const g of generations) {
+    for (const [name, y] of Object.entries(lossParts(g.loss))) {
+      const points = series.get(name) ?? [];
+      points.push({ x: g.generation, y });
+      series.set(name, points);
+    }
+  }
+  return [...series].map(([name, points]) => ({ name, points }));
+}
+
 const num = (x: unknown, digits = 3) => (typeof x === "number" && Number.isFinite(x) ? x.toFixed(digits) : "—");
 
 /** Newest rows a table shows unless ?all=1: the charts above it draw every generation. */
@@ -55,9 +76,7 @@ function detail(ctx: PageContext) {
   const a = ctx.deps.runs.analytics(name);
   const generations = newest(ctx, a.generations);
   const sprt = run.sprt;
-  const losses = a.generations.flatMap((g) =>
-    typeof g.loss === "number" && Number.isFinite(g.loss) ? [{ x: g.generation, y: g.loss }] : [],
-  );
+  const losses = lossSeries(a.generations);
   const perHour = a.selfplayLastHour.reduce((s, n) => s + (n.games ?? 0), 0);
   return html`<section class="card" data-run-detail="${name}"><h2>${name}: ${run.stage}${run.context.paused ? html` ${pill("paused", "warn")}` : ""}</h2>
 <p data-why>${run.why ? html`Why waiting: ${run.why}` : "Not waiting."}</p>
@@ -84,7 +103,11 @@ ${barChart(
 <section class="card"><h2>Generations</h2><table id="generations"><thead><tr><th>gen</th><th>model</th><th>state</th><th>trained on</th><th>trained</th><th class="num">loss</th><th class="num">samples/s</th><th>decision</th><th class="num">games</th><th class="num">LLR</th></tr></thead><tbody>
 ${generations.shown.map(
   (g) =>
-    html`<tr><td>${g.generation}</td><td class="mono">${short(g.model)}</td><td>${statePill(g.state)}</td><td>${g.node ?? ""}</td><td>${when(g.trainedAt)}</td><td class="num">${num(g.loss)}</td><td class="num">${num(g.samplesPerSecond, 0)}</td><td>${g.decision ? html`${statePill(g.decision.verdict)} ${ago(ctx.now - g.decision.at)} ago` : ""}</td><td class="num">${String(g.decision?.games ?? "")}</td><td class="num">${num(g.decision?.llr, 2)}</td></tr>`,
+    html`<tr><td>${g.generation}</td><td class="mono">${short(g.model)}</td><td>${statePill(g.state)}</td><td>${g.node ?? ""}</td><td>${when(g.trainedAt)}</td><td class="num">${
+      Object.entries(lossParts(g.loss))
+        .map(([k, x]) => `${k} ${x.toFixed(3)}`)
+        .join(", ") || "—"
+    }</td><td class="num">${num(g.samplesPerSecond, 0)}</td><td>${g.decision ? html`${statePill(g.decision.verdict)} ${ago(ctx.now - g.decision.at)} ago` : ""}</td><td class="num">${String(g.decision?.games ?? "")}</td><td class="num">${num(g.decision?.llr, 2)}</td></tr>`,
 )}</tbody></table></section>${showAll(ctx, "runs", generations.more)}
 <section class="card"><h2>Recent events</h2><table><thead><tr><th>at</th><th>event</th><th>stage</th><th>cause</th></tr></thead><tbody>
 ${[...run.history]
