@@ -227,6 +227,31 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
     });
   }, 150_000);
 
+  test("roll back and promote from the models page", async () => {
+    await cluster.withLogs(async () => {
+      const best = async () =>
+        ((await cluster.get("n1", "/runs/c4")) as { context: { best: { id: string; generation: number } } }).context
+          .best;
+      const before = await best();
+      await page.goto(`${base}/ui/models`);
+      await page.click("form[action='/ui/runs/c4/rollback'] button");
+      await page.waitForURL(/notice=rolled-back/);
+      const back = await waitFor(
+        async () => {
+          const now = await best();
+          return now.id !== before.id && now;
+        },
+        5_000,
+        "the best to move back",
+      );
+      expect(back.generation).toBeLessThan(before.generation);
+      await page.screenshot({ path: join(ARTIFACTS, "dashboard-models-rolled-back.png"), fullPage: true });
+      await page.click(`tr[data-model="${before.id}"] button`);
+      await page.waitForURL(/notice=promoted/);
+      await waitFor(async () => (await best()).id === before.id, 5_000, "the best to be the promoted model again");
+    });
+  }, 30_000);
+
   test("a POST without the CSRF token is refused", async () => {
     await waitFor(() => submit("probe-csrf").then(() => true), 5_000, "a probe submitted");
     await waitFor(async () => (await item("probe-csrf")).state === "pending", 5_000, "the probe on n1's replica");
