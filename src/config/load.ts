@@ -31,7 +31,8 @@ export interface NodeConfig {
   readonly nodeId: string;
   readonly address: string;
   readonly listenHost: string;
-  readonly listenPort: number;
+  /** null: the node binds no port (listen = "none", behind NAT, reached through relays). */
+  readonly listenPort: number | null;
   readonly voter: boolean;
   readonly capabilities: readonly string[];
   readonly slots: number;
@@ -169,9 +170,14 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
   );
   const listen = overrideValue(
     from(`listen of ${nodeId}`, "--listen", "P2P_LISTEN", overrides.listen !== undefined),
-    addressSchema,
+    v.union([v.literal("none"), addressSchema]),
     overrides.listen ?? entry?.listen ?? address,
   );
+  if (listen === "none" && !(entry?.nat ?? false)) {
+    throw new ConfigError([
+      `${path}: listen of ${nodeId}: expected an address to bind; "none" only with nat = true (peers then reach the node through its relays), found "none"`,
+    ]);
+  }
   const split = listen.lastIndexOf(":");
   const timingName = overrideValue(
     from("cluster.timing", "--timing", "P2P_TIMING", overrides.timing !== undefined),
@@ -204,8 +210,8 @@ export function loadNodeConfig(configPath: string, overrides: Overrides = {}): N
     clusterName: file.cluster.name,
     nodeId,
     address,
-    listenHost: listen.slice(0, split).replace(/^\[|\]$/g, ""),
-    listenPort: Number(listen.slice(split + 1)),
+    listenHost: listen === "none" ? "" : listen.slice(0, split).replace(/^\[|\]$/g, ""),
+    listenPort: listen === "none" ? null : Number(listen.slice(split + 1)),
     voter: entry?.voter ?? false,
     capabilities: entry?.capabilities ?? [],
     slots: entry?.slots ?? availableParallelism(),

@@ -36,8 +36,11 @@ const capabilitySchema = v.pipe(v.string(), v.regex(/^[a-z][a-z0-9_-]{0,31}$/, "
 const nodeSchema = v.strictObject({
   id: nodeIdSchema,
   address: addressSchema,
-  /** Address to bind; defaults to the host of `address` (0.0.0.0 is allowed). */
-  listen: v.optional(addressSchema),
+  /**
+   * Address to bind; defaults to the host of `address` (0.0.0.0 is allowed). "none" binds nothing: a node behind
+   * NAT that is reached only through its relays.
+   */
+  listen: v.optional(v.union([v.literal("none"), addressSchema])),
   voter: v.optional(v.boolean(), false),
   capabilities: v.optional(v.array(capabilitySchema), []),
   slots: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1024))),

@@ -86,7 +86,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     version: VERSION,
     cluster: config.clusterName,
     address: config.address,
-    listen: `${config.listenHost}:${config.listenPort}`,
+    listen: config.listenPort === null ? "none (reached through relays)" : `${config.listenHost}:${config.listenPort}`,
     dataDir: config.dataDir,
     voter: config.voter,
     capabilities: config.capabilities,
@@ -433,13 +433,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const to = request.headers.get(RELAY_TO_HEADER) as string;
     return relayServer.forward(to, request);
   });
-  const server = Bun.serve<RelayConnection>({
-    hostname: config.listenHost,
-    port: config.listenPort,
+  const listening = {
     // limitBodies enforces the limit (a JSON 413) on declared and chunked bodies alike; Bun's own,
     // which answers with an empty 413, is set out of the way. An unread body is discarded, not buffered.
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
-    fetch: async (request, server) => {
+    fetch: async (request: Request, server: Server<RelayConnection>) => {
       const remote = server.requestIP(request)?.address;
       const relayTo = request.headers.get(RELAY_TO_HEADER);
       if (relayTo !== null && relayTo !== config.nodeId) return relayed(request, remote);
@@ -451,8 +449,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         : errorResponse(400, "upgrade_failed", "a relay lane must be a WebSocket upgrade");
     },
     websocket: relayServer.websocket,
-    error: (error) => unexpectedError(log, error, "(outside the router)"),
-  });
+    error: (error: Error) => unexpectedError(log, error, "(outside the router)"),
+  };
+  // listen = "none": a node behind NAT that binds nothing; every request reaches it down its relay lanes.
+  const server =
+    config.listenPort === null
+      ? null
+      : Bun.serve<RelayConnection>({ hostname: config.listenHost, port: config.listenPort, ...listening });
   lag.start();
   membership.start();
   consensus.start();
@@ -464,7 +467,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));
   }, timing.workPollMs);
   const runTicker = setInterval(() => void runDriver.tick(), timing.runTickMs);
-  log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
+  if (server) log.info("listening", { url: `http://${config.address}`, status: `http://${config.address}/status` });
+  else log.info("not listening (listen = none): reached through relays", { relays: "gossiped once connected" });
   return { url: `http://${config.address}`, stopped, leave };
 }
 
@@ -479,7 +483,7 @@ function claimDataDir(db: Db, config: NodeConfig): void {
 }
 
 function shutdown(
-  server: Server<unknown>,
+  server: Server<RelayConnection> | null,
   membership: MembershipRuntime,
   db: Db,
   lag: LoopLagMonitor,
@@ -488,7 +492,7 @@ function shutdown(
   clearInterval(sampler);
   lag.stop();
   membership.stop();
-  void server.stop(true);
+  void server?.stop(true);
   db.$client.close();
 }
 

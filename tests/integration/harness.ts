@@ -84,7 +84,7 @@ export class TestCluster {
     const entries = this.nodes
       .map(
         (n, i) =>
-          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n${opts.slots ? `slots = ${opts.slots(i)}\n` : ""}${opts.nodeToml?.(i) ?? ""}`,
+          `[[nodes]]\nid = "${n.id}"\naddress = "${n.address}"\n${opts.nodeToml?.(i)?.includes("listen =") ? "" : listen}voter = ${i < voters}\ncapabilities = ${JSON.stringify(opts.capabilities?.(i) ?? ["selfplay"])}\n${opts.slots ? `slots = ${opts.slots(i)}\n` : ""}${opts.nodeToml?.(i) ?? ""}`,
       )
       .join("\n");
     writeFileSync(

@@ -29,21 +29,22 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   let lab: NetnsLab;
   let cluster: TestCluster;
   const NAT = 3; // n4
+  const UNLISTENING = 5; // n6: behind NAT with no listening port at all
   const index = (id: string) => Number(id.slice(1)) - 1;
 
   beforeAll(() => {
     requireBinary();
-    lab = new NetnsLab(5);
+    lab = new NetnsLab(6);
     lab.up();
-    cluster = new TestCluster(5, {
+    cluster = new TestCluster(6, {
       voters: 3,
       host: (i) => lab.host(i),
       listenAll: true,
       wrap: (id, argv) => lab.wrap(index(id), argv),
-      capabilities: (i) => (i === NAT ? ["natjob"] : ["selfplay"]),
-      nodeToml: (i) => (i === NAT ? "nat = true\n" : ""),
+      capabilities: (i) => (i === NAT ? ["natjob"] : i === UNLISTENING ? ["quietjob"] : ["selfplay"]),
+      nodeToml: (i) => (i === NAT ? "nat = true\n" : i === UNLISTENING ? 'nat = true\nlisten = "none"\n' : ""),
       extraToml:
-        '[jobs.natjob]\ncommand = ["true"]\n\n[data.games]\npath = ".data/{id}/games"\nglobs = ["**/*.jsonl"]\nto = "all"\n',
+        '[jobs.natjob]\ncommand = ["true"]\n\n[jobs.quietjob]\ncommand = ["true"]\n\n[data.games]\npath = ".data/{id}/games"\nglobs = ["**/*.jsonl"]\nto = "all"\n',
     });
     const port = Number(cluster.nodes[0]?.address.split(":")[1]);
     lab.refuseInbound(NAT, port);
@@ -56,6 +57,20 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   });
 
   const status = (id: string) => cluster.get(id, "/status") as Promise<Status>;
+  /** n6 binds no port: an operator reaches its API through a relay, naming it in the relay header. */
+  const statusVia = async (relay: string, id: string): Promise<Status | undefined> => {
+    const res = await fetch(`http://${cluster.node(relay).address}/status`, {
+      headers: { authorization: `Bearer ${cluster.token}`, "x-p2p-relay-to": id },
+      signal: AbortSignal.timeout(2_000),
+    }).catch(() => null);
+    return res?.ok ? ((await res.json()) as Status) : undefined;
+  };
+  /** Every node but n6 (which has no API port) sees `target` alive. */
+  const aliveToAll = async (target: string) => {
+    const observers = cluster.running().filter((n) => n.id !== target && n.id !== "n6");
+    const states = await Promise.all(observers.map((o) => cluster.stateOf(o.id, target)));
+    return states.every((x) => x === "alive") || undefined;
+  };
   const relaysOfNat = async (observer: string) =>
     (await status(observer)).peers.find((p) => p.id === "n4")?.resources?.relays ?? [];
   const gamesFile = (id: string, name: string) => {
@@ -75,7 +90,18 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
     () =>
       cluster.withLogs(async () => {
         const others = ["n1", "n2", "n3", "n5"];
-        await waitFor(async () => (await cluster.allSee("n4", "alive")) || undefined, 30_000, "n4 alive everywhere");
+        // n6 binds no port at all: it is alive to everyone and runs its work all the same.
+        await waitFor(() => aliveToAll("n6"), 30_000, "n6 alive everywhere");
+        const fromN6 = await waitFor(
+          async () => {
+            const s = await statusVia("n1", "n6");
+            return s?.peers.every((p) => p.state === "alive") ? s : undefined;
+          },
+          30_000,
+          "n6 seeing everyone alive (its status read through a relay)",
+        );
+        expect(fromN6.node.id).toBe("n6");
+        await waitFor(() => aliveToAll("n4"), 30_000, "n4 alive everywhere");
         const relays = await waitFor(
           async () => {
             const r = await relaysOfNat("n1");
@@ -94,6 +120,13 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
             ((await cluster.get("n1", "/work/behind-nat-1")) as { state: string }).state === "completed" || undefined,
           30_000,
           "n4's item completed",
+        );
+        await cluster.post(leaderNow, "/work", { id: "unlistening-1", type: "quietjob" });
+        await waitFor(
+          async () =>
+            ((await cluster.get("n1", "/work/unlistening-1")) as { state: string }).state === "completed" || undefined,
+          30_000,
+          "n6's item completed",
         );
         // Its files reach the others (they fetch through the relay), and theirs reach it.
         gamesFile("n4", "from-nat.jsonl");

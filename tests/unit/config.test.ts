@@ -391,6 +391,20 @@ describe("overrides: flags win over env, env wins over the file", () => {
     expect(loadNodeConfig(path, mergeOverrides({ timing: "lan" }, env)).timing).toEqual(deriveTiming("lan"));
   });
 
+  test('listen = "none" binds nothing, and only behind NAT', () => {
+    const behind = editNode(EXAMPLE, 2, "voter = true", 'voter = false\nnat = true\nlisten = "none"');
+    writeCluster(behind);
+    const quiet = loadNodeConfig(path, { node: "n3" });
+    expect(quiet.listenPort).toBeNull();
+    expect(quiet.nat).toBe(true);
+    writeCluster(editNode(EXAMPLE, 2, "voter = true", 'voter = false\nlisten = "none"'));
+    expectMessage(
+      configError(() => loadNodeConfig(path, { node: "n3" })),
+      "listen of n3",
+      "only with nat = true",
+    );
+  });
+
   test("address and listen overrides", () => {
     writeCluster(EXAMPLE);
     const config = loadNodeConfig(path, { node: "n1", address: "192.168.1.5", listen: "0.0.0.0:7000" });
