@@ -259,6 +259,7 @@ const status = (): NodeStatus => ({
     id,
     address: `127.0.0.1:${40_001 + i}`,
     state: "alive",
+    reach: "direct",
     incarnation: 1,
     lastSeenMs: 100,
     stateSinceMs: 10_000,

@@ -124,6 +124,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   let busySlots = () => 0;
   let syncGossip: () => NodeInfo["sync"] = () => undefined;
   let relaysOf: () => string[] | undefined = () => undefined;
+  /** The relays a peer behind NAT gossips, live ones first (one not yet found dead is still worth a try after). */
+  const relaysTo = (to: string) => {
+    const member = core.get(to);
+    if (!member?.info?.nat) return [];
+    const relays = (member.info.relays ?? []).map((id) => core.get(id)).filter((r) => r !== undefined);
+    return [...relays.filter((r) => r.state === "alive"), ...relays.filter((r) => r.state !== "alive")];
+  };
   const publishInfo = () => {
     if (!selfInfo) return;
     const relays = relaysOf();
@@ -306,6 +313,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         incarnation: core.currentIncarnation,
         uptimeMs: now - startedAt,
         resources: selfInfo,
+        ...(relayClient ? { relays: relayClient.status() } : {}),
       },
       leader: (() => {
         const hint = leaderHint();
@@ -313,7 +321,10 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       })(),
       peers: core
         .list()
-        .map((m) => peerStatus(m, now))
+        .map((m) => {
+          const via = m.info?.nat ? relaysTo(m.id)[0] : undefined;
+          return peerStatus(m, now, !m.info?.nat ? "direct" : via ? `via ${via.id}` : "behind NAT, no relay known");
+        })
         .sort((a, b) => a.id.localeCompare(b.id)),
       signatureFailures: { inbound: authFailures.list("inbound"), outbound: authFailures.list("outbound") },
     };
@@ -412,15 +423,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       })
     : null;
   relaysOf = () => relayClient?.relays();
-  routePeersVia((to) => {
-    const member = core.get(to);
-    if (!member?.info?.nat) return [];
-    const relays = (member.info.relays ?? []).map((id) => core.get(id)).filter((r) => r !== undefined);
-    // Live relays first; one the membership has not yet found dead is still worth a try after them.
-    return [...relays.filter((r) => r.state === "alive"), ...relays.filter((r) => r.state !== "alive")].map(
-      (r) => r.address,
-    );
-  });
+  routePeersVia((to) => relaysTo(to).map((r) => r.address));
   metrics.gauge("p2p_relay_requests_total", "Requests relayed to nodes behind NAT", () => relayServer.stats.requests);
   metrics.gauge("p2p_relay_failed_total", "Relayed requests that got no answer", () => relayServer.stats.failed);
   metrics.gauge("p2p_relay_bytes_total", "Body bytes relayed", () => [

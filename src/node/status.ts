@@ -14,6 +14,8 @@ export const peerStatusSchema = v.object({
   lastSeenMs: v.number(),
   stateSinceMs: v.number(),
   rttMs: v.nullable(v.number()),
+  /** How this node reaches it: "direct", or "via <relay>" for a node behind NAT (its first live relay). */
+  reach: v.string(),
   resources: v.nullable(nodeInfoSchema),
 });
 
@@ -39,6 +41,17 @@ export const nodeStatusSchema = v.object({
     incarnation: v.number(),
     uptimeMs: v.number(),
     resources: v.nullable(nodeInfoSchema),
+    /** Behind NAT: the relays this node keeps, with how long each took to connect and its open lanes. */
+    relays: v.optional(
+      v.array(
+        v.object({
+          id: v.string(),
+          address: v.string(),
+          openMs: v.nullable(v.number()),
+          lanes: v.array(v.picklist(["control", "bulk"])),
+        }),
+      ),
+    ),
   }),
   leader: v.nullable(v.object({ id: v.string(), term: v.number() })),
   peers: v.array(peerStatusSchema),
@@ -50,7 +63,7 @@ export type AuthFailure = v.InferOutput<typeof authFailureSchema>;
 export type PeerStatus = v.InferOutput<typeof peerStatusSchema>;
 export type NodeStatus = v.InferOutput<typeof nodeStatusSchema>;
 
-export function peerStatus(m: Member, now: number): PeerStatus {
+export function peerStatus(m: Member, now: number, reach: string): PeerStatus {
   return {
     id: m.id,
     address: m.address,
@@ -59,6 +72,7 @@ export function peerStatus(m: Member, now: number): PeerStatus {
     lastSeenMs: Math.max(0, now - m.lastSeenAt),
     stateSinceMs: Math.max(0, now - m.stateSince),
     rttMs: m.rttMs,
+    reach,
     resources: m.info,
   };
 }

@@ -10,6 +10,7 @@ if (unavailable) console.warn(`relay integration tests skipped: ${unavailable}`)
 interface Peer {
   id: string;
   state: string;
+  reach: string;
   lastSeenMs: number;
   resources?: { nat?: boolean; relays?: string[] } | null;
 }
@@ -111,8 +112,16 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
           "n4 gossiping two relays",
         );
         expect(relays.every((r) => others.includes(r))).toBe(true);
+        // Status says how each peer is reached; n4's own status lists the relays it keeps, with their lanes.
+        const reach = (await status("n1")).peers.find((p) => p.id === "n4")?.reach;
+        expect(reach).toMatch(/^via n[1235]$/);
+        const own = (await status("n4")) as Status & { node: { relays?: Array<{ id: string; lanes: string[] }> } };
+        expect(own.node.relays?.map((r) => r.lanes.sort())).toEqual([
+          ["bulk", "control"],
+          ["bulk", "control"],
+        ]);
         // It claims and completes work (its own calls out), its result acknowledged through the leader.
-        const leaderNow = (await status("n1")).leader?.id as string;
+        const leaderNow = await waitFor(async () => (await status("n1")).leader?.id, 30_000, "a leader");
         const submitted = await cluster.post(leaderNow, "/work", { id: "behind-nat-1", type: "natjob" });
         expect(submitted.status).toBeLessThan(300);
         await waitFor(
