@@ -1,40 +1,25 @@
 import { defineCommand } from "citty";
-import { ROUTES } from "../net/route-table.ts";
 import { formatAge, table } from "./table.ts";
-import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
-
-interface ElectionView {
-  term: number;
-  role: string;
-  leader: { id: string; address: string | null } | null;
-  leaseRemainingMs?: number;
-  quorum?: number;
-  commitIndex?: number;
-  lastIndex?: number;
-  voters?: Array<{ id: string; address: string | null; matchIndex: number | null }>;
-  lastElectionCause?: string | null;
-}
+import { connect, fail, targetArgs } from "./target.ts";
 
 const show = defineCommand({
   meta: { name: "show", description: "Term, role, leader, lease and the voters' replication progress" },
   args: targetArgs,
   async run({ args }) {
     try {
-      const view = (await ask(resolveTarget(args), ROUTES.election)) as ElectionView;
+      const view = await connect(args).call("election");
       if (args.json) return console.log(JSON.stringify(view, null, 2));
       console.log(`term ${view.term}, this node is ${view.role}, leader ${view.leader?.id ?? "(none known)"}`);
-      if (view.role === "leader") console.log(`lease: ${formatAge(Math.max(0, view.leaseRemainingMs ?? 0))} left`);
-      if (view.commitIndex !== undefined)
-        console.log(`commit index ${view.commitIndex}, last index ${view.lastIndex}, quorum ${view.quorum}`);
+      if (view.role === "non-voter") return;
+      if (view.role === "leader") console.log(`lease: ${formatAge(Math.max(0, view.leaseRemainingMs))} left`);
+      console.log(`commit index ${view.commitIndex}, last index ${view.lastIndex}, quorum ${view.quorum}`);
       if (view.lastElectionCause) console.log(`last election: ${view.lastElectionCause}`);
-      if (view.voters) {
-        console.log(
-          `\n${table(
-            ["VOTER", "ADDRESS", "MATCH INDEX"],
-            view.voters.map((v) => [v.id, v.address ?? "-", v.matchIndex ?? "-"]),
-          )}`,
-        );
-      }
+      console.log(
+        `\n${table(
+          ["VOTER", "ADDRESS", "MATCH INDEX"],
+          view.voters.map((v) => [v.id, v.address ?? "-", v.matchIndex ?? "-"]),
+        )}`,
+      );
     } catch (e) {
       fail(e);
     }
@@ -46,7 +31,7 @@ const transfer = defineCommand({
   args: { ...targetArgs, to: { type: "positional", description: "The voter to hand over to", required: true } },
   async run({ args }) {
     try {
-      await ask(resolveTarget(args), ROUTES.electionTransfer, { body: { to: args.to } });
+      await connect(args).call("electionTransfer", { body: { to: args.to } });
       console.log(`handing leadership to ${args.to}`);
     } catch (e) {
       fail(e);
@@ -59,7 +44,7 @@ const stepDown = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      await ask(resolveTarget(args), ROUTES.electionStepDown, { body: {} });
+      await connect(args).call("electionStepDown", { body: {} });
       console.log("stepping down");
     } catch (e) {
       fail(e);

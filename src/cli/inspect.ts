@@ -1,9 +1,8 @@
 import { defineCommand } from "citty";
 import type { StoredTrace } from "../db/traces.ts";
-import { ROUTES } from "../net/route-table.ts";
 import type { NodeStatus } from "../node/status.ts";
 import { formatAge, formatBytes, table } from "./table.ts";
-import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
+import { connect, fail, targetArgs } from "./target.ts";
 
 function peersTable(status: NodeStatus): string {
   return table(
@@ -29,7 +28,7 @@ export const statusCommand = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      const status = (await ask(resolveTarget(args), ROUTES.status)) as NodeStatus;
+      const status = await connect(args).call("status");
       if (args.json) return console.log(JSON.stringify(status, null, 2));
       const n = status.node;
       console.log(`node ${n.id} (${n.role}) at ${n.address}, cluster ${n.cluster}, version ${n.version}`);
@@ -61,7 +60,7 @@ export const peersCommand = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      const status = (await ask(resolveTarget(args), ROUTES.status)) as NodeStatus;
+      const status = await connect(args).call("status");
       console.log(args.json ? JSON.stringify(status.peers, null, 2) : peersTable(status));
     } catch (e) {
       fail(e);
@@ -88,13 +87,11 @@ export const traceCommand = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
+      const target = connect(args);
       const query = { machine: args.machine, instance: args.instance, limit: args.limit };
       let after: number | undefined;
       do {
-        const { traces } = (await ask(target, ROUTES.traces, { query: { ...query, after } })) as {
-          traces: StoredTrace[];
-        };
+        const { traces } = await target.call("traces", { query: { ...query, after } });
         for (const t of traces) console.log(args.json ? JSON.stringify(t) : traceLine(t));
         after = traces.at(-1)?.seq ?? after ?? 0;
         if (args.follow) await Bun.sleep(500);

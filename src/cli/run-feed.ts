@@ -1,5 +1,4 @@
-import { ROUTES } from "../net/route-table.ts";
-import { ask, type Target } from "./target.ts";
+import type { Client } from "../client/client.ts";
 
 /**
  * The story of the cluster's training runs as `up` tells it: each generation queued, trained, gated and promoted or
@@ -18,16 +17,8 @@ const TOLD = new Set([
   "resume",
 ]);
 
-interface HistoryRow {
-  seq: number;
-  to: string;
-  event: string;
-  cause: string | null;
-  at: number;
-}
-
 export async function tellRuns(
-  target: Target,
+  target: Client,
   print: (line: string) => void,
   stopped: () => boolean,
   only?: string,
@@ -36,11 +27,9 @@ export async function tellRuns(
   let backoffMs = 1_000;
   while (!stopped()) {
     try {
-      const { runs } = (await ask(target, ROUTES.runs)) as { runs: { name: string }[] };
+      const { runs } = await target.call("runs");
       for (const { name } of runs.filter((r) => only === undefined || r.name === only)) {
-        const { history } = (await ask(target, ROUTES.runHistory, { params: { name }, query: { limit: 200 } })) as {
-          history: HistoryRow[];
-        };
+        const { history } = await target.call("runHistory", { params: { name }, query: { limit: 200 } });
         for (const row of history.filter((h) => h.seq > (last.get(name) ?? 0))) {
           last.set(name, row.seq);
           if (!TOLD.has(row.event)) continue;
@@ -57,10 +46,8 @@ export async function tellRuns(
   }
 }
 
-async function eloLine(target: Target, name: string): Promise<string> {
-  const elo = (await ask(target, ROUTES.runElo, { params: { name } })) as {
-    ratings: { id: string; elo: number; low: number; high: number; generation: number | null; state: string }[];
-  };
+async function eloLine(target: Client, name: string): Promise<string> {
+  const elo = await target.call("runElo", { params: { name } });
   const promoted = elo.ratings
     .filter((r) => r.state === "promoted")
     .sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0))

@@ -1,31 +1,28 @@
 import { defineCommand } from "citty";
-import { ROUTES } from "../net/route-table.ts";
+import type { Client, ResponseOf } from "../client/client.ts";
+import type { EvaluationView, ModelView } from "../runs/views.ts";
 import { tellRuns } from "./run-feed.ts";
 import { formatAge, table } from "./table.ts";
-import { ask, fail, resolveTarget, type Target, targetArgs } from "./target.ts";
+import { connect, fail, targetArgs } from "./target.ts";
 
 /** Training runs from the command line: their state and why they wait, models, Elo, and the operator's actions. */
 
 const short = (id: string | null | undefined) => (id ? (/^[0-9a-f]{64}$/.test(id) ? id.slice(0, 12) : id) : "-");
 const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}`;
 const runArg = { run: { type: "positional", required: true, description: "The run's name" } } as const;
-const reasonArg = { reason: { type: "string", description: "Why (kept in the run's history)" } } as const;
-
-interface ModelRow {
-  id: string;
-  generation: number;
-  state: string;
-  parent: string | null;
-  node: string | null;
-  metrics: { loss?: { policy?: number; value?: number } } | null;
-  createdAt: number;
+/** The training's losses as its job reported them (metrics are the job's own JSON). */
+function lossOf(m: ModelView): string {
+  const loss = (m.metrics as { loss?: { policy?: number; value?: number } } | null)?.loss;
+  return loss ? `${loss.policy?.toFixed(3) ?? "-"} / ${loss.value?.toFixed(3) ?? "-"}` : "-";
 }
 
+const reasonArg = { reason: { type: "string", description: "Why (kept in the run's history)" } } as const;
+
 /** A model of the run by its id or a unique prefix of it (as `models` prints them). */
-async function resolveModel(target: Target, run: string, prefix: string): Promise<string> {
-  const { models } = (await ask(target, ROUTES.runModels, { params: { name: run } })) as { models: ModelRow[] };
+async function resolveModel(target: Client, run: string, prefix: string): Promise<string> {
+  const { models } = await target.call("runModels", { params: { name: run } });
   const found = models.filter((m) => m.id.startsWith(prefix.toLowerCase()));
-  if (found.length === 1) return (found[0] as ModelRow).id;
+  if (found.length === 1) return (found[0] as ModelView).id;
   throw new Error(
     found.length === 0
       ? `run "${run}" has no model ${prefix}`
@@ -33,20 +30,8 @@ async function resolveModel(target: Target, run: string, prefix: string): Promis
   );
 }
 
-async function printRun(target: Target, name: string): Promise<void> {
-  const run = (await ask(target, ROUTES.run, { params: { name } })) as {
-    stage: string;
-    why: string | null;
-    sprt: { llr: number; lower: number; upper: number; pairs: number[]; games: number; maxGames: number } | null;
-    context: {
-      paused: boolean;
-      best: { id: string; generation: number } | null;
-      candidate: { id: string; generation: number } | null;
-      lastDecision: { generation: number; verdict: string; cause: string; evidence: Record<string, unknown> } | null;
-    };
-    models: Record<string, number>;
-    history: Array<{ at: number; from: string | null; to: string; event: string; cause: string | null }>;
-  };
+async function printRun(target: Client, name: string): Promise<void> {
+  const run = await target.call("run", { params: { name } });
   const { context: c } = run;
   console.log(`${name}: ${run.stage}${c.paused ? " (paused)" : ""}: ${run.why ?? ""}`);
   console.log(`best: ${c.best ? `generation ${c.best.generation} (${short(c.best.id)})` : "-"}`);
@@ -91,7 +76,7 @@ export const runsCommand = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
+      const target = connect(args);
       if (args.follow) {
         await tellRuns(
           target,
@@ -103,20 +88,10 @@ export const runsCommand = defineCommand({
       }
       if (args.run) {
         if (args.json)
-          return console.log(JSON.stringify(await ask(target, ROUTES.run, { params: { name: args.run } }), null, 2));
+          return console.log(JSON.stringify(await target.call("run", { params: { name: args.run } }), null, 2));
         return await printRun(target, args.run);
       }
-      const { runs } = (await ask(target, ROUTES.runs)) as {
-        runs: Array<{
-          name: string;
-          stage: string;
-          paused: boolean;
-          best: { id: string; generation: number } | null;
-          candidate: { id: string; generation: number } | null;
-          newGames: number;
-          why: string | null;
-        }>;
-      };
+      const { runs } = await target.call("runs");
       if (args.json) return console.log(JSON.stringify(runs, null, 2));
       console.log(
         table(
@@ -142,9 +117,7 @@ export const modelsCommand = defineCommand({
   args: { ...targetArgs, ...runArg },
   async run({ args }) {
     try {
-      const { models } = (await ask(resolveTarget(args), ROUTES.runModels, { params: { name: args.run } })) as {
-        models: ModelRow[];
-      };
+      const { models } = await connect(args).call("runModels", { params: { name: args.run } });
       if (args.json) return console.log(JSON.stringify(models, null, 2));
       const now = Date.now();
       console.log(
@@ -156,9 +129,7 @@ export const modelsCommand = defineCommand({
             m.state,
             short(m.parent),
             m.node ?? "-",
-            m.metrics?.loss
-              ? `${m.metrics.loss.policy?.toFixed(3) ?? "-"} / ${m.metrics.loss.value?.toFixed(3) ?? "-"}`
-              : "-",
+            lossOf(m),
             `${formatAge(now - m.createdAt)} ago`,
           ]),
         ),
@@ -174,19 +145,7 @@ export const eloCommand = defineCommand({
   args: { ...targetArgs, ...runArg },
   async run({ args }) {
     try {
-      const elo = (await ask(resolveTarget(args), ROUTES.runElo, { params: { name: args.run } })) as {
-        best: string | null;
-        ratings: Array<{
-          id: string;
-          elo: number;
-          low: number;
-          high: number;
-          pStronger?: number;
-          generation: number | null;
-          state: string;
-          games: number;
-        }>;
-      };
+      const elo = await connect(args).call("runElo", { params: { name: args.run } });
       if (args.json) return console.log(JSON.stringify(elo, null, 2));
       console.log(
         table(
@@ -212,7 +171,7 @@ export const eloCommand = defineCommand({
 function action(
   name: string,
   description: string,
-  act: (target: Target, args: Record<string, unknown>) => Promise<unknown>,
+  act: (target: Client, args: Record<string, unknown>) => Promise<ResponseOf<"runPause">>,
 ) {
   return defineCommand({
     meta: { name, description },
@@ -224,10 +183,8 @@ function action(
     },
     async run({ args }) {
       try {
-        const target = resolveTarget(args);
-        const answer = (await act(target, args)) as {
-          run: { context: { best: { id: string; generation: number } | null; paused: boolean }; stage: string };
-        };
+        const target = connect(args);
+        const answer = await act(target, args);
         if (args.json) return console.log(JSON.stringify(answer, null, 2));
         const best = answer.run.context.best;
         console.log(
@@ -242,35 +199,24 @@ function action(
 
 const body = (args: Record<string, unknown>) => (typeof args.reason === "string" ? { reason: args.reason } : {});
 export const pauseCommand = action("pause", "Pause a run: no new self-play, training or gating", (t, a) =>
-  ask(t, ROUTES.runPause, { params: { name: String(a.run) }, body: body(a) }),
+  t.call("runPause", { params: { name: String(a.run) }, body: body(a) }),
 );
 export const resumeCommand = action("resume", "Resume a paused run", (t, a) =>
-  ask(t, ROUTES.runResume, { params: { name: String(a.run) }, body: body(a) }),
+  t.call("runResume", { params: { name: String(a.run) }, body: body(a) }),
 );
 export const promoteCommand = action(
   "promote",
   "Make a model the run's best (a generation in flight is abandoned)",
   async (t, a) => {
     const model = await resolveModel(t, String(a.run), String(a.model));
-    return ask(t, ROUTES.runPromote, { params: { name: String(a.run) }, body: { model, ...body(a) } });
+    return t.call("runPromote", { params: { name: String(a.run) }, body: { model, ...body(a) } });
   },
 );
 export const rollbackCommand = action("rollback", "Back to the promoted model before the current best", (t, a) =>
-  ask(t, ROUTES.runRollback, { params: { name: String(a.run) }, body: body(a) }),
+  t.call("runRollback", { params: { name: String(a.run) }, body: body(a) }),
 );
 
-interface Evaluation {
-  id: string;
-  kind: string;
-  players: string[];
-  state: string;
-  results: { pairs?: number[]; games?: Record<string, unknown> };
-  outcome: Record<string, unknown> | null;
-  standings?: Array<{ player: string; points: number; games: number; score: number | null }>;
-  createdAt: number;
-}
-
-function printEvaluations(list: Evaluation[]): void {
+function printEvaluations(list: EvaluationView[]): void {
   const now = Date.now();
   for (const e of list) {
     const head = `${e.id}  ${e.state}  ${formatAge(now - e.createdAt)} ago  ${e.players.map(short).join(" vs ")}`;
@@ -305,11 +251,9 @@ export const abtestCommand = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
+      const target = connect(args);
       if (!args.a || !args.b) {
-        const { abtests } = (await ask(target, ROUTES.runAbtests, { params: { name: args.run } })) as {
-          abtests: Evaluation[];
-        };
+        const { abtests } = await target.call("runAbtests", { params: { name: args.run } });
         return args.json ? console.log(JSON.stringify(abtests, null, 2)) : printEvaluations(abtests);
       }
       const params = Object.fromEntries(
@@ -321,7 +265,7 @@ export const abtestCommand = defineCommand({
           .filter(([, x]) => x !== undefined)
           .map(([k, x]) => [k, Number(x)]),
       );
-      const started = await ask(target, ROUTES.runAbtestStart, {
+      const started = await target.call("runAbtestStart", {
         params: { name: args.run },
         body: {
           a: await resolveModel(target, args.run, args.a),
@@ -330,9 +274,7 @@ export const abtestCommand = defineCommand({
         },
       });
       console.log(
-        args.json
-          ? JSON.stringify(started, null, 2)
-          : `started A/B test ${(started as Evaluation).id}: abtest ${args.run} lists it`,
+        args.json ? JSON.stringify(started, null, 2) : `started A/B test ${started.id}: abtest ${args.run} lists it`,
       );
     } catch (e) {
       fail(e);
@@ -353,11 +295,9 @@ export const tournamentCommand = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
+      const target = connect(args);
       if (!args.players) {
-        const { tournaments } = (await ask(target, ROUTES.runTournaments, { params: { name: args.run } })) as {
-          tournaments: Evaluation[];
-        };
+        const { tournaments } = await target.call("runTournaments", { params: { name: args.run } });
         return args.json ? console.log(JSON.stringify(tournaments, null, 2)) : printEvaluations(tournaments);
       }
       const players = await Promise.all(
@@ -366,14 +306,14 @@ export const tournamentCommand = defineCommand({
           .map((p) => (/^(random|mcts:\d+)$/.test(p.trim()) ? p.trim() : resolveModel(target, args.run, p.trim()))),
       );
       const params = args.games ? { games_per_pair: Number(args.games) } : {};
-      const started = await ask(target, ROUTES.runTournamentStart, {
+      const started = await target.call("runTournamentStart", {
         params: { name: args.run },
         body: { players, params },
       });
       console.log(
         args.json
           ? JSON.stringify(started, null, 2)
-          : `started tournament ${(started as Evaluation).id}: tournament ${args.run} lists it`,
+          : `started tournament ${started.id}: tournament ${args.run} lists it`,
       );
     } catch (e) {
       fail(e);

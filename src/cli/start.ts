@@ -1,16 +1,16 @@
 import { mkdirSync, openSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defineCommand } from "citty";
+import { Client } from "../client/client.ts";
 import { ConfigError } from "../config/errors.ts";
 import { envOverrides, loadNodeConfig, mergeOverrides, parseClusterFile } from "../config/load.ts";
 import { DataDirError } from "../db/client.ts";
-import { ROUTES } from "../net/route-table.ts";
 import { startNode } from "../node/node.ts";
 import { createLogger } from "../observability/log.ts";
 import { selfArgv } from "../work/job-command.ts";
 import { ensureSecrets } from "./init.ts";
 import { tellRuns } from "./run-feed.ts";
-import { ask, resolveTarget } from "./target.ts";
+import { resolveTarget } from "./target.ts";
 
 export const startCommand = defineCommand({
   meta: { name: "start", description: "Run this machine's node of the cluster" },
@@ -100,16 +100,12 @@ export const upCommand = defineCommand({
     while (!converged && Date.now() < deadline) {
       const views = await Promise.all(
         children.map((c) =>
-          ask({ url: `http://${c.address}`, token: target.token }, ROUTES.status, { timeoutMs: 1_000 }).catch(
-            () => null,
-          ),
+          new Client({ url: `http://${c.address}`, token: target.token })
+            .call("status", { timeoutMs: 1_000 })
+            .catch(() => null),
         ),
       );
-      converged = views.every(
-        (s) =>
-          (s as { peers?: { state: string }[] } | null)?.peers?.filter((p) => p.state === "alive").length ===
-          children.length - 1,
-      );
+      converged = views.every((s) => s?.peers.filter((p) => p.state === "alive").length === children.length - 1);
       if (children.some((c) => c.child.exitCode !== null)) break;
       if (!converged) await Bun.sleep(200);
     }
@@ -140,7 +136,7 @@ export const upCommand = defineCommand({
       exited = true;
     });
     void tellRuns(
-      target,
+      new Client(target),
       (line) => console.log(line),
       () => exited,
     );

@@ -1,20 +1,11 @@
 import { defineCommand } from "citty";
-import { ROUTES } from "../net/route-table.ts";
-import type { SyncSessionStatus } from "../sync/session.ts";
+import type { Client } from "../client/client.ts";
+import type { SyncSessionView, SyncStatusView } from "../sync/views.ts";
 import { formatAge, formatBytes, table } from "./table.ts";
-import { ask, fail, resolveTarget, type Target, targetArgs } from "./target.ts";
-
-interface SyncStatusView {
-  node: string;
-  categories: Array<{ name: string; holds: boolean; swarm: boolean; files: number; bytes: number; digest: string }>;
-  active: SyncSessionStatus[];
-  starting: number;
-  heldOff: Array<{ key: string; reason: string; until: number }>;
-  recent: SyncSessionStatus[];
-}
+import { connect, fail, targetArgs } from "./target.ts";
 
 /** One line per session: a bar on a terminal, plain text otherwise. */
-export function progressLine(s: SyncSessionStatus, tty: boolean): string {
+export function progressLine(s: SyncSessionView, tty: boolean): string {
   const fraction = s.bytesTotal > 0 ? Math.min(1, s.bytesDone / s.bytesTotal) : 1;
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate = `${formatBytes(s.rateBytesPerSec)}/s`;
@@ -53,7 +44,7 @@ const status = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      const view = (await ask(resolveTarget(args), ROUTES.syncStatus)) as SyncStatusView;
+      const view = await connect(args).call("syncStatus");
       if (args.json) return console.log(JSON.stringify(view, null, 2));
       printStatus(view);
     } catch (e) {
@@ -62,11 +53,11 @@ const status = defineCommand({
   },
 });
 
-async function follow(target: Target, tty: boolean, timeoutMs: number): Promise<SyncStatusView> {
+async function follow(target: Client, tty: boolean, timeoutMs: number): Promise<SyncStatusView> {
   const deadline = Date.now() + timeoutMs;
   let drawn = 0;
   for (;;) {
-    const view = (await ask(target, ROUTES.syncStatus)) as SyncStatusView;
+    const view = await target.call("syncStatus");
     if (tty && drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`);
     for (const s of view.active) console.log(progressLine(s, tty));
     drawn = tty ? view.active.length : 0;
@@ -85,11 +76,11 @@ const now = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
-      const started = (await ask(target, ROUTES.syncStart, {
+      const target = connect(args);
+      const started = await target.call("syncStart", {
         body: args.category ? { category: args.category } : {},
         timeoutMs: 60_000,
-      })) as { sessions: SyncSessionStatus[] };
+      });
       if (args.json && !args.wait) return console.log(JSON.stringify(started, null, 2));
       if (!args.json) console.log(`${started.sessions.length} transfer(s) running`);
       if (!args.wait) return;

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
+import { Client } from "../client/client.ts";
 import { parseClusterFile } from "../config/load.ts";
-import { CallError, call } from "../net/client.ts";
-import type { RouteSpec } from "../net/route-table.ts";
+import { CallError } from "../net/client.ts";
 
 /** Flags every command that talks to a node shares. */
 export const targetArgs = {
@@ -42,32 +42,9 @@ export function resolveTarget(args: { url?: string; token?: string; config?: str
   return { url, token };
 }
 
-export async function ask<Spec extends RouteSpec>(
-  target: Target,
-  spec: Spec,
-  opts: {
-    query?: Record<string, string | number | undefined>;
-    body?: unknown;
-    params?: Record<string, string>;
-    timeoutMs?: number;
-  } = {},
-): Promise<unknown> {
-  const send = (url: string) =>
-    call(
-      url,
-      spec,
-      { kind: "operator", token: target.token },
-      { query: opts.query, body: opts.body as never, params: opts.params, timeoutMs: opts.timeoutMs ?? 5_000 },
-    );
-  try {
-    return await send(target.url);
-  } catch (e) {
-    // A follower names the leader (421): ask it instead, once.
-    const leader =
-      e instanceof CallError && e.status === 421 ? (e.body as { leader?: { address?: string } })?.leader : null;
-    if (!leader?.address) throw e;
-    return send(`http://${leader.address}`);
-  }
+/** The typed client for the node the flags name. */
+export function connect(args: Parameters<typeof resolveTarget>[0]): Client {
+  return new Client(resolveTarget(args));
 }
 
 /** Prints a one-line error for the failures an operator can act on, and exits non-zero. */

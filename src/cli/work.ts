@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { defineCommand } from "citty";
-import { ROUTES } from "../net/route-table.ts";
-import type { WorkItem } from "../work/model.ts";
-import { submit } from "./submit.ts";
+import type * as v from "valibot";
+import { Client, type ResponseOf } from "../client/client.ts";
+import type { workBatchSchema } from "../work/model.ts";
 import { formatAge, table } from "./table.ts";
-import { ask, fail, resolveTarget, targetArgs } from "./target.ts";
+import { connect, fail, resolveTarget, targetArgs } from "./target.ts";
 
 const add = defineCommand({
   meta: { name: "add", description: "Submit work: --type T --params '{...}' (or --file items.json for a batch)" },
@@ -20,24 +20,29 @@ const add = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
+      // Answers that never came are asked again with the same ids: the queue adds an id once.
+      const target = new Client({
+        ...resolveTarget(args),
+        onRetry: (e) => console.error(`retrying with the same id(s): ${e.message}`),
+      });
       const retryForMs = Number(args["retry-for"]) * 1_000;
       if (!(retryForMs >= 0))
         throw new Error(`--retry-for: expected a number of seconds, found "${args["retry-for"]}"`);
       // Ids are chosen here, once, so that every retry below names the same items.
       const answer = args.file
-        ? await submit(target, ROUTES.workBatch, withIds(JSON.parse(readFileSync(args.file, "utf8"))), retryForMs)
-        : await submit(
-            target,
-            ROUTES.workAdd,
-            {
+        ? await target.call("workBatch", {
+            body: withIds(JSON.parse(readFileSync(args.file, "utf8"))),
+            retryForMs,
+          })
+        : await target.call("workAdd", {
+            body: {
               id: args.id ?? randomUUID(),
-              type: args.type,
+              type: args.type ?? "",
               config: JSON.parse(args.params),
               ...(args.priority ? { priority: Number(args.priority) } : {}),
             },
             retryForMs,
-          );
+          });
       console.log(args.json ? JSON.stringify(answer, null, 2) : summary(answer));
     } catch (e) {
       fail(e);
@@ -45,17 +50,18 @@ const add = defineCommand({
   },
 });
 
-/** A batch file's items, each with an id (those it names keep theirs). */
-function withIds(file: { items?: unknown }): unknown {
-  if (!Array.isArray(file?.items)) return file;
-  return { ...file, items: file.items.map((i: Record<string, unknown>) => ({ id: randomUUID(), ...i })) };
+/**
+ * A batch file's items, each with an id (those it names keep theirs). The file is the user's: the node checks
+ * it against the batch schema and answers 422 naming the field at fault.
+ */
+function withIds(file: { items?: unknown }): v.InferInput<typeof workBatchSchema> {
+  if (!Array.isArray(file?.items)) return file as never;
+  return { ...file, items: file.items.map((i: Record<string, unknown>) => ({ id: randomUUID(), ...i })) } as never;
 }
 
-function summary(answer: unknown): string {
-  const single = answer as { id?: string; existing?: boolean };
-  if (typeof single.id === "string") return `${single.existing ? "already added" : "added"} ${single.id}`;
-  const batch = answer as { added: string[]; existing: string[] };
-  return `added ${batch.added.length}, already there ${batch.existing.length}`;
+function summary(answer: ResponseOf<"workAdd"> | ResponseOf<"workBatch">): string {
+  if ("id" in answer) return `${answer.existing ? "already added" : "added"} ${answer.id}`;
+  return `added ${answer.added.length}, already there ${answer.existing.length}`;
 }
 
 const list = defineCommand({
@@ -68,10 +74,10 @@ const list = defineCommand({
   },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
-      const { items } = (await ask(target, ROUTES.workList, {
+      const target = connect(args);
+      const { items } = await target.call("workList", {
         query: { state: args.state, type: args.type, limit: args.limit },
-      })) as { items: WorkItem[] };
+      });
       if (args.json) return console.log(JSON.stringify(items, null, 2));
       const now = Date.now();
       console.log(
@@ -88,7 +94,7 @@ const list = defineCommand({
           ]),
         ),
       );
-      const status = (await ask(target, ROUTES.workStatus)) as { byState: Record<string, number> };
+      const status = await target.call("workStatus");
       console.log(
         `\n${
           Object.entries(status.byState)
@@ -107,13 +113,9 @@ const show = defineCommand({
   args: { ...targetArgs, id: { type: "positional", required: true } },
   async run({ args }) {
     try {
-      const target = resolveTarget(args);
-      const item = (await ask(target, ROUTES.workGet, { params: { id: args.id } })) as WorkItem & {
-        whyPending: { summary: string; nodes: Array<{ node: string; reasons: string[] }> } | null;
-      };
-      const { history } = (await ask(target, ROUTES.workHistory, { query: { item: args.id } })) as {
-        history: Array<{ at: number; from: string | null; to: string; cause: string | null }>;
-      };
+      const target = connect(args);
+      const item = await target.call("workGet", { params: { id: args.id } });
+      const { history } = await target.call("workHistory", { query: { item: args.id } });
       if (args.json) return console.log(JSON.stringify({ item, history }, null, 2));
       console.log(
         `${item.id}  ${item.type}  ${item.state}  attempts ${item.context.attempts}/${item.context.maxAttempts}`,
@@ -136,7 +138,7 @@ const cancel = defineCommand({
   args: { ...targetArgs, id: { type: "positional", required: true }, reason: { type: "string" } },
   async run({ args }) {
     try {
-      await ask(resolveTarget(args), ROUTES.workCancel, { params: { id: args.id }, body: { reason: args.reason } });
+      await connect(args).call("workCancel", { params: { id: args.id }, body: { reason: args.reason } });
       console.log(`cancelled ${args.id}`);
     } catch (e) {
       fail(e);
@@ -149,11 +151,7 @@ const history = defineCommand({
   args: { ...targetArgs, limit: { type: "string", default: "50" } },
   async run({ args }) {
     try {
-      const { history: rows } = (await ask(resolveTarget(args), ROUTES.workHistory, {
-        query: { limit: args.limit },
-      })) as {
-        history: Array<{ at: number; itemId: string; from: string | null; to: string; cause: string | null }>;
-      };
+      const { history: rows } = await connect(args).call("workHistory", { query: { limit: args.limit } });
       for (const h of rows) {
         console.log(
           args.json
@@ -177,14 +175,12 @@ export const jobsCommand = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      const { jobs } = (await ask(resolveTarget(args), ROUTES.jobs)) as {
-        jobs: Array<{ id: string; type: string; attempt: number; pid: number; slots: number }>;
-      };
+      const { jobs } = await connect(args).call("jobs");
       if (args.json) return console.log(JSON.stringify(jobs, null, 2));
       console.log(
         table(
           ["ID", "TYPE", "ATTEMPT", "PID", "SLOTS"],
-          jobs.map((j) => [j.id, j.type, j.attempt, j.pid, j.slots]),
+          jobs.map((j) => [j.id, j.type, j.attempt, j.pid ?? "-", j.slots]),
         ),
       );
     } catch (e) {
@@ -198,7 +194,7 @@ export const drainCommand = defineCommand({
   args: targetArgs,
   async run({ args }) {
     try {
-      console.log(JSON.stringify(await ask(resolveTarget(args), ROUTES.drain, { body: {} })));
+      console.log(JSON.stringify(await connect(args).call("drain", { body: {} })));
     } catch (e) {
       fail(e);
     }
