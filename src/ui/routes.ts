@@ -238,7 +238,7 @@ export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): 
         const session = sessions.fromRequest(request);
         if (!session) return redirect("/ui/login");
         const form = await readForm(request);
-        if (!form) return page(415, "send the form as application/x-www-form-urlencoded");
+        if (!form) return page(415, "send the form as application/x-www-form-urlencoded, at most 16 KiB");
         if (!sameSecret(form.get("csrf") ?? "", session.csrf)) {
           return page(403, "missing or wrong CSRF token: reload the page and try again");
         }
