@@ -8,6 +8,7 @@ import { type ApiRoute, Client, type InputArg, type ResponseOf } from "../../src
 import { loadNodeConfig, type NodeConfig } from "../../src/config/load.ts";
 import { CallError, call } from "../../src/net/client.ts";
 import { errorBodySchema } from "../../src/net/errors.ts";
+import { openApiDocument } from "../../src/net/openapi.ts";
 import { ROUTES, type RouteSpec } from "../../src/net/route-table.ts";
 import { type RunningNode, startNode } from "../../src/node/node.ts";
 import { createLogger } from "../../src/observability/log.ts";
@@ -76,7 +77,10 @@ async function refusal(
 describe("every handler answers as its route's schema says", () => {
   test("the node's own views", async () => {
     expect((await exact("health")).id).toBe("solo");
-    expect((await exact("openapi")).openapi).toBe("3.1.0");
+    expect(await exact("openapi")).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+    // Open like /health: tools read it without the token.
+    expect((await fetch(`${node.url}/openapi.json`)).status).toBe(200);
+    expect((await fetch(`${node.url}/status`)).status).toBe(401);
     expect((await exact("status")).node.role).toBe("leader");
     expect((await exact("traces", { query: { limit: 20 } })).traces.length).toBeGreaterThan(0);
     expect((await exact("jobs")).jobs).toEqual([]);
