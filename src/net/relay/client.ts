@@ -1,6 +1,6 @@
 import type { Logger } from "../../observability/log.ts";
 import { signRequest } from "../signing.ts";
-import { decodeFrame, encodeFrame, isRelayRequest, type Lane, RELAY_CONNECT_PATH } from "./frames.ts";
+import { isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
 
 export interface RelayCandidate {
   id: string;
@@ -122,7 +122,19 @@ export class RelayClient {
         this.opts.log.info("relay connected", { relay: c.id, openMs: held.openMs });
         this.announce();
       };
-      ws.onmessage = (event) => void this.answer(ws, event.data);
+      // A request is its header (text) then its body (binary), back to back on the lane.
+      let header: Record<string, unknown> | null = null;
+      ws.onmessage = (event) => {
+        if (typeof event.data === "string") {
+          const next = parseHeader(event.data);
+          if (next?.bytes === 0) void this.answer(ws, next, new Uint8Array(0));
+          else header = next;
+          return;
+        }
+        const request = header;
+        header = null;
+        if (request && event.data instanceof ArrayBuffer) void this.answer(ws, request, new Uint8Array(event.data));
+      };
       ws.onclose = () => this.drop(c.id, `${lane} lane closed`);
       ws.onerror = () => this.drop(c.id, `${lane} lane failed`);
     }
@@ -146,11 +158,9 @@ export class RelayClient {
   }
 
   /** One request from the relay: through this node's own handler, and the answer back on the same lane. */
-  private async answer(ws: WebSocket, data: unknown): Promise<void> {
-    if (!(data instanceof ArrayBuffer)) return;
-    const frame = decodeFrame(new Uint8Array(data));
-    if (!frame || !isRelayRequest(frame.header)) return;
-    const { id, method, path, headers } = frame.header;
+  private async answer(ws: WebSocket, header: Record<string, unknown>, requestBody: Uint8Array): Promise<void> {
+    if (!isRelayRequest(header)) return;
+    const { id, method, path, headers } = header;
     let status = 500;
     let out: Array<[string, string]> = [];
     let body = new Uint8Array(0);
@@ -158,7 +168,7 @@ export class RelayClient {
       const request = new Request(`http://relayed${path}`, {
         method,
         headers,
-        body: method === "GET" || method === "HEAD" ? undefined : frame.body,
+        body: method === "GET" || method === "HEAD" ? undefined : requestBody,
       });
       const response = await this.opts.handle(request);
       const bytes = new Uint8Array(await response.arrayBuffer());
@@ -169,6 +179,8 @@ export class RelayClient {
     } catch (e) {
       this.opts.log.warn("relayed request failed", { path, error: String(e) });
     }
-    if (ws.readyState === WebSocket.OPEN) ws.send(encodeFrame({ id, status, headers: out }, body));
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify({ id, bytes: body.byteLength, status, headers: out }));
+    if (body.byteLength > 0) ws.send(body);
   }
 }

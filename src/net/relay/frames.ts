@@ -1,12 +1,15 @@
 import * as v from "valibot";
 
 /**
- * What travels over a relay connection, in binary WebSocket frames: a 4-byte length, a JSON header, then the body's
- * bytes. The relay sends requests (what a peer sent it for the node behind NAT), the node answers with responses
- * that carry the request's id.
+ * What travels over a relay connection: each request (relay to the node behind NAT) and each response (back) is
+ * a text message with its JSON header and, when its body is not empty (`bytes` > 0), right after it on the same
+ * lane a binary message with the body. Sent back to back, so the two are never split by another message; the
+ * body is never copied into a frame of its own.
  */
 export interface RelayRequest {
   id: number;
+  /** The body's length: 0 means no body message follows. */
+  bytes: number;
   method: string;
   /** Path and query, as the sender signed them. */
   path: string;
@@ -15,30 +18,20 @@ export interface RelayRequest {
 
 export interface RelayResponse {
   id: number;
+  bytes: number;
   status: number;
   headers: Array<[string, string]>;
 }
 
-const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_HEADER_CHARS = 64 * 1024;
 
-export function encodeFrame(header: RelayRequest | RelayResponse, body: Uint8Array): Uint8Array {
-  const head = new TextEncoder().encode(JSON.stringify(header));
-  const frame = new Uint8Array(4 + head.byteLength + body.byteLength);
-  new DataView(frame.buffer).setUint32(0, head.byteLength);
-  frame.set(head, 4);
-  frame.set(body, 4 + head.byteLength);
-  return frame;
-}
-
-/** The header and body of a frame, or null for a frame that is not one (a peer's bug or garbage: dropped). */
-export function decodeFrame(frame: Uint8Array): { header: Record<string, unknown>; body: Uint8Array } | null {
-  if (frame.byteLength < 4) return null;
-  const length = new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(0);
-  if (length > MAX_HEADER_BYTES || 4 + length > frame.byteLength) return null;
+/** A header message, or null for one that is not (a peer's bug or garbage: dropped). */
+export function parseHeader(text: string): Record<string, unknown> | null {
+  if (text.length > MAX_HEADER_CHARS) return null;
   try {
-    const header = JSON.parse(new TextDecoder().decode(frame.subarray(4, 4 + length)));
-    if (header === null || typeof header !== "object" || !Number.isSafeInteger(header.id)) return null;
-    return { header, body: frame.subarray(4 + length) };
+    const header = JSON.parse(text);
+    const ok = header !== null && typeof header === "object" && Number.isSafeInteger(header.id);
+    return ok && Number.isSafeInteger(header.bytes) && header.bytes >= 0 ? header : null;
   } catch {
     return null;
   }

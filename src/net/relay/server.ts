@@ -1,13 +1,15 @@
 import type { ServerWebSocket } from "bun";
 import type { Logger } from "../../observability/log.ts";
 import { errorResponse } from "../errors.ts";
-import { decodeFrame, encodeFrame, isRelayResponse, type Lane, laneOf, RELAY_TO_HEADER } from "./frames.ts";
+import { isRelayResponse, type Lane, laneOf, parseHeader, RELAY_TO_HEADER } from "./frames.ts";
 
 /** What a relay connection carries in Bun's WebSocket data: the node behind NAT it serves, and which lane. */
 export interface RelayConnection {
   relay: true;
   node: string;
   lane: Lane;
+  /** A response header whose body message comes next. */
+  header?: Record<string, unknown> | null;
 }
 
 interface Pending {
@@ -49,16 +51,28 @@ export class RelayServer {
       this.opts.log.info("relaying for a node behind NAT", { node: ws.data.node, lane: ws.data.lane });
     },
     message: (ws: ServerWebSocket<RelayConnection>, message: string | Buffer) => {
-      if (typeof message === "string") return;
-      const frame = decodeFrame(new Uint8Array(message.buffer, message.byteOffset, message.byteLength));
-      if (!frame || !isRelayResponse(frame.header)) return;
-      const waiting = this.pending.get(frame.header.id);
+      let header: Record<string, unknown> | null | undefined;
+      let body: Uint8Array;
+      if (typeof message === "string") {
+        header = parseHeader(message);
+        if (header?.bytes !== 0) {
+          ws.data.header = header;
+          return;
+        }
+        body = new Uint8Array(0);
+      } else {
+        header = ws.data.header;
+        ws.data.header = null;
+        body = message;
+      }
+      if (!header || !isRelayResponse(header)) return;
+      const waiting = this.pending.get(header.id);
       if (!waiting || waiting.node !== ws.data.node) return;
-      this.pending.delete(frame.header.id);
+      this.pending.delete(header.id);
       clearTimeout(waiting.timer);
-      this.stats.bytesFromNat += frame.body.byteLength;
-      const body = frame.header.status === 204 || frame.header.status === 304 ? null : frame.body;
-      waiting.resolve(new Response(body, { status: frame.header.status, headers: frame.header.headers }));
+      this.stats.bytesFromNat += body.byteLength;
+      const content = header.status === 204 || header.status === 304 ? null : body;
+      waiting.resolve(new Response(content, { status: header.status, headers: header.headers }));
     },
     close: (ws: ServerWebSocket<RelayConnection>) => {
       const lanes = this.lanes.get(ws.data.node);
@@ -107,7 +121,9 @@ export class RelayServer {
         resolve(errorResponse(504, "relay_timeout", `${node} did not answer within ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
       this.pending.set(id, { node, resolve, timer });
-      const sent = ws.send(encodeFrame({ id, method: request.method, path: url.pathname + url.search, headers }, body));
+      const path = url.pathname + url.search;
+      const head = ws.send(JSON.stringify({ id, bytes: body.byteLength, method: request.method, path, headers }));
+      const sent = head === 0 || body.byteLength === 0 ? head : ws.send(body);
       if (sent === 0) {
         this.pending.delete(id);
         clearTimeout(timer);
