@@ -109,7 +109,8 @@ async function readForm(request: Request): Promise<URLSearchParams | null> {
   return new URLSearchParams(text);
 }
 
-export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): void {
+export function uiRoutes(app: Elysia, deps: UiDeps): void {
+  const sessions = new Sessions();
   const credentials = { kind: "operator" as const, token: deps.token };
   const eloTables = new VersionedCache<ReturnType<UiDeps["runs"]["elo"]>>();
 
@@ -174,8 +175,8 @@ export function uiRoutes(app: Elysia, deps: UiDeps, sessions = new Sessions()): 
     if (e instanceof ActionError || e instanceof RunError || e instanceof WorkError) status = e.status;
     else if (e instanceof CallError) {
       status = e.status ?? 502;
-      const body = e.body as { error?: { message?: string } } | undefined;
-      message = body?.error?.message ?? e.message;
+      // The other node's own words (the API's error body), without the call's URL.
+      message = (e.body as { message?: string } | undefined)?.message ?? e.message;
     } else if (!(e instanceof NotLeaderError)) throw e;
     return page(
       status,

@@ -225,5 +225,16 @@ describe("the dashboard on a node that is not a voter", () => {
     expect(cancel.status).toBe(303);
     const item = await fetch(`${voter}/work/held`, { headers: { authorization: `Bearer ${token}` } });
     expect(((await item.json()) as { state: string }).state).toBe("cancelled");
+    // The leader's refusal comes back with its status and its words.
+    const unknown = await fetch(`${worker}/ui/work/nope/cancel`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+      body: `csrf=${csrf}`,
+    });
+    expect(unknown.status).toBe(404);
+    const refusal = await unknown.text();
+    expect(refusal).toContain("Not done: ");
+    expect(refusal).toContain("nope");
+    expect(refusal).not.toContain(voter);
   });
 });
