@@ -3,11 +3,11 @@ import { readKv } from "../consensus/kv.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
 import type { ConsensusRuntime } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
-import { errorResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { Failpoints } from "../node/failpoints.ts";
 import { serve } from "./define.ts";
+import { found, RouteRefusal } from "./errors.ts";
 
 export interface LeaderHint {
   id: string;
@@ -32,13 +32,13 @@ export function consensusRoutes(
   serve(app, ROUTES.peerRaft, async ({ body, request }) => {
     const signer = request.headers.get(VERIFIED_PEER_HEADER);
     const forged = body.messages.find((m) => m.from !== signer);
-    if (forged) return errorResponse(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
+    if (forged) throw new RouteRefusal(403, "forbidden", `message from "${forged.from}" signed by "${signer}"`);
     return { messages: await consensus.receive(body.messages) };
   });
 
   serve(app, ROUTES.peerRaftSnapshot, ({ body, request }) => {
     if (body.from !== request.headers.get(VERIFIED_PEER_HEADER)) {
-      return errorResponse(403, "forbidden", `snapshot from "${body.from}" signed by another node`);
+      throw new RouteRefusal(403, "forbidden", `snapshot from "${body.from}" signed by another node`);
     }
     return { messages: consensus.receiveSnapshotChunk(body) };
   });
@@ -121,8 +121,7 @@ export function consensusRoutes(
       const linearizable = query.consistency === "linearizable";
       const planted = linearizable && (deps.failpoints?.fire("consensus.read-without-lease") ?? false);
       const index = linearizable && !planted ? consensus.linearizableIndex() : null;
-      const row = readKv(deps.db, query.key);
-      if (!row) return errorResponse(404, "not_found", `no key "${query.key}"`);
+      const row = found(readKv(deps.db, query.key), "not_found", `no key "${query.key}"`);
       return { key: query.key, value: row.value, index: row.index, term: row.term, stale: index === null };
     },
     errors,

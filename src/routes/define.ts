@@ -8,10 +8,13 @@ import { domainErrorResponse, type ErrorContext } from "./errors.ts";
 
 type Out<S> = S extends v.GenericSchema ? v.InferOutput<S> : undefined;
 
-/** What a handler may answer: a value of the route's response schema (sent as JSON), or a Response of its own. */
-export type Answer<Spec extends RouteSpec> =
-  | (Spec["response"] extends v.GenericSchema ? v.InferInput<Spec["response"]> : never)
-  | Response;
+/**
+ * What a handler may answer: a value of the route's response schema (sent as JSON), or, for a route that streams
+ * bytes, the Response. Anything else (a 404, a refusal) is thrown and answered by `domainErrorResponse`.
+ */
+export type Answer<Spec extends RouteSpec> = Spec["response"] extends v.GenericSchema
+  ? v.InferInput<Spec["response"]>
+  : Response;
 
 export interface RouteInput<Spec extends RouteSpec> {
   body: Out<Spec["body"]>;

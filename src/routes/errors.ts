@@ -6,6 +6,27 @@ import { RunError } from "../runs/service.ts";
 import { type RefusedField, WorkError } from "../work/service.ts";
 import type { LeaderHint } from "./consensus.ts";
 
+/**
+ * A route's own refusal of a well-formed request: a path or key that names nothing here (404), a signer speaking
+ * for another node (403), a report on a lease that is no longer current (409), a name the cluster file lacks (422).
+ */
+export class RouteRefusal extends Error {
+  constructor(
+    readonly status: 403 | 404 | 409 | 422,
+    readonly code: string,
+    message: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** `value`, or a 404 with `code` where there is none. */
+export function found<T>(value: T | null | undefined, code: string, message: string): T {
+  if (value === null || value === undefined) throw new RouteRefusal(404, code, message);
+  return value;
+}
+
 /** A node that is not a voter holds no replicated state: it names the leader (421), whom clients then ask. */
 export class NotAVoterError extends Error {
   constructor() {
@@ -36,6 +57,7 @@ export function domainErrorResponse(e: unknown, ctx: ErrorContext = {}): Respons
   }
   if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
   if (e instanceof RefusedError) return errorResponse(e.status, e.code, e.message);
+  if (e instanceof RouteRefusal) return errorResponse(e.status, e.code, e.message, e.field ? { field: e.field } : {});
   if (e instanceof RunError) {
     return errorResponse(e.status, e.code ?? RUN_CODES[e.status], e.message, e.field ? { field: e.field } : {});
   }

@@ -1,20 +1,20 @@
 import type { Elysia } from "elysia";
-import { errorResponse } from "../net/errors.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { ReportOutcome } from "../work/commands.ts";
 import type { WorkService } from "../work/service.ts";
 import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
+import { RouteRefusal } from "./errors.ts";
 
 /** The work queue's HTTP surface: operators submit and inspect; workers claim and report, signed. */
 export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: () => LeaderHint | null }): void {
   const { work } = deps;
   const errors = { leaderHint: deps.leaderHint };
-  const outcome = (o: ReportOutcome) =>
-    o.ok
-      ? { state: o.state, duplicate: o.duplicate }
-      : errorResponse(o.status, o.status === 409 ? "stale_lease" : "no_such_item", o.reason);
+  const outcome = (o: ReportOutcome) => {
+    if (!o.ok) throw new RouteRefusal(o.status, o.status === 409 ? "stale_lease" : "no_such_item", o.reason);
+    return { state: o.state, duplicate: o.duplicate };
+  };
 
   serve(
     app,
@@ -52,7 +52,7 @@ export function workRoutes(app: Elysia, deps: { work: WorkService; leaderHint: (
     ROUTES.peerWorkClaim,
     async ({ body, request }) => {
       if (body.offer.node !== request.headers.get(VERIFIED_PEER_HEADER)) {
-        return errorResponse(403, "forbidden", "a node can only claim for itself");
+        throw new RouteRefusal(403, "forbidden", "a node can only claim for itself");
       }
       return { claims: await work.claim(body.offer, body.max, body.claimId, body.retry) };
     },
