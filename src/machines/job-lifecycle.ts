@@ -1,3 +1,4 @@
+import * as v from "valibot";
 import { assign, setup } from "xstate";
 
 /**
@@ -5,36 +6,40 @@ import { assign, setup } from "xstate";
  * (state, event): every time it needs arrives in the event, stamped by the leader that proposed it.
  * Fencing lives in the guards: a report that names any lease but the current one changes nothing.
  */
-export type JobState =
-  | "pending"
-  | "claimed"
-  | "running"
-  | "completed"
-  | "failed"
-  | "lease-expired"
-  | "retry-wait"
-  | "dead-lettered"
-  | "cancelled";
+export const jobStateSchema = v.picklist([
+  "pending",
+  "claimed",
+  "running",
+  "completed",
+  "failed",
+  "lease-expired",
+  "retry-wait",
+  "dead-lettered",
+  "cancelled",
+]);
+export type JobState = v.InferOutput<typeof jobStateSchema>;
 
-export interface JobContext {
-  attempts: number;
-  maxAttempts: number;
-  leaseId: string | null;
-  leaseNode: string | null;
-  leaseExpiresAt: number | null;
+/** What the machine keeps of an item's attempts and current lease (GET /work/:id shows it as `context`). */
+export const jobContextSchema = v.object({
+  attempts: v.number(),
+  maxAttempts: v.number(),
+  leaseId: v.nullable(v.string()),
+  leaseNode: v.nullable(v.string()),
+  leaseExpiresAt: v.nullable(v.number()),
   /** retry-wait: not before this time. */
-  notBefore: number | null;
-  result: unknown;
-  error: string | null;
+  notBefore: v.nullable(v.number()),
+  result: v.unknown(),
+  error: v.nullable(v.string()),
   /** The lease whose report ended the last attempt: the same report again is the same outcome. */
-  finishedLeaseId: string | null;
+  finishedLeaseId: v.nullable(v.string()),
   /** The worker's id for the claim that took the current lease: a retried claim gets the same answer. */
-  claimId: string | null;
+  claimId: v.nullable(v.string()),
   /** When the current lease was taken: the leader's backstop fails an attempt held past its timeout. */
-  claimedAt?: number | null;
+  claimedAt: v.optional(v.nullable(v.number())),
   /** Files the completed job left in its output folder, as paths on the node that ran it. */
-  artifacts?: string[];
-}
+  artifacts: v.optional(v.array(v.string())),
+});
+export type JobContext = v.InferOutput<typeof jobContextSchema>;
 
 export type JobEvent =
   | { type: "claim"; node: string; leaseId: string; expiresAt: number; claimId: string | null; at: number }

@@ -5,7 +5,7 @@ import { evaluationSchema, runViewSchema } from "../runs/views.ts";
 import { manifestSchema } from "../sync/model.ts";
 import { syncSessionSchema } from "../sync/views.ts";
 import { VERSION } from "../version.ts";
-import { workItemSchema } from "../work/views.ts";
+import { workItemSchema } from "../work/model.ts";
 import { errorBodySchema } from "./errors.ts";
 import { ROUTES, type RouteSpec } from "./route-table.ts";
 import { SIGNATURE_HEADERS } from "./signing.ts";

@@ -21,7 +21,7 @@ import {
 } from "../runs/views.ts";
 import { manifestSchema, pieceMapSchema, sha256Schema, syncStartBodySchema } from "../sync/model.ts";
 import { categoryStatusSchema, syncSessionSchema, syncStatusSchema } from "../sync/views.ts";
-import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema } from "../work/model.ts";
+import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema, workItemSchema } from "../work/model.ts";
 import {
   claimSchema,
   reportAnswerSchema,
@@ -29,7 +29,6 @@ import {
   submittedSchema,
   workAddedSchema,
   workHistoryRowSchema,
-  workItemSchema,
   workItemViewSchema,
   workStatusSchema,
 } from "../work/views.ts";

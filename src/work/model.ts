@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { durationSchema } from "../config/duration.ts";
 import { nodeIdSchema } from "../config/schema.ts";
-import type { JobContext, JobState } from "../machines/job-lifecycle.ts";
+import { jobContextSchema, jobStateSchema } from "../machines/job-lifecycle.ts";
 import { FREE_FORM_DEPTH, freeForm, freeFormCheck } from "../net/free-form.ts";
 
 /** The largest resource a requirement may name: beyond any machine, and far from where float arithmetic breaks. */
@@ -79,21 +79,22 @@ export const workBatchSchema = v.strictObject({
 export type WorkItemInput = v.InferOutput<typeof workItemInputSchema>;
 export type Requirements = v.InferOutput<typeof loggedRequirementsSchema>;
 
-/** A work item as the replicated state holds it. */
-export interface WorkItem {
-  id: string;
-  type: string;
-  priority: number;
-  config: Record<string, unknown>;
-  requirements: Requirements;
-  dependsOn: string[];
-  timeoutMs: number;
-  state: JobState;
-  context: JobContext;
-  createdAt: number;
-  updatedAt: number;
-  seq: number;
-}
+/** A work item as the replicated state holds it (and GET /work answers it). */
+export const workItemSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  priority: v.number(),
+  config: v.record(v.string(), v.unknown()),
+  requirements: loggedRequirementsSchema,
+  dependsOn: v.array(v.string()),
+  timeoutMs: v.number(),
+  state: jobStateSchema,
+  context: jobContextSchema,
+  createdAt: v.number(),
+  updatedAt: v.number(),
+  seq: v.number(),
+});
+export type WorkItem = v.InferOutput<typeof workItemSchema>;
 
 /** What a node offers when it asks for work: its types, free slots and free resources. */
 export const offerSchema = v.strictObject({

@@ -1,52 +1,11 @@
 import * as v from "valibot";
-import { loggedRequirementsSchema } from "./model.ts";
+import { jobStateSchema } from "../machines/job-lifecycle.ts";
+import { workItemSchema } from "./model.ts";
 
 /**
  * The work queue's answers on the wire (GET /work, /work/:id, POST /work, ...): the route table declares
  * them, the handlers must return something of these shapes, and the typed client checks them.
  */
-
-const jobStateSchema = v.picklist([
-  "pending",
-  "claimed",
-  "running",
-  "completed",
-  "failed",
-  "lease-expired",
-  "retry-wait",
-  "dead-lettered",
-  "cancelled",
-]);
-
-const jobContextSchema = v.object({
-  attempts: v.number(),
-  maxAttempts: v.number(),
-  leaseId: v.nullable(v.string()),
-  leaseNode: v.nullable(v.string()),
-  leaseExpiresAt: v.nullable(v.number()),
-  notBefore: v.nullable(v.number()),
-  result: v.unknown(),
-  error: v.nullable(v.string()),
-  finishedLeaseId: v.nullable(v.string()),
-  claimId: v.nullable(v.string()),
-  claimedAt: v.optional(v.nullable(v.number())),
-  artifacts: v.optional(v.array(v.string())),
-});
-
-export const workItemSchema = v.object({
-  id: v.string(),
-  type: v.string(),
-  priority: v.number(),
-  config: v.record(v.string(), v.unknown()),
-  requirements: loggedRequirementsSchema,
-  dependsOn: v.array(v.string()),
-  timeoutMs: v.number(),
-  state: jobStateSchema,
-  context: jobContextSchema,
-  createdAt: v.number(),
-  updatedAt: v.number(),
-  seq: v.number(),
-});
 
 /** Each known node and why it does not take a pending item, plus its unfinished dependencies. */
 export const whyPendingSchema = v.object({
