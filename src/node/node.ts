@@ -420,6 +420,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         handle: (request) => serve(request),
         onChange: () => publishInfo(),
         log,
+        trace: (record) => traces.record(record),
       })
     : null;
   relaysOf = () => relayClient?.relays();

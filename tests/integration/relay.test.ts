@@ -116,6 +116,10 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         const reach = (await status("n1")).peers.find((p) => p.id === "n4")?.reach;
         expect(reach).toMatch(/^via n[1235]$/);
         const own = (await status("n4")) as Status & { node: { relays?: Array<{ id: string; lanes: string[] }> } };
+        const traced = (await cluster.get("n4", "/traces?machine=relay")) as {
+          traces: Array<{ to: string; cause: string }>;
+        };
+        expect(traced.traces.filter((t) => t.to === "connected").length).toBeGreaterThanOrEqual(2);
         expect(own.node.relays?.map((r) => r.lanes.sort())).toEqual([
           ["bulk", "control"],
           ["bulk", "control"],

@@ -1,4 +1,5 @@
 import type { Logger } from "../../observability/log.ts";
+import type { TraceRecord } from "../../observability/trace.ts";
 import { signRequest } from "../signing.ts";
 import { isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
 
@@ -47,6 +48,8 @@ export class RelayClient {
       /** The relays it can be reached through changed: gossip them. */
       onChange: () => void;
       log: Logger;
+      /** Each relay's transitions (connecting, connected, dropped) with their cause, for `trace --machine relay`. */
+      trace: (record: TraceRecord) => void;
       random?: () => number;
     },
   ) {}
@@ -94,6 +97,13 @@ export class RelayClient {
   private connect(c: RelayCandidate): void {
     const held: Held = { id: c.id, address: c.address, lanes: {}, openMs: null };
     this.held.set(c.id, held);
+    this.transition(
+      c.id,
+      null,
+      "connecting",
+      "connect",
+      `fewer than ${RELAYS_WANTED} relays; ${c.id} is a live public member`,
+    );
     const started = performance.now();
     for (const lane of ["control", "bulk"] as const) {
       const path = `${RELAY_CONNECT_PATH}?lane=${lane}`;
@@ -120,6 +130,7 @@ export class RelayClient {
         held.openMs = Math.round(performance.now() - started);
         this.lastOpenMs.set(c.id, held.openMs);
         this.opts.log.info("relay connected", { relay: c.id, openMs: held.openMs });
+        this.transition(c.id, "connecting", "connected", "open", `control lane open in ${held.openMs} ms`);
         this.announce();
       };
       // A request is its header (text) then its body (binary), back to back on the lane.
@@ -144,10 +155,16 @@ export class RelayClient {
     const held = this.held.get(id);
     if (!held) return;
     this.held.delete(id);
+    const from = held.openMs !== null ? "connected" : "connecting";
     for (const ws of Object.values(held.lanes)) if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, reason);
     this.retryAt.set(id, Date.now() + RETRY_MS * (0.5 + (this.opts.random ?? Math.random)()));
     this.opts.log.info("relay dropped", { relay: id, reason });
+    this.transition(id, from, "dropped", "close", reason);
     this.announce();
+  }
+
+  private transition(relay: string, from: string | null, to: string, event: string, cause: string): void {
+    this.opts.trace({ machine: "relay", instance: relay, from, to, event, cause, at: Date.now() });
   }
 
   private announce(): void {
