@@ -1,11 +1,12 @@
 import { defineCommand } from "citty";
 import type { Client } from "../client/client.ts";
-import type { SyncSessionView, SyncStatusView } from "../sync/views.ts";
+import type { SyncSessionStatus } from "../sync/session.ts";
+import type { SyncStatusView } from "../sync/views.ts";
 import { formatAge, formatBytes, table } from "./table.ts";
 import { connect, fail, targetArgs } from "./target.ts";
 
 /** One line per session: a bar on a terminal, plain text otherwise. */
-export function progressLine(s: SyncSessionView, tty: boolean): string {
+export function progressLine(s: SyncSessionStatus, tty: boolean): string {
   const fraction = s.bytesTotal > 0 ? Math.min(1, s.bytesDone / s.bytesTotal) : 1;
   const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
   const rate = `${formatBytes(s.rateBytesPerSec)}/s`;

@@ -3,7 +3,7 @@ import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
-import type { TraceRecord } from "../observability/trace.ts";
+import { type TraceRecord, traceRecordSchema } from "../observability/trace.ts";
 import type { Db } from "./client.ts";
 import { runHistory, traces, workHistory } from "./schema.ts";
 
@@ -16,16 +16,7 @@ export interface TraceQuery {
 }
 
 /** A recorded transition of a state machine, as GET /traces answers it. */
-export const storedTraceSchema = v.object({
-  seq: v.number(),
-  machine: v.string(),
-  instance: v.string(),
-  from: v.nullable(v.string()),
-  to: v.string(),
-  event: v.string(),
-  cause: v.nullable(v.string()),
-  at: v.number(),
-});
+export const storedTraceSchema = v.object({ seq: v.number(), ...traceRecordSchema.entries });
 
 export type StoredTrace = v.InferOutput<typeof storedTraceSchema>;
 

@@ -1,3 +1,4 @@
+import * as v from "valibot";
 import { assign, emit, setup } from "xstate";
 
 /**
@@ -6,16 +7,18 @@ import { assign, emit, setup } from "xstate";
  * it (`fetch`, `verify`, `commit`, `wait`). No I/O and no clock: a failure brings its own time and
  * random draw, so the backoff it picks is a pure function of the events.
  */
-export type SyncState =
-  | "planned"
-  | "fetching"
-  | "verifying"
-  | "committing"
-  | "done"
-  | "failed"
-  | "retry-wait"
-  | "given-up"
-  | "cancelled";
+export const syncStateSchema = v.picklist([
+  "planned",
+  "fetching",
+  "verifying",
+  "committing",
+  "done",
+  "failed",
+  "retry-wait",
+  "given-up",
+  "cancelled",
+]);
+export type SyncState = v.InferOutput<typeof syncStateSchema>;
 
 export interface SyncRetryPolicy {
   maxAttempts: number;

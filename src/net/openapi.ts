@@ -3,7 +3,7 @@ import type * as v from "valibot";
 import { nodeInfoSchema } from "../node/info.ts";
 import { evaluationSchema, runViewSchema } from "../runs/views.ts";
 import { manifestSchema } from "../sync/model.ts";
-import { syncSessionSchema } from "../sync/views.ts";
+import { syncSessionStatusSchema } from "../sync/session.ts";
 import { VERSION } from "../version.ts";
 import { workItemSchema } from "../work/model.ts";
 import { errorBodySchema } from "./errors.ts";
@@ -16,7 +16,7 @@ type Json = Record<string, unknown>;
 const SHARED: Record<string, v.GenericSchema> = {
   WorkItem: workItemSchema,
   NodeInfo: nodeInfoSchema,
-  SyncSession: syncSessionSchema,
+  SyncSession: syncSessionStatusSchema,
   Manifest: manifestSchema,
   Run: runViewSchema,
   Evaluation: evaluationSchema,

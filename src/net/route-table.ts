@@ -20,7 +20,8 @@ import {
   runViewSchema,
 } from "../runs/views.ts";
 import { manifestSchema, pieceMapSchema, sha256Schema, syncStartBodySchema } from "../sync/model.ts";
-import { categoryStatusSchema, syncSessionSchema, syncStatusSchema } from "../sync/views.ts";
+import { syncSessionStatusSchema } from "../sync/session.ts";
+import { categoryStatusSchema, syncStatusSchema } from "../sync/views.ts";
 import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema, workItemSchema } from "../work/model.ts";
 import {
   claimSchema,
@@ -413,13 +414,13 @@ export const ROUTES = {
     response: v.union([manifestSchema, list("status", categoryStatusSchema)]),
   },
   syncStatus: { method: "GET", path: "/sync/status", auth: "operator", response: syncStatusSchema },
-  syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator", response: syncSessionSchema },
+  syncSession: { method: "GET", path: "/sync/sessions/:id", auth: "operator", response: syncSessionStatusSchema },
   syncStart: {
     method: "POST",
     path: "/sync/start",
     auth: "operator",
     body: syncStartBodySchema,
-    response: list("sessions", syncSessionSchema),
+    response: list("sessions", syncSessionStatusSchema),
   },
   peerManifest: { method: "GET", path: "/peer/manifest/:category", auth: "peer", response: manifestSchema },
   peerFile: {

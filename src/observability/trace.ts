@@ -1,10 +1,13 @@
+import * as v from "valibot";
+
 /** One transition of one state machine instance, with what caused it. */
-export interface TraceRecord {
-  machine: string;
-  instance: string;
-  from: string | null;
-  to: string;
-  event: string;
-  cause: string | null;
-  at: number;
-}
+export const traceRecordSchema = v.object({
+  machine: v.string(),
+  instance: v.string(),
+  from: v.nullable(v.string()),
+  to: v.string(),
+  event: v.string(),
+  cause: v.nullable(v.string()),
+  at: v.number(),
+});
+export type TraceRecord = v.InferOutput<typeof traceRecordSchema>;

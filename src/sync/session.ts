@@ -1,4 +1,5 @@
 import { stat } from "node:fs/promises";
+import * as v from "valibot";
 import { type Actor, createActor, type InspectionEvent } from "xstate";
 import {
   type SyncEffect,
@@ -6,6 +7,7 @@ import {
   type SyncRetryPolicy,
   type SyncState,
   syncSessionMachine,
+  syncStateSchema,
 } from "../machines/sync-session.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import {
@@ -59,26 +61,28 @@ export interface SyncSessionOptions {
   >;
 }
 
-export interface SyncSessionStatus {
-  id: string;
-  sha256: string;
-  category: string;
-  path: string;
-  state: SyncState;
-  bytesDone: number;
-  bytesTotal: number;
+/** One transfer as operators see it (GET /sync/status, /sync/sessions/:id). */
+export const syncSessionStatusSchema = v.object({
+  id: v.string(),
+  sha256: v.string(),
+  category: v.string(),
+  path: v.string(),
+  state: syncStateSchema,
+  bytesDone: v.number(),
+  bytesTotal: v.number(),
   /** Over the last few seconds of fetching. */
-  rateBytesPerSec: number;
-  etaMs: number | null;
-  attempts: number;
-  maxAttempts: number;
+  rateBytesPerSec: v.number(),
+  etaMs: v.nullable(v.number()),
+  attempts: v.number(),
+  maxAttempts: v.number(),
   /** Sources that delivered at least one piece. */
-  sources: string[];
-  lastError: string | null;
-  retryAt: number | null;
-  startedAt: number;
-  updatedAt: number;
-}
+  sources: v.array(v.string()),
+  lastError: v.nullable(v.string()),
+  retryAt: v.nullable(v.number()),
+  startedAt: v.number(),
+  updatedAt: v.number(),
+});
+export type SyncSessionStatus = v.InferOutput<typeof syncSessionStatusSchema>;
 
 export interface SyncOutcome {
   state: "done" | "given-up" | "cancelled";

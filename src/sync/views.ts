@@ -1,36 +1,8 @@
 import * as v from "valibot";
 import { manifestDigestSchema } from "./model.ts";
+import { syncSessionStatusSchema } from "./session.ts";
 
 /** Data sync's answers to operators on the wire (GET /sync/status, /sync/sessions/:id, POST /sync/start). */
-
-export const syncSessionSchema = v.object({
-  id: v.string(),
-  sha256: v.string(),
-  category: v.string(),
-  path: v.string(),
-  state: v.picklist([
-    "planned",
-    "fetching",
-    "verifying",
-    "committing",
-    "done",
-    "failed",
-    "retry-wait",
-    "given-up",
-    "cancelled",
-  ]),
-  bytesDone: v.number(),
-  bytesTotal: v.number(),
-  rateBytesPerSec: v.number(),
-  etaMs: v.nullable(v.number()),
-  attempts: v.number(),
-  maxAttempts: v.number(),
-  sources: v.array(v.string()),
-  lastError: v.nullable(v.string()),
-  retryAt: v.nullable(v.number()),
-  startedAt: v.number(),
-  updatedAt: v.number(),
-});
 
 /** A data category on this node: where it lives, whether this node holds it, and its manifest's digest. */
 export const categoryStatusSchema = v.object({
@@ -44,11 +16,11 @@ export const categoryStatusSchema = v.object({
 export const syncStatusSchema = v.object({
   node: v.string(),
   categories: v.array(categoryStatusSchema),
-  active: v.array(syncSessionSchema),
+  active: v.array(syncSessionStatusSchema),
   /** Transfers planned whose path and disk checks are still under way. */
   starting: v.number(),
   heldOff: v.array(v.object({ key: v.string(), until: v.number(), reason: v.string() })),
-  recent: v.array(syncSessionSchema),
+  recent: v.array(syncSessionStatusSchema),
   limits: v.object({
     maxTransfers: v.number(),
     maxUploads: v.number(),
@@ -61,4 +33,3 @@ export const syncStatusSchema = v.object({
 });
 
 export type SyncStatusView = v.InferOutput<typeof syncStatusSchema>;
-export type SyncSessionView = v.InferOutput<typeof syncSessionSchema>;
