@@ -1,3 +1,4 @@
+import * as v from "valibot";
 import { assign, setup } from "xstate";
 
 /**
@@ -8,33 +9,38 @@ import { assign, setup } from "xstate";
  * new leader resumes the loop wherever the log left it. Fencing lives in the guards: a result for another
  * generation, another candidate or an item already counted changes nothing, and nothing flips a decision.
  */
-export type RunStage = "bootstrapping" | "collecting" | "training" | "evaluating";
+export const runStageSchema = v.picklist(["bootstrapping", "collecting", "training", "evaluating"]);
+export type RunStage = v.InferOutput<typeof runStageSchema>;
 
-export interface ModelRef {
+export const modelRefSchema = v.object({
   /** The model file's SHA-256: its identity. */
-  id: string;
-  generation: number;
-}
+  id: v.string(),
+  generation: v.number(),
+});
+export type ModelRef = v.InferOutput<typeof modelRefSchema>;
 
 /** Game pairs by the candidate's score in half-points over the pair: 0, 1, 2, 3, 4. */
-export type Pentanomial = [number, number, number, number, number];
+export const pentanomialSchema = v.tuple([v.number(), v.number(), v.number(), v.number(), v.number()]);
+export type Pentanomial = v.InferOutput<typeof pentanomialSchema>;
 
-export interface Decision {
-  candidate: string;
-  generation: number;
-  verdict: "promoted" | "rejected";
+export const decisionSchema = v.object({
+  candidate: v.string(),
+  generation: v.number(),
+  verdict: v.picklist(["promoted", "rejected"]),
   /** The evidence as the leader computed it (counts, LLR and bounds, games), kept with the decision. */
-  evidence: Record<string, unknown>;
-  at: number;
-  cause: string;
-}
+  evidence: v.record(v.string(), v.unknown()),
+  at: v.number(),
+  cause: v.string(),
+});
+export type Decision = v.InferOutput<typeof decisionSchema>;
 
-export interface GamesKept {
+export const gamesKeptSchema = v.object({
   /** Games per epoch still kept, keyed by the epoch's number. */
-  byEpoch: Record<string, number>;
+  byEpoch: v.record(v.string(), v.number()),
   /** Epochs below this one are retired. */
-  retiredBelow: number;
-}
+  retiredBelow: v.number(),
+});
+export type GamesKept = v.InferOutput<typeof gamesKeptSchema>;
 
 /**
  * Counts `count` new games of `epoch` and retires the oldest epochs that the newer ones make unnecessary: the
@@ -59,25 +65,26 @@ export function countGames(kept: GamesKept, epoch: number, count: number, keep: 
   return { byEpoch, retiredBelow };
 }
 
-export interface RunContext {
-  best: ModelRef | null;
+export const runContextSchema = v.object({
+  best: v.nullable(modelRefSchema),
   /** The newest generation trained (promoted or not): the next training makes the one after it. */
-  lastGeneration: number;
-  paused: boolean;
+  lastGeneration: v.number(),
+  paused: v.boolean(),
   /** Games added since the last training was queued. */
-  newGames: number;
+  newGames: v.number(),
   /** Games kept per epoch (the folder they are in) and the epochs retired (absent in runs made before retention). */
-  games?: GamesKept;
-  lastTrainingAt: number | null;
+  games: v.optional(gamesKeptSchema),
+  lastTrainingAt: v.nullable(v.number()),
   /** The training item of the generation being made. */
-  trainItem: string | null;
-  candidate: ModelRef | null;
-  pairs: Pentanomial;
+  trainItem: v.nullable(v.string()),
+  candidate: v.nullable(modelRefSchema),
+  pairs: pentanomialSchema,
   /** Match items already counted for the current candidate (a duplicated report counts once). */
-  countedItems: string[];
-  trainingFailures: number;
-  lastDecision: Decision | null;
-}
+  countedItems: v.array(v.string()),
+  trainingFailures: v.number(),
+  lastDecision: v.nullable(decisionSchema),
+});
+export type RunContext = v.InferOutput<typeof runContextSchema>;
 
 export type RunEvent =
   | { type: "best-set"; model: ModelRef; at: number; cause: string }

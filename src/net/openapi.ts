@@ -1,7 +1,8 @@
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
 import { nodeInfoSchema } from "../node/info.ts";
-import { evaluationSchema, runViewSchema } from "../runs/views.ts";
+import { evaluationRowSchema } from "../runs/evaluation-state.ts";
+import { runViewSchema } from "../runs/views.ts";
 import { manifestSchema } from "../sync/model.ts";
 import { syncSessionStatusSchema } from "../sync/session.ts";
 import { VERSION } from "../version.ts";
@@ -19,7 +20,7 @@ const SHARED: Record<string, v.GenericSchema> = {
   SyncSession: syncSessionStatusSchema,
   Manifest: manifestSchema,
   Run: runViewSchema,
-  Evaluation: evaluationSchema,
+  Evaluation: evaluationRowSchema,
 };
 
 /**

@@ -6,11 +6,15 @@ import { electionViewSchema, kvValueSchema, logPositionSchema, votersChangedSche
 import { storedTraceSchema } from "../db/traces.ts";
 import { swimEnvelopeSchema, swimMessageSchema } from "../membership/messages.ts";
 import { nodeStatusSchema } from "../node/status.ts";
-import { abtestParamsSchema, EVALUATION_ID, tournamentParamsSchema } from "../runs/evaluation-state.ts";
+import {
+  abtestParamsSchema,
+  EVALUATION_ID,
+  evaluationRowSchema,
+  tournamentParamsSchema,
+} from "../runs/evaluation-state.ts";
 import { BASELINE } from "../runs/policy.ts";
 import {
   eloTableSchema,
-  evaluationSchema,
   evaluationViewSchema,
   modelViewSchema,
   runAnalyticsSchema,
@@ -376,7 +380,7 @@ export const ROUTES = {
     path: "/runs/:name/abtests",
     auth: "operator",
     body: abtestBodySchema,
-    response: evaluationSchema,
+    response: evaluationRowSchema,
   },
   runTournaments: {
     method: "GET",
@@ -389,14 +393,14 @@ export const ROUTES = {
     path: "/runs/:name/tournaments",
     auth: "operator",
     body: tournamentBodySchema,
-    response: evaluationSchema,
+    response: evaluationRowSchema,
   },
   evaluationCancel: {
     method: "POST",
     path: "/evaluations/:id/cancel",
     auth: "operator",
     body: runActionBodySchema,
-    response: evaluationSchema,
+    response: evaluationRowSchema,
   },
   runRollback: {
     method: "POST",

@@ -2,7 +2,7 @@ import { and, desc, eq } from "drizzle-orm";
 import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { evaluations } from "../db/schema.ts";
-import type { Pentanomial } from "../machines/run-loop.ts";
+import { type Pentanomial, pentanomialSchema } from "../machines/run-loop.ts";
 import { BASELINE, evenGames, pairsPerItem, sprtGateSchema } from "./policy.ts";
 
 /**
@@ -24,27 +24,26 @@ export const tournamentParamsSchema = v.strictObject({
 export type AbtestParams = v.InferOutput<typeof abtestParamsSchema>;
 export type TournamentParams = v.InferOutput<typeof tournamentParamsSchema>;
 
-export interface Games {
-  wins: number;
-  draws: number;
-  losses: number;
-}
+const gamesSchema = v.object({ wins: v.number(), draws: v.number(), losses: v.number() });
+export type Games = v.InferOutput<typeof gamesSchema>;
 
-export interface EvaluationRow {
-  id: string;
-  run: string;
-  kind: EvaluationKind;
-  players: string[];
-  params: AbtestParams | TournamentParams;
-  state: "running" | "done" | "cancelled";
+/** An A/B test or tournament as the replicated state holds it (and the API answers it). */
+export const evaluationRowSchema = v.object({
+  id: v.string(),
+  run: v.string(),
+  kind: v.picklist(["abtest", "tournament"]),
+  players: v.array(v.string()),
+  params: v.union([abtestParamsSchema, tournamentParamsSchema]),
+  state: v.picklist(["running", "done", "cancelled"]),
   /** abtest: `{pairs}` from the first player's side; tournament: games per pairing, keyed "a b". */
-  results: { pairs?: Pentanomial; games?: Record<string, Games> };
-  counted: string[];
-  outcome: unknown;
-  cause: string | null;
-  createdAt: number;
-  updatedAt: number;
-}
+  results: v.object({ pairs: v.optional(pentanomialSchema), games: v.optional(v.record(v.string(), gamesSchema)) }),
+  counted: v.array(v.string()),
+  outcome: v.unknown(),
+  cause: v.nullable(v.string()),
+  createdAt: v.number(),
+  updatedAt: v.number(),
+});
+export type EvaluationRow = v.InferOutput<typeof evaluationRowSchema>;
 
 export function readEvaluation(db: Db, id: string): EvaluationRow | undefined {
   return db.select().from(evaluations).where(eq(evaluations.id, id)).get() as EvaluationRow | undefined;

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, sql } from "drizzle-orm";
+import * as v from "valibot";
 import { initialTransition, transition } from "xstate";
 import type { Db } from "../db/client.ts";
 import { matchResults, models, runHistory, runs } from "../db/schema.ts";
@@ -28,21 +29,25 @@ export interface RunRow {
   updatedAt: number;
 }
 
-export type ModelState = "candidate" | "evaluating" | "promoted" | "rejected" | "archived";
+export const modelStateSchema = v.picklist(["candidate", "evaluating", "promoted", "rejected", "archived"]);
+export type ModelState = v.InferOutput<typeof modelStateSchema>;
 
-export interface ModelRow {
-  id: string;
-  run: string;
-  generation: number;
-  parent: string | null;
-  itemId: string | null;
-  node: string | null;
-  file: string;
-  state: ModelState;
-  metrics: unknown;
-  createdAt: number;
-  decidedAt: number | null;
-}
+/** A model in the run's registry. */
+export const modelRowSchema = v.object({
+  id: v.string(),
+  run: v.string(),
+  generation: v.number(),
+  parent: v.nullable(v.string()),
+  itemId: v.nullable(v.string()),
+  node: v.nullable(v.string()),
+  file: v.string(),
+  state: modelStateSchema,
+  /** What the training reported (losses, samples): the job's own JSON. */
+  metrics: v.unknown(),
+  createdAt: v.number(),
+  decidedAt: v.nullable(v.number()),
+});
+export type ModelRow = v.InferOutput<typeof modelRowSchema>;
 
 /** When, under which term and why a run moves. */
 export interface RunStepAt {

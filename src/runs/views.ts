@@ -1,41 +1,22 @@
 import * as v from "valibot";
+import {
+  decisionSchema,
+  modelRefSchema,
+  pentanomialSchema,
+  runContextSchema,
+  runStageSchema,
+} from "../machines/run-loop.ts";
+import { evaluationRowSchema } from "./evaluation-state.ts";
+import { modelRowSchema } from "./state.ts";
 
 /**
  * A training run's answers on the wire (GET /runs, /runs/:name, its models, Elo, history, evaluations and the
  * operator's actions): the route table declares them, the handlers must return these shapes, the client checks them.
  */
 
-const modelRefSchema = v.object({ id: v.string(), generation: v.number() });
-const pentanomialSchema = v.tuple([v.number(), v.number(), v.number(), v.number(), v.number()]);
-const stageSchema = v.picklist(["bootstrapping", "collecting", "training", "evaluating"]);
-
-const decisionSchema = v.object({
-  candidate: v.string(),
-  generation: v.number(),
-  verdict: v.picklist(["promoted", "rejected"]),
-  evidence: v.record(v.string(), v.unknown()),
-  at: v.number(),
-  cause: v.string(),
-});
-
-const runContextSchema = v.object({
-  best: v.nullable(modelRefSchema),
-  lastGeneration: v.number(),
-  paused: v.boolean(),
-  newGames: v.number(),
-  games: v.optional(v.object({ byEpoch: v.record(v.string(), v.number()), retiredBelow: v.number() })),
-  lastTrainingAt: v.nullable(v.number()),
-  trainItem: v.nullable(v.string()),
-  candidate: v.nullable(modelRefSchema),
-  pairs: pentanomialSchema,
-  countedItems: v.array(v.string()),
-  trainingFailures: v.number(),
-  lastDecision: v.nullable(decisionSchema),
-});
-
 export const runSummarySchema = v.object({
   name: v.string(),
-  stage: stageSchema,
+  stage: runStageSchema,
   paused: v.boolean(),
   best: v.nullable(modelRefSchema),
   candidate: v.nullable(modelRefSchema),
@@ -71,7 +52,7 @@ const sprtProgressSchema = v.object({
 
 export const runViewSchema = v.object({
   name: v.string(),
-  stage: stageSchema,
+  stage: runStageSchema,
   why: v.nullable(v.string()),
   sprt: v.nullable(sprtProgressSchema),
   context: runContextSchema,
@@ -83,18 +64,7 @@ export const runViewSchema = v.object({
 });
 
 export const modelViewSchema = v.object({
-  id: v.string(),
-  run: v.string(),
-  generation: v.number(),
-  parent: v.nullable(v.string()),
-  itemId: v.nullable(v.string()),
-  node: v.nullable(v.string()),
-  file: v.string(),
-  state: v.picklist(["candidate", "evaluating", "promoted", "rejected", "archived"]),
-  /** What the training reported (losses, samples). */
-  metrics: v.unknown(),
-  createdAt: v.number(),
-  decidedAt: v.nullable(v.number()),
+  ...modelRowSchema.entries,
   /** The nodes known to hold the model's file (null where data sync is off). */
   holders: v.nullable(v.array(v.string())),
 });
@@ -137,26 +107,9 @@ export const runAnalyticsSchema = v.object({
   eloHistory: v.array(v.object({ at: v.number(), verdict: v.string(), ratings: v.unknown() })),
 });
 
-const gamesSchema = v.object({ wins: v.number(), draws: v.number(), losses: v.number() });
-
-export const evaluationSchema = v.object({
-  id: v.string(),
-  run: v.string(),
-  kind: v.picklist(["abtest", "tournament"]),
-  players: v.array(v.string()),
-  params: v.record(v.string(), v.unknown()),
-  state: v.picklist(["running", "done", "cancelled"]),
-  results: v.object({ pairs: v.optional(pentanomialSchema), games: v.optional(v.record(v.string(), gamesSchema)) }),
-  counted: v.array(v.string()),
-  outcome: v.unknown(),
-  cause: v.nullable(v.string()),
-  createdAt: v.number(),
-  updatedAt: v.number(),
-});
-
 /** An evaluation as listed: its counted match items as a number, a tournament's standings. */
 export const evaluationViewSchema = v.object({
-  ...evaluationSchema.entries,
+  ...evaluationRowSchema.entries,
   counted: v.number(),
   standings: v.optional(
     v.array(v.object({ player: v.string(), points: v.number(), games: v.number(), score: v.nullable(v.number()) })),
