@@ -26,9 +26,9 @@ import {
 import { manifestSchema, pieceMapSchema, sha256Schema, syncStartBodySchema } from "../sync/model.ts";
 import { syncSessionStatusSchema } from "../sync/session.ts";
 import { categoryStatusSchema, syncStatusSchema } from "../sync/views.ts";
+import { claimSchema } from "../work/commands.ts";
 import { jobResultSchema, offerSchema, workBatchSchema, workItemInputSchema, workItemSchema } from "../work/model.ts";
 import {
-  claimSchema,
   reportAnswerSchema,
   runningJobSchema,
   submittedSchema,

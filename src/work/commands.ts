@@ -36,16 +36,18 @@ export const normalizedItemSchema = v.object({
 
 export type NormalizedItem = v.InferOutput<typeof normalizedItemSchema>;
 
-export interface Claim {
-  id: string;
-  type: string;
-  config: Record<string, unknown>;
-  timeoutMs: number;
-  leaseId: string;
-  expiresAt: number;
-  term: number;
-  attempt: number;
-}
+/** A lease on an item, as a claim answers it to the worker (POST /peer/work/claim). */
+export const claimSchema = v.object({
+  id: v.string(),
+  type: v.string(),
+  config: v.record(v.string(), v.unknown()),
+  timeoutMs: v.number(),
+  leaseId: v.string(),
+  expiresAt: v.number(),
+  term: v.number(),
+  attempt: v.number(),
+});
+export type Claim = v.InferOutput<typeof claimSchema>;
 
 export type ReportOutcome =
   | { ok: true; state: JobState; duplicate: boolean }

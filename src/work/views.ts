@@ -60,17 +60,6 @@ export const workHistoryRowSchema = v.object({
 /** A lease's new state after a report or a cancel (`duplicate`: the same report was applied before). */
 export const reportAnswerSchema = v.object({ state: jobStateSchema, duplicate: v.boolean() });
 
-export const claimSchema = v.object({
-  id: v.string(),
-  type: v.string(),
-  config: v.record(v.string(), v.unknown()),
-  timeoutMs: v.number(),
-  leaseId: v.string(),
-  expiresAt: v.number(),
-  term: v.number(),
-  attempt: v.number(),
-});
-
 /** One job running on this node. */
 export const runningJobSchema = v.object({
   id: v.string(),
