@@ -20,9 +20,9 @@ type SchemaOf<N extends keyof Routes, K extends "body" | "query" | "response"> =
   ? S
   : undefined;
 
-/** The parsed 2xx answer of a route. */
+/** The parsed 2xx answer of a route (the text, for a route that answers with another content type). */
 export type ResponseOf<N extends ApiRoute> =
-  SchemaOf<N, "response"> extends v.GenericSchema ? v.InferOutput<SchemaOf<N, "response">> : never;
+  SchemaOf<N, "response"> extends v.GenericSchema ? v.InferOutput<SchemaOf<N, "response">> : string;
 /** A route's request body as sent (fields with defaults may be left out). */
 export type BodyOf<N extends ApiRoute> =
   SchemaOf<N, "body"> extends v.GenericSchema ? v.InferInput<SchemaOf<N, "body">> : never;
