@@ -11,6 +11,7 @@
  *
  *   bun bench/ui/run.ts [--items 10000] [--models 500] [--samples 40]
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import { parseArgs } from "node:util";
 import { loadNodeConfig } from "../../src/config/load.ts";
 import { openDb } from "../../src/db/client.ts";
 import { TraceStore } from "../../src/db/traces.ts";
+import { httpTransport } from "../../src/net/peer-transport.ts";
 import type { NodeInfo } from "../../src/node/info.ts";
 import type { NodeStatus } from "../../src/node/status.ts";
 import { createLogger } from "../../src/observability/log.ts";
@@ -233,7 +235,7 @@ const sync = new SyncService({
   categories: config.data,
   limits: config.sync,
   timing: config.timing,
-  secret: config.secret,
+  transport: httpTransport({ nodeId: "n1", secret: config.secret }),
   index: new ManifestIndex({ db, nodeId: "n1", categories: config.data, hasher }),
   pieceHasher: hasher,
   log,

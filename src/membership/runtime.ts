@@ -2,7 +2,7 @@ import type { Timing } from "../config/timing.ts";
 import type { Db } from "../db/client.ts";
 import { deletePeer, savePeers, writeMeta } from "../db/peers.ts";
 import type { TraceStore } from "../db/traces.ts";
-import { type CallError, call } from "../net/client.ts";
+import type { CallError, PeerTransport } from "../net/peer-transport.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
@@ -21,12 +21,12 @@ export interface MembershipRuntimeOptions {
   log: Logger;
   metrics: Metrics;
   timing: Timing;
-  secret: string;
+  transport: PeerTransport;
   now?: () => number;
 }
 
 /**
- * Carries out what the membership core decides: sends its messages over signed HTTP (every call
+ * Carries out what the membership core decides: sends its messages through the peer transport (every call
  * with a deadline, a bound on calls in flight), persists peers and incarnation, records traces,
  * and drives the core's clock.
  */
@@ -152,20 +152,14 @@ export class MembershipRuntime {
       this.failed({ kind: "overloaded" });
       return;
     }
-    const { timing, secret } = this.opts;
+    const { timing, transport } = this.opts;
     this.inFlight++;
     this.sent({ type: message.type });
     try {
-      const answer = (await call(
-        to.address,
-        ROUTES.peerSwim,
-        { kind: "peer", secret, nodeId: this.core.self.id },
-        {
-          body: { messages: [message] },
-          to: to.id,
-          timeoutMs: message.type === "sync" ? timing.syncTimeoutMs : timing.indirectProbeTimeoutMs,
-        },
-      )) as { messages?: SwimMessage[] };
+      const answer = (await transport.request(to, ROUTES.peerSwim, {
+        body: { messages: [message] },
+        timeoutMs: message.type === "sync" ? timing.syncTimeoutMs : timing.indirectProbeTimeoutMs,
+      })) as { messages?: SwimMessage[] };
       const replies = answer.messages ?? [];
       if (replies.length > 0) {
         const back = this.receive(replies);

@@ -15,6 +15,7 @@ import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
 import { onPeerRefusal, routePeersVia } from "../net/client.ts";
 import { errorResponse } from "../net/errors.ts";
 import { gate } from "../net/gate.ts";
+import { httpTransport } from "../net/peer-transport.ts";
 import { RelayClient } from "../net/relay/client.ts";
 import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/frames.ts";
 import { type RelayConnection, RelayServer } from "../net/relay/server.ts";
@@ -116,7 +117,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     random: Math.random,
   });
   core.restore(loadPeers(db), Date.now());
-  const membership = new MembershipRuntime({ core, db, traces, log, metrics, timing, secret: config.secret });
+  // Membership, work and data sync reach other nodes through this one transport (signing, deadlines, relays).
+  const transport = httpTransport({ nodeId: config.nodeId, secret: config.secret });
+  const membership = new MembershipRuntime({ core, db, traces, log, metrics, timing, transport });
 
   const voters = new Map(config.configuredNodes.filter((n) => n.voter).map((n) => [n.id, n.address] as const));
   let knownLeader: { id: string; term: number } | null = null;
@@ -204,7 +207,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     slots: config.slots,
     jobs: config.jobs,
     timing,
-    secret: config.secret,
+    transport,
     db,
     log,
     leader: () => {
@@ -265,7 +268,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     categories: config.data,
     limits: config.sync,
     timing,
-    secret: config.secret,
+    transport,
     index: new ManifestIndex({ db, nodeId: config.nodeId, categories: config.data, hasher }),
     pieceHasher,
     log,

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { CallError, type Credentials, call, callStream } from "../net/client.ts";
+import { CallError, type PeerTransport } from "../net/peer-transport.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { type PieceSource, SourceBusy } from "./fetcher.ts";
 import { type PieceMap, pieceMapSchema } from "./model.ts";
@@ -17,7 +17,7 @@ export interface Holder {
 }
 
 export interface PeerSourceOptions {
-  credentials: Credentials;
+  transport: PeerTransport;
   /** Deadline for one piece request (a piece is PIECE_BYTES). */
   pieceTimeoutMs: number;
   download: RateLimiter;
@@ -29,12 +29,11 @@ export interface PeerSourceOptions {
 export async function fetchPieceMap(
   holder: Holder,
   sha256: string,
-  opts: Pick<PeerSourceOptions, "credentials" | "pieceTimeoutMs">,
+  opts: Pick<PeerSourceOptions, "transport" | "pieceTimeoutMs">,
 ): Promise<PieceMap> {
-  const body = await call(holder.address, ROUTES.peerFilePieces, opts.credentials, {
+  const body = await opts.transport.request(holder, ROUTES.peerFilePieces, {
     params: { sha256 },
     timeoutMs: opts.pieceTimeoutMs,
-    to: holder.id,
   });
   const parsed = v.safeParse(pieceMapSchema, body);
   if (!parsed.success) throw new Error(`${holder.id}: piece map for ${sha256.slice(0, 12)} is malformed`);
@@ -43,7 +42,7 @@ export async function fetchPieceMap(
 }
 
 /**
- * A holder as a source of byte ranges over signed HTTP Range requests. A partial holder's set of
+ * A holder as a source of byte ranges, over signed Range requests through the peer transport. A partial holder's set of
  * pieces is refreshed in the background while the transfer runs, so new pieces become usable.
  */
 export class PeerSource implements PieceSource {
@@ -98,11 +97,10 @@ export class PeerSource implements PieceSource {
     if (into.byteLength < want) throw new Error(`a ${into.byteLength}-byte buffer cannot take ${want} bytes`);
     let response: Response;
     try {
-      response = await callStream(this.holder.address, ROUTES.peerFile, this.opts.credentials, {
+      response = await this.opts.transport.stream(this.holder, ROUTES.peerFile, {
         params: { sha256: this.sha256 },
         headers: { range: `bytes=${start}-${endExclusive - 1}` },
         timeoutMs: this.opts.pieceTimeoutMs,
-        to: this.holder.id,
         signal,
       });
     } catch (e) {

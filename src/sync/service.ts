@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import * as v from "valibot";
 import type { DataCategory, SyncLimits } from "../config/load.ts";
 import type { Timing } from "../config/timing.ts";
-import { type Credentials, call } from "../net/client.ts";
+import type { PeerTransport } from "../net/peer-transport.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
@@ -49,7 +49,7 @@ export interface SyncServiceOptions {
   categories: readonly DataCategory[];
   limits: SyncLimits;
   timing: Timing;
-  secret: string;
+  transport: PeerTransport;
   index: ManifestIndex;
   /** Checks and writes the pieces of files being received (its own workers: a long manifest scan never delays them). */
   pieceHasher: Hasher;
@@ -101,7 +101,6 @@ export class SyncService {
   /** When each transfer last received bytes (a swarm receiver falls back to the origins when this is old). */
   private readonly lastProgress = new Map<string, number>();
   private readonly heldOff = new Map<string, { until: number; reason: string }>();
-  private readonly credentials: Credentials;
   readonly uploads: Slots;
   readonly uploadRate: RateLimiter;
   private readonly downloadRate: RateLimiter;
@@ -121,7 +120,6 @@ export class SyncService {
 
   constructor(private readonly opts: SyncServiceOptions) {
     this.indexWrites = new GuardedWrite(opts.log, "data index update");
-    this.credentials = { kind: "peer", secret: opts.secret, nodeId: opts.nodeId };
     for (const c of opts.categories) mkdirSync(partialDir(c), { recursive: true });
     this.uploads = new Slots(opts.limits.maxUploads);
     this.uploadRate = new RateLimiter(opts.limits.uploadRate);
@@ -402,10 +400,9 @@ export class SyncService {
 
   private async fetchManifest(peer: SyncPeer, category: DataCategory): Promise<void> {
     try {
-      const body = await call(peer.address, ROUTES.peerManifest, this.credentials, {
+      const body = await this.opts.transport.request(peer, ROUTES.peerManifest, {
         params: { category: category.name },
         timeoutMs: this.opts.timing.manifestTimeoutMs,
-        to: peer.id,
       });
       const parsed = v.safeParse(manifestSchema, body);
       if (parsed.success) this.remote.set(`${peer.id}/${category.name}`, parsed.output);
@@ -574,7 +571,7 @@ export class SyncService {
   private async sourcesFor(want: Want, key: string): Promise<{ map: PieceMap; sources: PeerSource[] }> {
     const { entry, category } = want;
     const sourceOpts = {
-      credentials: this.credentials,
+      transport: this.opts.transport,
       pieceTimeoutMs: this.opts.timing.pieceTimeoutMs,
       download: this.downloadRate,
       onBytes: (n: number) => {

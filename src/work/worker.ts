@@ -9,7 +9,7 @@ import type { JobTemplate } from "../config/schema.ts";
 import type { Timing } from "../config/timing.ts";
 import type { Db } from "../db/client.ts";
 import { localJobs, workOutbox } from "../db/schema.ts";
-import { CallError, call } from "../net/client.ts";
+import { CallError, type PeerTransport } from "../net/peer-transport.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { GpuInfo, NodeInfo } from "../node/info.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
@@ -50,7 +50,7 @@ export interface WorkerOptions {
   slots: number;
   jobs: Readonly<Record<string, JobTemplate>>;
   timing: Timing;
-  secret: string;
+  transport: PeerTransport;
   db: Db;
   log: Logger;
   /** The leader as this node knows it: its id (which our signature names) and address. */
@@ -204,8 +204,7 @@ export class Worker {
     const retry = this.claimId !== null;
     this.claimId ??= randomUUID();
     try {
-      const answer = (await call(leader.address, ROUTES.peerWorkClaim, this.credentials(), {
-        to: leader.id,
+      const answer = (await this.opts.transport.request(leader, ROUTES.peerWorkClaim, {
         body: { offer: this.offer(free, room.types, room.gpus), max: free, claimId: this.claimId, retry },
         timeoutMs: this.opts.timing.syncTimeoutMs,
       })) as { claims: Claim[] };
@@ -481,8 +480,7 @@ export class Worker {
 
   private async deliver(leader: { id: string; address: string }, report: Report): Promise<void> {
     try {
-      await call(leader.address, REPORT_ROUTES[report.kind], this.credentials(), {
-        to: leader.id,
+      await this.opts.transport.request(leader, REPORT_ROUTES[report.kind], {
         params: { id: report.itemId },
         body: report.body as { leaseId: string },
         timeoutMs: this.opts.timing.syncTimeoutMs,
@@ -534,10 +532,6 @@ export class Worker {
         .run();
       this.opts.log.warn("reaped a job from before the restart", { item: job.itemId, pid: job.pid });
     }
-  }
-
-  private credentials() {
-    return { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
   }
 }
 

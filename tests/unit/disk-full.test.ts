@@ -9,6 +9,7 @@ import { loadPeers, readMeta } from "../../src/db/peers.ts";
 import { TraceStore } from "../../src/db/traces.ts";
 import { INCARNATION_KEY, MembershipRuntime } from "../../src/membership/runtime.ts";
 import { Membership } from "../../src/membership/swim.ts";
+import { httpTransport } from "../../src/net/peer-transport.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { waitFor } from "../integration/harness.ts";
@@ -131,7 +132,7 @@ describe("a full disk under a real SQLite (a small tmpfs)", () => {
         log,
         metrics: new Metrics(),
         timing,
-        secret: SECRET,
+        transport: httpTransport({ nodeId: "n1", secret: SECRET }),
       });
       membership.start();
       stops.push(() => membership.stop());

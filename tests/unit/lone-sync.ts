@@ -1,6 +1,7 @@
 import type { DataCategory } from "../../src/config/load.ts";
 import { deriveTiming } from "../../src/config/timing.ts";
 import type { Db } from "../../src/db/client.ts";
+import { httpTransport } from "../../src/net/peer-transport.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import type { Hasher } from "../../src/sync/hasher.ts";
 import { ManifestIndex } from "../../src/sync/manifest.ts";
@@ -32,7 +33,7 @@ export function loneSync(opts: {
       scanIntervalMs: 600_000,
     },
     timing: deriveTiming("lan"),
-    secret: "s".repeat(64),
+    transport: httpTransport({ nodeId: "n1", secret: "s".repeat(64) }),
     index: new ManifestIndex({ db, nodeId: "n1", categories, hasher, settleMs: opts.settleMs }),
     pieceHasher: hasher,
     log: createLogger("error"),
