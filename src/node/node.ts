@@ -18,6 +18,7 @@ import { gate } from "../net/gate.ts";
 import { httpTransport } from "../net/peer-transport.ts";
 import { RelayClient } from "../net/relay/client.ts";
 import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/frames.ts";
+import { unreachable } from "../net/relay/reachability.ts";
 import { type RelayConnection, RelayServer } from "../net/relay/server.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
 import type { Logger } from "../observability/log.ts";
@@ -142,7 +143,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       leader: knownLeader,
       busySlots: busySlots(),
       sync: syncGossip(),
-      ...(relays ? { relays } : {}),
+      ...(relays ? { relays, nat: true } : {}),
     });
   };
   // Every node runs Raft; only the configured voters (the cluster file's, then the log's) campaign and vote.
@@ -316,7 +317,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         incarnation: core.currentIncarnation,
         uptimeMs: now - startedAt,
         resources: selfInfo,
-        ...(relayClient ? { relays: relayClient.status() } : {}),
+        ...(relaying ? { relays: relayClient.status() } : {}),
       },
       leader: (() => {
         const hint = leaderHint();
@@ -346,7 +347,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       clearInterval(runTicker);
       worker.stop();
       sync.stop();
-      relayClient?.stop();
+      clearInterval(reachability);
+      relayClient.stop();
       relayServer.stop();
       hasher.close();
       pieceHasher.close();
@@ -414,19 +416,41 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   );
   // Nodes behind NAT: this node relays for them (any public node may), or keeps relays itself (nat = true).
   const relayServer = new RelayServer({ timeoutMs: RELAY_TIMEOUT_MS, maxPending: RELAY_MAX_PENDING, log });
-  const relayClient = config.nat
-    ? new RelayClient({
-        self: config.nodeId,
-        secret: config.secret,
-        candidates: () =>
-          core.list().map((m) => ({ id: m.id, address: m.address, alive: m.state === "alive", nat: !!m.info?.nat })),
-        handle: (request) => serve(request),
-        onChange: () => publishInfo(),
-        log,
-        trace: (record) => traces.record(record),
-      })
-    : null;
-  relaysOf = () => relayClient?.relays();
+  const relayClient = new RelayClient({
+    self: config.nodeId,
+    secret: config.secret,
+    candidates: () =>
+      core.list().map((m) => ({ id: m.id, address: m.address, alive: m.state === "alive", nat: !!m.info?.nat })),
+    handle: (request) => serve(request),
+    onChange: () => publishInfo(),
+    log,
+    trace: (record) => traces.record(record),
+  });
+  // A node not configured as behind NAT takes relays when it finds that no peer reaches it directly.
+  let relaying = config.nat;
+  let lastInboundPeerAt: number | null = null;
+  const reachability = setInterval(() => {
+    if (relaying) return;
+    const now = Date.now();
+    const alivePeers = core.list().filter((m) => m.id !== config.nodeId && m.state === "alive").length;
+    const silenceMs = 10 * timing.periodMs;
+    if (!unreachable({ now, startedAt, lastInboundAt: lastInboundPeerAt, alivePeers, silenceMs })) return;
+    relaying = true;
+    const cause = `no peer reached this node directly for ${silenceMs} ms while ${alivePeers} answer it: behind NAT`;
+    log.warn("taking relays", { cause });
+    traces.record({
+      machine: "reachability",
+      instance: config.nodeId,
+      from: "direct",
+      to: "relayed",
+      event: "silence",
+      cause,
+      at: now,
+    });
+    relayClient.start();
+    publishInfo();
+  }, timing.periodMs);
+  relaysOf = () => (relaying ? relayClient.relays() : undefined);
   routePeersVia((to) => relaysTo(to).map((r) => r.address));
   metrics.gauge("p2p_relay_requests_total", "Requests relayed to nodes behind NAT", () => relayServer.stats.requests);
   metrics.gauge("p2p_relay_failed_total", "Relayed requests that got no answer", () => relayServer.stats.failed);
@@ -449,6 +473,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       const relayTo = request.headers.get(RELAY_TO_HEADER);
       if (relayTo !== null && relayTo !== config.nodeId) return relayed(request, remote);
       const response = await serve(request, remote);
+      // A peer's request that passed the signature check arrived directly: this node is reachable.
+      if (response.status !== 401 && new URL(request.url).pathname.startsWith("/peer/")) lastInboundPeerAt = Date.now();
       if (response.status !== 200 || !isRelayUpgrade(request)) return response;
       const lane = (await response.json()) as { node: string; lane: Lane };
       return server.upgrade(request, { data: { relay: true, ...lane } })
@@ -468,7 +494,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   consensus.start();
   worker.start();
   sync.start();
-  relayClient?.start();
+  if (relaying) relayClient.start();
   const sampler = setInterval(() => void sample(), timing.resourceSampleMs);
   const workTicker = setInterval(() => {
     work.tickIfDue().catch((e) => log.warn("work tick failed", { error: String(e) }));

@@ -31,13 +31,14 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   let cluster: TestCluster;
   const NAT = 3; // n4
   const UNLISTENING = 5; // n6: behind NAT with no listening port at all
+  const UNDECLARED = 6; // n7: behind NAT without saying so; it finds out
   const index = (id: string) => Number(id.slice(1)) - 1;
 
   beforeAll(() => {
     requireBinary();
-    lab = new NetnsLab(6);
+    lab = new NetnsLab(7);
     lab.up();
-    cluster = new TestCluster(6, {
+    cluster = new TestCluster(7, {
       voters: 3,
       host: (i) => lab.host(i),
       listenAll: true,
@@ -49,6 +50,7 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
     });
     const port = Number(cluster.nodes[0]?.address.split(":")[1]);
     lab.refuseInbound(NAT, port);
+    lab.refuseInbound(UNDECLARED, port);
     cluster.startAll();
   });
 
@@ -68,7 +70,7 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   };
   /** Every node but n6 (which has no API port) sees `target` alive. */
   const aliveToAll = async (target: string) => {
-    const observers = cluster.running().filter((n) => n.id !== target && n.id !== "n6");
+    const observers = cluster.running().filter((n) => n.id !== target && n.id !== "n6" && n.id !== "n7");
     const states = await Promise.all(observers.map((o) => cluster.stateOf(o.id, target)));
     return states.every((x) => x === "alive") || undefined;
   };
@@ -161,6 +163,29 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         cluster.start(leader);
       }),
     120_000,
+  );
+
+  test(
+    "a node nobody can reach, though its file does not say so, finds out and takes relays",
+    () =>
+      cluster.withLogs(async () => {
+        const info = await waitFor(
+          async () => {
+            const peer = (await status("n1")).peers.find((p) => p.id === "n7");
+            return peer?.resources?.nat && peer.resources.relays?.length === 2 ? peer : undefined;
+          },
+          30_000,
+          "n7 gossiping that it is behind NAT, with two relays",
+        );
+        expect(info.reach).toMatch(/^via n/);
+        await waitFor(() => aliveToAll("n7"), 30_000, "n7 alive everywhere");
+        const traced = (await cluster.get("n7", "/traces?machine=reachability")) as {
+          traces: Array<{ from: string; to: string; cause: string }>;
+        };
+        expect(traced.traces).toMatchObject([{ from: "direct", to: "relayed" }]);
+        expect(traced.traces[0]?.cause).toContain("no peer reached this node directly");
+      }),
+    60_000,
   );
 
   test(
