@@ -429,9 +429,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   // A node not configured as behind NAT takes relays when it finds that no peer reaches it directly.
   let relaying = config.nat;
   let lastInboundPeerAt: number | null = null;
+  let lastReachabilityCheck = Date.now();
   const reachability = setInterval(() => {
     if (relaying) return;
     const now = Date.now();
+    // After a stall (SIGSTOP, a blocked loop) silence proves nothing: peers had no chance to reach us yet.
+    if (now - lastReachabilityCheck > 3 * timing.periodMs) lastInboundPeerAt = now;
+    lastReachabilityCheck = now;
     const alivePeers = core.list().filter((m) => m.id !== config.nodeId && m.state === "alive").length;
     const silenceMs = 10 * timing.periodMs;
     if (!unreachable({ now, startedAt, lastInboundAt: lastInboundPeerAt, alivePeers, silenceMs })) return;
