@@ -351,13 +351,28 @@ async function send(spec: RouteSpec, c: Case): Promise<Response> {
 }
 
 /** What is wrong with an answer, or null: no 5xx, no empty body, JSON errors, 422s name their field. */
-async function judge(response: Response, c: Case): Promise<string | null> {
+/** A 2xx answer must match the route's response schema, as the typed client checks it. */
+function answerProblem(spec: RouteSpec, status: number, text: string): string | null {
+  if (!spec.response) return null;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return `${status} body is not JSON: ${text.slice(0, 200)}`;
+  }
+  const parsed = v.safeParse(spec.response, body);
+  if (parsed.success) return null;
+  const at = parsed.issues[0]?.path?.map((p) => String(p.key)).join(".") ?? "";
+  return `${status} answer does not match the route's response schema at ${at}: ${parsed.issues[0]?.message}`;
+}
+
+async function judge(response: Response, c: Case, spec: RouteSpec): Promise<string | null> {
   const text = await response.text();
   const status = response.status;
   if (status >= 500) return `${status} ${text.slice(0, 300)}`;
   if (text.length === 0) return `${status} with an empty body`;
   if (status === 401) return `401, so the fuzz never reached the schemas: ${text.slice(0, 200)}`;
-  if (status < 400) return null;
+  if (status < 400) return status < 300 ? answerProblem(spec, status, text) : null;
   const type = response.headers.get("content-type") ?? "";
   if (!type.includes("application/json")) return `${status} ${type || "no content-type"}: ${text.slice(0, 200)}`;
   let body: { error?: unknown; message?: unknown; field?: unknown };
@@ -398,7 +413,7 @@ describe(`route fuzz (FUZZ_SEED=${SEED})`, () => {
       for (const c of cases) {
         let problem: string | null;
         try {
-          problem = await judge(await send(spec, c), c);
+          problem = await judge(await send(spec, c), c, spec);
         } catch (e) {
           problem = `no answer: ${String(e)}`;
         }
