@@ -212,6 +212,7 @@ describe("route-table contract: the server serves every route the table lists", 
         "peerManifest",
         "peerRaft",
         "peerRaftSnapshot",
+        "peerRelay",
         "peerSwim",
         "status",
         "syncSession",
@@ -333,6 +334,11 @@ describe("route-table contract: the server serves every route the table lists", 
         const malformed = await signedGet(spec.path.replace(":sha256", "not-a-hash"));
         expect(malformed.status).toBe(422);
         expect((await json(malformed)).field).toBe("params.sha256");
+      } else if (name === "peerRelay") {
+        // Without a WebSocket upgrade the lane is not opened: the answer only says who asked, for which lane.
+        response = await signedGet(`${spec.path}?lane=control`);
+        expect(response.status).toBe(200);
+        expect(await json(response)).toEqual({ node: "x1", lane: "control" });
       } else if (name === "peerFilePieces") {
         response = await waitForStatus(() => signedGet(spec.path.replace(":sha256", MODEL_SHA)), 200);
         const map = await json<{ size: number; pieces: string[] }>(response);
