@@ -338,7 +338,7 @@ describe("route-table contract: the server serves every route the table lists", 
         // Without a WebSocket upgrade the lane is not opened: the answer only says who asked, for which lane.
         response = await signedGet(`${spec.path}?lane=control`);
         expect(response.status).toBe(200);
-        expect(await json(response)).toEqual({ node: "x1", lane: "control" });
+        expect(await json<{ node: string; lane: string }>(response)).toEqual({ node: "x1", lane: "control" });
       } else if (name === "peerFilePieces") {
         response = await waitForStatus(() => signedGet(spec.path.replace(":sha256", MODEL_SHA)), 200);
         const map = await json<{ size: number; pieces: string[] }>(response);
