@@ -13,7 +13,7 @@
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadNodeConfig } from "../../src/config/load.ts";
@@ -357,6 +357,9 @@ for (const path of PAGES) {
     `${path.padEnd(36)} ${p50.toFixed(1).padStart(8)} ${p99.toFixed(1).padStart(8)} ${((sizes.get(path) ?? 0) / 1024).toFixed(0).padStart(6)}  ${(p99 / TARGET_MS).toFixed(2)}${p99 < TARGET_MS ? "" : "  OVER"}`,
   );
 }
+// Other work on the machine shows in p99 first: say how busy it was.
+const [load1] = loadavg();
+console.log(`load average ${load1?.toFixed(1)} over the run's last minute on ${availableParallelism()} cores`);
 console.log(
   `worst p99 ${worst.toFixed(1)} ms = ${(worst / TARGET_MS).toFixed(2)} x the ${TARGET_MS} ms target: ${worst < TARGET_MS ? "met" : "NOT met"}`,
 );
