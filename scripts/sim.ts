@@ -18,7 +18,7 @@ const started = performance.now();
 for (const voters of sizes) {
   for (let seed = from; seed < from + count; seed++) {
     try {
-      chaos(seed, voters);
+      await chaos(seed, voters);
     } catch (e) {
       failed++;
       console.log(`FAIL ${(e as Error).message}`);

@@ -73,12 +73,6 @@ interface Progress {
   ackedAt: number;
 }
 
-interface Waiter {
-  term: number;
-  resolve: (r: { index: number; term: number }) => void;
-  reject: (e: Error) => void;
-}
-
 export class RaftNode {
   readonly id: string;
   private readonly storage: RaftStorage;
@@ -104,7 +98,6 @@ export class RaftNode {
   private termStartIndex = 0;
   private transferTarget: string | null = null;
   private transferDeadline = 0;
-  private readonly waiters = new Map<number, Waiter>();
   private outbox: RaftEffect[] = [];
   /** Why the runtime could not make the last writes durable, until a write succeeds. */
   private storageFailure: string | null = null;
@@ -169,7 +162,6 @@ export class RaftNode {
 
   stop(): void {
     this.actor.stop();
-    this.failWaiters(new NotLeaderError(null, "node stopped"));
   }
 
   // ---- views --------------------------------------------------------------------------------
@@ -235,21 +227,21 @@ export class RaftNode {
 
   // ---- client API ---------------------------------------------------------------------------
 
-  /** Appends a command; the promise settles when it is committed and applied, or leadership is lost. */
-  propose(command: Entry["command"]): Promise<{ index: number; term: number }> {
-    if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
-    if (this.transferTarget) return Promise.reject(new NotLeaderError(this.leaderId, "leadership transfer under way"));
+  /**
+   * Appends a command and says where; the runtime follows it from there (it is committed when an `apply`
+   * effect carries it with this term). Throws `NotLeaderError` where this node may not append.
+   */
+  propose(command: Entry["command"]): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.leaderId);
+    if (this.transferTarget) throw new NotLeaderError(this.leaderId, "leadership transfer under way");
     if (!this.holdsLease()) {
-      return Promise.reject(new NotLeaderError(this.id, "leader lease lapsed (no majority acknowledged it recently)"));
+      throw new NotLeaderError(this.id, "leader lease lapsed (no majority acknowledged it recently)");
     }
     const index = this.storage.lastIndex() + 1;
     this.storage.append([{ index, term: this.term, command }]);
-    const result = new Promise<{ index: number; term: number }>((resolve, reject) => {
-      this.waiters.set(index, { term: this.term, resolve, reject });
-    });
     this.noteConfig(index, command);
     if (this.voterIds.length === 1) this.advanceCommit();
-    return result;
+    return { index, term: this.term };
   }
 
   /** The runtime made the storage's buffered writes durable: a leader's own new entries now count toward commit. */
@@ -439,9 +431,11 @@ export class RaftNode {
    * Adds or removes one voter (Raft thesis §4.1: one at a time, and only once this leader has committed
    * an entry of its term). The change takes effect as soon as the entry is appended.
    */
-  changeVoters(change: { add: Voter } | { remove: string }): Promise<{ index: number; term: number }> {
-    if (this.role !== "leader") return Promise.reject(new NotLeaderError(this.leaderId));
-    const refuse = (why: string) => Promise.reject(new RefusedError(422, "rejected", why));
+  changeVoters(change: { add: Voter } | { remove: string }): { index: number; term: number } {
+    if (this.role !== "leader") throw new NotLeaderError(this.leaderId);
+    const refuse = (why: string): never => {
+      throw new RefusedError(422, "rejected", why);
+    };
     if (this.commitIndex < this.termStartIndex) return refuse("the new leader has not committed its first entry yet");
     const pending = this.configLog.at(-1);
     if (pending && pending.index > this.commitIndex) return refuse("another voter change is still being committed");
@@ -604,7 +598,6 @@ export class RaftNode {
         if (this.leaderId === this.id) this.setLeader(null);
         this.progress.clear();
         this.transferTarget = null;
-        this.failWaiters(new NotLeaderError(this.leaderId, "leadership lost before the entry was applied"));
         return;
       case "start-pre-vote":
         if (this.termExhausted()) return;
@@ -756,13 +749,6 @@ export class RaftNode {
       if (entries.length === 0) throw new Error(`raft: committed index ${this.lastApplied + 1} missing from the log`);
       this.outbox.push({ type: "apply", entries });
       this.lastApplied = (entries.at(-1) as Entry).index;
-      for (const e of entries) {
-        const w = this.waiters.get(e.index);
-        if (!w) continue;
-        this.waiters.delete(e.index);
-        if (w.term === e.term) w.resolve({ index: e.index, term: e.term });
-        else w.reject(new NotLeaderError(this.leaderId, "entry replaced by another leader's"));
-      }
     }
   }
 
@@ -859,11 +845,6 @@ export class RaftNode {
 
   private send(to: string, message: RaftMessage): void {
     this.outbox.push({ type: "send", to, message });
-  }
-
-  private failWaiters(error: Error): void {
-    for (const w of this.waiters.values()) w.reject(error);
-    this.waiters.clear();
   }
 
   private timerCause(eventType: string): string {

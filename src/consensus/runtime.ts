@@ -1,8 +1,7 @@
 import type { Timing } from "../config/timing.ts";
 import type { Db } from "../db/client.ts";
 import type { TraceStore } from "../db/traces.ts";
-import { type CallError, call } from "../net/client.ts";
-import { ROUTES } from "../net/route-table.ts";
+import { httpTransport } from "../net/peer-transport.ts";
 import { errorText } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -11,18 +10,52 @@ import { type Clock, NotLeaderError, type RaftEffect, RaftNode } from "./raft.ts
 import { RefusedError } from "./refused.ts";
 import { SqliteStorage } from "./sqlite-storage.ts";
 import { type CommandDefinition, StateMachine } from "./state-machine.ts";
+import { type RaftTransport, raftOverPeers, type SendOutcome } from "./transport.ts";
 
 const MAX_IN_FLIGHT = 256;
-/** Compact the log once this many applied entries follow the last snapshot, keeping a tail for slow followers. */
-const COMPACT_AFTER = 10_000;
-const COMPACT_KEEP = 1_000;
-const SNAPSHOT_CHUNK_TIMEOUT_MS = 10_000;
+export const SNAPSHOT_CHUNK_TIMEOUT_MS = 10_000;
 
 /** What a drain writes to the state machine: committed entries, or a received snapshot with its data. */
 type StateChange = { type: "apply"; entries: Entry[] } | { type: "install-snapshot"; index: number; data: string };
 
 /** Raised to whoever waits on a drain whose transaction failed; the drain's writes are tried again. */
 export class WriteFailedError extends Error {}
+
+/** Time as the runtime sees it: the system's in a node, a virtual clock (per node, drifting) in the simulator. */
+export interface RuntimeClock {
+  now(): number;
+  random(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  /** Runs `fn` once the work already queued in this turn is done (`setImmediate` in a node). */
+  defer(fn: () => void): void;
+}
+
+export const systemClock: RuntimeClock = {
+  now: Date.now,
+  random: Math.random,
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  defer: (fn) => setImmediate(fn),
+};
+
+/**
+ * Makes one batch durable: `write` runs inside one transaction, on disk when this returns, rolled back whole
+ * if it throws. The simulator wraps it to fail writes, tear the last one at a crash, or lie about the fsync.
+ */
+export type Commit = (write: (tx: Db) => void) => void;
+
+/**
+ * Ordering bugs planted on purpose, so the simulator's tests can show a seed catches each; a node never sets
+ * them. `ackBeforeFsync`: a voter's replies leave before its writes are durable. `applyBeforeCommit`: log
+ * entries are applied as soon as they are written. `answerHeldAfterFailedDrain`: replies held for a drain whose
+ * transaction failed are sent anyway.
+ */
+export interface RuntimeBugs {
+  ackBeforeFsync?: boolean;
+  applyBeforeCommit?: boolean;
+  answerHeldAfterFailedDrain?: boolean;
+}
 
 export interface ConsensusOptions {
   nodeId: string;
@@ -31,23 +64,52 @@ export interface ConsensusOptions {
   timing: Timing;
   secret: string;
   db: Db;
-  traces: TraceStore;
+  traces: Pick<TraceStore, "record">;
   log: Logger;
   metrics: Metrics;
   commands: readonly CommandDefinition<unknown>[];
   onLeaderChange?: (leader: string | null, term: number) => void;
+  /** Defaults: the system clock, signed HTTP, one SQLite transaction on `db`. */
+  clock?: RuntimeClock;
+  transport?: RaftTransport;
+  commit?: Commit;
+  /** Compact the log once `after` applied entries follow the last snapshot, keeping `keep` for slow followers. */
+  compaction?: { after: number; keep: number };
+  snapshotChunkChars?: number;
+  /** Told of every entry applied here, once its transaction is durable, with what its command returned. */
+  onApplied?: (entry: Entry, result: unknown) => void;
+  /** Told of every snapshot installed here, once durable. */
+  onInstalled?: (index: number) => void;
+  bugs?: RuntimeBugs;
+}
+
+/**
+ * One proposal made here, from `propose` to its applied result: settled by the drain whose transaction
+ * applies its entry, by a failed write, or when this node stops leading the term it was proposed in.
+ */
+interface Proposal {
+  term: number;
+  resolve: (r: { index: number; term: number; result: unknown }) => void;
+  reject: (e: Error) => void;
 }
 
 /**
  * Carries out the Raft core's decisions: makes the log durable before any message that depends on it
- * leaves, sends over signed HTTP (deadline on each call, a bound on calls in flight), applies committed
+ * leaves, sends through its transport (deadline on each call, a bound on calls in flight), applies committed
  * entries to SQLite, records traces. Proposals arriving in one event-loop turn share one durable write,
- * and callers that `coalesce` share one entry.
+ * and callers that `coalesce` share one entry. Its clock, transport and durable commit are injected, so the
+ * simulator runs this very class.
  */
 export class ConsensusRuntime {
   readonly raft: RaftNode;
   readonly state: StateMachine;
   private readonly storage: SqliteStorage;
+  private readonly clock: RuntimeClock;
+  private readonly transport: RaftTransport;
+  private readonly commit: Commit;
+  private readonly bugs: RuntimeBugs;
+  private readonly compaction: { after: number; keep: number };
+  private readonly chunkChars: number;
   /** Where each voter is reached: the cluster file's, then whatever configuration entries say. */
   private readonly addresses: Map<string, string>;
   private appliedIndex: number;
@@ -57,18 +119,10 @@ export class ConsensusRuntime {
   /** The snapshot arriving in pieces, and the complete one while the core decides on it. */
   private incoming: { key: string; total: number; parts: string[]; received: number } | null = null;
   private incomingData: string | null = null;
-  /** Results of applied entries that a local proposer awaits, by index. */
-  private readonly results = new Map<number, unknown>();
-  /** Proposals in flight here, by index, with how to tell each that its write failed. */
-  private readonly awaited = new Map<number, (e: Error) => void>();
-  /** Proposers whose entry is committed, waiting for the drain that applies it. */
-  private applyWaiters: Array<{ index: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  /** Proposals made here and not settled yet, by log index. */
+  private readonly proposals = new Map<number, Proposal>();
   /** Replies waiting for the drain that makes what they depend on durable. */
-  private readonly held: Array<{
-    replies: RaftMessage[];
-    resolve: (replies: RaftMessage[]) => void;
-    reject: (e: Error) => void;
-  }> = [];
+  private readonly held: Array<{ replies: RaftMessage[]; reply: (o: SendOutcome) => void }> = [];
   /** Committed entries (or a snapshot) whose transaction failed: the next drain writes them first, in order. */
   private unapplied: StateChange[] = [];
   /** The last drain's failure, until a drain succeeds (logged when such a run starts and when it ends). */
@@ -80,19 +134,30 @@ export class ConsensusRuntime {
   private readonly failed: (labels?: Record<string, string>, by?: number) => void;
 
   constructor(private readonly opts: ConsensusOptions) {
-    this.storage = new SqliteStorage(opts.db);
+    const { db } = opts;
+    this.clock = opts.clock ?? systemClock;
+    this.transport =
+      opts.transport ??
+      raftOverPeers(httpTransport({ nodeId: opts.nodeId, secret: opts.secret }), (e) =>
+        opts.log.error("a raft answer could not be handled", { error: errorText(e) }),
+      );
+    this.commit = opts.commit ?? ((write) => db.transaction((tx) => write(tx as unknown as Db)));
+    this.bugs = opts.bugs ?? {};
+    this.compaction = opts.compaction ?? { after: 10_000, keep: 1_000 };
+    this.chunkChars = opts.snapshotChunkChars ?? SNAPSHOT_CHUNK_CHARS;
+    this.storage = new SqliteStorage(db);
     this.addresses = new Map(opts.voters);
-    this.state = new StateMachine(opts.db, opts.commands, (entry, reason) =>
+    this.state = new StateMachine(db, opts.commands, (entry, reason) =>
       opts.log.error("skipped a committed entry", { index: entry.index, command: entry.command.name, reason }),
     );
     this.appliedIndex = this.state.appliedIndex();
     const clock: Clock = {
       setTimeout: (fn: (...args: unknown[]) => void, ms: number) =>
-        setTimeout(() => {
+        this.clock.setTimeout(() => {
           fn();
           this.drain();
         }, ms),
-      clearTimeout: (handle: unknown) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+      clearTimeout: (handle: unknown) => this.clock.clearTimeout(handle),
     };
     this.raft = new RaftNode({
       id: opts.nodeId,
@@ -100,8 +165,8 @@ export class ConsensusRuntime {
       storage: this.storage,
       timing: opts.timing,
       appliedIndex: this.appliedIndex,
-      now: Date.now,
-      random: Math.random,
+      now: this.clock.now,
+      random: this.clock.random,
       clock,
     });
     this.sent = opts.metrics.counter("p2p_raft_messages_sent_total", "Raft messages sent, by type");
@@ -120,10 +185,15 @@ export class ConsensusRuntime {
   stop(): void {
     this.raft.stop();
     this.drain();
+    this.settleLost(new NotLeaderError(null, "node stopped"));
   }
 
   addressOf(id: string | null): string | null {
     return id ? (this.addresses.get(id) ?? null) : null;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
   }
 
   /**
@@ -133,10 +203,17 @@ export class ConsensusRuntime {
    * with new proposals.
    */
   receive(messages: readonly RaftMessage[]): Promise<RaftMessage[]> {
+    return new Promise((resolve, reject) =>
+      this.handle(messages, (o) => (o.ok ? resolve(o.messages) : reject(o.error))),
+    );
+  }
+
+  /** `receive` for a transport that answers through a callback (the simulator's network). */
+  handle(messages: readonly RaftMessage[], reply: (o: SendOutcome) => void): void {
     const replies = messages.flatMap((m) => this.raft.receive(m));
     this.scheduleDrain();
-    if (replies.length === 0) return Promise.resolve(replies);
-    return new Promise((resolve, reject) => this.held.push({ replies, resolve, reject }));
+    if (replies.length === 0 || this.bugs.ackBeforeFsync) reply({ ok: true, messages: replies });
+    else this.held.push({ replies, reply });
   }
 
   /** Takes one piece of a snapshot; the last piece hands the whole to the core, whose replies are returned. */
@@ -170,29 +247,10 @@ export class ConsensusRuntime {
   }
 
   /** Commits a registered command; resolves once it is applied here, with what its apply returned. */
-  async propose(command: Entry["command"]): Promise<{ index: number; term: number; result: unknown }> {
+  propose(command: Entry["command"]): Promise<{ index: number; term: number; result: unknown }> {
     const problem = this.state.validate(command);
-    if (problem) throw new RefusedError(422, "rejected", problem);
-    const before = this.raft.lastIndex;
-    const pending = this.raft.propose(command);
-    // A refused proposal appended nothing: it must not claim (and later clear) another proposal's index.
-    if (this.raft.lastIndex === before) return pending.then(() => ({ index: 0, term: 0, result: undefined }));
-    const index = this.raft.lastIndex;
-    let writeFailed: (e: Error) => void = () => {};
-    const failure = new Promise<never>((_, reject) => {
-      writeFailed = reject;
-    });
-    failure.catch(() => {});
-    this.awaited.set(index, writeFailed);
-    this.scheduleDrain();
-    try {
-      const committed = await Promise.race([pending, failure]);
-      await Promise.race([this.applied(committed.index), failure]);
-      return { ...committed, result: this.results.get(index) };
-    } finally {
-      this.awaited.delete(index);
-      this.results.delete(index);
-    }
+    if (problem) return Promise.reject(new RefusedError(422, "rejected", problem));
+    return this.track(() => this.raft.propose(command));
   }
 
   /**
@@ -234,18 +292,22 @@ export class ConsensusRuntime {
 
   /** Adds or removes one voter; resolves once the change is committed and applied here. */
   async changeVoters(change: { add: { id: string; address: string } } | { remove: string }) {
-    const pending = this.raft.changeVoters(change);
-    this.scheduleDrain();
-    const result = await pending;
-    await this.applied(result.index);
-    return result;
+    const { index, term } = await this.track(() => this.raft.changeVoters(change));
+    return { index, term };
   }
 
-  /** Resolves once the entry at `index`, known committed, is applied here (by the drain that follows). */
-  private applied(index: number): Promise<void> {
-    if (this.appliedIndex >= index) return Promise.resolve();
+  /** Appends through the core and follows the entry until it is applied here (or its fate is lost). */
+  private track(append: () => { index: number; term: number }) {
+    let entry: { index: number; term: number };
+    try {
+      entry = append();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.scheduleDrain();
-    return new Promise((resolve, reject) => this.applyWaiters.push({ index, resolve, reject }));
+    return new Promise<{ index: number; term: number; result: unknown }>((resolve, reject) =>
+      this.proposals.set(entry.index, { term: entry.term, resolve, reject }),
+    );
   }
 
   /** Waits until a linearizable read may be served from local state, or says who can serve it. */
@@ -259,7 +321,7 @@ export class ConsensusRuntime {
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
-    setImmediate(() => {
+    this.clock.defer(() => {
       // Coalesced proposals join this drain's write (scheduling another drain meanwhile is a no-op).
       for (const flush of this.flushes.splice(0)) flush();
       this.drainScheduled = false;
@@ -279,6 +341,18 @@ export class ConsensusRuntime {
     // copy): what the core decides then is carried out in the same drain.
     do this.drainOnce();
     while (this.raft.hasEffects);
+    // Proposals of a term this node no longer leads: their fate is unknown here (they may still commit).
+    if (this.proposals.size > 0)
+      this.settleLost(new NotLeaderError(this.raft.leader, "leadership lost before the entry was applied"));
+  }
+
+  private settleLost(error: NotLeaderError): void {
+    const leading = this.raft.currentRole === "leader";
+    for (const [index, p] of this.proposals) {
+      if (leading && p.term === this.raft.currentTerm) continue;
+      this.proposals.delete(index);
+      p.reject(error);
+    }
   }
 
   private drainOnce(): void {
@@ -292,8 +366,7 @@ export class ConsensusRuntime {
     // A handover (timeout-now) vouches for nothing of this node's own log: it leaves even when the write fails.
     const early = (e: RaftEffect) =>
       e.type === "send" && (e.message.type === "append" || e.message.type === "timeout-now");
-    for (const effect of effects)
-      if (effect.type === "send" && early(effect)) void this.send(effect.to, effect.message);
+    for (const effect of effects) if (effect.type === "send" && early(effect)) this.send(effect.to, effect.message);
     const changes = this.unapplied;
     this.unapplied = [];
     for (const e of effects) {
@@ -303,16 +376,17 @@ export class ConsensusRuntime {
         changes.push({ type: e.type, index: e.index, data: this.incomingData });
       }
     }
+    if (this.bugs.applyBeforeCommit) this.applyAhead(changes);
     const written = !(this.storage.dirty || changes.length > 0) || this.write(changes);
-    if (written) for (const h of this.held.splice(0)) h.resolve(h.replies);
+    if (written) for (const h of this.held.splice(0)) h.reply({ ok: true, messages: h.replies });
     for (const effect of effects) {
       switch (effect.type) {
         case "send":
           // Anything but an AppendEntries may vouch for what this drain wrote (a vote request, a reply).
-          if (!early(effect) && written) void this.send(effect.to, effect.message);
+          if (!early(effect) && written) this.send(effect.to, effect.message);
           break;
         case "send-snapshot":
-          void this.sendSnapshot(effect.to, effect.term, effect.sentAt);
+          this.sendSnapshot(effect.to, effect.term, effect.sentAt);
           break;
         case "trace": {
           const r = effect.record;
@@ -330,8 +404,22 @@ export class ConsensusRuntime {
           break;
       }
     }
-    if (this.appliedIndex - this.raft.snapshotIndex > COMPACT_AFTER)
-      this.raft.compact(this.appliedIndex - COMPACT_KEEP);
+    if (this.appliedIndex - this.raft.snapshotIndex > this.compaction.after)
+      this.raft.compact(this.appliedIndex - this.compaction.keep);
+  }
+
+  /** The planted `applyBeforeCommit` bug: everything in the log is applied now, and the core's applies skip it. */
+  private applyAhead(changes: StateChange[]): void {
+    let through = this.appliedIndex;
+    for (const c of changes) {
+      if (c.type === "install-snapshot") through = c.index;
+      else {
+        c.entries = c.entries.filter((e) => e.index > through);
+        through = c.entries.at(-1)?.index ?? through;
+      }
+    }
+    const ahead = this.storage.entries(through + 1, this.storage.lastIndex() + 1, 1024);
+    if (ahead.length > 0) changes.push({ type: "apply", entries: ahead });
   }
 
   /**
@@ -339,16 +427,18 @@ export class ConsensusRuntime {
    * the core hears that its writes are durable, and proposers that their entries are applied.
    */
   private write(changes: StateChange[]): boolean {
+    const results = new Map<number, unknown>();
+    const observe = this.opts.onApplied !== undefined;
     try {
-      this.opts.db.transaction((tx) => {
-        this.storage.writeTo(tx as unknown as Db);
+      this.commit((tx) => {
+        this.storage.writeTo(tx);
         for (const c of changes) {
           if (c.type === "apply") {
-            this.state.applyIn(tx as unknown as Db, c.entries, (index, result) => {
-              if (this.awaited.has(index)) this.results.set(index, result);
+            this.state.applyIn(tx, c.entries, (index, result) => {
+              if (observe || this.proposals.has(index)) results.set(index, result);
             });
           } else {
-            this.state.restoreIn(tx as unknown as Db, c.data, c.index);
+            this.state.restoreIn(tx, c.data, c.index);
           }
         }
       });
@@ -360,11 +450,22 @@ export class ConsensusRuntime {
     this.writeFailure = null;
     this.storage.persisted();
     this.raft.persisted();
-    for (const c of changes) this.appliedIndex = c.type === "apply" ? (c.entries.at(-1) as Entry).index : c.index;
-    if (this.applyWaiters.length > 0) {
-      const ready = this.applyWaiters.filter((w) => w.index <= this.appliedIndex);
-      this.applyWaiters = this.applyWaiters.filter((w) => w.index > this.appliedIndex);
-      for (const w of ready) w.resolve();
+    for (const c of changes) {
+      if (c.type === "install-snapshot") {
+        this.appliedIndex = c.index;
+        this.opts.onInstalled?.(c.index);
+        continue;
+      }
+      for (const e of c.entries) {
+        this.appliedIndex = e.index;
+        const result = results.get(e.index);
+        this.opts.onApplied?.(e, result);
+        const p = this.proposals.get(e.index);
+        if (!p) continue;
+        this.proposals.delete(e.index);
+        if (p.term === e.term) p.resolve({ index: e.index, term: e.term, result });
+        else p.reject(new NotLeaderError(this.raft.leader, "entry replaced by another leader's"));
+      }
     }
     return true;
   }
@@ -381,10 +482,13 @@ export class ConsensusRuntime {
       this.opts.log.error("drain write failed; retrying with the next drain", { error: failure.message });
     this.writeFailure = failure;
     this.unapplied = changes;
-    for (const h of this.held.splice(0)) h.reject(failure);
-    for (const w of this.applyWaiters.splice(0)) w.reject(failure);
+    for (const h of this.held.splice(0)) {
+      if (this.bugs.answerHeldAfterFailedDrain) h.reply({ ok: true, messages: h.replies });
+      else h.reply({ ok: false, kind: "write_failed", error: failure });
+    }
     // Every proposal in flight, written or not: each is safe to retry, and may still commit.
-    for (const reject of this.awaited.values()) reject(failure);
+    for (const p of this.proposals.values()) p.reject(failure);
+    this.proposals.clear();
     // A leader that cannot write steps down now (its lease would otherwise hold off every other candidate);
     // after the rejections above, so its proposers hear the real reason first.
     this.raft.storageFailed(errorText(e));
@@ -394,50 +498,47 @@ export class ConsensusRuntime {
    * Streams the state machine as it is now, labelled with the applied index it reflects (not the older
    * compaction point), so the follower never re-applies an entry the snapshot already contains.
    */
-  private async sendSnapshot(to: string, term: number, sentAt: number): Promise<void> {
+  private sendSnapshot(to: string, term: number, sentAt: number): void {
     const address = this.addresses.get(to);
     if (!address || this.snapshotsOut.has(to)) return;
-    this.snapshotsOut.add(to);
-    const creds = { kind: "peer" as const, secret: this.opts.secret, nodeId: this.opts.nodeId };
+    const giveUp = (kind: string, error: unknown) => {
+      this.snapshotsOut.delete(to);
+      this.failed({ kind });
+      this.opts.log.warn("snapshot transfer failed", { to, error: errorText(error) });
+    };
     // Reading the state can fail too (a failing disk): like a failed send, it is logged and offered again.
+    let data: string;
+    let head: Omit<SnapshotChunk, "offset" | "chunk" | "total">;
     try {
       const index = this.appliedIndex;
-      const lastTerm = this.raft.termAt(index) ?? 0;
-      const voters = this.raft.configAt(index);
-      const data = this.state.snapshot();
-      this.opts.log.info("sending snapshot", { to, index, chars: data.length });
-      for (let offset = 0; ; offset += SNAPSHOT_CHUNK_CHARS) {
-        const chunk = data.slice(offset, offset + SNAPSHOT_CHUNK_CHARS);
-        const body = {
-          from: this.opts.nodeId,
-          term,
-          index,
-          lastTerm,
-          voters,
-          sentAt,
-          offset,
-          total: data.length,
-          chunk,
-        };
-        const answer = (await call(address, ROUTES.peerRaftSnapshot, creds, {
-          body,
-          timeoutMs: SNAPSHOT_CHUNK_TIMEOUT_MS,
-          to,
-        })) as { messages?: RaftMessage[] };
-        if (offset + SNAPSHOT_CHUNK_CHARS >= data.length) {
-          if (answer.messages?.length) void this.receive(answer.messages);
-          return;
-        }
-      }
+      head = {
+        from: this.opts.nodeId,
+        term,
+        index,
+        lastTerm: this.raft.termAt(index) ?? 0,
+        voters: this.raft.configAt(index),
+        sentAt,
+      };
+      data = this.state.snapshot();
     } catch (e) {
-      this.failed({ kind: (e as CallError).kind ?? "error" });
-      this.opts.log.warn("snapshot transfer failed", { to, error: (e as Error).message });
-    } finally {
-      this.snapshotsOut.delete(to);
+      giveUp("error", e);
+      return;
     }
+    this.snapshotsOut.add(to);
+    this.opts.log.info("sending snapshot", { to, index: head.index, chars: data.length });
+    const piece = (offset: number) => {
+      const chunk = { ...head, offset, total: data.length, chunk: data.slice(offset, offset + this.chunkChars) };
+      this.transport.sendSnapshotChunk(to, address, chunk, SNAPSHOT_CHUNK_TIMEOUT_MS, (o) => {
+        if (!o.ok) return giveUp(o.kind, o.error);
+        if (offset + this.chunkChars < data.length) return piece(offset + this.chunkChars);
+        this.snapshotsOut.delete(to);
+        if (o.messages.length > 0) this.handle(o.messages, () => {});
+      });
+    };
+    piece(0);
   }
 
-  private async send(to: string, message: RaftMessage): Promise<void> {
+  private send(to: string, message: RaftMessage): void {
     const address = this.addresses.get(to);
     if (!address || this.inFlight >= MAX_IN_FLIGHT) {
       this.failed({ kind: "overloaded" });
@@ -445,19 +546,11 @@ export class ConsensusRuntime {
     }
     this.inFlight++;
     this.sent({ type: message.type });
-    try {
-      const answer = (await call(
-        address,
-        ROUTES.peerRaft,
-        { kind: "peer", secret: this.opts.secret, nodeId: this.opts.nodeId },
-        { body: { messages: [message] }, timeoutMs: this.opts.timing.appendTimeoutMs, to },
-      )) as { messages?: RaftMessage[] };
-      if (answer.messages?.length) void this.receive(answer.messages);
-    } catch (e) {
-      this.failed({ kind: (e as CallError).kind ?? "error" });
-    } finally {
+    this.transport.send(to, address, [message], this.opts.timing.appendTimeoutMs, (o) => {
       this.inFlight--;
-    }
+      if (!o.ok) this.failed({ kind: o.kind });
+      else if (o.messages.length > 0) this.handle(o.messages, () => {});
+    });
   }
 }
 

@@ -1,12 +1,14 @@
+import { type RuntimeBugs, SNAPSHOT_CHUNK_TIMEOUT_MS } from "../../src/consensus/runtime.ts";
 import { RaftSim } from "./raft-sim.ts";
 
 /**
- * One seeded run: random faults for a while (crashes, restarts, partitions both ways and one way, loss,
- * duplication, reordering), with clients writing throughout; then the faults stop and the cluster must
- * elect a leader and commit again. The invariants are checked after every event.
+ * One seeded run: random faults for a while (crashes, some of them in the middle of a write, restarts,
+ * partitions both ways and one way, loss, duplication, reordering, failing disk writes), with clients writing
+ * throughout; then the faults stop and the cluster must elect a leader and commit again, and every member's
+ * state machine must end the same. The invariants are checked after every event.
  */
-export function chaos(seed: number, voters: number): void {
-  const sim = new RaftSim({ seed, voters });
+export async function chaos(seed: number, voters: number, bugs?: RuntimeBugs): Promise<void> {
+  const sim = new RaftSim({ seed, voters, bugs });
   const ids = sim.voters.map((v) => v.id);
   const maxDown = Math.floor((voters - 1) / 2);
   const pick = () => ids[Math.floor(sim.random() * ids.length)] as string;
@@ -16,7 +18,10 @@ export function chaos(seed: number, voters: number): void {
     if (roll < 0.15) {
       const down = sim.voters.filter((v) => !v.up).length;
       const target = pick();
-      if (sim.voter(target).up && down < maxDown + (sim.random() < 0.2 ? 1 : 0)) sim.crash(target);
+      if (sim.voter(target).up && down < maxDown + (sim.random() < 0.2 ? 1 : 0)) {
+        if (sim.random() < 0.3) sim.crashDuringNextWrite(target);
+        else sim.crash(target);
+      }
     } else if (roll < 0.3) {
       const crashed = sim.voters.filter((v) => !v.up);
       const back = crashed[Math.floor(sim.random() * crashed.length)];
@@ -27,20 +32,29 @@ export function chaos(seed: number, voters: number): void {
       sim.partition(shuffled.slice(0, cut), shuffled.slice(cut), sim.random() < 0.3);
     } else if (roll < 0.6) {
       sim.heal();
+      for (const v of sim.voters) v.disk.failRate = 0;
     } else if (roll < 0.66) {
       sim.changeVoters();
     } else if (roll < 0.72) {
       sim.lossRate = sim.random() * 0.3;
       sim.duplicateRate = sim.random() * 0.1;
       sim.maxDelayMs = 1 + sim.random() * 30;
+    } else if (roll < 0.78) {
+      sim.voter(pick()).disk.failRate = sim.random() * 0.3;
     }
     for (let i = 0; i < 4; i++) {
       sim.propose();
       sim.run(25 + sim.random() * 100);
     }
+    await sim.settle();
   }
   sim.heal();
   sim.maxDelayMs = 5;
+  for (const v of sim.voters) {
+    v.disk.failRate = 0;
+    v.disk.tearNextWrite = false;
+  }
+  sim.run(1);
   for (const v of sim.voters) if (!v.up) sim.restart(v.id);
   const deadline = sim.now + 10_000;
   const before = sim.committed.size;
@@ -49,10 +63,10 @@ export function chaos(seed: number, voters: number): void {
     sim.propose();
     sim.run(50);
   }
-  // Followers learn the newest commit with a later heartbeat, or a snapshot if they fell behind the log.
-  const catchUpBy = sim.now + 3_000;
-  const behind = () =>
-    sim.voters.filter((v) => sim.members().includes(v.id) && v.applied.length !== sim.committed.size);
+  // Followers learn the newest commit with a later heartbeat, or a snapshot if they fell behind the log (after
+  // a transfer whose piece was lost times out).
+  const catchUpBy = sim.now + SNAPSHOT_CHUNK_TIMEOUT_MS + 3_000;
+  const behind = () => sim.voters.filter((v) => sim.members().includes(v.id) && v.applied !== sim.committed.size);
   while (behind().length > 0 && sim.now < catchUpBy) sim.run(50);
   if (behind().length > 0)
     throw sim.fail(
@@ -60,7 +74,13 @@ export function chaos(seed: number, voters: number): void {
         .map((v) => v.id)
         .join(",")} did not catch up after the faults stopped`,
     );
+  await sim.settle();
   for (const [index] of sim.acknowledged) {
     if (!sim.committed.has(index)) throw sim.fail(`acknowledged index ${index} not applied`);
+  }
+  const members = sim.voters.filter((v) => sim.members().includes(v.id));
+  const first = members[0];
+  for (const v of members) {
+    if (first && sim.kvRows(v) !== sim.kvRows(first)) throw sim.fail(`${v.id}'s kv table differs from ${first.id}'s`);
   }
 }

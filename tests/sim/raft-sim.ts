@@ -1,44 +1,79 @@
 import { deriveTiming, type Timing } from "../../src/config/timing.ts";
+import { kvSet } from "../../src/consensus/kv.ts";
 import type { Entry, RaftMessage } from "../../src/consensus/messages.ts";
-import { type Clock, NotLeaderError, RaftNode } from "../../src/consensus/raft.ts";
-import type { StateMachine } from "../../src/consensus/state-machine.ts";
-import { MemoryStorage } from "../../src/consensus/storage.ts";
+import type { RaftNode } from "../../src/consensus/raft.ts";
+import {
+  ConsensusRuntime,
+  type RuntimeBugs,
+  type RuntimeClock,
+  SNAPSHOT_CHUNK_TIMEOUT_MS,
+} from "../../src/consensus/runtime.ts";
+import type { CommandDefinition } from "../../src/consensus/state-machine.ts";
+import type { RaftTransport, SendOutcome } from "../../src/consensus/transport.ts";
 import type { Db } from "../../src/db/client.ts";
+import { createLogger } from "../../src/observability/log.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
 import type { TraceRecord } from "../../src/observability/trace.ts";
 import { EventQueue } from "./event-queue.ts";
 import { seededRandom } from "./rng.ts";
+import { SimDisk } from "./sim-disk.ts";
 
 /**
- * Raft voters in one process over a seeded network: delay, loss, duplication, reordering, symmetric and
- * asymmetric partitions; crashes and restarts with durable state; every node's clock drifting within the
- * configured bound. `check()` runs the safety invariants and is called after every event.
+ * Voters in one process, each the real `ConsensusRuntime` over the real SQLite storage (an in-memory
+ * database per voter), on a seeded network (delay, loss, duplication, reordering, symmetric and asymmetric
+ * partitions) and a virtual clock that drifts per node within the configured bound; crashes and restarts
+ * keep what the disk made durable, and the disk fails writes, tears one at a crash, or lies about its fsync
+ * (`SimDisk`). `check()` runs the safety invariants after every event; every reply is checked against what
+ * its sender made durable before it left.
  */
 export interface RaftSimOptions {
   seed: number;
   voters: number;
   timing?: Timing;
-  /** A real state machine per voter (the work queue's), applied beside the entry list. */
-  stateMachine?: () => { state: StateMachine; db: Db };
+  /** Commands the voters' state machines run besides `kv.set` (the work queue's, a run's). */
+  commands?: readonly CommandDefinition<unknown>[];
+  /** Planted ordering bugs in every runtime (see `RuntimeBugs`). */
+  bugs?: RuntimeBugs;
 }
 
-interface SimVoter {
-  id: string;
-  raft: RaftNode;
-  storage: MemoryStorage;
-  up: boolean;
-  /** This node's clock runs at `rate` x real time. */
-  rate: number;
-  epoch: number;
-  applied: Entry[];
-  generation: number;
-  /** The data of the snapshot being handed to the core right now. */
-  incomingSnapshot: { entries: Entry[]; state: string | null } | null;
-  machine: { state: StateMachine; db: Db } | null;
+export class SimVoter {
+  runtime = null as unknown as ConsensusRuntime;
+  disk = null as unknown as SimDisk;
+  up = true;
+  epoch = 0;
+  /** The last index applied here (by entries or a snapshot), as the runtime reported it once durable. */
+  applied = 0;
+  generation = 0;
+
+  constructor(
+    readonly id: string,
+    /** This node's clock runs at `rate` x real time. */
+    readonly rate: number,
+  ) {}
+
+  get raft(): RaftNode {
+    return this.runtime.raft;
+  }
+
+  /** Where its replicated tables are. */
+  get db(): Db {
+    return this.disk.db;
+  }
 }
 
 /** Compact often, keeping a short tail, so lagging and restarted voters need snapshots. */
-const COMPACT_AFTER = 30;
-const COMPACT_KEEP = 10;
+const COMPACTION = { after: 30, keep: 10 };
+/** Small pieces, so a snapshot travels in several. */
+const SNAPSHOT_CHUNK_CHARS = 2_048;
+
+const refused = new Error("connection refused");
+const quiet = (node: string) =>
+  process.env.SIM_LOG ? createLogger("info", { node }) : createLogger("error", {}, () => true);
+
+function durableMeta(voter: SimVoter, key: string): string | undefined {
+  const row = voter.db.$client.query("SELECT value FROM node_meta WHERE key = ?").get(key) as { value: string } | null;
+  return row?.value;
+}
 
 export class RaftSim {
   now = 0;
@@ -58,64 +93,90 @@ export class RaftSim {
   /** What each applied command returned (the same on every voter: apply is deterministic). */
   readonly results = new Map<number, unknown>();
   private readonly leadersByTerm = new Map<number, string>();
-  /** Proposals by the index their leader gave them; one applied there is acknowledged to its client. */
-  private readonly proposed = new Map<number, string>();
-  /** Proposals acknowledged to a client: they must stay in the committed history. */
+  /** Proposals whose promise resolved: the client was told they committed, so they must stay in the history. */
   readonly acknowledged = new Map<number, string>();
   private proposalSeq = 0;
+  private readonly ids: string[];
 
   constructor(readonly opts: RaftSimOptions) {
     this.timing = opts.timing ?? deriveTiming("lan");
     this.random = seededRandom(opts.seed);
-    const ids = Array.from({ length: opts.voters }, (_, i) => `v${i + 1}`);
-    for (const id of ids) {
+    this.ids = Array.from({ length: opts.voters }, (_, i) => `v${i + 1}`);
+    for (const id of this.ids) {
       const drift = this.timing.clockDrift;
       const rate = 1 - drift + this.random() * 2 * drift;
-      const storage = new MemoryStorage();
-      const voter: SimVoter = {
-        id,
-        storage,
-        up: true,
-        rate,
-        epoch: 0,
-        applied: [],
-        generation: 0,
-        incomingSnapshot: null,
-        machine: opts.stateMachine?.() ?? null,
-        raft: null as never,
-      };
-      voter.raft = this.makeRaft(voter, ids);
+      const voter = new SimVoter(id, rate);
+      voter.disk = new SimDisk(this.random, () => {
+        // The crash lands inside the write: nothing more leaves this node, and it restarts from its disk later.
+        voter.up = false;
+        this.at(this.now, () => this.crash(id));
+      });
+      voter.runtime = this.makeRuntime(voter);
       this.voters.push(voter);
     }
-    for (const v of this.voters) v.raft.start();
-    this.drainAll();
+    for (const v of this.voters) v.runtime.start();
   }
 
-  private makeRaft(voter: SimVoter, ids: readonly string[]): RaftNode {
+  private makeRuntime(voter: SimVoter): ConsensusRuntime {
     const generation = voter.generation;
-    const clock: Clock = {
-      setTimeout: (fn: (...args: unknown[]) => void, ms: number) => {
+    const live = () => voter.up && voter.generation === generation;
+    const clock: RuntimeClock = {
+      now: () => this.localTime(voter),
+      random: this.random,
+      setTimeout: (fn, ms) => {
         const handle = { cancelled: false };
         this.at(this.now + ms / voter.rate, () => {
-          if (handle.cancelled || !voter.up || voter.generation !== generation) return;
-          fn();
-          this.drain(voter);
+          if (!handle.cancelled && live()) fn();
         });
         return handle;
       },
-      clearTimeout: (handle: unknown) => {
+      clearTimeout: (handle) => {
         (handle as { cancelled: boolean }).cancelled = true;
       },
+      defer: (fn) =>
+        this.at(this.now, () => {
+          if (live()) fn();
+        }),
     };
-    return new RaftNode({
-      id: voter.id,
-      voters: ids.map((id) => ({ id, address: id })),
-      storage: voter.storage,
+    const transport: RaftTransport = {
+      send: (to, _address, messages, timeoutMs, done) =>
+        this.exchange(voter, live, to, messages, timeoutMs, done, (target, reply) =>
+          target.runtime.handle(messages, reply),
+        ),
+      sendSnapshotChunk: (to, _address, chunk, timeoutMs, done) =>
+        this.exchange(voter, live, to, [], timeoutMs, done, (target, reply) => {
+          let messages: RaftMessage[];
+          try {
+            messages = target.runtime.receiveSnapshotChunk(chunk);
+          } catch (e) {
+            reply({ ok: false, kind: "http", error: e as Error });
+            return;
+          }
+          reply({ ok: true, messages });
+        }),
+    };
+    return new ConsensusRuntime({
+      nodeId: voter.id,
+      voters: new Map(this.ids.map((id) => [id, id])),
       timing: this.timing,
-      appliedIndex: voter.applied.length,
-      now: () => this.localTime(voter),
-      random: this.random,
+      secret: "sim",
+      db: voter.disk.db,
+      traces: { record: (r) => this.traces.push({ ...r, node: voter.id }) },
+      log: quiet(voter.id),
+      metrics: new Metrics(),
+      commands: [kvSet, ...(this.opts.commands ?? [])],
       clock,
+      transport,
+      commit: voter.disk.commit,
+      compaction: COMPACTION,
+      snapshotChunkChars: SNAPSHOT_CHUNK_CHARS,
+      bugs: this.opts.bugs,
+      onApplied: (entry, result) => {
+        if (live()) this.applied(voter, entry, result);
+      },
+      onInstalled: (index) => {
+        if (live()) this.installed(voter, index);
+      },
     });
   }
 
@@ -127,106 +188,101 @@ export class RaftSim {
     this.queue.push({ at: time, order: this.order++, run });
   }
 
-  private drainAll(): void {
-    for (const v of this.voters) this.drain(v);
+  /**
+   * One request over the network and its answer, each way subject to loss, partitions and delay; a request
+   * may arrive twice. The sender hears the first answer, or a timeout.
+   */
+  private exchange(
+    from: SimVoter,
+    live: () => boolean,
+    to: string,
+    messages: readonly RaftMessage[],
+    timeoutMs: number,
+    done: (o: SendOutcome) => void,
+    serve: (target: SimVoter, reply: (o: SendOutcome) => void) => void,
+  ): void {
+    let settled = false;
+    const finish = (o: SendOutcome) => {
+      if (settled) return;
+      settled = true;
+      if (live()) done(o);
+    };
+    this.checkVouched(from, messages);
+    this.at(this.now + timeoutMs, () => finish({ ok: false, kind: "timeout", error: new Error("timed out") }));
+    const copies = this.random() < this.duplicateRate ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      if (this.lost(from.id, to)) continue;
+      this.at(this.now + this.delay(), () => {
+        const target = this.voter(to);
+        // A crashed process refuses the connection: the sender hears at once rather than at its deadline.
+        if (!target.up) return this.answer(to, from.id, finish, { ok: false, kind: "unreachable", error: refused });
+        serve(target, (answer) => {
+          if (!target.up) return;
+          if (answer.ok) this.checkVouched(target, answer.messages);
+          this.answer(to, from.id, finish, answer);
+        });
+      });
+    }
   }
 
-  private drain(voter: SimVoter): void {
-    if (!voter.up) return;
-    voter.raft.flush();
-    for (const effect of voter.raft.takeEffects()) {
-      switch (effect.type) {
-        case "send":
-          this.deliver(voter.id, effect.to, effect.message);
-          break;
-        case "apply":
-          for (const e of effect.entries) this.apply(voter, e);
-          voter.machine?.state.applyIn(voter.machine.db, effect.entries, (index, result) => {
-            if (!this.results.has(index)) this.results.set(index, result);
-          });
-          break;
-        case "send-snapshot": {
-          // As the runtime does: the state as it is now, labelled with the index it reflects.
-          const index = voter.applied.length;
-          const message = {
-            type: "snapshot" as const,
-            from: voter.id,
-            term: effect.term,
-            index,
-            lastTerm: voter.raft.termAt(index) ?? 0,
-            voters: voter.raft.configAt(index),
-            sentAt: effect.sentAt,
-          };
-          const data = { entries: voter.applied.slice(0, index), state: voter.machine?.state.snapshot() ?? null };
-          this.deliver(voter.id, effect.to, message, data);
-          break;
-        }
-        case "install-snapshot":
-          this.install(voter, effect.index);
-          break;
-        case "trace":
-          this.traces.push({ ...effect.record, node: voter.id });
-          break;
-        case "leader":
-        case "config":
-          break;
+  private answer(from: string, to: string, finish: (o: SendOutcome) => void, answer: SendOutcome): void {
+    if (!this.lost(from, to)) this.at(this.now + this.delay(), () => finish(answer));
+  }
+
+  private lost(from: string, to: string): boolean {
+    return this.random() < this.lossRate || this.blocked.has(`${from}>${to}`);
+  }
+
+  private delay(): number {
+    return 0.2 + this.random() * this.maxDelayMs;
+  }
+
+  /**
+   * A message may vouch only for what its sender made durable: a successful append reply for the log up to
+   * its match index (with the terms the sender's log has there), a granted vote for the vote, a snapshot reply
+   * for the log up to its index. Checked against the sender's database as it stands, not its memory.
+   */
+  private checkVouched(voter: SimVoter, messages: readonly RaftMessage[]): void {
+    for (const m of messages) {
+      if (m.type === "append-reply" && m.success) this.checkDurableLog(voter, m.matchIndex, m.type);
+      else if (m.type === "snapshot-reply" && m.index > 0) this.checkDurableLog(voter, m.index, m.type);
+      else if (m.type === "vote-reply" && m.granted) {
+        const hard = JSON.parse(durableMeta(voter, "raft.hard_state") ?? '{"term":0,"votedFor":null}');
+        if (hard.term < m.term || (hard.term === m.term && hard.votedFor === null))
+          throw this.fail(`${voter.id} granted a vote in term ${m.term} before its vote was durable`);
       }
     }
-    if (voter.applied.length - voter.raft.snapshotIndex > COMPACT_AFTER)
-      voter.raft.compact(voter.applied.length - COMPACT_KEEP);
   }
 
-  private install(voter: SimVoter, index: number): void {
-    const snapshot = voter.incomingSnapshot;
-    const data = snapshot?.entries;
-    if (!data || data.length !== index) throw this.fail(`${voter.id} installs a snapshot at ${index} without its data`);
-    if (voter.machine && snapshot.state !== null) {
-      const { state, db } = voter.machine;
-      db.transaction((tx) => state.restoreIn(tx as unknown as Db, snapshot.state as string, index));
-    }
-    for (const e of data) {
-      const known = this.committed.get(e.index);
-      if (known !== `${e.term}:${JSON.stringify(e.command)}`) {
-        throw this.fail(`snapshot for ${voter.id} disagrees with the committed history at ${e.index}`);
-      }
-    }
-    voter.applied = [...data];
+  private checkDurableLog(voter: SimVoter, index: number, what: string): void {
+    const snap = JSON.parse(durableMeta(voter, "raft.snapshot") ?? '{"index":0,"term":0}') as { index: number };
+    if (index <= snap.index) return;
+    const row = voter.disk.db.$client.query("SELECT term FROM raft_log WHERE idx = ?").get(index) as {
+      term: number;
+    } | null;
+    if (row?.term !== voter.raft.termAt(index))
+      throw this.fail(`${voter.id} sent ${what} for index ${index} before that entry was durable`);
   }
 
-  private apply(voter: SimVoter, e: Entry): void {
-    if (e.index !== voter.applied.length + 1) {
-      throw this.fail(`${voter.id} applied index ${e.index} after ${voter.applied.length}`);
-    }
-    voter.applied.push(e);
+  private applied(voter: SimVoter, e: Entry, result: unknown): void {
+    if (e.index !== voter.applied + 1) throw this.fail(`${voter.id} applied index ${e.index} after ${voter.applied}`);
+    voter.applied = e.index;
     const key = `${e.term}:${JSON.stringify(e.command)}`;
     const known = this.committed.get(e.index);
     if (known !== undefined && known !== key) {
       throw this.fail(`state machines disagree at index ${e.index}: ${known} vs ${key} on ${voter.id}`);
     }
     this.committed.set(e.index, key);
-    if (this.proposed.get(e.index) === key) this.acknowledged.set(e.index, key);
+    if (!this.results.has(e.index)) this.results.set(e.index, result);
   }
 
-  private deliver(
-    from: string,
-    to: string,
-    message: RaftMessage,
-    snapshot?: { entries: Entry[]; state: string | null },
-  ): void {
-    const copies = this.random() < this.duplicateRate ? 2 : 1;
-    for (let i = 0; i < copies; i++) {
-      if (this.random() < this.lossRate || this.blocked.has(`${from}>${to}`)) continue;
-      const delay = 0.2 + this.random() * this.maxDelayMs;
-      this.at(this.now + delay, () => {
-        const target = this.voter(to);
-        if (!target.up) return;
-        target.incomingSnapshot = snapshot ?? null;
-        const replies = target.raft.receive(message);
-        this.drain(target);
-        target.incomingSnapshot = null;
-        for (const r of replies) this.deliver(to, from, r);
-      });
+  private installed(voter: SimVoter, index: number): void {
+    // A snapshot carries the sender's applied state: every index it covers was applied somewhere first.
+    for (let i = voter.applied + 1; i <= index; i++) {
+      if (!this.committed.has(i))
+        throw this.fail(`${voter.id} installed a snapshot at ${index} covering unapplied ${i}`);
     }
+    voter.applied = index;
   }
 
   voter(id: string): SimVoter {
@@ -248,6 +304,11 @@ export class RaftSim {
 
   run(ms: number): void {
     this.runUntil(this.now + ms);
+  }
+
+  /** Lets settled proposals' promises run their callbacks (the simulation itself never waits on them). */
+  async settle(): Promise<void> {
+    for (let i = 0; i < 4; i++) await Promise.resolve();
   }
 
   fail(message: string): Error {
@@ -274,22 +335,17 @@ export class RaftSim {
 
   leader(): SimVoter | undefined {
     const leaders = this.voters.filter((v) => v.up && v.raft.currentRole === "leader");
-    return leaders.sort((a, b) => b.raft.currentTerm - a.raft.currentTerm)[0];
+    return leaders.sort((a, b) => b.raft.currentTerm - a.runtime.raft.currentTerm)[0];
   }
 
-  /** A client write to whoever leads now; an acknowledged one is remembered for the invariants. */
+  /** A client write to whoever leads now; the acknowledged ones are remembered for the invariants. */
   propose(): void {
-    const leader = this.leader();
-    if (!leader) return;
     const command = { name: "kv.set", payload: { key: `k${this.proposalSeq % 7}`, value: this.proposalSeq++ } };
-    const term = leader.raft.currentTerm;
-    const before = leader.raft.lastIndex;
-    // The simulation runs synchronously, so it watches the apply stream rather than the promise.
-    leader.raft.propose(command).catch((e) => {
-      if (!(e instanceof NotLeaderError)) throw e;
-    });
-    if (leader.raft.lastIndex > before) this.proposed.set(leader.raft.lastIndex, `${term}:${JSON.stringify(command)}`);
-    this.drain(leader);
+    const leader = this.leader();
+    leader?.runtime.propose(command).then(
+      (r) => this.acknowledged.set(r.index, `${r.term}:${JSON.stringify(command)}`),
+      () => {},
+    );
   }
 
   /**
@@ -299,17 +355,21 @@ export class RaftSim {
   proposeCommand(name: string, payload: unknown): { index: number; key: string } | null {
     const leader = this.leader();
     if (!leader?.raft.holdsLease()) return null;
+    const raft = leader.runtime.raft;
     const command = { name, payload };
-    const before = leader.raft.lastIndex;
-    leader.raft.propose(command).catch(() => {});
-    if (leader.raft.lastIndex === before) return null;
-    return { index: leader.raft.lastIndex, key: `${leader.raft.currentTerm}:${JSON.stringify(command)}` };
+    const before = raft.lastIndex;
+    leader.runtime.propose(command).catch(() => {});
+    if (raft.lastIndex === before) return null;
+    return { index: raft.lastIndex, key: `${raft.currentTerm}:${JSON.stringify(command)}` };
   }
 
-  /** Runs until every voter has applied every committed entry (a snapshot for one behind the compacted log). */
-  awaitCatchUp(withinMs = 10_000): void {
+  /**
+   * Runs until every voter has applied every committed entry (a snapshot for one behind the compacted log,
+   * after a transfer whose piece was lost has timed out).
+   */
+  awaitCatchUp(withinMs = SNAPSHOT_CHUNK_TIMEOUT_MS + 10_000): void {
     const by = this.now + withinMs;
-    while (this.voters.some((v) => v.applied.length !== this.committed.size)) {
+    while (this.voters.some((v) => v.applied !== this.committed.size)) {
       if (this.now > by) throw this.fail("a voter did not catch up after the faults stopped");
       this.run(100);
     }
@@ -325,36 +385,38 @@ export class RaftSim {
     const pick = (ids: string[]) => ids[Math.floor(this.random() * ids.length)] as string;
     const change =
       outside.length > 0 && (this.random() < 0.5 || removable.length < 2)
-        ? { add: { id: pick(outside), address: "sim" } }
+        ? { add: { id: pick(outside), address: pick(outside) } }
         : removable.length >= 2
           ? { remove: pick(removable) }
           : null;
-    if (!change) return;
-    leader.raft.changeVoters(change).catch(() => {});
-    this.drain(leader);
+    if (change) leader.runtime.changeVoters(change).catch(() => {});
   }
 
   /** The voters as the newest leader sees them. */
   members(): string[] {
-    return this.leader()?.raft.config.map((v) => v.id) ?? this.voters.map((v) => v.id);
+    return this.leader()?.runtime.raft.config.map((v) => v.id) ?? this.voters.map((v) => v.id);
   }
 
   crash(id: string): void {
     const v = this.voter(id);
     v.up = false;
+    v.generation++;
     v.raft.stop();
+    v.disk.crash();
   }
 
   restart(id: string): void {
     const v = this.voter(id);
     v.generation++;
     v.up = true;
-    v.raft = this.makeRaft(
-      v,
-      this.voters.map((x) => x.id),
-    );
-    v.raft.start();
-    this.drain(v);
+    v.runtime = this.makeRuntime(v);
+    v.applied = v.runtime.applied;
+    v.runtime.start();
+  }
+
+  /** The next write on `id` is cut short by a crash: the node is down from that moment. */
+  crashDuringNextWrite(id: string): void {
+    this.voter(id).disk.tearNextWrite = true;
   }
 
   partition(a: string[], b: string[], oneWay = false): void {
@@ -370,5 +432,10 @@ export class RaftSim {
     this.blocked.clear();
     this.lossRate = 0;
     this.duplicateRate = 0;
+  }
+
+  /** Every voter's replicated `kv` rows, for comparing state machines once they caught up. */
+  kvRows(v: SimVoter): string {
+    return JSON.stringify(v.disk.db.$client.query("SELECT key, value, idx, term FROM kv ORDER BY key").all());
   }
 }

@@ -1,7 +1,5 @@
 import { describe, expect, test } from "bun:test";
 import { getTableName } from "drizzle-orm";
-import { StateMachine } from "../../src/consensus/state-machine.ts";
-import { type Db, openMemoryDb } from "../../src/db/client.ts";
 import { matchResults, models, runHistory, runs, workItems } from "../../src/db/schema.ts";
 import { RUN_COMMANDS } from "../../src/runs/commands.ts";
 import { EVALUATION_COMMANDS } from "../../src/runs/evaluation-commands.ts";
@@ -50,10 +48,7 @@ function runChaos(seed: number): void {
   const sim = new RaftSim({
     seed,
     voters: 3,
-    stateMachine: () => {
-      const db = openMemoryDb();
-      return { db, state: new StateMachine(db, [...WORK_COMMANDS, ...RUN_COMMANDS, ...EVALUATION_COMMANDS], () => {}) };
-    },
+    commands: [...WORK_COMMANDS, ...RUN_COMMANDS, ...EVALUATION_COMMANDS],
   });
   const r = sim.random;
   const workers: SimWorker[] = ["w1", "w2", "w3"].map((id) => ({
@@ -71,7 +66,7 @@ function runChaos(seed: number): void {
   /** The leader's tick: its real plan over its own applied state, each step proposed. */
   const leaderTick = () => {
     const leader = sim.leader();
-    const db = leader?.machine?.db;
+    const db = leader?.db;
     if (!db || !leader.raft.holdsLease()) return;
     const alive = workers.filter((w) => w.up).map((w) => w.id);
     for (const step of plannedSteps(db, alive, sim.now, seed)) propose(step.command, step.payload);
@@ -142,7 +137,7 @@ function runChaos(seed: number): void {
 
   /** Every voter, after every step. */
   const look = () => {
-    for (const voter of sim.voters) if (voter.machine) invariants.look(voter.id, voter.machine.db);
+    for (const voter of sim.voters) invariants.look(voter.id, voter.db);
   };
 
   const steps = (until: number, faults: boolean) => {
@@ -203,7 +198,7 @@ function runChaos(seed: number): void {
   }
   /** The newest generation the gate decided, on the leader. */
   const decided = () => {
-    const db = sim.leader()?.machine?.db;
+    const db = sim.leader()?.db;
     const row = db?.$client
       .query("SELECT max(generation) AS g FROM models WHERE generation > 0 AND state IN ('promoted', 'rejected')")
       .get() as { g: number | null } | undefined;
@@ -212,7 +207,7 @@ function runChaos(seed: number): void {
   const deadline = sim.now + 60_000;
   while (decided() < 2) {
     if (sim.now > deadline) {
-      const db = sim.leader()?.machine?.db;
+      const db = sim.leader()?.db;
       const run = db?.select().from(runs).get();
       const items = db
         ?.select()
@@ -232,13 +227,13 @@ function runChaos(seed: number): void {
   // Every voter holds the same run, history, registry, results and queue.
   for (const table of [runs, runHistory, models, matchResults, workItems]) {
     const views = sim.voters.map((voter) => {
-      const db = voter.machine?.db as Db;
+      const db = voter.db;
       return JSON.stringify(db.select().from(table).all());
     });
     if (new Set(views).size !== 1) throw sim.fail(`voters disagree about ${getTableName(table)}`);
   }
-  for (const voter of sim.voters) if (voter.machine) invariants.settled(voter.id, voter.machine.db);
-  const registry = sim.voters[0]?.machine?.db.select().from(models).all() ?? [];
+  for (const voter of sim.voters) invariants.settled(voter.id, voter.db);
+  const registry = sim.voters[0]?.db.select().from(models).all() ?? [];
   if (process.env.RUNS_DEBUG) {
     const leaders = sim.traces.filter((t) => t.machine === "raft" && t.to === "leader").length;
     console.log(`seed ${seed}: generation ${decided()} decided, ${leaders} leaderships, now ${sim.now.toFixed(0)}`);

@@ -1,6 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { StateMachine } from "../../src/consensus/state-machine.ts";
-import { openMemoryDb } from "../../src/db/client.ts";
 import { workHistory, workItems } from "../../src/db/schema.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
 import { type AwaitedEntry, Courier } from "./courier.ts";
@@ -33,10 +31,7 @@ function workChaos(seed: number): void {
   const sim = new RaftSim({
     seed,
     voters: 3,
-    stateMachine: () => {
-      const db = openMemoryDb();
-      return { db, state: new StateMachine(db, WORK_COMMANDS, () => {}) };
-    },
+    commands: WORK_COMMANDS,
   });
   const r = sim.random;
   const workers: SimWorker[] = ["w1", "w2", "w3"].map((id) => ({
@@ -175,7 +170,7 @@ function workChaos(seed: number): void {
   const finalStates = new Set(["completed", "dead-lettered", "cancelled"]);
   const deadline = sim.now + 60_000;
   const unfinished = () => {
-    const db = sim.leader()?.machine?.db;
+    const db = sim.leader()?.db;
     if (!db) return ITEMS;
     return db
       .select({ state: workItems.state })
@@ -191,7 +186,7 @@ function workChaos(seed: number): void {
   sim.awaitCatchUp();
 
   const views = sim.voters.map((v) => {
-    const db = v.machine?.db;
+    const db = v.db;
     if (!db) throw new Error("no state machine");
     return JSON.stringify(db.select().from(workItems).orderBy(workItems.id).all());
   });
@@ -204,11 +199,11 @@ function workChaos(seed: number): void {
           if (JSON.stringify(rows[k]?.[i]) !== a) console.log(`voter0 ${a}\nvoter${k} ${JSON.stringify(rows[k]?.[i])}`);
         }
       }
-      console.log(sim.voters.map((v) => `${v.id} up=${v.up} applied=${v.applied.length} snap=${v.raft.snapshotIndex}`));
+      console.log(sim.voters.map((v) => `${v.id} up=${v.up} applied=${v.applied} snap=${v.raft.snapshotIndex}`));
     }
     throw sim.fail("voters disagree about the work queue");
   }
-  const history = sim.voters[0]?.machine?.db.select().from(workHistory).all() ?? [];
+  const history = sim.voters[0]?.db.select().from(workHistory).all() ?? [];
   const completions = new Map<string, number>();
   for (const h of history) if (h.to === "completed") completions.set(h.itemId, (completions.get(h.itemId) ?? 0) + 1);
   for (const [item, n] of completions) if (n > 1) throw sim.fail(`${item} completed ${n} times`);
