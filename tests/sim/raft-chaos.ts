@@ -1,14 +1,21 @@
 import { type RuntimeBugs, SNAPSHOT_CHUNK_TIMEOUT_MS } from "../../src/consensus/runtime.ts";
 import { RaftSim } from "./raft-sim.ts";
 
+/** Faults no correct runtime survives, planted to show the invariants catch them. */
+export interface Planted {
+  bugs?: RuntimeBugs;
+  /** Disks whose fsync lies until a crash. */
+  lyingDisks?: boolean;
+}
+
 /**
  * One seeded run: random faults for a while (crashes, some of them in the middle of a write, restarts,
  * partitions both ways and one way, loss, duplication, reordering, failing disk writes), with clients writing
  * throughout; then the faults stop and the cluster must elect a leader and commit again, and every member's
  * state machine must end the same. The invariants are checked after every event.
  */
-export async function chaos(seed: number, voters: number, bugs?: RuntimeBugs): Promise<void> {
-  const sim = new RaftSim({ seed, voters, bugs });
+export async function chaos(seed: number, voters: number, planted: Planted = {}): Promise<void> {
+  const sim = new RaftSim({ seed, voters, bugs: planted.bugs });
   const ids = sim.voters.map((v) => v.id);
   const maxDown = Math.floor((voters - 1) / 2);
   const pick = () => ids[Math.floor(sim.random() * ids.length)] as string;
@@ -41,6 +48,8 @@ export async function chaos(seed: number, voters: number, bugs?: RuntimeBugs): P
       sim.maxDelayMs = 1 + sim.random() * 30;
     } else if (roll < 0.78) {
       sim.voter(pick()).disk.failRate = sim.random() * 0.3;
+    } else if (roll < 0.84 && planted.lyingDisks) {
+      sim.voter(pick()).disk.lie();
     }
     for (let i = 0; i < 4; i++) {
       sim.propose();
