@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import type { Server } from "bun";
 import type { NodeConfig } from "../config/load.ts";
-import { electionWindow } from "../config/timing.ts";
+import { electionWindowChange, leaderHint as pickLeaderHint } from "../consensus/hints.ts";
 import { kvSet } from "../consensus/kv.ts";
 import { ConsensusRuntime } from "../consensus/runtime.ts";
 import { DataDirError, type Db, openDataDir } from "../db/client.ts";
@@ -162,30 +162,20 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       publishInfo();
     },
   });
-  /** Voters know the leader; a non-voter takes the newest term any peer reports. */
-  const leaderHint = (): LeaderHint | null => {
-    let best = knownLeader;
-    if (!best) {
-      for (const m of core.list()) {
-        const l = m.state === "alive" ? m.info?.leader : null;
-        if (l && (!best || l.term > best.term)) best = l;
-      }
-    }
-    return best ? { ...best, address: consensus.addressOf(best.id) ?? core.get(best.id)?.address ?? null } : null;
-  };
+  const leaderHint = (): LeaderHint | null =>
+    pickLeaderHint(
+      knownLeader,
+      core.list().map((m) => ({ id: m.id, address: m.address, state: m.state, leader: m.info?.leader })),
+      (id) => consensus.addressOf(id),
+    );
 
   /** Election timeouts follow the round trips measured to the other voters (SWIM's direct probes). */
   const adaptElectionWindow = () => {
     const rtts = consensus.raft.voters.flatMap((id) => core.get(id)?.rttMs ?? []);
-    const window = electionWindow(timing, rtts);
-    if (window.minMs !== consensus.raft.electionWindowMs) {
-      log.info("election window", { minMs: window.minMs, maxMs: window.maxMs, voterRttsMs: rtts });
-      consensus.raft.setElectionWindow(
-        window.minMs,
-        window.maxMs,
-        `voter round trips up to ${Math.max(0, ...rtts)} ms`,
-      );
-    }
+    const change = electionWindowChange(timing, rtts, consensus.raft.electionWindowMs);
+    if (!change) return;
+    log.info("election window", { minMs: change.minMs, maxMs: change.maxMs, voterRttsMs: rtts });
+    consensus.raft.setElectionWindow(change.minMs, change.maxMs, change.cause);
   };
 
   const work = new WorkService({
