@@ -11,16 +11,16 @@ import type { Db } from "../db/client.ts";
 import { localJobs, workOutbox } from "../db/schema.ts";
 import { CallError, type PeerTransport } from "../net/peer-transport.ts";
 import { ROUTES } from "../net/route-table.ts";
-import type { GpuInfo, NodeInfo } from "../node/info.ts";
+import type { NodeInfo } from "../node/info.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import type { RunPolicy } from "../runs/policy.ts";
 import { publishStage, type RunFolders, runFolders, stageInputs } from "../runs/stage-io.ts";
 import { type RunItem, runItemOf } from "../runs/stage-item.ts";
+import { decideClaim, runnableTypes } from "./claim-decision.ts";
 import type { Claim } from "./commands.ts";
-import { headroom } from "./headroom.ts";
 import { jobArgv, jobEnv, withSelf } from "./job-command.ts";
-import { jobResultSchema, type Offer } from "./model.ts";
+import { jobResultSchema } from "./model.ts";
 
 type ReportKind = "start" | "heartbeat" | "complete" | "fail";
 type Report = { itemId: string; kind: ReportKind; body: unknown; createdAt: number };
@@ -144,7 +144,7 @@ export class Worker {
 
   /** Types this node can run: a template in the cluster file and the capability on this node. */
   types(): string[] {
-    return this.opts.capabilities.filter((c) => this.opts.jobs[c]);
+    return runnableTypes(this.opts.capabilities, this.opts.jobs);
   }
 
   /** This node's running jobs, for operators. */
@@ -189,14 +189,20 @@ export class Worker {
   }
 
   async claimOnce(): Promise<void> {
-    if (this.draining || this.claiming || this.types().length === 0) return;
-    const free = this.opts.slots - this.busySlots();
-    const leader = this.opts.leader();
-    if (free <= 0 || !leader) return;
-    const room = headroom(this.opts.resources(), this.types(), this.opts.jobs);
-    if (!room.ok) {
-      if (room.reason !== this.lastHeldBack) this.opts.log.info("not claiming", { reason: room.reason });
-      this.lastHeldBack = room.reason;
+    if (this.draining || this.claiming) return;
+    const decision = decideClaim({
+      nodeId: this.opts.nodeId,
+      capabilities: this.opts.capabilities,
+      jobs: this.opts.jobs,
+      slots: this.opts.slots,
+      busySlots: this.busySlots(),
+      resources: this.opts.resources(),
+      leader: this.opts.leader(),
+    });
+    if (!decision.claim) {
+      const { reason } = decision;
+      if (reason !== null && reason !== this.lastHeldBack) this.opts.log.info("not claiming", { reason });
+      if (reason !== null) this.lastHeldBack = reason;
       return;
     }
     this.lastHeldBack = null;
@@ -204,8 +210,8 @@ export class Worker {
     const retry = this.claimId !== null;
     this.claimId ??= randomUUID();
     try {
-      const answer = (await this.opts.transport.request(leader, ROUTES.peerWorkClaim, {
-        body: { offer: this.offer(free, room.types, room.gpus), max: free, claimId: this.claimId, retry },
+      const answer = (await this.opts.transport.request(decision.to, ROUTES.peerWorkClaim, {
+        body: { offer: decision.offer, max: decision.max, claimId: this.claimId, retry },
         timeoutMs: this.opts.timing.syncTimeoutMs,
       })) as { claims: Claim[] };
       this.claimId = null;
@@ -215,21 +221,6 @@ export class Worker {
     } finally {
       this.claiming = false;
     }
-  }
-
-  private offer(freeSlots: number, types: string[], gpus: readonly GpuInfo[]): Offer {
-    const info = this.opts.resources();
-    return {
-      node: this.opts.nodeId,
-      types,
-      capabilities: [...this.opts.capabilities],
-      freeSlots,
-      gpus: gpus.length,
-      freeGpuMemoryGb: gpus.reduce((a, g) => a + Math.max(0, g.memoryTotalMb - g.memoryUsedMb), 0) / 1024,
-      freeDiskGb: (info?.disk.freeBytes ?? 0) / 1024 ** 3,
-      freeMemoryGb: (info?.memory.freeBytes ?? 0) / 1024 ** 3,
-      slotsPerType: Object.fromEntries(Object.entries(this.opts.jobs).map(([t, j]) => [t, j.slots])),
-    };
   }
 
   private launch(claim: Claim): void {
