@@ -12,9 +12,8 @@ import type { TraceRecord } from "../observability/trace.ts";
 import { diskGate } from "./disk-gate.ts";
 import type { ServedFile } from "./file-server.ts";
 import type { Hasher } from "./hasher.ts";
-import { type ManifestIndex, wantedFrom } from "./manifest.ts";
+import type { ManifestIndex } from "./manifest.ts";
 import {
-  type FileEntry,
   type Manifest,
   type ManifestDigest,
   manifestSchema,
@@ -24,7 +23,8 @@ import {
 } from "./model.ts";
 import { resolveInRoot } from "./paths.ts";
 import { fetchPieceMap, type Holder, PeerSource } from "./peer-sources.ts";
-import { holdsCategory, originShare, staggerDelayMs } from "./policy.ts";
+import { type FirstSeen, planTransfers, type Want, wantedFiles } from "./plan.ts";
+import { holdsCategory, originShare } from "./policy.ts";
 import { isRetired, mergeRetired, retiredFingerprint } from "./retired.ts";
 import { SyncSession, type SyncSessionStatus } from "./session.ts";
 import { RateLimiter, Slots } from "./throttle.ts";
@@ -80,13 +80,6 @@ const HOLD_OFF_MS = 30_000;
 /** A swarm receiver that may not use the origins does so anyway after this long without receiving anything. */
 const SWARM_STALL_MS = 5_000;
 
-interface Want {
-  category: DataCategory;
-  entry: FileEntry;
-  /** The holders when this node first saw the file: in a swarm, the copies it should spare. */
-  origins: ReadonlySet<string>;
-}
-
 /**
  * Keeps this node's copies of the categories its policy gives it: compares the manifests its peers
  * gossip with its own, and runs a bounded number of transfer sessions for what is missing.
@@ -97,7 +90,7 @@ export class SyncService {
   /** Transfers planned but not yet running (path and disk checks under way), by key, with their file. */
   private readonly starting = new Map<string, string>();
   private readonly finished: SyncSessionStatus[] = [];
-  private readonly firstSeen = new Map<string, { at: number; origins: ReadonlySet<string> }>();
+  private firstSeen: FirstSeen = new Map();
   /** When each transfer last received bytes (a swarm receiver falls back to the origins when this is old). */
   private readonly lastProgress = new Map<string, number>();
   private readonly heldOff = new Map<string, { until: number; reason: string }>();
@@ -307,11 +300,6 @@ export class SyncService {
     return this.sessionFor(sha256)?.pieceMapView() ?? null;
   }
 
-  /** A transfer of this file is running or about to. */
-  private inFlight(sha256: string): boolean {
-    return this.sessionFor(sha256) !== undefined || [...this.starting.values()].includes(sha256);
-  }
-
   private sessionFor(sha256: string): SyncSession | undefined {
     for (const s of this.active.values()) if (s.sha256 === sha256) return s;
     return undefined;
@@ -412,70 +400,51 @@ export class SyncService {
     }
   }
 
-  /**
-   * What this node lacks, with who holds it; a path several peers hold differently goes to the newest.
-   * Recomputed only when a manifest (ours or a live peer's) changed, so a round with no news is cheap.
-   */
+  /** What this node lacks (`wantedFiles`), recomputed only when a manifest (ours or a live peer's) changed. */
   private wants(): Want[] {
-    const alive = new Map(
+    const alive = new Set(
       this.opts
         .peers()
         .filter((p) => p.alive)
-        .map((p) => [p.id, p] as const),
+        .map((p) => p.id),
     );
     const inputs = [
       JSON.stringify(this.digests()),
       ...[...this.remote].filter(([, m]) => alive.has(m.node)).map(([key, m]) => `${key}=${m.digest}`),
     ].join("|");
     if (inputs === this.wantsMemo.inputs) return this.wantsMemo.wants;
-    const wants = new Map<string, Want>();
-    for (const category of this.opts.categories) {
-      if (!holdsCategory(category, this.opts.capabilities)) continue;
-      const local = this.opts.index.manifest(category.name).files;
-      for (const [key, manifest] of this.remote) {
-        const peer = alive.get(manifest.node);
-        if (!peer || !key.endsWith(`/${category.name}`)) continue;
-        const rules = this.rules.get(category.name) ?? [];
-        for (const entry of wantedFrom(local, manifest.files)) {
-          if (isRetired(entry.path, entry.sha256, rules)) continue;
-          const id = `${category.name}/${entry.path}`;
-          const current = wants.get(id);
-          if (!current || entry.mtimeMs > current.entry.mtimeMs) {
-            wants.set(id, { category, entry, origins: new Set([peer.id]) });
-          } else if (current.entry.sha256 === entry.sha256) {
-            (current.origins as Set<string>).add(peer.id);
-          }
-        }
-      }
-    }
-    this.wantsMemo = { inputs, wants: [...wants.values()] };
-    return this.wantsMemo.wants;
+    const wants = wantedFiles({
+      categories: this.opts.categories,
+      capabilities: this.opts.capabilities,
+      local: (category) => this.opts.index.manifest(category).files,
+      remote: this.remote,
+      alive,
+      rules: (category) => this.rules.get(category) ?? [],
+    });
+    this.wantsMemo = { inputs, wants };
+    return wants;
   }
 
+  /** Starts the transfers `planTransfers` picks. */
   private plan(): void {
     const now = Date.now();
-    const wants = this.wants();
-    const wanted = new Set(wants.map((w) => `${w.category.name}/${w.entry.path}/${w.entry.sha256}`));
-    for (const key of this.firstSeen.keys()) if (!wanted.has(key)) this.firstSeen.delete(key);
     for (const [key, held] of this.heldOff) if (held.until <= now) this.heldOff.delete(key);
-    for (const want of wants) {
-      if (this.active.size + this.starting.size >= this.opts.limits.maxTransfers) break;
-      const key = `${want.category.name}/${want.entry.path}`;
-      if (this.active.has(key) || this.starting.has(key) || this.inFlight(want.entry.sha256)) continue;
-      const held = this.heldOff.get(key);
-      if (held && held.until > now) continue;
-      const seenKey = `${key}/${want.entry.sha256}`;
-      const seen = this.firstSeen.get(seenKey) ?? { at: now, origins: want.origins };
-      this.firstSeen.set(seenKey, seen);
-      const delay = staggerDelayMs(
-        want.entry.sha256,
-        this.opts.nodeId,
-        this.receivers(want.category),
-        want.category.staggerMs,
-      );
-      if (now < seen.at + delay) continue;
+    const busy = new Map(this.starting);
+    for (const [key, session] of this.active) busy.set(key, session.sha256);
+    const { start, firstSeen } = planTransfers({
+      now,
+      nodeId: this.opts.nodeId,
+      wants: this.wants(),
+      maxTransfers: this.opts.limits.maxTransfers,
+      busy,
+      heldOff: this.heldOff,
+      firstSeen: this.firstSeen,
+      receivers: (category) => this.receivers(category),
+    });
+    this.firstSeen = firstSeen;
+    for (const { key, want } of start) {
       this.starting.set(key, want.entry.sha256);
-      void this.begin(key, { ...want, origins: seen.origins });
+      void this.begin(key, want);
     }
   }
 
