@@ -1,3 +1,5 @@
+export { formatBytes } from "../shared/format.ts";
+
 /** Fixed-width columns for people; `--json` prints the raw object instead. */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
   const cells = [headers, ...rows.map((r) => r.map(String))];
@@ -10,17 +12,6 @@ export function table(headers: string[], rows: Array<Array<string | number>>): s
         .trimEnd(),
     )
     .join("\n");
-}
-
-export function formatBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
 export function formatAge(ms: number): string {

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Member } from "../membership/swim.ts";
 import { isCounter } from "../net/bounds.ts";
-import type { NodeInfo } from "../node/info.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import type { Db } from "./client.ts";
 import { nodeMeta, peers } from "./schema.ts";
 

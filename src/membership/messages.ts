@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { addressSchema, nodeIdSchema } from "../config/schema.ts";
 import { counterSchema } from "../net/bounds.ts";
-import { nodeInfoSchema } from "../node/info.ts";
+import { nodeInfoSchema } from "../shared/node-info.ts";
 
 /** Limits that keep one peer from flooding another. */
 export const MAX_UPDATES_PER_MESSAGE = 64;

@@ -2,8 +2,8 @@ import { initialTransition, type SnapshotFrom, transition } from "xstate";
 import type { Timing } from "../config/timing.ts";
 import { type PeerHealthEvent, type PeerState, peerHealthMachine } from "../machines/peer-health.ts";
 import { MAX_COUNTER } from "../net/bounds.ts";
-import type { NodeInfo } from "../node/info.ts";
 import type { TraceRecord } from "../observability/trace.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import { MAX_UPDATES_PER_MESSAGE, type MemberDigest, type SwimMessage, type Update } from "./messages.ts";
 import { Suspicion, suspicionBounds } from "./suspicion.ts";
 

@@ -1,8 +1,8 @@
 import { toJsonSchema } from "@valibot/to-json-schema";
 import type * as v from "valibot";
-import { nodeInfoSchema } from "../node/info.ts";
 import { evaluationRowSchema } from "../runs/evaluation-state.ts";
 import { runViewSchema } from "../runs/views.ts";
+import { nodeInfoSchema } from "../shared/node-info.ts";
 import { manifestSchema } from "../sync/model.ts";
 import { syncSessionStatusSchema } from "../sync/session.ts";
 import { VERSION } from "../version.ts";

@@ -41,6 +41,7 @@ import { retiredFiles } from "../runs/retired-files.ts";
 import { RunService } from "../runs/service.ts";
 import { importModel, runFolders } from "../runs/stage-io.ts";
 import { listRuns } from "../runs/state.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
@@ -51,7 +52,6 @@ import { WORK_COMMANDS } from "../work/commands.ts";
 import { WorkService } from "../work/service.ts";
 import { Worker } from "../work/worker.ts";
 import { Failpoints } from "./failpoints.ts";
-import type { NodeInfo } from "./info.ts";
 import { sampleResources } from "./resources.ts";
 import { type NodeStatus, peerStatus } from "./status.ts";
 

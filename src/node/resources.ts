@@ -1,6 +1,6 @@
 import { readFile, statfs } from "node:fs/promises";
 import { availableParallelism, freemem, loadavg, totalmem } from "node:os";
-import type { GpuInfo, NodeInfo } from "./info.ts";
+import type { GpuInfo, NodeInfo } from "../shared/node-info.ts";
 
 /** The parts of NodeInfo that don't change between samples. */
 export interface StaticNodeFacts {

@@ -1,6 +1,6 @@
 import * as v from "valibot";
 import type { Member } from "../membership/swim.ts";
-import { nodeInfoSchema } from "./info.ts";
+import { nodeInfoSchema } from "../shared/node-info.ts";
 
 const roleSchema = v.picklist(["follower", "pre-candidate", "candidate", "leader", "non-voter"]);
 /** A voter's Raft role, or "non-voter" for a node that only works. */

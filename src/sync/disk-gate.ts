@@ -1,7 +1,7 @@
 import type { StatsFs } from "node:fs";
 import { statfs } from "node:fs/promises";
 import { dirname } from "node:path";
-import { formatBytes } from "../cli/table.ts";
+import { formatBytes } from "../shared/format.ts";
 
 export interface DiskCheck {
   /** The disk's size as `df` counts it: what is used plus what this process may still use. */

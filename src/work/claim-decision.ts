@@ -1,5 +1,5 @@
 import type { JobTemplate } from "../config/schema.ts";
-import type { NodeInfo } from "../node/info.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import { headroom } from "./headroom.ts";
 import type { Offer } from "./model.ts";
 

@@ -1,5 +1,5 @@
 import type { JobTemplate } from "../config/schema.ts";
-import type { GpuInfo, NodeInfo } from "../node/info.ts";
+import type { GpuInfo, NodeInfo } from "../shared/node-info.ts";
 
 /**
  * What this node can take on right now, from its own resource sample: the claim loop offers only

@@ -1,4 +1,4 @@
-import type { NodeInfo } from "../node/info.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import type { Offer, WorkItem } from "./model.ts";
 
 const GIB = 1024 ** 3;

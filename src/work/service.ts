@@ -5,7 +5,7 @@ import { NotLeaderError } from "../consensus/raft.ts";
 import type { ConsensusRuntime } from "../consensus/runtime.ts";
 import type { Db } from "../db/client.ts";
 import { workItems } from "../db/schema.ts";
-import type { NodeInfo } from "../node/info.ts";
+import type { NodeInfo } from "../shared/node-info.ts";
 import {
   type AddConflict,
   anyPending,

@@ -2,8 +2,8 @@ import { deriveTiming, type Timing } from "../../src/config/timing.ts";
 import type { PeerState } from "../../src/machines/peer-health.ts";
 import type { SwimMessage } from "../../src/membership/messages.ts";
 import { type Member, Membership } from "../../src/membership/swim.ts";
-import type { NodeInfo } from "../../src/node/info.ts";
 import type { TraceRecord } from "../../src/observability/trace.ts";
+import type { NodeInfo } from "../../src/shared/node-info.ts";
 import { EventQueue } from "./event-queue.ts";
 import { seededRandom } from "./rng.ts";
 

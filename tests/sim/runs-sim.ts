@@ -2,10 +2,10 @@ import * as v from "valibot";
 import { jobTemplateSchema } from "../../src/config/schema.ts";
 import type { Db } from "../../src/db/client.ts";
 import type { RunContext } from "../../src/machines/run-loop.ts";
-import type { NodeInfo } from "../../src/node/info.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import { RunDriver } from "../../src/runs/driver.ts";
 import { runPolicySchema } from "../../src/runs/policy.ts";
+import type { NodeInfo } from "../../src/shared/node-info.ts";
 
 /**
  * The pieces of the training-run simulation (tests/sim/runs.test.ts): the cluster's run and job templates, the

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import type { JobTemplate } from "../../src/config/schema.ts";
-import type { NodeInfo } from "../../src/node/info.ts";
+import type { NodeInfo } from "../../src/shared/node-info.ts";
 import { type ClaimInputs, decideClaim } from "../../src/work/claim-decision.ts";
 
 const GIB = 1024 ** 3;

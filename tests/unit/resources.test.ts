@@ -3,8 +3,8 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as v from "valibot";
-import { nodeInfoSchema } from "../../src/node/info.ts";
 import { parseMemAvailable, parseNvidiaSmi, type StaticNodeFacts, sampleResources } from "../../src/node/resources.ts";
+import { nodeInfoSchema } from "../../src/shared/node-info.ts";
 
 describe("parseNvidiaSmi", () => {
   test("parses a two-GPU CSV", () => {

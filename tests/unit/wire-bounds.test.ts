@@ -11,7 +11,7 @@ import { DataDirError, openDb } from "../../src/db/client.ts";
 import { loadPeers, savePeers, writeMeta } from "../../src/db/peers.ts";
 import { swimEnvelopeSchema } from "../../src/membership/messages.ts";
 import { MAX_COUNTER } from "../../src/net/bounds.ts";
-import { nodeInfoSchema } from "../../src/node/info.ts";
+import { nodeInfoSchema } from "../../src/shared/node-info.ts";
 import { readSidecar } from "../../src/sync/fetcher.ts";
 import { PIECE_BYTES, pieceMapSchema } from "../../src/sync/model.ts";
 

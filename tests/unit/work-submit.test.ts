@@ -8,7 +8,7 @@ import { kvSet, kvSetPayload } from "../../src/consensus/kv.ts";
 import type { ConsensusRuntime } from "../../src/consensus/runtime.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { reportBodySchema } from "../../src/net/route-table.ts";
-import type { NodeInfo } from "../../src/node/info.ts";
+import type { NodeInfo } from "../../src/shared/node-info.ts";
 import { readItem, WORK_COMMANDS } from "../../src/work/commands.ts";
 import { type WorkItemInput, workItemInputSchema } from "../../src/work/model.ts";
 import { type NodeView, WorkError, WorkService } from "../../src/work/service.ts";

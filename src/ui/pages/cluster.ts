@@ -1,4 +1,4 @@
-import type { NodeInfo } from "../../node/info.ts";
+import type { NodeInfo } from "../../shared/node-info.ts";
 import type { Page, PageContext } from "../deps.ts";
 import { html } from "../html.ts";
 import { ago, bytes, csrfField, pill, region, statePill, when } from "../layout.ts";
