@@ -6,7 +6,7 @@ import type { NodeView } from "../work/service.ts";
 import { eloSnapshot } from "./elo-table.ts";
 import { type EvaluationView, planEvaluations } from "./evaluation-plan.ts";
 import { runningEvaluations } from "./evaluation-state.ts";
-import { type OpenItem, type PlanInput, type PlannedStep, planRuns, type RunView } from "./plan.ts";
+import { type OpenItem, type PlanInput, type PlannedStep, planRuns, type RunView, type RunWhy } from "./plan.ts";
 import type { RunPolicy } from "./policy.ts";
 import { runItemOf } from "./stage-item.ts";
 import { listRuns, matchResultsOf } from "./state.ts";
@@ -34,6 +34,8 @@ export interface RunDriverOptions {
 }
 
 const OPEN_STATES = ["pending", "claimed", "running", "retry-wait", "failed"];
+/** How long one explanation of the runs serves further reads. */
+const EXPLAIN_REUSE_MS = 100;
 
 export class RunDriver {
   private ticking = false;
@@ -41,6 +43,7 @@ export class RunDriver {
   private failing: string | null = null;
   /** The open items of every run, as the last plan read them. */
   private open = new Map<string, OpenItem[]>();
+  private explained: { at: number; why: RunWhy[] } | null = null;
 
   constructor(private readonly opts: RunDriverOptions) {}
 
@@ -54,6 +57,17 @@ export class RunDriver {
       return policy ? [{ row, policy, open }] : [];
     });
     return { steps: [...runs.steps, ...planEvaluations(evaluations, input)], why: runs.why };
+  }
+
+  /**
+   * Why each run waits, for readers (the API, the CLI, the dashboard): the plan's explanation, shared by the reads
+   * of one moment (a page asks for the list and the run) instead of planned again for each.
+   */
+  explain(now = this.opts.now?.() ?? Date.now()): RunWhy[] {
+    if (this.explained && now - this.explained.at < EXPLAIN_REUSE_MS) return this.explained.why;
+    const why = this.plan(now).why;
+    this.explained = { at: now, why };
+    return why;
   }
 
   async tick(): Promise<void> {
@@ -119,7 +133,7 @@ export class RunDriver {
   private input(now: number): PlanInput {
     const { db } = this.opts;
     const rows = new Map(listRuns(db).map((r) => [r.name, r] as const));
-    const open = openRunItems(db);
+    const open = openRunItems(db, Object.keys(this.opts.runs));
     this.open = open;
     const runs: RunView[] = [];
     const missing: { name: string; policy: RunPolicy }[] = [];
@@ -174,23 +188,33 @@ export function slotsFor(
   return slots;
 }
 
-/** Unfinished items of every run, read over the claim-order index's unfinished states. */
-function openRunItems(db: Db): Map<string, OpenItem[]> {
-  const rows = db.$client
-    .prepare(
-      `SELECT id, state, config FROM work_items WHERE state IN (${OPEN_STATES.map(() => "?").join(", ")}) AND json_extract(config, '$.run') IS NOT NULL`,
-    )
-    .all(...OPEN_STATES) as { id: string; state: string; config: string }[];
+/**
+ * Unfinished items of the runs. A run's items are named `<run>.<...>`, so each run's are read as a range of the
+ * primary key (not by looking inside every item's config: the queue may hold many thousands of other items).
+ */
+function openRunItems(db: Db, names: readonly string[]): Map<string, OpenItem[]> {
+  const query = db.$client.prepare(
+    // "+state": the state is filtered, not looked up by index, so SQLite walks the id range (not every open item).
+    `SELECT id, state, config FROM work_items WHERE id >= ? AND id < ? AND +state IN (${OPEN_STATES.map(() => "?").join(", ")})`,
+  );
   const byRun = new Map<string, OpenItem[]>();
-  for (const row of rows) {
-    const config = JSON.parse(row.config) as Record<string, unknown>;
-    const run = runItemOf(config);
-    if (!run) continue;
-    const list = byRun.get(run.run) ?? [];
-    list.push({ id: row.id, state: row.state, config: { ...config, ...run } });
-    byRun.set(run.run, list);
+  for (const name of names) {
+    const rows = query.all(...idRange(`${name}.`), ...OPEN_STATES) as { id: string; state: string; config: string }[];
+    const list: OpenItem[] = [];
+    for (const row of rows) {
+      const config = JSON.parse(row.config) as Record<string, unknown>;
+      const run = runItemOf(config);
+      if (run?.run === name) list.push({ id: row.id, state: row.state, config: { ...config, ...run } });
+    }
+    if (list.length > 0) byRun.set(name, list);
   }
   return byRun;
+}
+
+/** The ids that start with `prefix`, as a range an index can walk: [prefix, prefix with its last char + 1). */
+function idRange(prefix: string): [string, string] {
+  const last = prefix.charCodeAt(prefix.length - 1);
+  return [prefix, prefix.slice(0, -1) + String.fromCharCode(last + 1)];
 }
 
 /** Gate items of the candidate that gave up for good. */
@@ -209,9 +233,9 @@ function gateGaveUp(db: Db, candidate: string | null): RunView["gateGaveUp"] {
 function bootstrapState(db: Db, run: string): RunView["bootstrap"] {
   const rows = db.$client
     .prepare(
-      "SELECT state, json_extract(context, '$.error') AS error FROM work_items WHERE id LIKE ? ESCAPE '\\' ORDER BY seq",
+      "SELECT state, json_extract(context, '$.error') AS error FROM work_items WHERE id >= ? AND id < ? ORDER BY seq",
     )
-    .all(`${run.replaceAll("_", "\\_")}.bootstrap.%`) as { state: string; error: string | null }[];
+    .all(...idRange(`${run}.bootstrap.`)) as { state: string; error: string | null }[];
   const failed = rows.filter((r) => r.state === "dead-lettered" || r.state === "cancelled");
   return {
     open: rows.some((r) => r.state !== "dead-lettered" && r.state !== "cancelled"),

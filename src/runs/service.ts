@@ -12,7 +12,7 @@ import {
   type TournamentParams,
 } from "./evaluation-state.ts";
 import { BASELINE } from "./policy.ts";
-import { listRuns, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
+import { decisionsOf, listRuns, modelsOf, readModel, readRun, runHistoryOf, selfplayGamesByNode } from "./state.ts";
 
 /**
  * What operators ask of training runs: their state and why they wait, models, Elo, history; and the actions
@@ -50,9 +50,9 @@ export class RunService {
   }
 
   list() {
-    const plan = this.opts.driver.plan(this.now());
+    const explained = this.opts.driver.explain(this.now());
     return listRuns(this.opts.db).map((row) => {
-      const why = plan.why.find((w) => w.run === row.name);
+      const why = explained.find((w) => w.run === row.name);
       return {
         name: row.name,
         stage: row.stage,
@@ -69,7 +69,7 @@ export class RunService {
 
   get(name: string) {
     const row = this.row(name);
-    const why = this.opts.driver.plan(this.now()).why.find((w) => w.run === name);
+    const why = this.opts.driver.explain(this.now()).find((w) => w.run === name);
     const models = modelsOf(this.opts.db, name);
     const counts: Record<string, number> = {};
     for (const m of models) counts[m.state] = (counts[m.state] ?? 0) + 1;
@@ -123,9 +123,9 @@ export class RunService {
     const now = this.now();
     const byNode = selfplayGamesByNode(this.opts.db, name, now - 3_600_000);
     const decisions = new Map<string, { verdict: string; at: number; evidence: Record<string, unknown> }>();
-    for (const h of runHistoryOf(this.opts.db, name, 10_000)) {
+    for (const h of decisionsOf(this.opts.db, name)) {
       const detail = h.detail as { candidate?: string; verdict?: string; evidence?: Record<string, unknown> } | null;
-      if (h.event === "decided" && detail?.candidate) {
+      if (detail?.candidate) {
         decisions.set(detail.candidate, { verdict: detail.verdict ?? "", at: h.at, evidence: detail.evidence ?? {} });
       }
     }

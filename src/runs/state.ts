@@ -162,6 +162,16 @@ function history(
   db.insert(runHistory).values({ run, from, to, event, cause: at.cause, detail, term: at.term, at: at.now }).run();
 }
 
+/** The run's decisions (promote or reject, with their evidence), oldest first. */
+export function decisionsOf(db: Db, run: string) {
+  return db
+    .select()
+    .from(runHistory)
+    .where(and(eq(runHistory.run, run), eq(runHistory.event, "decided")))
+    .orderBy(asc(runHistory.seq))
+    .all();
+}
+
 export function runHistoryOf(db: Db, run: string, limit: number) {
   return db
     .select()
@@ -256,13 +266,16 @@ export function selfplayGamesByNode(
   run: string,
   since: number,
 ): Array<{ node: string; games: number; items: number }> {
-  return db.$client
-    .prepare(
-      `SELECT h.node AS node, sum(json_extract(w.context, '$.result.games')) AS games, count(*) AS items
+  return (
+    db.$client
+      .prepare(
+        `SELECT h.node AS node, sum(json_extract(w.context, '$.result.games')) AS games, count(*) AS items
        FROM work_items w JOIN work_history h ON h.item_id = w.id AND h.to_state = 'completed'
-       WHERE w.state = 'completed' AND w.updated_at >= ? AND json_extract(w.config, '$.run') = ?
-         AND json_extract(w.config, '$.stage') = 'selfplay'
+       WHERE w.id >= ? AND w.id < ? AND +w.state = 'completed' AND w.updated_at >= ?
+         AND json_extract(w.config, '$.run') = ? AND json_extract(w.config, '$.stage') = 'selfplay'
        GROUP BY h.node ORDER BY h.node`,
-    )
-    .all(since, run) as Array<{ node: string; games: number; items: number }>;
+      )
+      // The run's self-play items are named "<run>.selfplay.<...>": a range of the primary key, not the whole queue.
+      .all(`${run}.selfplay.`, `${run}.selfplay/`, since, run) as Array<{ node: string; games: number; items: number }>
+  );
 }
