@@ -1,6 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { workHistory, workItems } from "../../src/db/schema.ts";
+import type { NodeInfo } from "../../src/shared/node-info.ts";
+import { decideClaim } from "../../src/work/claim-decision.ts";
 import { type Claim, type ReportOutcome, WORK_COMMANDS } from "../../src/work/commands.ts";
+import type { Offer } from "../../src/work/model.ts";
 import { type AwaitedEntry, Courier } from "./courier.ts";
 import { RaftSim } from "./raft-sim.ts";
 import { injectWorkerFault, reviveWorkers } from "./worker-faults.ts";
@@ -9,6 +12,19 @@ const SEEDS = Number(process.env.WORK_SEEDS ?? 60);
 const ONLY = process.env.WORK_SEED ? Number(process.env.WORK_SEED) : undefined;
 const ITEMS = 20;
 const LEASE_MS = 2_000;
+const GIB = 1024 ** 3;
+const SAMPLE: NodeInfo = {
+  version: "sim",
+  capabilities: ["selfplay"],
+  slots: 2,
+  voter: false,
+  nat: false,
+  cpu: { count: 8, load1: 1 },
+  memory: { totalBytes: 64 * GIB, freeBytes: 32 * GIB },
+  disk: { totalBytes: 1000 * GIB, freeBytes: 100 * GIB },
+  gpus: [],
+  sampledAt: 0,
+};
 
 interface SimWorker {
   id: string;
@@ -41,16 +57,17 @@ function workChaos(seed: number): void {
     holds: new Map(),
     waiting: [],
   }));
-  const offer = (node: string) => ({
-    node,
-    types: ["selfplay"],
-    capabilities: ["selfplay"],
-    freeSlots: 2,
-    gpus: 0,
-    freeGpuMemoryGb: 0,
-    freeDiskGb: 100,
-    slotsPerType: {},
-  });
+  /** Each worker's real claim decision, on a machine with room to spare: two slots of one type. */
+  const decide = (w: SimWorker) =>
+    decideClaim({
+      nodeId: w.id,
+      capabilities: ["selfplay"],
+      jobs: { selfplay: { command: ["true"], timeout: 60_000, slots: 1, requires: {}, env: {} } },
+      slots: 2,
+      busySlots: w.holds.size,
+      resources: SAMPLE,
+      leader: sim.leader()?.id ?? null,
+    });
 
   const propose = (name: string, payload: unknown) => sim.proposeCommand(name, payload);
 
@@ -119,8 +136,11 @@ function workChaos(seed: number): void {
    * Claims and reports go out one entry each, or, as the leader groups what reaches it in one turn, gathered
    * into one entry per kind at the end of the step (with the copies of a duplicated report).
    */
-  const courier = new Courier<SimWorker, ReturnType<typeof offer>>(sim, LEASE_MS);
-  const claim = (w: SimWorker) => courier.claim(w, { offer: offer(w.id), max: 2 });
+  const courier = new Courier<SimWorker, Offer>(sim, LEASE_MS);
+  const claim = (w: SimWorker) => {
+    const d = decide(w);
+    if (d.claim) courier.claim(w, { offer: d.offer, max: d.max });
+  };
   const report = (w: SimWorker, body: { id: string } & Record<string, unknown>) => courier.report(w, body);
 
   const steps = (until: number, faults: boolean) => {
