@@ -185,7 +185,8 @@ export class ConsensusRuntime {
   stop(): void {
     this.raft.stop();
     this.drain();
-    this.settleLost(new NotLeaderError(null, "node stopped"));
+    for (const p of this.proposals.values()) p.reject(new NotLeaderError(null, "node stopped"));
+    this.proposals.clear();
   }
 
   addressOf(id: string | null): string | null {

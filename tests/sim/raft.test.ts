@@ -64,6 +64,24 @@ describe("Raft under a seeded simulator", () => {
     expect(stepDown?.event).toBe("lease-lost");
   });
 
+  test("a proposal still in flight when its leader stops is told so, not left waiting", async () => {
+    const sim = new RaftSim({ seed: 3, voters: 3 });
+    sim.run(2_000);
+    const leader = sim.leader();
+    if (!leader) throw new Error("no leader");
+    sim.partition(
+      [leader.id],
+      sim.voters.filter((v) => v !== leader).map((v) => v.id),
+    );
+    const outcome = leader.runtime.propose({ name: "kv.set", payload: { key: "x", value: 1 } }).then(
+      () => "committed",
+      (e: Error) => e.message,
+    );
+    sim.run(1);
+    leader.runtime.stop();
+    expect(await outcome).toBe("node stopped");
+  });
+
   test("a node returning from a partition does not depose a healthy leader (pre-vote)", () => {
     const sim = new RaftSim({ seed: 5, voters: 3 });
     sim.run(3_000);
