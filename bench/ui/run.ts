@@ -32,7 +32,6 @@ import { Hasher } from "../../src/sync/hasher.ts";
 import { ManifestIndex } from "../../src/sync/manifest.ts";
 import { SyncService } from "../../src/sync/service.ts";
 import type { UiDeps } from "../../src/ui/deps.ts";
-import { eloInputsVersion } from "../../src/ui/elo-cache.ts";
 import { uiRoutes } from "../../src/ui/routes.ts";
 import { WORK_COMMANDS } from "../../src/work/commands.ts";
 import { WorkService } from "../../src/work/service.ts";
@@ -282,7 +281,6 @@ const deps: UiDeps = {
   sync,
   traces: new TraceStore(db),
   runNames: () => listRuns(db).map((r) => r.name),
-  eloVersion: (run) => eloInputsVersion(db, run),
   jobs: () => [],
   draining: () => false,
   drain: () => {},
@@ -290,11 +288,17 @@ const deps: UiDeps = {
   leaderHint: () => ({ id: "n1", address: "127.0.0.1:40000", term: consensus.raft.currentTerm }),
 };
 uiRoutes(router, deps);
-// The models page refits the Elo table only when a match, a model or a decision was applied since its last
-// render (src/ui/elo-cache.ts). On a busy run that is most polls, so the page is also timed refitting every time.
+// The Elo table is refitted only when a match, a model or a decision was applied since the last read
+// (src/runs/elo-cache.ts). On a busy run that is most polls, so the page is also timed refitting every time.
 const refitting = createRouter(log);
 let version = 0;
-uiRoutes(refitting, { ...deps, eloVersion: () => String(++version) });
+const refittingRuns = new RunService({
+  db,
+  driver,
+  propose: (c) => consensus.propose(c),
+  eloVersion: () => String(++version),
+});
+uiRoutes(refitting, { ...deps, runs: refittingRuns });
 
 /** Logs in through the form, as a browser does: the session cookie to send with every page. */
 async function logIn(on: typeof router): Promise<string> {

@@ -8,8 +8,9 @@ import m0004 from "../../drizzle/0004_claim_order.sql" with { type: "text" };
 import m0005 from "../../drizzle/0005_data_files.sql" with { type: "text" };
 import m0006 from "../../drizzle/0006_runs.sql" with { type: "text" };
 import m0007 from "../../drizzle/0007_evaluations.sql" with { type: "text" };
+import m0008 from "../../drizzle/0008_state_type.sql" with { type: "text" };
 
 export const embeddedMigrations = {
   journal,
-  migrations: { m0000, m0001, m0002, m0003, m0004, m0005, m0006, m0007 } as Record<string, string>,
+  migrations: { m0000, m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008 } as Record<string, string>,
 };

@@ -68,7 +68,11 @@ export const workItems = sqliteTable(
     seq: integer("seq").notNull(),
   },
   // The claim's order: highest priority first, then first submitted; SQLite walks this index without sorting.
-  (t) => [index("work_items_claim_order").on(t.state, sql`${t.priority} DESC`, t.seq)],
+  // The queue's counts by state and type (status, the dashboard) are read from the second, never from the rows.
+  (t) => [
+    index("work_items_claim_order").on(t.state, sql`${t.priority} DESC`, t.seq),
+    index("work_items_state_type").on(t.state, t.type),
+  ],
 );
 
 /** Every transition of every work item, with its cause and the term of the leader that ordered it. */

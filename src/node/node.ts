@@ -45,7 +45,6 @@ import type { NodeInfo } from "../shared/node-info.ts";
 import { Hasher } from "../sync/hasher.ts";
 import { ManifestIndex } from "../sync/manifest.ts";
 import { SyncService } from "../sync/service.ts";
-import { eloInputsVersion } from "../ui/elo-cache.ts";
 import { uiRoutes } from "../ui/routes.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
@@ -378,7 +377,6 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     sync,
     traces,
     runNames: () => listRuns(db).map((r) => r.name),
-    eloVersion: (run) => eloInputsVersion(db, run),
     jobs: () => worker.list(),
     draining: () => worker.isDraining,
     drain: () => worker.drain(),

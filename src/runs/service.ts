@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "../db/client.ts";
 import type { RunDriver } from "./driver.ts";
+import { eloInputsVersion, VersionedCache } from "./elo-cache.ts";
 import { eloTable } from "./elo-table.ts";
 import { standings } from "./evaluation-plan.ts";
 import {
@@ -40,9 +41,13 @@ export interface RunServiceOptions {
   holders?: (modelId: string) => string[];
   /** The live nodes that run a job type (who must get a candidate before they can gate it). */
   runners?: (type: string) => string[];
+  /** What a run's Elo table is computed from (default: eloInputsVersion); the table is refitted when it changes. */
+  eloVersion?: (run: string) => string;
 }
 
 export class RunService {
+  private readonly eloTables = new VersionedCache<ReturnType<typeof eloTable>>();
+
   constructor(private readonly opts: RunServiceOptions) {}
 
   private now(): number {
@@ -111,7 +116,8 @@ export class RunService {
    */
   elo(name: string) {
     const row = this.row(name);
-    return eloTable(this.opts.db, name, row.context.best?.id ?? null);
+    const version = this.opts.eloVersion?.(name) ?? eloInputsVersion(this.opts.db, name);
+    return this.eloTables.read(name, version, () => eloTable(this.opts.db, name, row.context.best?.id ?? null));
   }
 
   /**

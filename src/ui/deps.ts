@@ -22,8 +22,6 @@ export interface UiDeps {
   traces: Pick<TraceStore, "query">;
   /** The runs in the replicated state, by name (a cheap read; the run list itself plans every run). */
   runNames: () => string[];
-  /** Changes whenever a run's Elo table would (see elo-cache.ts): the table is refitted only then. */
-  eloVersion: (run: string) => string;
   jobs: () => ReturnType<Worker["list"]>;
   draining: () => boolean;
   drain: () => void;

@@ -7,7 +7,6 @@ import { RunError } from "../runs/service.ts";
 import { WorkError } from "../work/service.ts";
 import { SCRIPT, STYLE } from "./assets.ts";
 import type { Page, PageContext, UiDeps } from "./deps.ts";
-import { VersionedCache } from "./elo-cache.ts";
 import { type Html, html } from "./html.ts";
 import { banner, layout, loginPage, replicaBanner } from "./layout.ts";
 import { clusterPage } from "./pages/cluster.ts";
@@ -112,7 +111,6 @@ async function readForm(request: Request): Promise<URLSearchParams | null> {
 export function uiRoutes(app: Elysia, deps: UiDeps): void {
   const sessions = new Sessions();
   const credentials = { kind: "operator" as const, token: deps.token };
-  const eloTables = new VersionedCache<ReturnType<UiDeps["runs"]["elo"]>>();
 
   /** Runs an action where the replicated state is: here if this node leads, else at the leader, with the token. */
   const atLeader = async (
@@ -138,7 +136,7 @@ export function uiRoutes(app: Elysia, deps: UiDeps): void {
     csrf: session.csrf,
     now: Date.now(),
     once: memo(),
-    elo: (run) => eloTables.read(run, deps.eloVersion(run), () => deps.runs.elo(run)),
+    elo: (run) => deps.runs.elo(run),
   });
 
   const render = (p: Page, ctx: PageContext): Response => {

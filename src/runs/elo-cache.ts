@@ -2,8 +2,8 @@ import type { Db } from "../db/client.ts";
 
 /**
  * What a run's Elo table is computed from, as one string: the match tallies, the models and their states, and
- * the best. Equal strings mean an equal table, so the dashboard refits (tens of ms at hundreds of models) only
- * when a match, a model or a decision has been applied since.
+ * the best. Equal strings mean an equal table, so the API and the dashboard refit (tens of ms at hundreds of
+ * models, on the event loop) only when a match, a model or a decision has been applied since.
  */
 export function eloInputsVersion(db: Db, run: string): string {
   const row = db.$client

@@ -1,0 +1,1 @@
+CREATE INDEX `work_items_state_type` ON `work_items` (`state`,`type`);
