@@ -67,7 +67,8 @@ const COMPACTION = { after: 30, keep: 10 };
 const SNAPSHOT_CHUNK_CHARS = 2_048;
 
 const refused = new Error("connection refused");
-const quiet = (node: string) =>
+/** Each voter's runtime log: silent, or every line with its node when replaying a seed with SIM_LOG=1. */
+const runtimeLog = (node: string) =>
   process.env.SIM_LOG ? createLogger("info", { node }) : createLogger("error", {}, () => true);
 
 function durableMeta(voter: SimVoter, key: string): string | undefined {
@@ -162,7 +163,7 @@ export class RaftSim {
       secret: "sim",
       db: voter.disk.db,
       traces: { record: (r) => this.traces.push({ ...r, node: voter.id }) },
-      log: quiet(voter.id),
+      log: runtimeLog(voter.id),
       metrics: new Metrics(),
       commands: [kvSet, ...(this.opts.commands ?? [])],
       clock,

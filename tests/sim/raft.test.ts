@@ -7,7 +7,7 @@ const SEEDS = Number(process.env.RAFT_SEEDS ?? 1000);
 const ONLY = process.env.RAFT_SEED ? Number(process.env.RAFT_SEED) : undefined;
 
 function replay(seed: number, voters: number): string {
-  return `replay: RAFT_SEED=${seed} RAFT_VOTERS=${voters} bun test tests/sim/raft.test.ts`;
+  return `replay: RAFT_SEED=${seed} RAFT_VOTERS=${voters} bun test tests/sim/raft.test.ts (SIM_LOG=1 prints the runtimes' logs)`;
 }
 
 describe("Raft under a seeded simulator", () => {
