@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { electionWindowChange } from "../../src/consensus/hints.ts";
 import { chaos } from "./raft-chaos.ts";
 import { RaftSim } from "./raft-sim.ts";
 
@@ -153,7 +154,11 @@ describe("Raft under a seeded simulator", () => {
   test("a wider election window (long round trips) makes followers wait longer before campaigning", () => {
     const sim = new RaftSim({ seed: 13, voters: 3 });
     sim.run(2_000);
-    for (const v of sim.voters) v.raft.setElectionWindow(2_000, 4_000, "test: long round trips");
+    // Round trips up to 200 ms between the voters: the node's decision widens the window to ten of them.
+    for (const v of sim.voters) {
+      const change = electionWindowChange(sim.timing, [150, 200], v.raft.electionWindowMs);
+      if (change) v.raft.setElectionWindow(change.minMs, change.maxMs, change.cause);
+    }
     sim.run(5_000);
     const first = sim.leader();
     if (!first) throw new Error("no leader");
