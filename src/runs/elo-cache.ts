@@ -27,10 +27,11 @@ export class VersionedCache<T> {
 
   constructor(private readonly maxKeys = 64) {}
 
-  read(key: string, version: string, compute: () => T): T {
+  /** `compute` is given the key's previous value, if any, to start from. */
+  read(key: string, version: string, compute: (previous: T | undefined) => T): T {
     const hit = this.entries.get(key);
     if (hit && hit.version === version) return hit.value;
-    const value = compute();
+    const value = compute(hit?.value);
     this.entries.delete(key);
     if (this.entries.size >= this.maxKeys) this.entries.delete(this.entries.keys().next().value as string);
     this.entries.set(key, { version, value });

@@ -13,6 +13,8 @@ export function eloTable(
   db: Db,
   run: string,
   best: string | null,
+  /** The last table of the run, where the fit starts (a refit after a few games then takes a step or two). */
+  previous?: { ratings: readonly { id: string; elo: number }[] },
 ): { anchor: string | null; best: string | null; ratings: EloRow[] } {
   const models = modelsOf(db, run);
   const results = matchResultsOf(db, run);
@@ -25,7 +27,8 @@ export function eloTable(
     ...[...baselines].map((id) => ({ id })),
   ];
   const versus = best && models.some((m) => m.id === best) ? { versus: best } : {};
-  const ratings = rateElo(players, results, { anchor, ...versus });
+  const initial = previous ? new Map(previous.ratings.map((r) => [r.id, r.elo] as const)) : undefined;
+  const ratings = rateElo(players, results, { anchor, ...versus, ...(initial ? { initial } : {}) });
   const byId = new Map(models.map((m) => [m.id, m] as const));
   const games = new Map<string, number>();
   for (const x of results) {

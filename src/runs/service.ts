@@ -117,7 +117,8 @@ export class RunService {
   elo(name: string) {
     const row = this.row(name);
     const version = this.opts.eloVersion?.(name) ?? eloInputsVersion(this.opts.db, name);
-    return this.eloTables.read(name, version, () => eloTable(this.opts.db, name, row.context.best?.id ?? null));
+    const best = row.context.best?.id ?? null;
+    return this.eloTables.read(name, version, (previous) => eloTable(this.opts.db, name, best, previous));
   }
 
   /**

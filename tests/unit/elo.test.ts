@@ -25,6 +25,20 @@ describe("Bradley-Terry Elo", () => {
     expect(ratings.find((r) => r.id === "A")?.stderr).toBeGreaterThan(0);
   });
 
+  test("a fit started from the last one's ratings (a few games later) reaches the same ratings and intervals", () => {
+    const players = [{ id: "g0" }, ...Array.from({ length: 40 }, (_, g) => ({ id: `g${g + 1}`, parent: `g${g}` }))];
+    const results = players.slice(1).map((p, g) => games(p.id, `g${g}`, 200, 0.55 + (g % 5) / 50));
+    const before = rateElo(players, results, { anchor: "g0" });
+    const later = [...results, games("g40", "g39", 60, 0.7)];
+    const cold = rateElo(players, later, { anchor: "g0" });
+    const warm = rateElo(players, later, { anchor: "g0", initial: new Map(before.map((r) => [r.id, r.elo])) });
+    for (let i = 0; i < cold.length; i++) {
+      expect(warm[i]?.elo).toBeCloseTo(cold[i]?.elo ?? Number.NaN, 6);
+      expect(warm[i]?.stderr).toBeCloseTo(cold[i]?.stderr ?? Number.NaN, 6);
+    }
+    expect(warm.find((r) => r.id === "g0")?.elo).toBe(0);
+  });
+
   test("an unbeaten player stays finite, held by its parent's prior", () => {
     const [gen0, gen1] = rateElo([{ id: "g0" }, { id: "g1", parent: "g0" }], [games("g1", "g0", 20, 1)], {
       anchor: "g0",
