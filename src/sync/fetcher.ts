@@ -4,6 +4,7 @@ import { dirname } from "node:path";
 import * as v from "valibot";
 import { bytesSchema, intIn } from "../net/bounds.ts";
 import { MAX_PIECE_BYTES, MAX_PIECES, type PieceMap, pieceCount, sha256Schema } from "./model.ts";
+import { choosePiece, nextReturn } from "./piece-choice.ts";
 
 /** Checks a received piece against its SHA-256 and writes it where it belongs (the Hasher, off the main thread). */
 export interface PieceWriter {
@@ -81,8 +82,6 @@ export interface FetchPiecesResult {
   bySource: Record<string, number>;
 }
 
-/** Servable pieces weighed per choice: rarest-first among the next few, so a huge file costs no more per piece. */
-const RARITY_WINDOW = 512;
 /** Flushing this often keeps the flush before the commit short without slowing the writes. */
 const DEFAULT_FLUSH_EVERY_BYTES = 64 * 1024 * 1024;
 
@@ -173,52 +172,6 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
   const failAll = (e: Error) => {
     fatal ??= e;
     stop.abort(fatal);
-  };
-
-  const holds = (s: SourceState, piece: number) => s.source.has?.(piece) ?? true;
-
-  /** Of the sources that hold `piece` and have room now: one that has not failed it, least busy, most reliable. */
-  const better = (a: SourceState, b: SourceState, piece: number) => {
-    const tried = failed.get(piece)?.sources;
-    const at = tried?.has(a.source.id) ? 1 : 0;
-    const bt = tried?.has(b.source.id) ? 1 : 0;
-    return at - bt || a.inFlight - b.inFlight || a.failures - b.failures || a.order - b.order;
-  };
-
-  const choose = (t: number): { piece: number; source: SourceState } | null => {
-    let best: { piece: number; source: SourceState; holders: number } | null = null;
-    let looked = 0;
-    for (const piece of missing) {
-      if (inFlight.has(piece)) continue;
-      if (looked >= RARITY_WINDOW || best?.holders === 1) break;
-      let holders = 0;
-      let pick: SourceState | null = null;
-      for (const s of sources) {
-        if (!holds(s, piece)) continue;
-        holders++;
-        if (s.notBefore > t || s.inFlight >= perSource) continue;
-        if (!pick || better(s, pick, piece) < 0) pick = s;
-      }
-      if (!pick) continue;
-      looked++;
-      // `missing` iterates in file order from the offset, so the first of the rarest wins.
-      if (!best || holders < best.holders) best = { piece, source: pick, holders };
-    }
-    return best;
-  };
-
-  /** When a benched source that holds a piece still wanted comes back, if any does. */
-  const nextReturn = (t: number): number | null => {
-    let at: number | null = null;
-    for (const s of sources) {
-      if (s.notBefore <= t || (at !== null && s.notBefore >= at)) continue;
-      for (const piece of missing)
-        if (!inFlight.has(piece) && holds(s, piece)) {
-          at = s.notBefore;
-          break;
-        }
-    }
-    return at;
   };
 
   const penalise = (s: SourceState, piece: number, reason: string) => {
@@ -321,7 +274,14 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     let unservedSince: number | null = null;
     while (!running.aborted) {
       while (inFlight.size < maxInFlight) {
-        const pick = choose(now());
+        const pick = choosePiece({
+          missing,
+          inFlight,
+          sources,
+          tried: (piece) => failed.get(piece)?.sources,
+          perSource,
+          now: now(),
+        });
         if (!pick) break;
         inFlight.set(
           pick.piece,
@@ -329,7 +289,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
         );
       }
       if (missing.size === 0 && inFlight.size === 0) break;
-      let wakeAt = inFlight.size < maxInFlight ? nextReturn(now()) : null;
+      let wakeAt = inFlight.size < maxInFlight ? nextReturn({ missing, inFlight, sources, now: now() }) : null;
       if (inFlight.size > 0 || wakeAt !== null) unservedSince = null;
       else {
         // Nothing to ask anyone for now: look again shortly, until holders have been missing too long.
