@@ -6,11 +6,27 @@ import { connect, fail, targetArgs } from "./target.ts";
 
 function peersTable(status: NodeStatus): string {
   return table(
-    ["ID", "ADDRESS", "STATE", "INC", "LAST SEEN", "CPUS", "LOAD", "MEM FREE", "DISK FREE", "GPUS", "CAPABILITIES"],
+    [
+      "ID",
+      "ADDRESS",
+      "STATE",
+      "REACH",
+      "RTT",
+      "INC",
+      "LAST SEEN",
+      "CPUS",
+      "LOAD",
+      "MEM FREE",
+      "DISK FREE",
+      "GPUS",
+      "CAPABILITIES",
+    ],
     status.peers.map((p) => [
       p.id,
       p.address,
       p.state,
+      p.reach,
+      p.rttMs === null ? "-" : `${p.rttMs.toFixed(1)} ms`,
       p.incarnation,
       formatAge(p.lastSeenMs),
       p.resources?.cpu.count ?? "-",
