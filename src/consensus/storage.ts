@@ -43,7 +43,7 @@ export interface RaftStorage {
   installSnapshot(meta: SnapshotMeta): void;
 }
 
-/** In memory: for the simulator, where "durable" means surviving a simulated crash. */
+/** In memory, durable as soon as written: the model SqliteStorage is held to, and storage for tests of the core alone. */
 export class MemoryStorage implements RaftStorage {
   private state: HardState = { term: 0, votedFor: null };
   private snap: SnapshotMeta = { index: 0, term: 0 };

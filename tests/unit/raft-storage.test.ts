@@ -15,7 +15,7 @@ import { type Db, openDb } from "../../src/db/client.ts";
 import { seededRandom } from "../sim/rng.ts";
 
 /**
- * A contract test: MemoryStorage (the simulator's) and SqliteStorage (the node's) must behave alike under
+ * A contract test: MemoryStorage (the model) and SqliteStorage (the node's, and the simulator's) must behave alike under
  * any sequence of calls that Raft itself makes. SqliteStorage buffers its writes; "persist" makes them
  * durable the way the runtime does, and "reopen" reads the database back through a fresh SqliteStorage.
  *
