@@ -35,6 +35,8 @@ export interface OurClusterOptions {
   /** Extra cluster-file tables (job templates), and extra keys for every [[nodes]] entry. */
   extraToml?: string;
   nodeToml?: string;
+  /** More [[nodes]] entries after the voters (nodes the bench itself acts as). */
+  extraNodes?: string;
 }
 
 function clusterToml(addresses: readonly string[], opts: OurClusterOptions): string {
@@ -42,7 +44,7 @@ function clusterToml(addresses: readonly string[], opts: OurClusterOptions): str
   const nodes = addresses.map(
     (address, i) => `[[nodes]]\nid = "n${i + 1}"\naddress = "${address}"\nvoter = true\n${opts.nodeToml ?? ""}`,
   );
-  return [header, opts.extraToml ?? "", ...nodes].join("\n");
+  return [header, opts.extraToml ?? "", ...nodes, opts.extraNodes ?? ""].join("\n");
 }
 
 async function writeSecret(path: string, content: string): Promise<void> {

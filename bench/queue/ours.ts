@@ -11,11 +11,18 @@ export const JOB_TYPE = "noop";
 export type QueueCluster = OurCluster;
 
 /** Every node can run the no-op type (so it counts as runnable) but takes no slots itself. */
-export function startQueueCluster(): Promise<QueueCluster> {
+export function startQueueCluster(workers: number): Promise<QueueCluster> {
+  // The bench's workers w0.. sign as configured nodes (a leader refuses peers it does not know); nothing listens
+  // at their addresses, and they are never voters.
+  const extraNodes = Array.from(
+    { length: workers },
+    (_, w) => `[[nodes]]\nid = "w${w}"\naddress = "127.0.0.60:${PORT + 1 + w}"\nvoter = false\n`,
+  ).join("\n");
   return startOurCluster({
     firstHost: 61,
     port: PORT,
     extraToml: `[jobs.${JOB_TYPE}]\ncommand = ["true"]\n`,
     nodeToml: `capabilities = ["${JOB_TYPE}"]\nslots = 0\n`,
+    extraNodes,
   });
 }

@@ -127,7 +127,7 @@ interface ReportBody {
 
 /** Our work queue: `concurrency` workers w0..w<n-1> each claim one item, complete it, and go again. */
 async function queueItems(concurrency: number, ms: number, queued: number): Promise<QueueResult> {
-  const q = await startQueueCluster();
+  const q = await startQueueCluster(concurrency);
   try {
     const first = await stableLeader(q.raft);
     const election = await q.election(first);
@@ -135,6 +135,8 @@ async function queueItems(concurrency: number, ms: number, queued: number): Prom
       throw new Error(`GET /election on the leader: ${JSON.stringify(election)}`);
     }
     let leaderAddr = election.leader.address;
+    // Signatures name their destination: the leader's id, moved with its address on a 421.
+    let leaderId = election.leader.id;
     let t0 = performance.now();
     let phase = "pre-fill";
     const leaderChanges: string[] = [];
@@ -159,6 +161,7 @@ async function queueItems(concurrency: number, ms: number, queued: number): Prom
       if (hint?.address && hint.address !== leaderAddr) {
         leaderChanges.push(`${hint.id} at ${phase} +${((performance.now() - t0) / 1000).toFixed(1)} s`);
         leaderAddr = hint.address;
+        leaderId = hint.id;
       }
       await sleep(ERROR_BACKOFF_MS);
       return label(what, e, at);
@@ -228,6 +231,7 @@ async function queueItems(concurrency: number, ms: number, queued: number): Prom
             max: 1,
           },
           timeoutMs: REQUEST_TIMEOUT_MS,
+          to: leaderId,
         })) as ClaimBody;
         claim = answer.claims[0];
       } catch (e) {
@@ -246,6 +250,7 @@ async function queueItems(concurrency: number, ms: number, queued: number): Prom
           params: { id: claim.id },
           body: { leaseId: claim.leaseId, result: null },
           timeoutMs: REQUEST_TIMEOUT_MS,
+          to: leaderId,
         })) as ReportBody;
         if (answer.state !== "completed" || answer.duplicate) {
           const l = `complete answered state ${answer.state}${answer.duplicate ? " (duplicate)" : ""}`;
