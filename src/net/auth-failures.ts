@@ -1,5 +1,5 @@
-import type { AuthFailure } from "../node/status.ts";
 import type { Logger } from "../observability/log.ts";
+import type { AuthFailure } from "../shared/status.ts";
 
 export type Direction = "inbound" | "outbound";
 

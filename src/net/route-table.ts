@@ -5,7 +5,6 @@ import { raftEnvelopeSchema, raftMessageSchema, snapshotChunkSchema } from "../c
 import { electionViewSchema, kvValueSchema, logPositionSchema, votersChangedSchema } from "../consensus/views.ts";
 import { storedTraceSchema } from "../db/traces.ts";
 import { swimEnvelopeSchema, swimMessageSchema } from "../membership/messages.ts";
-import { nodeStatusSchema } from "../node/status.ts";
 import {
   abtestParamsSchema,
   EVALUATION_ID,
@@ -23,6 +22,7 @@ import {
   runSummarySchema,
   runViewSchema,
 } from "../runs/views.ts";
+import { nodeStatusSchema } from "../shared/status.ts";
 import { manifestSchema, pieceMapSchema, sha256Schema, syncStartBodySchema } from "../sync/model.ts";
 import { syncSessionStatusSchema } from "../sync/session.ts";
 import { categoryStatusSchema, syncStatusSchema } from "../sync/views.ts";

@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import type { Server } from "bun";
 import type { NodeConfig } from "../config/load.ts";
-import { electionWindowChange, leaderHint as pickLeaderHint } from "../consensus/hints.ts";
+import { electionWindowChange, type LeaderHint, leaderHint as pickLeaderHint } from "../consensus/hints.ts";
 import { kvSet } from "../consensus/kv.ts";
 import { ConsensusRuntime } from "../consensus/runtime.ts";
 import { DataDirError, type Db, openDataDir } from "../db/client.ts";
@@ -26,7 +26,7 @@ import { LoopLagMonitor } from "../observability/loop-lag.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { adminRoutes } from "../routes/admin.ts";
 import { createRouter, unexpectedError } from "../routes/app.ts";
-import { consensusRoutes, type LeaderHint } from "../routes/consensus.ts";
+import { consensusRoutes } from "../routes/consensus.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { observeRoutes } from "../routes/observe.ts";
 import { peerRoutes } from "../routes/peer.ts";

@@ -1,4 +1,5 @@
 import type { Elysia } from "elysia";
+import type { LeaderHint } from "../consensus/hints.ts";
 import { readKv } from "../consensus/kv.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
 import type { ConsensusRuntime } from "../consensus/runtime.ts";
@@ -8,12 +9,6 @@ import { ROUTES } from "../net/route-table.ts";
 import type { Failpoints } from "../node/failpoints.ts";
 import { serve } from "./define.ts";
 import { found, RouteRefusal } from "./errors.ts";
-
-export interface LeaderHint {
-  id: string;
-  address: string | null;
-  term: number;
-}
 
 /** Raft's peer RPC, the election view and hand-over, and the replicated key-value register. */
 export function consensusRoutes(

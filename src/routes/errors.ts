@@ -1,10 +1,10 @@
+import type { LeaderHint } from "../consensus/hints.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
 import { RefusedError } from "../consensus/refused.ts";
 import { WriteFailedError } from "../consensus/runtime.ts";
 import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { RunError } from "../runs/service.ts";
 import { type RefusedField, WorkError } from "../work/service.ts";
-import type { LeaderHint } from "./consensus.ts";
 
 /**
  * A route's own refusal of a well-formed request: a path or key that names nothing here (404), a signer speaking

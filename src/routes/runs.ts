@@ -1,7 +1,7 @@
 import type { Elysia } from "elysia";
+import type { LeaderHint } from "../consensus/hints.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { RunService } from "../runs/service.ts";
-import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 import { NotAVoterError } from "./errors.ts";
 

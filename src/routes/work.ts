@@ -1,9 +1,9 @@
 import type { Elysia } from "elysia";
+import type { LeaderHint } from "../consensus/hints.ts";
 import { VERIFIED_PEER_HEADER } from "../net/gate.ts";
 import { ROUTES } from "../net/route-table.ts";
 import type { ReportOutcome } from "../work/commands.ts";
 import type { WorkService } from "../work/service.ts";
-import type { LeaderHint } from "./consensus.ts";
 import { serve } from "./define.ts";
 import { RouteRefusal } from "./errors.ts";
 

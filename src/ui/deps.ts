@@ -1,6 +1,6 @@
+import type { LeaderHint } from "../consensus/hints.ts";
 import type { TraceStore } from "../db/traces.ts";
 import type { NodeStatus } from "../node/status.ts";
-import type { LeaderHint } from "../routes/consensus.ts";
 import type { RunService } from "../runs/service.ts";
 import type { SyncService } from "../sync/service.ts";
 import type { WorkService } from "../work/service.ts";

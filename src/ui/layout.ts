@@ -1,4 +1,4 @@
-import type { LeaderHint } from "../routes/consensus.ts";
+import type { LeaderHint } from "../consensus/hints.ts";
 import { type Html, html } from "./html.ts";
 
 export const NAV = [

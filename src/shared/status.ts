@@ -1,0 +1,65 @@
+import * as v from "valibot";
+import { nodeInfoSchema } from "./node-info.ts";
+
+/** GET /status's wire schemas, shared by the route table, the client and the node that serves them. */
+
+const roleSchema = v.picklist(["follower", "pre-candidate", "candidate", "leader", "non-voter"]);
+/** A voter's Raft role, or "non-voter" for a node that only works. */
+export type NodeRole = v.InferOutput<typeof roleSchema>;
+
+export const peerStatusSchema = v.object({
+  id: v.string(),
+  address: v.string(),
+  state: v.picklist(["alive", "suspect", "dead", "left"]),
+  incarnation: v.number(),
+  lastSeenMs: v.number(),
+  stateSinceMs: v.number(),
+  rttMs: v.nullable(v.number()),
+  /** How this node reaches it: "direct", or "via <relay>" for a node behind NAT (its first live relay). */
+  reach: v.string(),
+  resources: v.nullable(nodeInfoSchema),
+});
+
+/** Signature failures with one peer, in one direction: what an operator needs to see a wrong secret or id. */
+export const authFailureSchema = v.object({
+  /** The node id the request claimed (inbound) or was sent to (outbound). */
+  peer: v.string(),
+  address: v.nullable(v.string()),
+  reason: v.string(),
+  count: v.number(),
+  firstAt: v.number(),
+  lastAt: v.number(),
+});
+
+/** GET /status: this node, the leader it knows, every peer as gossip tells. */
+export const nodeStatusSchema = v.object({
+  node: v.object({
+    id: v.string(),
+    cluster: v.string(),
+    role: roleSchema,
+    version: v.string(),
+    address: v.string(),
+    incarnation: v.number(),
+    uptimeMs: v.number(),
+    resources: v.nullable(nodeInfoSchema),
+    /** Behind NAT: the relays this node keeps, with how long each took to connect and its open lanes. */
+    relays: v.optional(
+      v.array(
+        v.object({
+          id: v.string(),
+          address: v.string(),
+          openMs: v.nullable(v.number()),
+          lanes: v.array(v.picklist(["control", "bulk"])),
+        }),
+      ),
+    ),
+  }),
+  leader: v.nullable(v.object({ id: v.string(), term: v.number() })),
+  peers: v.array(peerStatusSchema),
+  /** Peers whose signed requests fail, recently: theirs to us (inbound) and ours to them (outbound). */
+  signatureFailures: v.object({ inbound: v.array(authFailureSchema), outbound: v.array(authFailureSchema) }),
+});
+
+export type AuthFailure = v.InferOutput<typeof authFailureSchema>;
+export type PeerStatus = v.InferOutput<typeof peerStatusSchema>;
+export type NodeStatus = v.InferOutput<typeof nodeStatusSchema>;
