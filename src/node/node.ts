@@ -384,23 +384,21 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     leaderHint,
   });
 
-  const replay = new ReplayGuard({ windowMs: timing.clockSkewMs, maxStreams: 50_000, reorder: 4_096 });
+  const replayGuard = () => new ReplayGuard({ windowMs: timing.clockSkewMs, maxStreams: 50_000, reorder: 4_096 });
   const configured = new Set(config.configuredNodes.map((n) => n.id));
+  const gateOptions = {
+    token: config.token,
+    secret: config.secret,
+    self: config.nodeId,
+    knownSender: (id: string) => configured.has(id) || core.get(id) !== undefined,
+    replay: replayGuard(),
+    failures: authFailures,
+    maxSkewMs: timing.clockSkewMs,
+    now: Date.now,
+  };
   const serve = limitBodies(
     MAX_BODY_BYTES,
-    gate(
-      {
-        token: config.token,
-        secret: config.secret,
-        self: config.nodeId,
-        knownSender: (id) => configured.has(id) || core.get(id) !== undefined,
-        replay,
-        failures: authFailures,
-        maxSkewMs: timing.clockSkewMs,
-        now: Date.now,
-      },
-      (request) => router.handle(request),
-    ),
+    gate(gateOptions, (request) => router.handle(request)),
   );
   // Nodes behind NAT: this node relays for them (any public node may), or keeps relays itself (nat = true).
   const relayServer = new RelayServer({ timeoutMs: RELAY_TIMEOUT_MS, maxPending: RELAY_MAX_PENDING, log });
@@ -452,9 +450,15 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   ]);
   metrics.gauge("p2p_relay_queue_depth", "Relayed requests waiting for an answer", () => relayServer.queueDepth());
   metrics.gauge("p2p_relay_nodes", "Nodes behind NAT this node relays for", () => relayServer.nodes().length);
-  const relayed = limitBodies(MAX_BODY_BYTES, (request) => {
+  // A relay lets through only what the node behind NAT would accept (a cluster member's signature for that node, or
+  // the operator token), so nobody outside the cluster spends its lanes. Its own nonce cache, as the node keeps one.
+  const relayReplay = replayGuard();
+  const relayed = limitBodies(MAX_BODY_BYTES, (request, remote) => {
     const to = request.headers.get(RELAY_TO_HEADER) as string;
-    return relayServer.forward(to, request);
+    const admit = gate({ ...gateOptions, self: to, replay: relayReplay }, (checked) =>
+      relayServer.forward(to, checked),
+    );
+    return admit(request, remote);
   });
   const listening = {
     // limitBodies enforces the limit (a JSON 413) on declared and chunked bodies alike; Bun's own,

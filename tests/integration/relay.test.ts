@@ -60,6 +60,18 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   });
 
   const status = (id: string) => cluster.get(id, "/status") as Promise<Status>;
+  /** Submits an item through whoever leads now, again after a leader change, until it is accepted. */
+  const submit = (item: { id: string; type: string }) =>
+    waitFor(
+      async () => {
+        const leader = (await status("n1").catch(() => null))?.leader?.id;
+        return leader
+          ? ((await cluster.post(leader, "/work", item).catch(() => null))?.ok ?? false) || undefined
+          : undefined;
+      },
+      30_000,
+      `${item.id} accepted`,
+    );
   /** n6 binds no port: an operator reaches its API through a relay, naming it in the relay header. */
   const statusVia = async (relay: string, id: string): Promise<Status | undefined> => {
     const res = await fetch(`http://${cluster.node(relay).address}/status`, {
@@ -114,6 +126,22 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
           "n4 gossiping two relays",
         );
         expect(relays.every((r) => others.includes(r))).toBe(true);
+        // A relay passes on only what n4 would accept: an unsigned peer request is refused there, not relayed.
+        const relay = relays[0] as string;
+        const relayedSoFar = async () => {
+          const text = await (
+            await fetch(`http://${cluster.node(relay).address}/metrics`, {
+              headers: { authorization: `Bearer ${cluster.token}` },
+            })
+          ).text();
+          return Number(/^p2p_relay_requests_total (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+        };
+        const before = await relayedSoFar();
+        const forged = await fetch(`http://${cluster.node(relay).address}/peer/manifest/games`, {
+          headers: { "x-p2p-relay-to": "n4", "x-p2p-node": "intruder" },
+        });
+        expect(forged.status).toBe(401);
+        expect(await relayedSoFar()).toBe(before);
         // Status says how each peer is reached; n4's own status lists the relays it keeps, with their lanes.
         const reach = (await status("n1")).peers.find((p) => p.id === "n4")?.reach;
         expect(reach).toMatch(/^via n[1235]$/);
@@ -127,16 +155,14 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
           ["bulk", "control"],
         ]);
         // It claims and completes work (its own calls out), its result acknowledged through the leader.
-        const leaderNow = await waitFor(async () => (await status("n1")).leader?.id, 30_000, "a leader");
-        const submitted = await cluster.post(leaderNow, "/work", { id: "behind-nat-1", type: "natjob" });
-        expect(submitted.status).toBeLessThan(300);
+        await submit({ id: "behind-nat-1", type: "natjob" });
         await waitFor(
           async () =>
             ((await cluster.get("n1", "/work/behind-nat-1")) as { state: string }).state === "completed" || undefined,
           30_000,
           "n4's item completed",
         );
-        await cluster.post(leaderNow, "/work", { id: "unlistening-1", type: "quietjob" });
+        await submit({ id: "unlistening-1", type: "quietjob" });
         await waitFor(
           async () =>
             ((await cluster.get("n1", "/work/unlistening-1")) as { state: string }).state === "completed" || undefined,

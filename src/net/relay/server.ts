@@ -1,6 +1,7 @@
 import type { ServerWebSocket } from "bun";
 import type { Logger } from "../../observability/log.ts";
 import { errorResponse } from "../errors.ts";
+import { VERIFIED_PEER_HEADER } from "../gate.ts";
 import { isRelayResponse, type Lane, laneOf, parseHeader, RELAY_TO_HEADER } from "./frames.ts";
 
 /** What a relay connection carries in Bun's WebSocket data: the node behind NAT it serves, and which lane. */
@@ -26,6 +27,7 @@ const HOP_HEADERS = new Set([
   "transfer-encoding",
   "keep-alive",
   RELAY_TO_HEADER,
+  VERIFIED_PEER_HEADER,
 ]);
 
 /**
