@@ -1,6 +1,7 @@
 import { and, desc, eq, gt, gte, sql } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import * as v from "valibot";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { GuardedWrite } from "../observability/guarded-write.ts";
 import { createLogger, type Logger } from "../observability/log.ts";
 import { type TraceRecord, traceRecordSchema } from "../observability/trace.ts";
@@ -16,7 +17,7 @@ export interface TraceQuery {
 }
 
 /** A recorded transition of a state machine, as GET /traces answers it. */
-export const storedTraceSchema = v.object({ seq: v.number(), ...traceRecordSchema.entries });
+export const storedTraceSchema = v.object({ seq: wireNumberSchema, ...traceRecordSchema.entries });
 
 export type StoredTrace = v.InferOutput<typeof storedTraceSchema>;
 

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { assign, setup } from "xstate";
+import { wireNumberSchema } from "../net/bounds.ts";
 
 /**
  * One work item's life. Applied inside the replicated state machine, so it is a pure function of
@@ -21,13 +22,13 @@ export type JobState = v.InferOutput<typeof jobStateSchema>;
 
 /** What the machine keeps of an item's attempts and current lease (GET /work/:id shows it as `context`). */
 export const jobContextSchema = v.object({
-  attempts: v.number(),
-  maxAttempts: v.number(),
+  attempts: wireNumberSchema,
+  maxAttempts: wireNumberSchema,
   leaseId: v.nullable(v.string()),
   leaseNode: v.nullable(v.string()),
-  leaseExpiresAt: v.nullable(v.number()),
+  leaseExpiresAt: v.nullable(wireNumberSchema),
   /** retry-wait: not before this time. */
-  notBefore: v.nullable(v.number()),
+  notBefore: v.nullable(wireNumberSchema),
   result: v.unknown(),
   error: v.nullable(v.string()),
   /** The lease whose report ended the last attempt: the same report again is the same outcome. */
@@ -35,7 +36,7 @@ export const jobContextSchema = v.object({
   /** The worker's id for the claim that took the current lease: a retried claim gets the same answer. */
   claimId: v.nullable(v.string()),
   /** When the current lease was taken: the leader's backstop fails an attempt held past its timeout. */
-  claimedAt: v.optional(v.nullable(v.number())),
+  claimedAt: v.optional(v.nullable(wireNumberSchema)),
   /** Files the completed job left in its output folder, as paths on the node that ran it. */
   artifacts: v.optional(v.array(v.string())),
 });

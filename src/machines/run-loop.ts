@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { assign, setup } from "xstate";
+import { wireNumberSchema } from "../net/bounds.ts";
 
 /**
  * One training run's loop: bootstrap, then self-play (always, while not paused) with one training per
@@ -15,30 +16,36 @@ export type RunStage = v.InferOutput<typeof runStageSchema>;
 export const modelRefSchema = v.object({
   /** The model file's SHA-256: its identity. */
   id: v.string(),
-  generation: v.number(),
+  generation: wireNumberSchema,
 });
 export type ModelRef = v.InferOutput<typeof modelRefSchema>;
 
 /** Game pairs by the candidate's score in half-points over the pair: 0, 1, 2, 3, 4. */
-export const pentanomialSchema = v.tuple([v.number(), v.number(), v.number(), v.number(), v.number()]);
+export const pentanomialSchema = v.tuple([
+  wireNumberSchema,
+  wireNumberSchema,
+  wireNumberSchema,
+  wireNumberSchema,
+  wireNumberSchema,
+]);
 export type Pentanomial = v.InferOutput<typeof pentanomialSchema>;
 
 export const decisionSchema = v.object({
   candidate: v.string(),
-  generation: v.number(),
+  generation: wireNumberSchema,
   verdict: v.picklist(["promoted", "rejected"]),
   /** The evidence as the leader computed it (counts, LLR and bounds, games), kept with the decision. */
   evidence: v.record(v.string(), v.unknown()),
-  at: v.number(),
+  at: wireNumberSchema,
   cause: v.string(),
 });
 export type Decision = v.InferOutput<typeof decisionSchema>;
 
 export const gamesKeptSchema = v.object({
   /** Games per epoch still kept, keyed by the epoch's number. */
-  byEpoch: v.record(v.string(), v.number()),
+  byEpoch: v.record(v.string(), wireNumberSchema),
   /** Epochs below this one are retired. */
-  retiredBelow: v.number(),
+  retiredBelow: wireNumberSchema,
 });
 export type GamesKept = v.InferOutput<typeof gamesKeptSchema>;
 
@@ -68,20 +75,20 @@ export function countGames(kept: GamesKept, epoch: number, count: number, keep: 
 export const runContextSchema = v.object({
   best: v.nullable(modelRefSchema),
   /** The newest generation trained (promoted or not): the next training makes the one after it. */
-  lastGeneration: v.number(),
+  lastGeneration: wireNumberSchema,
   paused: v.boolean(),
   /** Games added since the last training was queued. */
-  newGames: v.number(),
+  newGames: wireNumberSchema,
   /** Games kept per epoch (the folder they are in) and the epochs retired (absent in runs made before retention). */
   games: v.optional(gamesKeptSchema),
-  lastTrainingAt: v.nullable(v.number()),
+  lastTrainingAt: v.nullable(wireNumberSchema),
   /** The training item of the generation being made. */
   trainItem: v.nullable(v.string()),
   candidate: v.nullable(modelRefSchema),
   pairs: pentanomialSchema,
   /** Match items already counted for the current candidate (a duplicated report counts once). */
   countedItems: v.array(v.string()),
-  trainingFailures: v.number(),
+  trainingFailures: wireNumberSchema,
   lastDecision: v.nullable(decisionSchema),
 });
 export type RunContext = v.InferOutput<typeof runContextSchema>;

@@ -28,6 +28,9 @@ export const finiteIn = (min: number, max: number) => {
 /** A time in milliseconds (epoch or monotonic): finite, non-negative, at most a safe integer. */
 export const timeMsSchema = finiteIn(0, Number.MAX_SAFE_INTEGER);
 
+/** Any other number an answer or a stored row carries (ratings, rates, counts): finite, within the safe range. */
+export const wireNumberSchema = finiteIn(-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+
 export function isCounter(n: unknown): n is number {
   return Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= MAX_COUNTER;
 }

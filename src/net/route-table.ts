@@ -37,6 +37,7 @@ import {
   workItemViewSchema,
   workStatusSchema,
 } from "../work/views.ts";
+import { wireNumberSchema } from "./bounds.ts";
 import { FREE_FORM_DEPTH, freeForm } from "./free-form.ts";
 import { relayConnectQuerySchema } from "./relay/frames.ts";
 
@@ -222,7 +223,7 @@ export const ROUTES = {
     path: "/admin/drain",
     auth: "operator",
     body: emptyBodySchema,
-    response: v.object({ draining: v.boolean(), running: v.number() }),
+    response: v.object({ draining: v.boolean(), running: wireNumberSchema }),
   },
   jobs: { method: "GET", path: "/jobs", auth: "operator", response: list("jobs", runningJobSchema) },
   peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema, response: swimAnswer },

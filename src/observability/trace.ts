@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { wireNumberSchema } from "../net/bounds.ts";
 
 /** One transition of one state machine instance, with what caused it. */
 export const traceRecordSchema = v.object({
@@ -8,6 +9,6 @@ export const traceRecordSchema = v.object({
   to: v.string(),
   event: v.string(),
   cause: v.nullable(v.string()),
-  at: v.number(),
+  at: wireNumberSchema,
 });
 export type TraceRecord = v.InferOutput<typeof traceRecordSchema>;

@@ -3,6 +3,7 @@ import * as v from "valibot";
 import type { Db } from "../db/client.ts";
 import { evaluations } from "../db/schema.ts";
 import { type Pentanomial, pentanomialSchema } from "../machines/run-loop.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { BASELINE, evenGames, pairsPerItem, sprtGateSchema } from "./policy.ts";
 
 /**
@@ -24,7 +25,7 @@ export const tournamentParamsSchema = v.strictObject({
 export type AbtestParams = v.InferOutput<typeof abtestParamsSchema>;
 export type TournamentParams = v.InferOutput<typeof tournamentParamsSchema>;
 
-const gamesSchema = v.object({ wins: v.number(), draws: v.number(), losses: v.number() });
+const gamesSchema = v.object({ wins: wireNumberSchema, draws: wireNumberSchema, losses: wireNumberSchema });
 export type Games = v.InferOutput<typeof gamesSchema>;
 
 /** An A/B test or tournament as the replicated state holds it (and the API answers it). */
@@ -40,8 +41,8 @@ export const evaluationRowSchema = v.object({
   counted: v.array(v.string()),
   outcome: v.unknown(),
   cause: v.nullable(v.string()),
-  createdAt: v.number(),
-  updatedAt: v.number(),
+  createdAt: wireNumberSchema,
+  updatedAt: wireNumberSchema,
 });
 export type EvaluationRow = v.InferOutput<typeof evaluationRowSchema>;
 

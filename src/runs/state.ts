@@ -10,6 +10,7 @@ import {
   type RunStage,
   runLoopMachine,
 } from "../machines/run-loop.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { runningEvaluations } from "./evaluation-state.ts";
 import type { RunPolicy } from "./policy.ts";
 import { modelsToArchive } from "./retention.ts";
@@ -36,7 +37,7 @@ export type ModelState = v.InferOutput<typeof modelStateSchema>;
 export const modelRowSchema = v.object({
   id: v.string(),
   run: v.string(),
-  generation: v.number(),
+  generation: wireNumberSchema,
   parent: v.nullable(v.string()),
   itemId: v.nullable(v.string()),
   node: v.nullable(v.string()),
@@ -44,8 +45,8 @@ export const modelRowSchema = v.object({
   state: modelStateSchema,
   /** What the training reported (losses, samples): the job's own JSON. */
   metrics: v.unknown(),
-  createdAt: v.number(),
-  decidedAt: v.nullable(v.number()),
+  createdAt: wireNumberSchema,
+  decidedAt: v.nullable(wireNumberSchema),
 });
 export type ModelRow = v.InferOutput<typeof modelRowSchema>;
 

@@ -6,6 +6,7 @@ import {
   runContextSchema,
   runStageSchema,
 } from "../machines/run-loop.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { evaluationRowSchema } from "./evaluation-state.ts";
 import { modelRowSchema } from "./state.ts";
 
@@ -20,34 +21,34 @@ export const runSummarySchema = v.object({
   paused: v.boolean(),
   best: v.nullable(modelRefSchema),
   candidate: v.nullable(modelRefSchema),
-  generation: v.number(),
-  newGames: v.number(),
+  generation: wireNumberSchema,
+  newGames: wireNumberSchema,
   why: v.nullable(v.string()),
   lastDecision: v.nullable(decisionSchema),
 });
 
 export const runHistoryRowSchema = v.object({
-  seq: v.number(),
+  seq: wireNumberSchema,
   run: v.string(),
   from: v.nullable(v.string()),
   to: v.string(),
   event: v.string(),
   cause: v.nullable(v.string()),
   detail: v.unknown(),
-  term: v.number(),
-  at: v.number(),
+  term: wireNumberSchema,
+  at: wireNumberSchema,
 });
 
 /** The gate's sequential test so far. */
 const sprtProgressSchema = v.object({
-  llr: v.number(),
-  lower: v.number(),
-  upper: v.number(),
+  llr: wireNumberSchema,
+  lower: wireNumberSchema,
+  upper: wireNumberSchema,
   decision: v.picklist(["accept", "reject", "continue"]),
-  games: v.number(),
-  elo: v.object({ estimate: v.number(), low: v.number(), high: v.number(), los: v.number() }),
+  games: wireNumberSchema,
+  elo: v.object({ estimate: wireNumberSchema, low: wireNumberSchema, high: wireNumberSchema, los: wireNumberSchema }),
   pairs: pentanomialSchema,
-  maxGames: v.number(),
+  maxGames: wireNumberSchema,
 });
 
 export const runViewSchema = v.object({
@@ -59,7 +60,7 @@ export const runViewSchema = v.object({
   /** The `[runs.<name>]` policy as the run was configured. */
   policy: v.record(v.string(), v.unknown()),
   /** Models by state. */
-  models: v.record(v.string(), v.number()),
+  models: v.record(v.string(), wireNumberSchema),
   history: v.array(runHistoryRowSchema),
 });
 
@@ -75,44 +76,53 @@ export const eloTableSchema = v.object({
   ratings: v.array(
     v.object({
       id: v.string(),
-      elo: v.number(),
-      stderr: v.number(),
-      low: v.number(),
-      high: v.number(),
-      pStronger: v.optional(v.number()),
-      generation: v.nullable(v.number()),
+      elo: wireNumberSchema,
+      stderr: wireNumberSchema,
+      low: wireNumberSchema,
+      high: wireNumberSchema,
+      pStronger: v.optional(wireNumberSchema),
+      generation: v.nullable(wireNumberSchema),
       state: v.string(),
-      games: v.number(),
+      games: wireNumberSchema,
     }),
   ),
 });
 
 export const runAnalyticsSchema = v.object({
   run: v.string(),
-  selfplayLastHour: v.array(v.object({ node: v.string(), games: v.number(), items: v.number() })),
+  selfplayLastHour: v.array(v.object({ node: v.string(), games: wireNumberSchema, items: wireNumberSchema })),
   generations: v.array(
     v.object({
-      generation: v.number(),
+      generation: wireNumberSchema,
       model: v.string(),
       state: v.string(),
       node: v.nullable(v.string()),
-      trainedAt: v.number(),
+      trainedAt: wireNumberSchema,
       loss: v.unknown(),
       samples: v.unknown(),
       samplesPerSecond: v.unknown(),
-      decision: v.nullable(v.object({ verdict: v.string(), at: v.number(), games: v.unknown(), llr: v.unknown() })),
+      decision: v.nullable(
+        v.object({ verdict: v.string(), at: wireNumberSchema, games: v.unknown(), llr: v.unknown() }),
+      ),
     }),
   ),
-  promotions: v.array(v.object({ generation: v.number(), at: v.optional(v.number()) })),
-  eloHistory: v.array(v.object({ at: v.number(), verdict: v.string(), ratings: v.unknown() })),
+  promotions: v.array(v.object({ generation: wireNumberSchema, at: v.optional(wireNumberSchema) })),
+  eloHistory: v.array(v.object({ at: wireNumberSchema, verdict: v.string(), ratings: v.unknown() })),
 });
 
 /** An evaluation as listed: its counted match items as a number, a tournament's standings. */
 export const evaluationViewSchema = v.object({
   ...evaluationRowSchema.entries,
-  counted: v.number(),
+  counted: wireNumberSchema,
   standings: v.optional(
-    v.array(v.object({ player: v.string(), points: v.number(), games: v.number(), score: v.nullable(v.number()) })),
+    v.array(
+      v.object({
+        player: v.string(),
+        points: wireNumberSchema,
+        games: wireNumberSchema,
+        score: v.nullable(wireNumberSchema),
+      }),
+    ),
   ),
 });
 

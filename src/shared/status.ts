@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { nodeInfoSchema } from "./node-info.ts";
 
 /** GET /status's wire schemas, shared by the route table, the client and the node that serves them. */
@@ -11,10 +12,10 @@ export const peerStatusSchema = v.object({
   id: v.string(),
   address: v.string(),
   state: v.picklist(["alive", "suspect", "dead", "left"]),
-  incarnation: v.number(),
-  lastSeenMs: v.number(),
-  stateSinceMs: v.number(),
-  rttMs: v.nullable(v.number()),
+  incarnation: wireNumberSchema,
+  lastSeenMs: wireNumberSchema,
+  stateSinceMs: wireNumberSchema,
+  rttMs: v.nullable(wireNumberSchema),
   /** How this node reaches it: "direct", or "via <relay>" for a node behind NAT (its first live relay). */
   reach: v.string(),
   resources: v.nullable(nodeInfoSchema),
@@ -26,9 +27,9 @@ export const authFailureSchema = v.object({
   peer: v.string(),
   address: v.nullable(v.string()),
   reason: v.string(),
-  count: v.number(),
-  firstAt: v.number(),
-  lastAt: v.number(),
+  count: wireNumberSchema,
+  firstAt: wireNumberSchema,
+  lastAt: wireNumberSchema,
 });
 
 /** GET /status: this node, the leader it knows, every peer as gossip tells. */
@@ -39,8 +40,8 @@ export const nodeStatusSchema = v.object({
     role: roleSchema,
     version: v.string(),
     address: v.string(),
-    incarnation: v.number(),
-    uptimeMs: v.number(),
+    incarnation: wireNumberSchema,
+    uptimeMs: wireNumberSchema,
     resources: v.nullable(nodeInfoSchema),
     /** Behind NAT: the relays this node keeps, with how long each took to connect and its open lanes. */
     relays: v.optional(
@@ -48,13 +49,13 @@ export const nodeStatusSchema = v.object({
         v.object({
           id: v.string(),
           address: v.string(),
-          openMs: v.nullable(v.number()),
+          openMs: v.nullable(wireNumberSchema),
           lanes: v.array(v.picklist(["control", "bulk"])),
         }),
       ),
     ),
   }),
-  leader: v.nullable(v.object({ id: v.string(), term: v.number() })),
+  leader: v.nullable(v.object({ id: v.string(), term: wireNumberSchema })),
   peers: v.array(peerStatusSchema),
   /** Peers whose signed requests fail, recently: theirs to us (inbound) and ours to them (outbound). */
   signatureFailures: v.object({ inbound: v.array(authFailureSchema), outbound: v.array(authFailureSchema) }),

@@ -9,6 +9,7 @@ import {
   syncSessionMachine,
   syncStateSchema,
 } from "../machines/sync-session.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import {
   abortableSleep,
@@ -68,19 +69,19 @@ export const syncSessionStatusSchema = v.object({
   category: v.string(),
   path: v.string(),
   state: syncStateSchema,
-  bytesDone: v.number(),
-  bytesTotal: v.number(),
+  bytesDone: wireNumberSchema,
+  bytesTotal: wireNumberSchema,
   /** Over the last few seconds of fetching. */
-  rateBytesPerSec: v.number(),
-  etaMs: v.nullable(v.number()),
-  attempts: v.number(),
-  maxAttempts: v.number(),
+  rateBytesPerSec: wireNumberSchema,
+  etaMs: v.nullable(wireNumberSchema),
+  attempts: wireNumberSchema,
+  maxAttempts: wireNumberSchema,
   /** Sources that delivered at least one piece. */
   sources: v.array(v.string()),
   lastError: v.nullable(v.string()),
-  retryAt: v.nullable(v.number()),
-  startedAt: v.number(),
-  updatedAt: v.number(),
+  retryAt: v.nullable(wireNumberSchema),
+  startedAt: wireNumberSchema,
+  updatedAt: wireNumberSchema,
 });
 export type SyncSessionStatus = v.InferOutput<typeof syncSessionStatusSchema>;
 

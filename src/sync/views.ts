@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { manifestDigestSchema } from "./model.ts";
 import { syncSessionStatusSchema } from "./session.ts";
 
@@ -18,18 +19,18 @@ export const syncStatusSchema = v.object({
   categories: v.array(categoryStatusSchema),
   active: v.array(syncSessionStatusSchema),
   /** Transfers planned whose path and disk checks are still under way. */
-  starting: v.number(),
-  heldOff: v.array(v.object({ key: v.string(), until: v.number(), reason: v.string() })),
+  starting: wireNumberSchema,
+  heldOff: v.array(v.object({ key: v.string(), until: wireNumberSchema, reason: v.string() })),
   recent: v.array(syncSessionStatusSchema),
   limits: v.object({
-    maxTransfers: v.number(),
-    maxUploads: v.number(),
-    downloadRate: v.number(),
-    uploadRate: v.number(),
-    diskMaxPercent: v.number(),
-    scanIntervalMs: v.number(),
+    maxTransfers: wireNumberSchema,
+    maxUploads: wireNumberSchema,
+    downloadRate: wireNumberSchema,
+    uploadRate: wireNumberSchema,
+    diskMaxPercent: wireNumberSchema,
+    scanIntervalMs: wireNumberSchema,
   }),
-  uploads: v.object({ inUse: v.number(), limit: v.number() }),
+  uploads: v.object({ inUse: wireNumberSchema, limit: wireNumberSchema }),
 });
 
 export type SyncStatusView = v.InferOutput<typeof syncStatusSchema>;

@@ -11,7 +11,7 @@ import {
   jobLifecycleMachine,
   nextJob,
 } from "../machines/job-lifecycle.ts";
-import { intIn, timeMsSchema } from "../net/bounds.ts";
+import { intIn, timeMsSchema, wireNumberSchema } from "../net/bounds.ts";
 import { runItemFinished } from "../runs/item-finished.ts";
 import { loggedRequirementsSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
@@ -21,17 +21,17 @@ import { misfits } from "./placement.ts";
  * are chosen by the leader when it proposes and arrive in the payload.
  */
 
-const now = v.number();
+const now = wireNumberSchema;
 
 export const normalizedItemSchema = v.object({
   id: v.string(),
   type: v.string(),
-  priority: v.number(),
+  priority: wireNumberSchema,
   config: v.record(v.string(), v.unknown()),
   requirements: loggedRequirementsSchema,
   dependsOn: v.array(v.string()),
-  maxAttempts: v.number(),
-  timeoutMs: v.number(),
+  maxAttempts: wireNumberSchema,
+  timeoutMs: wireNumberSchema,
 });
 
 export type NormalizedItem = v.InferOutput<typeof normalizedItemSchema>;
@@ -41,11 +41,11 @@ export const claimSchema = v.object({
   id: v.string(),
   type: v.string(),
   config: v.record(v.string(), v.unknown()),
-  timeoutMs: v.number(),
+  timeoutMs: wireNumberSchema,
   leaseId: v.string(),
-  expiresAt: v.number(),
-  term: v.number(),
-  attempt: v.number(),
+  expiresAt: wireNumberSchema,
+  term: wireNumberSchema,
+  attempt: wireNumberSchema,
 });
 export type Claim = v.InferOutput<typeof claimSchema>;
 
@@ -55,7 +55,7 @@ export type ReportOutcome =
 
 const claimRequestSchema = v.object({
   offer: offerSchema,
-  max: v.number(),
+  max: wireNumberSchema,
   /** The worker's id for this claim; a retry with the same id (its answer was lost) gets the same leases. */
   claimId: v.optional(v.string()),
   retry: v.optional(v.boolean()),
@@ -73,7 +73,7 @@ const reportRequestSchema = v.object({
   result: v.optional(v.unknown()),
   artifacts: v.optional(v.array(v.string())),
   error: v.optional(v.string()),
-  retryAt: v.optional(v.number()),
+  retryAt: v.optional(wireNumberSchema),
 });
 
 export type ReportRequest = v.InferOutput<typeof reportRequestSchema>;
@@ -449,7 +449,7 @@ export const workAdd = defineCommand({
 /** One node's claim (the form entries written before claims were grouped still carry). */
 export const workClaim = defineCommand({
   name: "work.claim",
-  payload: v.object({ ...claimRequestSchema.entries, now, leaseMs: v.number() }),
+  payload: v.object({ ...claimRequestSchema.entries, now, leaseMs: wireNumberSchema }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): Claim[] {
     return claimAll(db, [payload], payload, ctx)[0] as Claim[];
@@ -459,7 +459,7 @@ export const workClaim = defineCommand({
 /** The claims that reached the leader in one event-loop turn: one entry, one answer per claim, in order. */
 export const workClaimBatch = defineCommand({
   name: "work.claim.batch",
-  payload: v.object({ claims: v.array(claimRequestSchema), now, leaseMs: v.number() }),
+  payload: v.object({ claims: v.array(claimRequestSchema), now, leaseMs: wireNumberSchema }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): Claim[][] {
     return claimAll(db, payload.claims, payload, ctx);
@@ -514,7 +514,7 @@ function report(db: Db, r: ReportRequest, p: { now: number; leaseMs: number }, c
 /** One worker's report on its lease (the form entries written before reports were grouped still carry). */
 export const workReport = defineCommand({
   name: "work.report",
-  payload: v.object({ ...reportRequestSchema.entries, now, leaseMs: v.number() }),
+  payload: v.object({ ...reportRequestSchema.entries, now, leaseMs: wireNumberSchema }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): ReportOutcome {
     return report(db, payload, payload, ctx);
@@ -524,7 +524,7 @@ export const workReport = defineCommand({
 /** The reports that reached the leader in one event-loop turn: one entry, one outcome per report, in order. */
 export const workReportBatch = defineCommand({
   name: "work.report.batch",
-  payload: v.object({ reports: v.array(reportRequestSchema), now, leaseMs: v.number() }),
+  payload: v.object({ reports: v.array(reportRequestSchema), now, leaseMs: wireNumberSchema }),
   tables: [workItems, workHistory],
   apply(db, payload, ctx): ReportOutcome[] {
     return payload.reports.map((r) => report(db, r, payload, ctx));
@@ -555,7 +555,7 @@ export const workCancel = defineCommand({
  */
 export const workTick = defineCommand({
   name: "work.tick",
-  payload: v.object({ now, limit: v.optional(v.number()), graceMs: v.optional(v.number()) }),
+  payload: v.object({ now, limit: v.optional(wireNumberSchema), graceMs: v.optional(wireNumberSchema) }),
   tables: [workItems, workHistory],
   apply(db, p, ctx) {
     let expired = 0;

@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { durationSchema } from "../config/duration.ts";
 import { nodeIdSchema } from "../config/schema.ts";
 import { jobContextSchema, jobStateSchema } from "../machines/job-lifecycle.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { FREE_FORM_DEPTH, freeForm, freeFormCheck } from "../net/free-form.ts";
 
 /** The largest resource a requirement may name: beyond any machine, and far from where float arithmetic breaks. */
@@ -36,10 +37,10 @@ export const requirementsSchema = v.strictObject({
  */
 export const loggedRequirementsSchema = v.object({
   ...requirementsSchema.entries,
-  gpuMemoryGb: v.optional(v.number(), 0),
-  diskGb: v.optional(v.number(), 0),
-  memoryGb: v.optional(v.number(), 0),
-  node: v.optional(v.object({ id: v.string(), until: v.optional(v.number()) })),
+  gpuMemoryGb: v.optional(wireNumberSchema, 0),
+  diskGb: v.optional(wireNumberSchema, 0),
+  memoryGb: v.optional(wireNumberSchema, 0),
+  node: v.optional(v.object({ id: v.string(), until: v.optional(wireNumberSchema) })),
 });
 
 /** A job's parameters: free-form, but small and shallow enough for every replica to encode and apply. */
@@ -83,16 +84,16 @@ export type Requirements = v.InferOutput<typeof loggedRequirementsSchema>;
 export const workItemSchema = v.object({
   id: v.string(),
   type: v.string(),
-  priority: v.number(),
+  priority: wireNumberSchema,
   config: v.record(v.string(), v.unknown()),
   requirements: loggedRequirementsSchema,
   dependsOn: v.array(v.string()),
-  timeoutMs: v.number(),
+  timeoutMs: wireNumberSchema,
   state: jobStateSchema,
   context: jobContextSchema,
-  createdAt: v.number(),
-  updatedAt: v.number(),
-  seq: v.number(),
+  createdAt: wireNumberSchema,
+  updatedAt: wireNumberSchema,
+  seq: wireNumberSchema,
 });
 export type WorkItem = v.InferOutput<typeof workItemSchema>;
 

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { jobStateSchema } from "../machines/job-lifecycle.ts";
+import { wireNumberSchema } from "../net/bounds.ts";
 import { workItemSchema } from "./model.ts";
 
 /**
@@ -19,25 +20,25 @@ export const workItemViewSchema = v.object({ ...workItemSchema.entries, whyPendi
 export const submittedSchema = v.object({
   added: v.array(v.string()),
   existing: v.array(v.string()),
-  queued: v.number(),
+  queued: wireNumberSchema,
 });
 
 export const workAddedSchema = v.object({
   id: v.string(),
   existing: v.boolean(),
   item: workItemViewSchema,
-  queued: v.number(),
+  queued: wireNumberSchema,
 });
 
-const countsSchema = v.record(v.string(), v.number());
+const countsSchema = v.record(v.string(), wireNumberSchema);
 
 export const workStatusSchema = v.object({
   byState: countsSchema,
   byType: v.record(v.string(), countsSchema),
   backpressure: v.object({
-    queued: v.number(),
-    soft: v.number(),
-    hard: v.number(),
+    queued: wireNumberSchema,
+    soft: wireNumberSchema,
+    hard: wireNumberSchema,
     /** "ok", "high" past the soft limit, "refusing" past the hard one. */
     level: v.string(),
   }),
@@ -46,15 +47,15 @@ export const workStatusSchema = v.object({
 });
 
 export const workHistoryRowSchema = v.object({
-  seq: v.number(),
+  seq: wireNumberSchema,
   itemId: v.string(),
   from: v.nullable(v.string()),
   to: v.string(),
   event: v.string(),
   cause: v.nullable(v.string()),
   node: v.nullable(v.string()),
-  term: v.number(),
-  at: v.number(),
+  term: wireNumberSchema,
+  at: wireNumberSchema,
 });
 
 /** A lease's new state after a report or a cancel (`duplicate`: the same report was applied before). */
@@ -64,10 +65,10 @@ export const reportAnswerSchema = v.object({ state: jobStateSchema, duplicate: v
 export const runningJobSchema = v.object({
   id: v.string(),
   type: v.string(),
-  attempt: v.number(),
+  attempt: wireNumberSchema,
   leaseId: v.string(),
-  pid: v.nullable(v.number()),
-  slots: v.number(),
+  pid: v.nullable(wireNumberSchema),
+  slots: wireNumberSchema,
 });
 
 export type RunningJob = v.InferOutput<typeof runningJobSchema>;

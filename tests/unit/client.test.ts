@@ -91,6 +91,16 @@ describe("typed client", () => {
     expect((error as Error).message).toContain("GET /health (health): the answer does not match its schema at id");
   });
 
+  test("a number out of its range in an answer is refused by name (a term beyond a counter, a negative lease)", async () => {
+    const view = { role: "non-voter", term: 2 ** 60, leader: null };
+    const node = standIn(() => json(200, view));
+    const error = await new Client({ url: node.url, token: "t" }).call("election").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ContractError);
+    expect((error as Error).message).toContain("at term");
+    const fine = standIn(() => json(200, { ...view, term: 3 }));
+    expect(await new Client({ url: fine.url, token: "t" }).call("election")).toEqual({ ...view, term: 3 } as never);
+  });
+
   test("fields a newer node adds are kept in the answer (--json prints them)", async () => {
     const node = standIn(() => json(200, { ...HEALTH, extra: 1 }));
     expect(await new Client({ url: node.url, token: "t" }).call("health")).toEqual({ ...HEALTH, extra: 1 } as never);
