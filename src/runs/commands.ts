@@ -4,7 +4,8 @@ import { matchResults, models, runHistory, runs, workHistory, workItems } from "
 import { intIn, timeMsSchema } from "../net/bounds.ts";
 import { FREE_FORM_DEPTH, freeForm } from "../net/free-form.ts";
 import { sha256Schema } from "../sync/model.ts";
-import { normalizedItemSchema, workAdd, workCancel } from "../work/commands.ts";
+import { workAdd, workCancel } from "../work/commands.ts";
+import { normalizedItemSchema } from "../work/model.ts";
 import { runPolicySchema } from "./policy.ts";
 import { archiveOldModels, configureRun, readModel, readRun, registerModel, setModelState, stepRun } from "./state.ts";
 

@@ -4,7 +4,8 @@ import { defineCommand } from "../consensus/state-machine.ts";
 import { evaluations, matchResults, workHistory, workItems } from "../db/schema.ts";
 import { timeMsSchema } from "../net/bounds.ts";
 import { FREE_FORM_DEPTH, freeForm } from "../net/free-form.ts";
-import { normalizedItemSchema, workAdd, workCancel } from "../work/commands.ts";
+import { workAdd, workCancel } from "../work/commands.ts";
+import { normalizedItemSchema } from "../work/model.ts";
 import { abtestParamsSchema, EVALUATION_ID, readEvaluation, tournamentParamsSchema } from "./evaluation-state.ts";
 
 /** The replicated commands of A/B tests and tournaments (their state and results: ./evaluation-state.ts). */

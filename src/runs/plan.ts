@@ -1,6 +1,6 @@
 import type { SprtState } from "../eval/sprt.ts";
 import type { Pentanomial } from "../machines/run-loop.ts";
-import type { NormalizedItem } from "../work/commands.ts";
+import type { NormalizedItem } from "../work/model.ts";
 import type { RunPolicy } from "./policy.ts";
 import { populatorTargets } from "./populator.ts";
 import { sequentialTest } from "./sequential.ts";

@@ -13,7 +13,7 @@ import {
 } from "../machines/job-lifecycle.ts";
 import { intIn, timeMsSchema, wireNumberSchema } from "../net/bounds.ts";
 import { runItemFinished } from "../runs/item-finished.ts";
-import { loggedRequirementsSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
+import { type NormalizedItem, normalizedItemSchema, offerSchema, type Requirements, type WorkItem } from "./model.ts";
 import { misfits } from "./placement.ts";
 
 /**
@@ -21,20 +21,7 @@ import { misfits } from "./placement.ts";
  * are chosen by the leader when it proposes and arrive in the payload.
  */
 
-const now = wireNumberSchema;
-
-export const normalizedItemSchema = v.object({
-  id: v.string(),
-  type: v.string(),
-  priority: wireNumberSchema,
-  config: v.record(v.string(), v.unknown()),
-  requirements: loggedRequirementsSchema,
-  dependsOn: v.array(v.string()),
-  maxAttempts: wireNumberSchema,
-  timeoutMs: wireNumberSchema,
-});
-
-export type NormalizedItem = v.InferOutput<typeof normalizedItemSchema>;
+const now = timeMsSchema;
 
 /** A lease on an item, as a claim answers it to the worker (POST /peer/work/claim). */
 export const claimSchema = v.object({

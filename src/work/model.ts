@@ -80,15 +80,22 @@ export const workBatchSchema = v.strictObject({
 export type WorkItemInput = v.InferOutput<typeof workItemInputSchema>;
 export type Requirements = v.InferOutput<typeof loggedRequirementsSchema>;
 
-/** A work item as the replicated state holds it (and GET /work answers it). */
-export const workItemSchema = v.object({
+/** An item as a replicated add carries it: the submission with its defaults filled in. */
+export const normalizedItemSchema = v.object({
   id: v.string(),
   type: v.string(),
   priority: wireNumberSchema,
   config: v.record(v.string(), v.unknown()),
   requirements: loggedRequirementsSchema,
   dependsOn: v.array(v.string()),
+  maxAttempts: wireNumberSchema,
   timeoutMs: wireNumberSchema,
+});
+export type NormalizedItem = v.InferOutput<typeof normalizedItemSchema>;
+
+/** A work item as the replicated state holds it (and GET /work answers it): its attempts live in its context. */
+export const workItemSchema = v.object({
+  ...v.omit(normalizedItemSchema, ["maxAttempts"]).entries,
   state: jobStateSchema,
   context: jobContextSchema,
   createdAt: wireNumberSchema,

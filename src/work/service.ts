@@ -17,7 +17,6 @@ import {
   history,
   itemExists,
   listItems,
-  type NormalizedItem,
   prunable,
   type ReportOutcome,
   type ReportRequest,
@@ -25,7 +24,7 @@ import {
   workItemsOfNode,
 } from "./commands.ts";
 import { jobArgv, jobEnv } from "./job-command.ts";
-import type { Offer, WorkItem, WorkItemInput } from "./model.ts";
+import type { NormalizedItem, Offer, WorkItem, WorkItemInput } from "./model.ts";
 import { misfits, neverFits } from "./placement.ts";
 
 /** A submitted item a refusal is about: its place in the submission, and the field at fault. */

@@ -15,7 +15,6 @@ import {
 import {
   type Claim,
   finishedCount,
-  type NormalizedItem,
   type ReportOutcome,
   readItem,
   workAdd,
@@ -27,7 +26,7 @@ import {
   workReportBatch,
   workTick,
 } from "../../src/work/commands.ts";
-import type { Offer } from "../../src/work/model.ts";
+import type { NormalizedItem, Offer } from "../../src/work/model.ts";
 import { misfits } from "../../src/work/placement.ts";
 
 let dir: string;
