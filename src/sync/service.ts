@@ -109,6 +109,8 @@ export class SyncService {
   private readonly indexWrites: GuardedWrite;
   /** The retention rules in force per category: this node's own and its live peers', merged each round. */
   private rules = new Map<string, Retired[]>();
+  /** Per category, the rules and index digest last swept: the files are looked at again only when either moves. */
+  private readonly swept = new Map<string, string>();
   private sweeping: Promise<void> | null = null;
 
   constructor(private readonly opts: SyncServiceOptions) {
@@ -261,6 +263,9 @@ export class SyncService {
     for (const [name, rules] of this.rules) {
       const category = this.category(name);
       if (!category) continue;
+      const state = this.digestOf(name);
+      if (this.swept.get(name) === state) continue;
+      this.swept.set(name, state);
       const doomed = this.opts.index.manifest(name).files.filter((f) => isRetired(f.path, f.sha256, rules));
       if (doomed.length === 0) continue;
       let removed = 0;
