@@ -4,17 +4,19 @@ import { type Role, type RoleEffect, type RoleEvent, raftRoleMachine } from "../
 import { MAX_COUNTER } from "../net/bounds.ts";
 import type { TraceRecord } from "../observability/trace.ts";
 import { type Entry, MAX_ENTRIES_PER_APPEND, type RaftMessage, unsafeCounters } from "./messages.ts";
+import { RaftLog } from "./raft-log.ts";
 import { RefusedError } from "./refused.ts";
-import type { RaftStorage, Voter } from "./storage.ts";
+import type { LogWrite, RaftStorage, Voter } from "./storage.ts";
 
 /** The entry that changes the voters; it takes effect as soon as it is in a log (Raft thesis §4.1). */
 export const CONFIG_COMMAND = "raft.config";
 
 /**
  * Raft among the configured voters, as a deterministic core: it reads its clock through `now`, its
- * randomness through `random`, and runs its role machine's timers on the injected `clock`. Effects
- * (messages, entries to apply, traces) are queued for the runtime, which must drain them right after
- * each call. Quorum is a majority of the configured voters, never of those that seem alive.
+ * randomness through `random`, and runs its role machine's timers on the injected `clock`. It does no I/O:
+ * everything it does (log writes to make durable, messages, replies, entries to apply, traces) is an effect
+ * queued for the runtime, which must drain them right after each call. Quorum is a majority of the
+ * configured voters, never of those that seem alive.
  */
 export type Clock = NonNullable<ActorOptions<AnyActorLogic>["clock"]>;
 
@@ -27,6 +29,7 @@ export interface RaftOptions {
   id: string;
   /** The voters of the cluster file; the log's configuration entries and snapshots override them. */
   voters: readonly Voter[];
+  /** The log as it is on disk at start; the core reads it, and its writes leave as `persist` effects. */
   storage: RaftStorage;
   timing: RaftTiming;
   /** Highest index already applied to the state machine (it survives restarts with the state). */
@@ -37,7 +40,11 @@ export interface RaftOptions {
 }
 
 export type RaftEffect =
+  /** Make these log changes durable; then call `persisted` (before anything that depends on them leaves). */
+  | { type: "persist"; write: LogWrite }
   | { type: "send"; to: string; message: RaftMessage }
+  /** An answer to the message `receive` was given with this `request`; it vouches for this drain's write. */
+  | { type: "reply"; request: number; message: RaftMessage }
   /** Send the state machine's snapshot (at `index`, whose entry had `lastTerm`) to a follower. */
   | { type: "send-snapshot"; to: string; term: number; index: number; lastTerm: number; sentAt: number }
   /** Replace the state machine with the snapshot just received (its data is with the runtime). */
@@ -75,7 +82,7 @@ interface Progress {
 
 export class RaftNode {
   readonly id: string;
-  private readonly storage: RaftStorage;
+  private readonly log: RaftLog;
   /** Voters in force at the snapshot (or from the cluster file), then every configuration entry after it. */
   private baseConfig: Voter[];
   private configLog: Array<{ index: number; voters: Voter[] }> = [];
@@ -105,16 +112,16 @@ export class RaftNode {
 
   constructor(opts: RaftOptions) {
     this.id = opts.id;
-    this.storage = opts.storage;
-    this.baseConfig = opts.storage.snapshot().voters ?? [...opts.voters];
-    this.scanConfig(opts.storage.snapshot().index + 1);
+    this.log = new RaftLog(opts.storage);
+    this.baseConfig = this.log.snapshot().voters ?? [...opts.voters];
+    this.scanConfig(this.log.snapshot().index + 1);
     this.timing = opts.timing;
     this.electionMinMs = opts.timing.electionMinMs;
     this.now = opts.now;
-    const hard = opts.storage.hardState();
+    const hard = this.log.hardState();
     this.term = hard.term;
     this.votedFor = hard.votedFor;
-    this.commitIndex = Math.min(opts.appliedIndex, opts.storage.lastIndex());
+    this.commitIndex = Math.min(opts.appliedIndex, this.log.lastIndex());
     this.lastApplied = this.commitIndex;
     let previous: Role = "follower";
     this.actor = createActor(raftRoleMachine, {
@@ -153,7 +160,7 @@ export class RaftNode {
         from: null,
         to: "follower",
         event: "start",
-        cause: `started in term ${this.term} with log to ${this.storage.lastIndex()}, applied to ${this.lastApplied}`,
+        cause: `started in term ${this.term} with log to ${this.log.lastIndex()}, applied to ${this.lastApplied}`,
         at: this.now(),
       },
     });
@@ -183,7 +190,7 @@ export class RaftNode {
   }
 
   get lastIndex(): number {
-    return this.storage.lastIndex();
+    return this.log.lastIndex();
   }
 
   get voters(): readonly string[] {
@@ -210,7 +217,7 @@ export class RaftNode {
   }
 
   matchIndexes(): Record<string, number> {
-    const out: Record<string, number> = { [this.id]: this.storage.lastIndex() };
+    const out: Record<string, number> = { [this.id]: this.log.lastIndex() };
     for (const [peer, p] of this.progress) out[peer] = p.match;
     return out;
   }
@@ -219,8 +226,10 @@ export class RaftNode {
     return this.outbox.length > 0;
   }
 
+  /** The effects queued since the last call, led by the log writes made meanwhile (if any). */
   takeEffects(): RaftEffect[] {
-    const out = this.outbox;
+    const write = this.log.pendingWrite();
+    const out: RaftEffect[] = write ? [{ type: "persist", write }, ...this.outbox] : this.outbox;
     this.outbox = [];
     return out;
   }
@@ -237,15 +246,19 @@ export class RaftNode {
     if (!this.holdsLease()) {
       throw new NotLeaderError(this.id, "leader lease lapsed (no majority acknowledged it recently)");
     }
-    const index = this.storage.lastIndex() + 1;
-    this.storage.append([{ index, term: this.term, command }]);
+    const index = this.log.lastIndex() + 1;
+    this.log.append([{ index, term: this.term, command }]);
     this.noteConfig(index, command);
     if (this.voterIds.length === 1) this.advanceCommit();
     return { index, term: this.term };
   }
 
-  /** The runtime made the storage's buffered writes durable: a leader's own new entries now count toward commit. */
-  persisted(): void {
+  /**
+   * The runtime's write succeeded, with the last `persist` effect's log changes if it had any: a leader's own new
+   * entries now count toward commit.
+   */
+  persisted(write: LogWrite | null): void {
+    if (write) this.log.persisted(write);
     if (this.storageFailure !== null) {
       this.storageFailure = null;
       this.actor.send({ type: "storage-ok", cause: "this node's log writes succeed again" });
@@ -319,8 +332,12 @@ export class RaftNode {
 
   // ---- messages -----------------------------------------------------------------------------
 
-  /** Handles one message; returns the replies for its sender. */
-  receive(m: RaftMessage): RaftMessage[] {
+  /** Handles one message; its replies leave as `reply` effects tagged with `request`. */
+  receive(m: RaftMessage, request: number): void {
+    for (const message of this.answer(m)) this.outbox.push({ type: "reply", request, message });
+  }
+
+  private answer(m: RaftMessage): RaftMessage[] {
     // The wire schema bounds these already; a term past MAX_COUNTER would leave no room to campaign above it.
     const unsafe = unsafeCounters(m);
     if (unsafe !== null) {
@@ -349,7 +366,7 @@ export class RaftNode {
           return [{ type: "vote-reply", from: this.id, term: this.term, granted: false }];
         case "append":
           // Tells a deposed leader our term, so it steps down.
-          return [this.appendReply(false, 0, this.storage.lastIndex() + 1, m.sentAt)];
+          return [this.appendReply(false, 0, this.log.lastIndex() + 1, m.sentAt)];
         case "snapshot":
           return [{ type: "snapshot-reply", from: this.id, term: this.term, index: 0, sentAt: m.sentAt }];
         default:
@@ -389,7 +406,7 @@ export class RaftNode {
     if (this.leaderId !== m.from) this.setLeader(m.from);
     this.actor.send({ type: "heard-leader", cause: `snapshot from leader ${m.from} in term ${m.term}` });
     if (m.index > this.commitIndex) {
-      this.storage.installSnapshot({ index: m.index, term: m.lastTerm, voters: m.voters });
+      this.log.installSnapshot({ index: m.index, term: m.lastTerm, voters: m.voters });
       this.baseConfig = m.voters;
       this.configLog = [];
       this.scanConfig(m.index + 1);
@@ -417,7 +434,7 @@ export class RaftNode {
   compact(index: number): void {
     if (index > this.lastApplied) throw new Error(`raft: cannot compact past the applied index ${this.lastApplied}`);
     const voters = this.configAt(index);
-    this.storage.compact(index, voters);
+    this.log.compact(index, voters);
     this.baseConfig = voters;
     this.configLog = this.configLog.filter((c) => c.index > index);
   }
@@ -453,11 +470,16 @@ export class RaftNode {
   }
 
   get snapshotIndex(): number {
-    return this.storage.snapshot().index;
+    return this.log.snapshot().index;
   }
 
   termAt(index: number): number | undefined {
-    return this.storage.termAt(index);
+    return this.log.termAt(index);
+  }
+
+  /** Entries with from <= index < to, at most `limit`, whether durable yet or not. */
+  entries(from: number, to: number, limit: number): Entry[] {
+    return this.log.entries(from, to, limit);
   }
 
   private answerPreVote(m: Extract<RaftMessage, { type: "pre-vote" }>): RaftMessage {
@@ -484,21 +506,21 @@ export class RaftNode {
     if (m.prevLogIndex < this.commitIndex) {
       // Everything up to our commit index matches every leader's log (and may be compacted here): skip it.
       const prevLogIndex = this.commitIndex;
-      const prevLogTerm = this.storage.termAt(prevLogIndex) ?? 0;
+      const prevLogTerm = this.log.termAt(prevLogIndex) ?? 0;
       m = { ...m, prevLogIndex, prevLogTerm, entries: m.entries.filter((e) => e.index > prevLogIndex) };
     }
-    const last = this.storage.lastIndex();
+    const last = this.log.lastIndex();
     if (m.prevLogIndex > last) return this.appendReply(false, 0, last + 1, m.sentAt);
-    const prevTerm = this.storage.termAt(m.prevLogIndex);
+    const prevTerm = this.log.termAt(m.prevLogIndex);
     if (prevTerm !== m.prevLogTerm) return this.appendReply(false, 0, this.conflictHint(m.prevLogIndex), m.sentAt);
     let i = 0;
     for (; i < m.entries.length; i++) {
       const e = m.entries[i] as Entry;
-      const existing = this.storage.termAt(e.index);
+      const existing = this.log.termAt(e.index);
       if (existing === undefined) break;
       if (existing !== e.term) {
         if (e.index <= this.commitIndex) throw new Error(`raft: refusing to truncate committed index ${e.index}`);
-        this.storage.truncateFrom(e.index);
+        this.log.truncateFrom(e.index);
         this.configLog = this.configLog.filter((c) => c.index < e.index);
         this.refreshConfig();
         break;
@@ -506,7 +528,7 @@ export class RaftNode {
     }
     if (i < m.entries.length) {
       const fresh = m.entries.slice(i);
-      this.storage.append(fresh);
+      this.log.append(fresh);
       for (const e of fresh) this.noteConfig(e.index, e.command);
     }
     const match = m.prevLogIndex + m.entries.length;
@@ -524,9 +546,9 @@ export class RaftNode {
 
   /** The first index of the term that conflicts at `index` (never below the commit), so the leader skips a whole term. */
   private conflictHint(index: number): number {
-    const conflicting = this.storage.termAt(index);
+    const conflicting = this.log.termAt(index);
     let i = index;
-    while (i - 1 > this.commitIndex && this.storage.termAt(i - 1) === conflicting) i--;
+    while (i - 1 > this.commitIndex && this.log.termAt(i - 1) === conflicting) i--;
     return Math.max(1, i);
   }
 
@@ -536,7 +558,7 @@ export class RaftNode {
     p.ackedAt = this.acknowledgedAt(p, m.sentAt);
     if (m.success) {
       // Never past our own log: a reply claiming more would stall this follower's replication, not help it.
-      p.match = Math.max(p.match, Math.min(m.matchIndex, this.storage.lastIndex()));
+      p.match = Math.max(p.match, Math.min(m.matchIndex, this.log.lastIndex()));
       p.next = Math.max(p.next, p.match + 1);
       p.inflight = p.inflight.filter((b) => b.last > p.match);
       this.advanceCommit();
@@ -627,12 +649,12 @@ export class RaftNode {
   private becomeLeader(): void {
     const now = this.now();
     this.setLeader(this.id);
-    const next = this.storage.lastIndex() + 1;
+    const next = this.log.lastIndex() + 1;
     this.progress.clear();
     this.syncProgress(next, now);
     // A no-op of our own term: committing it commits everything before it (Raft §5.4.2).
     this.termStartIndex = next;
-    this.storage.append([{ index: next, term: this.term, command: { name: "noop", payload: null } }]);
+    this.log.append([{ index: next, term: this.term, command: { name: "noop", payload: null } }]);
     if (this.voterIds.length === 1) this.advanceCommit();
   }
 
@@ -658,7 +680,7 @@ export class RaftNode {
       p.inflight = [];
       p.next = p.match + 1;
     }
-    const snap = this.storage.snapshot();
+    const snap = this.log.snapshot();
     if (p.next <= snap.index) {
       // What this follower needs next was compacted away: it gets the state machine instead.
       if (p.snapshotUntil <= now) {
@@ -678,10 +700,10 @@ export class RaftNode {
       }
       return;
     }
-    const last = this.storage.lastIndex();
+    const last = this.log.lastIndex();
     const full = p.inflight.length >= MAX_INFLIGHT;
     if (!heartbeat && (full || p.next > last)) return;
-    const entries = full || p.next > last ? [] : this.storage.entries(p.next, last + 1, MAX_ENTRIES_PER_APPEND);
+    const entries = full || p.next > last ? [] : this.log.entries(p.next, last + 1, MAX_ENTRIES_PER_APPEND);
     // A heartbeat alongside batches in flight vouches only for what is known to match.
     const prevLogIndex = entries.length > 0 || p.inflight.length === 0 ? p.next - 1 : p.match;
     if (entries.length > 0) {
@@ -694,7 +716,7 @@ export class RaftNode {
       from: this.id,
       term: this.term,
       prevLogIndex,
-      prevLogTerm: this.storage.termAt(prevLogIndex) ?? 0,
+      prevLogTerm: this.log.termAt(prevLogIndex) ?? 0,
       entries,
       leaderCommit: this.commitIndex,
       sentAt: now,
@@ -722,7 +744,7 @@ export class RaftNode {
 
   private maybeSendTimeoutNow(): void {
     const target = this.transferTarget;
-    if (!target || this.progress.get(target)?.match !== this.storage.lastIndex()) return;
+    if (!target || this.progress.get(target)?.match !== this.log.lastIndex()) return;
     this.send(target, { type: "timeout-now", from: this.id, term: this.term });
   }
 
@@ -730,12 +752,10 @@ export class RaftNode {
 
   private advanceCommit(): void {
     // The leader's own copy counts once durable: it sends new entries while its own write is under way.
-    const matches = [this.storage.durableIndex(), ...[...this.progress.values()].map((p) => p.match)].sort(
-      (a, b) => b - a,
-    );
+    const matches = [this.log.durableIndex(), ...[...this.progress.values()].map((p) => p.match)].sort((a, b) => b - a);
     const candidate = matches[this.quorum() - 1] ?? 0;
     // Only entries of the leader's own term are committed by counting replicas (Raft §5.4.2).
-    if (candidate > this.commitIndex && this.storage.termAt(candidate) === this.term) {
+    if (candidate > this.commitIndex && this.log.termAt(candidate) === this.term) {
       this.commitIndex = candidate;
       this.applyCommitted();
       for (const peer of this.progress.keys()) this.sendAppend(peer, false);
@@ -745,7 +765,7 @@ export class RaftNode {
   /** Emits committed entries in order; the runtime applies each batch in one transaction before anything else runs. */
   private applyCommitted(): void {
     while (this.lastApplied < this.commitIndex) {
-      const entries = this.storage.entries(this.lastApplied + 1, this.commitIndex + 1, 1024);
+      const entries = this.log.entries(this.lastApplied + 1, this.commitIndex + 1, 1024);
       if (entries.length === 0) throw new Error(`raft: committed index ${this.lastApplied + 1} missing from the log`);
       this.outbox.push({ type: "apply", entries });
       this.lastApplied = (entries.at(-1) as Entry).index;
@@ -762,9 +782,9 @@ export class RaftNode {
 
   /** Reads the configuration entries from `from` to the end of the log (at start and after a snapshot). */
   private scanConfig(from: number): void {
-    const last = this.storage.lastIndex();
+    const last = this.log.lastIndex();
     for (let i = from; i <= last; i += 1024) {
-      for (const e of this.storage.entries(i, last + 1, 1024)) {
+      for (const e of this.log.entries(i, last + 1, 1024)) {
         if (e.command.name === CONFIG_COMMAND) {
           this.configLog.push({ index: e.index, voters: (e.command.payload as { voters: Voter[] }).voters });
         }
@@ -787,7 +807,7 @@ export class RaftNode {
         cause: `voters are now ${ids.join(",")}`,
       });
     }
-    if (this.role === "leader") this.syncProgress(this.storage.lastIndex() + 1, this.now());
+    if (this.role === "leader") this.syncProgress(this.log.lastIndex() + 1, this.now());
   }
 
   /** Leader: one progress record per voter other than itself. */
@@ -815,7 +835,7 @@ export class RaftNode {
   }
 
   private persistHardState(): void {
-    this.storage.setHardState({ term: this.term, votedFor: this.votedFor });
+    this.log.setHardState({ term: this.term, votedFor: this.votedFor });
   }
 
   private heardLeaderRecently(): boolean {
@@ -829,8 +849,8 @@ export class RaftNode {
   }
 
   private lastLog(): { lastLogIndex: number; lastLogTerm: number } {
-    const lastLogIndex = this.storage.lastIndex();
-    return { lastLogIndex, lastLogTerm: this.storage.termAt(lastLogIndex) ?? 0 };
+    const lastLogIndex = this.log.lastIndex();
+    return { lastLogIndex, lastLogTerm: this.log.termAt(lastLogIndex) ?? 0 };
   }
 
   /** The newest time that a majority, this leader included, has acknowledged. */

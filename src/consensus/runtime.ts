@@ -10,6 +10,7 @@ import { type Clock, NotLeaderError, type RaftEffect, RaftNode } from "./raft.ts
 import { RefusedError } from "./refused.ts";
 import { SqliteStorage } from "./sqlite-storage.ts";
 import { type CommandDefinition, StateMachine } from "./state-machine.ts";
+import type { LogWrite } from "./storage.ts";
 import { type RaftTransport, raftOverPeers, type SendOutcome } from "./transport.ts";
 
 const MAX_IN_FLIGHT = 256;
@@ -121,8 +122,9 @@ export class ConsensusRuntime {
   private incomingData: string | null = null;
   /** Proposals made here and not settled yet, by log index. */
   private readonly proposals = new Map<number, Proposal>();
-  /** Replies waiting for the drain that makes what they depend on durable. */
-  private readonly held: Array<{ replies: RaftMessage[]; reply: (o: SendOutcome) => void }> = [];
+  /** Messages received and not answered yet: their replies wait for the drain that makes what they depend on durable. */
+  private readonly requests = new Map<number, { replies: RaftMessage[]; answer: (o: SendOutcome) => void }>();
+  private nextRequest = 1;
   /** Committed entries (or a snapshot) whose transaction failed: the next drain writes them first, in order. */
   private unapplied: StateChange[] = [];
   /** The last drain's failure, until a drain succeeds (logged when such a run starts and when it ends). */
@@ -211,10 +213,26 @@ export class ConsensusRuntime {
 
   /** `receive` for a transport that answers through a callback (the simulator's network). */
   handle(messages: readonly RaftMessage[], reply: (o: SendOutcome) => void): void {
-    const replies = messages.flatMap((m) => this.raft.receive(m));
+    const request = this.openRequest(reply);
+    for (const m of messages) this.raft.receive(m, request);
     this.scheduleDrain();
-    if (replies.length === 0 || this.bugs.ackBeforeFsync) reply({ ok: true, messages: replies });
-    else this.held.push({ replies, reply });
+  }
+
+  private openRequest(answer: (o: SendOutcome) => void): number {
+    const request = this.nextRequest++;
+    this.requests.set(request, { replies: [], answer });
+    return request;
+  }
+
+  /** Answers every open request: with its replies once `written`, else with why not (where it has any). */
+  private answerRequests(written: boolean): void {
+    for (const { replies, answer } of this.requests.values()) {
+      if (written || replies.length === 0 || this.bugs.answerHeldAfterFailedDrain)
+        answer({ ok: true, messages: replies });
+      else
+        answer({ ok: false, kind: "write_failed", error: this.writeFailure ?? new WriteFailedError("write failed") });
+    }
+    this.requests.clear();
   }
 
   /** Takes one piece of a snapshot; the last piece hands the whole to the core, whose replies are returned. */
@@ -236,12 +254,17 @@ export class ConsensusRuntime {
     this.incomingData = inc.parts.join("");
     try {
       const { chunk: _c, offset: _o, total: _t, ...meta } = c;
+      const answered: { outcome?: SendOutcome } = {};
+      this.raft.receive(
+        { type: "snapshot", ...meta },
+        this.openRequest((o) => (answered.outcome = o)),
+      );
       // Drained now: the install needs the data only this call holds.
-      const replies = this.raft.receive({ type: "snapshot", ...meta });
       this.drain();
+      const o = answered.outcome;
       // An acknowledgement would claim an install that did not happen (it is tried again with the next drain).
-      if (this.writeFailure) throw this.writeFailure;
-      return replies;
+      if (!o?.ok) throw o?.error ?? new Error("snapshot install was not answered");
+      return o.messages;
     } finally {
       this.incomingData = null;
     }
@@ -370,16 +393,20 @@ export class ConsensusRuntime {
     for (const effect of effects) if (effect.type === "send" && early(effect)) this.send(effect.to, effect.message);
     const changes = this.unapplied;
     this.unapplied = [];
+    let logWrite: LogWrite | null = null;
     for (const e of effects) {
-      if (e.type === "apply") changes.push(e);
+      if (e.type === "persist") logWrite = e.write;
+      else if (e.type === "reply") this.requests.get(e.request)?.replies.push(e.message);
+      else if (e.type === "apply") changes.push(e);
       else if (e.type === "install-snapshot") {
         if (this.incomingData === null) throw new Error("snapshot installed without its data");
         changes.push({ type: e.type, index: e.index, data: this.incomingData });
       }
     }
     if (this.bugs.applyBeforeCommit) this.applyAhead(changes);
-    const written = !(this.storage.dirty || changes.length > 0) || this.write(changes);
-    if (written) for (const h of this.held.splice(0)) h.reply({ ok: true, messages: h.replies });
+    if (this.bugs.ackBeforeFsync) this.answerRequests(true);
+    const written = (logWrite === null && changes.length === 0) || this.write(logWrite, changes);
+    this.answerRequests(written);
     for (const effect of effects) {
       switch (effect.type) {
         case "send":
@@ -399,6 +426,8 @@ export class ConsensusRuntime {
           this.opts.log.info("leader", { leader: effect.leader, term: effect.term });
           this.opts.onLeaderChange?.(effect.leader, effect.term);
           break;
+        case "persist":
+        case "reply":
         case "apply":
         case "install-snapshot":
         case "config":
@@ -419,7 +448,7 @@ export class ConsensusRuntime {
         through = c.entries.at(-1)?.index ?? through;
       }
     }
-    const ahead = this.storage.entries(through + 1, this.storage.lastIndex() + 1, 1024);
+    const ahead = this.raft.entries(through + 1, this.raft.lastIndex + 1, 1024);
     if (ahead.length > 0) changes.push({ type: "apply", entries: ahead });
   }
 
@@ -427,12 +456,12 @@ export class ConsensusRuntime {
    * The batch's log writes, hard state, snapshot install and applies: one transaction, one fsync. Then
    * the core hears that its writes are durable, and proposers that their entries are applied.
    */
-  private write(changes: StateChange[]): boolean {
+  private write(logWrite: LogWrite | null, changes: StateChange[]): boolean {
     const results = new Map<number, unknown>();
     const observe = this.opts.onApplied !== undefined;
     try {
       this.commit((tx) => {
-        this.storage.writeTo(tx);
+        if (logWrite) this.storage.writeTo(tx, logWrite);
         for (const c of changes) {
           if (c.type === "apply") {
             this.state.applyIn(tx, c.entries, (index, result) => {
@@ -449,8 +478,8 @@ export class ConsensusRuntime {
     }
     if (this.writeFailure) this.opts.log.info("drain writes succeed again", { error: this.writeFailure.message });
     this.writeFailure = null;
-    this.storage.persisted();
-    this.raft.persisted();
+    if (logWrite) this.storage.written(logWrite);
+    this.raft.persisted(logWrite);
     for (const c of changes) {
       if (c.type === "install-snapshot") {
         this.appliedIndex = c.index;
@@ -472,10 +501,10 @@ export class ConsensusRuntime {
   }
 
   /**
-   * The transaction rolled back (a full or failing disk): nothing of it is durable. The log writes stay
-   * buffered and the state changes are kept, both tried again by the next drain; the core hears nothing,
-   * so no message claims what was not written. Whoever waits hears why now, rather than at their
-   * deadline: a voter's replies and every proposer here.
+   * The transaction rolled back (a full or failing disk): nothing of it is durable. The core still holds
+   * the log writes (it hands them out again) and the state changes are kept, both tried again by the next
+   * drain; the core hears nothing, so no message claims what was not written. Whoever waits hears why now,
+   * rather than at their deadline: every proposer here, and (by the caller) every voter waiting for a reply.
    */
   private writeFailed(e: unknown, changes: StateChange[]): void {
     const failure = new WriteFailedError(`this node could not write its log: ${errorText(e)}`);
@@ -483,10 +512,6 @@ export class ConsensusRuntime {
       this.opts.log.error("drain write failed; retrying with the next drain", { error: failure.message });
     this.writeFailure = failure;
     this.unapplied = changes;
-    for (const h of this.held.splice(0)) {
-      if (this.bugs.answerHeldAfterFailedDrain) h.reply({ ok: true, messages: h.replies });
-      else h.reply({ ok: false, kind: "write_failed", error: failure });
-    }
     // Every proposal in flight, written or not: each is safe to retry, and may still commit.
     for (const p of this.proposals.values()) p.reject(failure);
     this.proposals.clear();

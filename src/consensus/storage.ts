@@ -19,31 +19,33 @@ export interface SnapshotMeta {
 }
 
 /**
- * What Raft must keep across a crash (hashicorp/raft's StableStore + LogStore). Writes are synchronous
- * and durable when they return, so a reply that depends on them is never sent ahead of them.
+ * What Raft keeps across a crash, as it is on disk now (hashicorp/raft's StableStore + LogStore, read side).
+ * The core never writes it: it emits a `LogWrite` in a `persist` effect, and the runtime makes that durable.
  */
 export interface RaftStorage {
   hardState(): HardState;
-  setHardState(state: HardState): void;
-  lastIndex(): number;
-  /** The last index that would survive a crash now (writes may be buffered until the runtime persists them). */
-  durableIndex(): number;
   snapshot(): SnapshotMeta;
+  lastIndex(): number;
   /** Term of the entry at `index` (the snapshot's term at its index); 0 for index 0; undefined if absent or compacted. */
   termAt(index: number): number | undefined;
   /** Entries with from <= index < to, at most `limit`. */
   entries(from: number, to: number, limit: number): Entry[];
-  /** Appends entries that follow the last index (after any truncation). */
-  append(entries: readonly Entry[]): void;
-  /** Removes every entry with index >= `from`. */
-  truncateFrom(from: number): void;
-  /** Drops entries up to `index` (already applied and covered by the state machine); `voters` were in force there. */
-  compact(index: number, voters: Voter[] | undefined): void;
-  /** Replaces the log's start with a snapshot; keeps later entries only if they agree with it. */
-  installSnapshot(meta: SnapshotMeta): void;
 }
 
-/** In memory, durable as soon as written: the model SqliteStorage is held to, and storage for tests of the core alone. */
+/**
+ * One batch of changes to the durable log, applied in this order: entries from `truncateFrom` up removed (0:
+ * all of them, when a snapshot replaced the log), entries up to `compactTo` removed, `entries` appended, the
+ * hard state and snapshot position replaced. `lastIndex` is the log's last index once it is written.
+ */
+export interface LogWrite {
+  truncateFrom: number | null;
+  compactTo: number | null;
+  entries: readonly Entry[];
+  meta: { hardState: HardState; snapshot: SnapshotMeta } | null;
+  lastIndex: number;
+}
+
+/** In memory, durable as soon as written: storage for tests of the core alone. */
 export class MemoryStorage implements RaftStorage {
   private state: HardState = { term: 0, votedFor: null };
   private snap: SnapshotMeta = { index: 0, term: 0 };
@@ -54,20 +56,12 @@ export class MemoryStorage implements RaftStorage {
     return { ...this.state };
   }
 
-  setHardState(state: HardState): void {
-    this.state = { ...state };
+  snapshot(): SnapshotMeta {
+    return { ...this.snap };
   }
 
   lastIndex(): number {
     return this.snap.index + this.log.length;
-  }
-
-  durableIndex(): number {
-    return this.lastIndex();
-  }
-
-  snapshot(): SnapshotMeta {
-    return { ...this.snap };
   }
 
   termAt(index: number): number | undefined {
@@ -82,28 +76,20 @@ export class MemoryStorage implements RaftStorage {
     return this.log.slice(start, Math.max(start, end));
   }
 
-  append(entries: readonly Entry[]): void {
-    for (const e of entries) {
-      if (e.index !== this.lastIndex() + 1) throw new Error(`append: index ${e.index} after ${this.lastIndex()}`);
-      this.log.push(e);
+  write(w: LogWrite): void {
+    const { truncateFrom, compactTo } = w;
+    let log = this.log;
+    if (truncateFrom !== null) log = log.filter((e) => e.index < truncateFrom);
+    if (compactTo !== null) log = log.filter((e) => e.index > compactTo);
+    log = [...log, ...w.entries];
+    if (w.meta) {
+      this.state = { ...w.meta.hardState };
+      this.snap = { ...w.meta.snapshot };
     }
-  }
-
-  truncateFrom(from: number): void {
-    this.log.length = Math.max(0, Math.min(this.log.length, from - this.snap.index - 1));
-  }
-
-  compact(index: number, voters: Voter[] | undefined): void {
-    if (index <= this.snap.index) return;
-    const term = this.termAt(index);
-    if (term === undefined) throw new Error(`compact: no entry at ${index}`);
-    this.log = this.log.slice(index - this.snap.index);
-    this.snap = { index, term, voters };
-  }
-
-  installSnapshot(meta: SnapshotMeta): void {
-    const keep = this.termAt(meta.index) === meta.term ? this.log.slice(meta.index - this.snap.index) : [];
-    this.snap = { ...meta, voters: meta.voters ?? this.snap.voters };
-    this.log = keep;
+    this.log = log.filter((e) => e.index > this.snap.index);
+    this.log.forEach((e, i) => {
+      if (e.index !== this.snap.index + 1 + i) throw new Error(`write: entry ${e.index} out of place`);
+    });
+    if (this.lastIndex() !== w.lastIndex) throw new Error(`write: log ends at ${this.lastIndex()}, not ${w.lastIndex}`);
   }
 }

@@ -3,21 +3,17 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Entry } from "../../src/consensus/messages.ts";
+import { RaftLog } from "../../src/consensus/raft-log.ts";
 import { SqliteStorage } from "../../src/consensus/sqlite-storage.ts";
-import {
-  type HardState,
-  MemoryStorage,
-  type RaftStorage,
-  type SnapshotMeta,
-  type Voter,
-} from "../../src/consensus/storage.ts";
+import { type HardState, MemoryStorage, type SnapshotMeta, type Voter } from "../../src/consensus/storage.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { seededRandom } from "../sim/rng.ts";
 
 /**
- * A contract test: MemoryStorage (the model) and SqliteStorage (the node's, and the simulator's) must behave alike under
- * any sequence of calls that Raft itself makes. SqliteStorage buffers its writes; "persist" makes them
- * durable the way the runtime does, and "reopen" reads the database back through a fresh SqliteStorage.
+ * A contract test: the core's log (`RaftLog`, which buffers its changes until the runtime writes them) over
+ * either store, MemoryStorage or SqliteStorage (the node's, and the simulator's), must behave like a plain log
+ * that is durable at once (`ModelLog`, below) under any sequence of calls that Raft itself makes. "persist"
+ * writes the pending changes the way the runtime does, and "reopen" reads the store back into a fresh log.
  *
  * A failure names the shortest failing seed and its operations; rerun just it with RAFT_STORAGE_SEED=<seed>.
  */
@@ -49,11 +45,127 @@ function freshDb(): Db {
   return db;
 }
 
-/** What the runtime does after each batch (runtime.ts `drain`): write only if dirty, then mark persisted. */
-function persist(db: Db, s: SqliteStorage): void {
-  if (!s.dirty) return;
-  db.transaction((tx) => s.writeTo(tx as never));
-  s.persisted();
+/** The log's interface as Raft uses it. */
+type Log = Pick<
+  RaftLog,
+  | "hardState"
+  | "setHardState"
+  | "snapshot"
+  | "lastIndex"
+  | "termAt"
+  | "entries"
+  | "append"
+  | "truncateFrom"
+  | "compact"
+  | "installSnapshot"
+>;
+
+/** The model: a log that is durable as soon as it changes, with nothing buffered, kept as a map by index. */
+class ModelLog implements Log {
+  private state: HardState = { term: 0, votedFor: null };
+  private snap: SnapshotMeta = { index: 0, term: 0 };
+  private readonly log = new Map<number, Entry>();
+
+  hardState(): HardState {
+    return { ...this.state };
+  }
+
+  setHardState(state: HardState): void {
+    this.state = { ...state };
+  }
+
+  lastIndex(): number {
+    let last = this.snap.index;
+    while (this.log.has(last + 1)) last++;
+    return last;
+  }
+
+  snapshot(): SnapshotMeta {
+    return { ...this.snap };
+  }
+
+  termAt(index: number): number | undefined {
+    if (index === 0) return 0;
+    return index === this.snap.index ? this.snap.term : this.log.get(index)?.term;
+  }
+
+  entries(from: number, to: number, limit: number): Entry[] {
+    const out: Entry[] = [];
+    // `limit` counts indexes from `from`, as the stores do: a range from below the snapshot yields fewer.
+    for (let i = from; i < Math.min(to, from + limit) && i <= this.lastIndex(); i++) {
+      const e = this.log.get(i);
+      if (e) out.push(e);
+    }
+    return out;
+  }
+
+  append(entries: readonly Entry[]): void {
+    for (const e of entries) {
+      if (e.index !== this.lastIndex() + 1) throw new Error(`append: index ${e.index} after ${this.lastIndex()}`);
+      this.log.set(e.index, e);
+    }
+  }
+
+  truncateFrom(from: number): void {
+    for (const i of this.log.keys()) if (i >= from) this.log.delete(i);
+  }
+
+  compact(index: number, voters: Voter[] | undefined): void {
+    if (index <= this.snap.index) return;
+    const term = this.termAt(index);
+    if (term === undefined) throw new Error(`compact: no entry at ${index}`);
+    this.snap = { index, term, voters };
+    for (const i of this.log.keys()) if (i <= index) this.log.delete(i);
+  }
+
+  installSnapshot(meta: SnapshotMeta): void {
+    if (this.termAt(meta.index) !== meta.term) this.log.clear();
+    for (const i of this.log.keys()) if (i <= meta.index) this.log.delete(i);
+    this.snap = { ...meta, voters: meta.voters ?? this.snap.voters };
+  }
+}
+
+/** The core's log on one store, written the way the runtime writes it (runtime.ts `write`). */
+interface Stored {
+  log: RaftLog;
+  /** Writes the pending changes, if any, and tells the log. */
+  persist(): void;
+  /** A fresh log over what the store holds (buffered changes are lost, as in a crash). */
+  reopen(): void;
+}
+
+function onMemory(): Stored {
+  const store = new MemoryStorage();
+  return {
+    log: new RaftLog(store),
+    persist() {
+      const w = this.log.pendingWrite();
+      if (!w) return;
+      store.write(w);
+      this.log.persisted(w);
+    },
+    reopen() {
+      this.log = new RaftLog(store);
+    },
+  };
+}
+
+function onSqlite(db: Db): Stored {
+  let store = new SqliteStorage(db);
+  return {
+    log: new RaftLog(store),
+    persist() {
+      const w = this.log.pendingWrite();
+      if (!w) return;
+      db.transaction((tx) => store.writeTo(tx as never, w));
+      store.written(w);
+      this.log.persisted(w);
+    },
+    reopen() {
+      store = new SqliteStorage(db);
+      this.log = new RaftLog(store);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -134,7 +246,7 @@ function randomEntries(rng: Rng, after: number, lastTerm: number): Entry[] {
 }
 
 /** One call that Raft could make, given the current state (read from the reference). */
-function randomOp(rng: Rng, s: RaftStorage): Op {
+function randomOp(rng: Rng, s: Log): Op {
   const snap = s.snapshot();
   const last = s.lastIndex();
   const lastTerm = s.termAt(last) ?? 0;
@@ -166,7 +278,7 @@ function randomOp(rng: Rng, s: RaftStorage): Op {
   return { kind: "setHardState", state };
 }
 
-function apply(s: RaftStorage, op: Op): void {
+function apply(s: Log, op: Op): void {
   switch (op.kind) {
     case "append":
       s.append(op.entries);
@@ -195,11 +307,11 @@ function apply(s: RaftStorage, op: Op): void {
 
 class Mismatch extends Error {}
 
-/** Every observable of `actual` against `expected` (the reference); `rng` only picks the entries() ranges. */
-function compare(expected: RaftStorage, actual: RaftStorage, rng: Rng): void {
+/** Every observable of `actual` against `expected` (the model); `rng` only picks the entries() ranges. */
+function compare(expected: Log, actual: Log, name: string, rng: Rng): void {
   const same = (what: string, want: unknown, got: unknown) => {
     if (!Bun.deepEquals(want, got, true)) {
-      throw new Mismatch(`${what}\n  memory: ${JSON.stringify(want)}\n  sqlite: ${JSON.stringify(got)}`);
+      throw new Mismatch(`${what}\n  model: ${JSON.stringify(want)}\n  ${name}: ${JSON.stringify(got)}`);
     }
   };
   same("lastIndex()", expected.lastIndex(), actual.lastIndex());
@@ -217,22 +329,22 @@ function compare(expected: RaftStorage, actual: RaftStorage, rng: Rng): void {
   }
 }
 
-/** The reference's own consistency: the log is exactly snapshot.index+1..lastIndex, and termAt agrees with it. */
-function checkShape(s: RaftStorage): void {
+/** The model's own consistency: the log is exactly snapshot.index+1..lastIndex, and termAt agrees with it. */
+function checkShape(s: Log): void {
   const snap = s.snapshot();
   const log = s.entries(0, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
   if (log.length !== s.lastIndex() - snap.index) {
-    throw new Mismatch(`memory: ${log.length} entries between snapshot ${snap.index} and lastIndex ${s.lastIndex()}`);
+    throw new Mismatch(`model: ${log.length} entries between snapshot ${snap.index} and lastIndex ${s.lastIndex()}`);
   }
   log.forEach((e, i) => {
     if (e.index !== snap.index + 1 + i || s.termAt(e.index) !== e.term) {
-      throw new Mismatch(`memory: entry ${JSON.stringify(e)} at position ${i} after snapshot ${snap.index}`);
+      throw new Mismatch(`model: entry ${JSON.stringify(e)} at position ${i} after snapshot ${snap.index}`);
     }
   });
 }
 
 /** Once persisted, raft_log holds exactly the live log: nothing at or below the snapshot, nothing past the end. */
-function checkTable(db: Db, expected: RaftStorage): void {
+function checkTable(db: Db, expected: Log): void {
   const got = db.$client.query("SELECT COUNT(*) AS n, MIN(idx) AS lo, MAX(idx) AS hi FROM raft_log").get();
   const first = expected.snapshot().index + 1;
   const last = expected.lastIndex();
@@ -257,26 +369,34 @@ function runSeed(seed: number): Failure | undefined {
   // A separate stream for the checks, so that a seed's operations do not depend on them.
   const checkRng = seededRandom(seed ^ 0x5eed);
   const db = freshDb();
-  const mem = new MemoryStorage();
-  let sql = new SqliteStorage(db);
+  const model = new ModelLog();
+  const stores: Array<[string, Stored]> = [
+    ["memory", onMemory()],
+    ["sqlite", onSqlite(db)],
+  ];
   const ops: Op[] = [];
+  const compareAll = () => {
+    for (const [name, stored] of stores) compare(model, stored.log, name, checkRng);
+  };
   const step = (op: Op) => {
     ops.push(op);
-    apply(mem, op);
-    apply(sql, op);
-    if (op.kind === "persist") {
-      persist(db, sql);
-      if (sql.dirty) throw new Mismatch("sqlite: still dirty after persisted()");
-      checkTable(db, mem);
+    apply(model, op);
+    for (const [name, stored] of stores) {
+      apply(stored.log, op);
+      if (op.kind === "persist") {
+        stored.persist();
+        if (stored.log.pendingWrite()) throw new Mismatch(`${name}: changes still pending after persisted()`);
+      }
+      if (op.kind === "reopen") stored.reopen();
     }
-    if (op.kind === "reopen") sql = new SqliteStorage(db);
-    checkShape(mem);
-    compare(mem, sql, checkRng);
+    if (op.kind === "persist") checkTable(db, model);
+    checkShape(model);
+    compareAll();
   };
   try {
-    compare(mem, sql, checkRng);
+    compareAll();
     for (let n = 0; n < OPS_PER_SEED; n++) {
-      step(randomOp(rng, mem));
+      step(randomOp(rng, model));
       if (rng() < P_PERSIST) {
         step({ kind: "persist" });
         if (rng() < P_REOPEN) step({ kind: "reopen" });
@@ -304,7 +424,7 @@ function report(f: Failure, failed: number, total: number): string {
   ].join("\n");
 }
 
-describe("RaftStorage contract: SqliteStorage behaves like MemoryStorage", () => {
+describe("the log contract: RaftLog on either store behaves like a log that is durable at once", () => {
   test(`random Raft-shaped call sequences (${SEEDS} seeds × ${OPS_PER_SEED} ops)`, () => {
     const only = process.env.RAFT_STORAGE_SEED;
     const seeds = only ? [Number(only)] : Array.from({ length: SEEDS }, (_, i) => i + 1);
@@ -315,34 +435,32 @@ describe("RaftStorage contract: SqliteStorage behaves like MemoryStorage", () =>
 });
 
 // ---------------------------------------------------------------------------------------------------------
-// Hand-written cases, each against memory, buffered SQLite, and SQLite persisted and reopened at every sync()
+// Hand-written cases, each against the model, the log buffered on either store, and the log on each store
+// persisted and reopened at every sync()
 // ---------------------------------------------------------------------------------------------------------
 
 interface Harness {
-  readonly s: RaftStorage;
+  readonly s: Log;
   /** Makes buffered writes durable and reads them back, where that means anything. */
   sync(): void;
 }
 
+const persistedAndReopened = (stored: Stored): Harness => ({
+  get s() {
+    return stored.log;
+  },
+  sync() {
+    stored.persist();
+    stored.reopen();
+  },
+});
+
 const harnesses: [string, () => Harness][] = [
-  ["MemoryStorage", () => ({ s: new MemoryStorage(), sync() {} })],
-  ["SqliteStorage (buffered)", () => ({ s: new SqliteStorage(freshDb()), sync() {} })],
-  [
-    "SqliteStorage (persisted and reopened)",
-    () => {
-      const db = freshDb();
-      let s = new SqliteStorage(db);
-      return {
-        get s() {
-          return s;
-        },
-        sync() {
-          persist(db, s);
-          s = new SqliteStorage(db);
-        },
-      };
-    },
-  ],
+  ["ModelLog", () => ({ s: new ModelLog(), sync() {} })],
+  ["RaftLog on MemoryStorage (buffered)", () => ({ s: onMemory().log, sync() {} })],
+  ["RaftLog on SqliteStorage (buffered)", () => ({ s: onSqlite(freshDb()).log, sync() {} })],
+  ["RaftLog on MemoryStorage (persisted and reopened)", () => persistedAndReopened(onMemory())],
+  ["RaftLog on SqliteStorage (persisted and reopened)", () => persistedAndReopened(onSqlite(freshDb()))],
 ];
 
 const entry = (index: number, term: number): Entry => ({
@@ -510,32 +628,43 @@ describe.each(harnesses)("%s", (_name, make) => {
   });
 });
 
-describe("SqliteStorage: what counts as durable", () => {
+describe("RaftLog on SqliteStorage: what counts as durable", () => {
   test("buffered entries are not durable until the runtime's write; a truncation not yet written lowers it", () => {
     const db = freshDb();
-    const s = new SqliteStorage(db);
+    const stored = onSqlite(db);
+    const s = stored.log;
     s.append(run(1, 5, 1));
     expect(s.lastIndex()).toBe(5);
     expect(s.durableIndex()).toBe(0);
-    persist(db, s);
+    stored.persist();
     expect(s.durableIndex()).toBe(5);
     s.truncateFrom(4);
     s.append(run(4, 6, 2));
     expect(s.durableIndex()).toBe(3);
-    persist(db, s);
+    expect(s.pendingWrite()).toMatchObject({ truncateFrom: 4, lastIndex: 6 });
+    stored.persist();
     expect(s.durableIndex()).toBe(6);
-    expect(new SqliteStorage(db).durableIndex()).toBe(6);
+    expect(new SqliteStorage(db).lastIndex()).toBe(6);
   });
 
   test("entries just written are read back as written, also after a truncation replaced them", () => {
     const db = freshDb();
-    const s = new SqliteStorage(db);
-    s.append(run(1, 4, 1));
-    persist(db, s);
-    s.truncateFrom(3);
-    s.append(run(3, 4, 2));
-    persist(db, s);
-    expect(s.entries(1, 5, 10).map((e) => e.term)).toEqual([1, 1, 2, 2]);
-    expect(new SqliteStorage(db).entries(1, 5, 10)).toEqual(s.entries(1, 5, 10));
+    const stored = onSqlite(db);
+    stored.log.append(run(1, 4, 1));
+    stored.persist();
+    stored.log.truncateFrom(3);
+    stored.log.append(run(3, 4, 2));
+    stored.persist();
+    expect(stored.log.entries(1, 5, 10).map((e) => e.term)).toEqual([1, 1, 2, 2]);
+    expect(new SqliteStorage(db).entries(1, 5, 10)).toEqual(stored.log.entries(1, 5, 10));
+  });
+
+  test("a write that is not the pending one is refused", () => {
+    const stored = onSqlite(freshDb());
+    stored.log.append(run(1, 2, 1));
+    const w = stored.log.pendingWrite();
+    if (!w) throw new Error("nothing pending");
+    stored.log.append(run(3, 3, 1));
+    expect(() => stored.log.persisted(w)).toThrow(/not the pending one/);
   });
 });

@@ -132,7 +132,7 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     const raft = node(new MemoryStorage());
     raft.start();
     for (const term of UNSAFE) {
-      raft.receive(append(term) as Parameters<RaftNode["receive"]>[0]);
+      raft.receive(append(term) as Parameters<RaftNode["receive"]>[0], 0);
       expect(raft.currentTerm).toBe(0);
     }
     raft.stop();
@@ -151,15 +151,15 @@ describe("the Raft core never steps to a term it cannot leave", () => {
       { ...append(2), entries: [entry(1, 1), entry(3, 1)] },
       { ...append(2), leaderCommit: 1.5, entries: [entry(1, 1)] },
     ];
-    for (const m of appends) raft.receive(m as Parameters<RaftNode["receive"]>[0]);
+    for (const m of appends) raft.receive(m as Parameters<RaftNode["receive"]>[0], 0);
     expect(raft.currentTerm).toBe(0);
-    expect(storage.lastIndex()).toBe(0);
+    expect(raft.lastIndex).toBe(0);
     const refusals = raft.takeEffects().filter((e) => e.type === "trace" && e.record.event === "refused-message");
     expect(refusals).toHaveLength(appends.length);
     // A well-formed append from the same sender is still taken.
-    raft.receive({ ...append(2), entries: [entry(1, 1), entry(2, 2)] } as Parameters<RaftNode["receive"]>[0]);
+    raft.receive({ ...append(2), entries: [entry(1, 1), entry(2, 2)] } as Parameters<RaftNode["receive"]>[0], 0);
     expect(raft.currentTerm).toBe(2);
-    expect(storage.lastIndex()).toBe(2);
+    expect(raft.lastIndex).toBe(2);
     raft.stop();
   });
 
@@ -177,23 +177,26 @@ describe("the Raft core never steps to a term it cannot leave", () => {
     });
     raft.start();
     runFor(1_000);
-    raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true });
-    raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true });
+    raft.receive({ type: "pre-vote-reply", from: "n2", term: 1, granted: true }, 0);
+    raft.receive({ type: "vote-reply", from: "n2", term: 1, granted: true }, 0);
     expect(raft.currentRole).toBe("leader");
     return raft;
   }
 
   test("an acknowledgement dated after the leader's clock does not stretch its lease", () => {
     const raft = electedLeader();
-    raft.receive({
-      type: "append-reply",
-      from: "n2",
-      term: 1,
-      success: true,
-      matchIndex: 0,
-      hintIndex: 0,
-      sentAt: 1e15,
-    });
+    raft.receive(
+      {
+        type: "append-reply",
+        from: "n2",
+        term: 1,
+        success: true,
+        matchIndex: 0,
+        hintIndex: 0,
+        sentAt: 1e15,
+      },
+      0,
+    );
     expect(raft.leaseExpiresAt()).toBeLessThanOrEqual(now + timing.leaseMs);
     runFor(timing.leaseMs + 1);
     expect(raft.holdsLease()).toBe(false);
@@ -203,7 +206,7 @@ describe("the Raft core never steps to a term it cannot leave", () => {
   test("an acknowledgement of entries past the leader's log does not stall the follower's replication", () => {
     const raft = electedLeader();
     const reply = { type: "append-reply", from: "n2", term: 1, success: true, hintIndex: 0, sentAt: now } as const;
-    raft.receive({ ...reply, matchIndex: 1_000 });
+    raft.receive({ ...reply, matchIndex: 1_000 }, 0);
     expect(raft.matchIndexes().n2).toBe(raft.lastIndex);
     raft.takeEffects();
     // The next appends to n2 follow from our own log, not from index 1,000 that n2 cannot match.
@@ -218,7 +221,13 @@ describe("the Raft core never steps to a term it cannot leave", () => {
 
   test("at the largest term it does not campaign past it, and says why", () => {
     const storage = new MemoryStorage();
-    storage.setHardState({ term: MAX_COUNTER, votedFor: null });
+    storage.write({
+      truncateFrom: null,
+      compactTo: null,
+      entries: [],
+      meta: { hardState: { term: MAX_COUNTER, votedFor: null }, snapshot: { index: 0, term: 0 } },
+      lastIndex: 0,
+    });
     const raft = node(storage);
     raft.start();
     runFor(5_000);
