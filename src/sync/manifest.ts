@@ -247,19 +247,6 @@ export class ManifestIndex {
   }
 }
 
-/**
- * The entries of `remote` this node should fetch: paths it lacks, and paths it holds with other content when the
- * remote copy was written later (last writer wins). Never a path that already has the remote's content.
- */
-export function wantedFrom(local: readonly FileEntry[], remote: readonly FileEntry[]): FileEntry[] {
-  const held = new Map(local.map((e) => [e.path, e]));
-  return remote.filter((r) => {
-    const mine = held.get(r.path);
-    if (!mine) return true;
-    return mine.sha256 !== r.sha256 && r.mtimeMs > mine.mtimeMs;
-  });
-}
-
 /** The first 32 hex digits of a SHA-256 over `path\0sha256\n` per file in path order, with the count and bytes. */
 function digestOf(rows: readonly Row[]): ManifestDigest {
   const hasher = new Bun.CryptoHasher("sha256");

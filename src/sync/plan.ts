@@ -1,5 +1,4 @@
 import type { DataCategory } from "../config/load.ts";
-import { wantedFrom } from "./manifest.ts";
 import type { FileEntry, Manifest, Retired } from "./model.ts";
 import { holdsCategory, staggerDelayMs } from "./policy.ts";
 import { isRetired } from "./retired.ts";
@@ -89,4 +88,17 @@ export function planTransfers(i: PlanInput): { start: Array<{ key: string; want:
     start.push({ key, want: { ...want, origins: seen.origins } });
   }
   return { start, firstSeen };
+}
+
+/**
+ * The entries of `remote` this node should fetch: paths it lacks, and paths it holds with other content when the
+ * remote copy was written later (last writer wins). Never a path that already has the remote's content.
+ */
+export function wantedFrom(local: readonly FileEntry[], remote: readonly FileEntry[]): FileEntry[] {
+  const held = new Map(local.map((e) => [e.path, e]));
+  return remote.filter((r) => {
+    const mine = held.get(r.path);
+    if (!mine) return true;
+    return mine.sha256 !== r.sha256 && r.mtimeMs > mine.mtimeMs;
+  });
 }

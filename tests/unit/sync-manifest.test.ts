@@ -19,8 +19,9 @@ import { dirname, join } from "node:path";
 import type { DataCategory } from "../../src/config/load.ts";
 import { type Db, openDb } from "../../src/db/client.ts";
 import { Hasher } from "../../src/sync/hasher.ts";
-import { ManifestIndex, type ManifestIndexOptions, wantedFrom } from "../../src/sync/manifest.ts";
+import { ManifestIndex, type ManifestIndexOptions } from "../../src/sync/manifest.ts";
 import { type FileEntry, PIECE_BYTES } from "../../src/sync/model.ts";
+import { wantedFrom } from "../../src/sync/plan.ts";
 
 const sha = (data: Uint8Array | string) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
 
