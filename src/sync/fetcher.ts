@@ -69,7 +69,9 @@ export interface FetchPiecesOptions {
    */
   flushEveryBytes?: number;
   now?: () => number;
-  /** Resolves after `ms`, or as soon as `signal` aborts. */
+  /** The piece scheduler's decision (`choosePiece`); the simulator plants faulty ones to show it catches them. */
+  choose?: typeof choosePiece;
+  /** Resolves after `ms`, or as soon as `signal` aborts: the waits for sources and each piece's deadline. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
@@ -144,6 +146,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
   const random = opts.random ?? Math.random;
   const now = opts.now ?? Date.now;
   const sleep = opts.sleep ?? abortableSleep;
+  const choose = opts.choose ?? choosePiece;
   const signal = opts.signal ?? new AbortController().signal;
 
   const sources: SourceState[] = opts.sources.map((source, order) => ({
@@ -222,7 +225,11 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     const [start, end] = pieceRange(map, piece);
     let bytes: Uint8Array;
     const slow = new AbortController();
-    const timer = setTimeout(() => slow.abort(), pieceTimeoutMs);
+    // The deadline runs on the injected sleep, so a simulated clock drives it like every other wait here.
+    const ended = new AbortController();
+    void sleep(pieceTimeoutMs, ended.signal).then(() => {
+      if (!ended.signal.aborted) slow.abort();
+    });
     s.inFlight++;
     try {
       bytes = await s.source.fetchRange(start, end, AbortSignal.any([running, slow.signal]), takeBuffer());
@@ -234,7 +241,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
       else penalise(s, piece, slow.signal.aborted ? `no answer within ${pieceTimeoutMs} ms` : (e as Error).message);
       return;
     } finally {
-      clearTimeout(timer);
+      ended.abort();
       s.inFlight--;
     }
     let actual: string | null;
@@ -274,7 +281,7 @@ export async function fetchPieces(opts: FetchPiecesOptions): Promise<FetchPieces
     let unservedSince: number | null = null;
     while (!running.aborted) {
       while (inFlight.size < maxInFlight) {
-        const pick = choosePiece({
+        const pick = choose({
           missing,
           inFlight,
           sources,
