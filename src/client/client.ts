@@ -6,8 +6,9 @@ import { type PathParams, ROUTES, type RouteSpec } from "../net/route-table.ts";
  * The typed client for the node's API, derived from the route table: a route is named by its key, so one that does
  * not exist cannot be called; its path parameters, query and body are typed by the table's schemas; its answer is
  * checked against the route's response schema (a mismatch is a ContractError naming the route) and typed by it.
- * A follower's 421 is followed to the leader it names, and a call marked safe to repeat (the body names its ids) is
- * sent again after an answer that never came. The CLI, the tests and users' scripts call nodes through this.
+ * A 421 (refused before anything was appended: no leader here) is followed to the leader it names, or sent again
+ * with backoff while an election runs, for any call; a call marked safe to repeat (the body names its ids) is also
+ * sent again after an answer that never came or a 503 (its outcome unknown). The CLI, the tests and users' scripts call nodes through this.
  */
 
 type Routes = typeof ROUTES;
@@ -47,9 +48,9 @@ export type CallInput<N extends ApiRoute> = ParamsPart<N> &
   QueryPart<N> & {
     timeoutMs?: number;
     /**
-     * Send again, unchanged, after an answer that never came (timeout, dropped connection), a 503 (the outcome is
-     * unknown) or a 421 from a node that knows no leader, with backoff, for at most this long. Only for requests
-     * that are safe to repeat: the body names its items' ids, so the node applies them once.
+     * Send again, unchanged, after an answer that never came (timeout, dropped connection) or a 503 (the outcome is
+     * unknown), with backoff, for at most this long. Only for requests that are safe to repeat: the body names its
+     * items' ids, so the node applies them once.
      */
     retryForMs?: number;
   };
@@ -74,7 +75,9 @@ export interface ClientOptions {
   /** The operator token. */
   token: string;
   timeoutMs?: number;
-  /** Called before each resend of a call with `retryForMs`. */
+  /** How long any call waits for a leader while nodes answer 421 (an election under way); default 10 s. */
+  leaderWaitMs?: number;
+  /** Called before each resend after a backoff. */
   onRetry?: (error: Error) => void;
 }
 
@@ -82,6 +85,7 @@ const BACKOFF_BASE_MS = 200;
 const BACKOFF_MAX_MS = 5_000;
 /** A follower's pointer to the leader is followed at once a few times in a row (hints go stale in an election). */
 const MAX_REDIRECTS = 3;
+const LEADER_WAIT_MS = 10_000;
 
 export class Client {
   constructor(private readonly opts: ClientOptions) {}
@@ -95,7 +99,9 @@ export class Client {
     if (!spec || spec.auth === "peer") throw new Error(`no route "${name}" that an operator may call`);
     const args = (input ?? {}) as CallInput<N>;
     const retryForMs = args.retryForMs ?? 0;
-    const deadline = Date.now() + retryForMs;
+    const start = Date.now();
+    const deadline = start + retryForMs;
+    const leaderDeadline = start + Math.max(retryForMs, this.opts.leaderWaitMs ?? LEADER_WAIT_MS);
     let url = this.opts.url;
     let redirects = 0;
     for (let attempt = 0; ; attempt++) {
@@ -113,14 +119,15 @@ export class Client {
         );
         return checked(name, spec, answer) as ResponseOf<N>;
       } catch (e) {
+        // Nothing was appended: sending it again is safe for any call.
+        const refused = e instanceof CallError && e.status === 421;
         const leader = leaderAddress(e);
-        if (leader && ++redirects <= MAX_REDIRECTS) {
-          url = `http://${leader}`;
-          continue;
-        }
+        if (leader) url = `http://${leader}`;
+        if (leader && ++redirects <= MAX_REDIRECTS) continue;
         if (!leader) redirects = 0;
         const delayMs = Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
-        if (!(retryForMs > 0 && (leader || outcomeUnknown(e))) || Date.now() + delayMs > deadline) throw e;
+        const retryable = refused || (retryForMs > 0 && outcomeUnknown(e));
+        if (!retryable || Date.now() + delayMs > (refused ? leaderDeadline : deadline)) throw e;
         this.opts.onRetry?.(e as Error);
         await Bun.sleep(delayMs);
       }
@@ -146,8 +153,8 @@ function leaderAddress(e: unknown): string | null {
   return (e.body as { leader?: { address?: string | null } | null } | undefined)?.leader?.address ?? null;
 }
 
-/** Failures after which a request may or may not have been applied, or that a moment may cure. */
+/** Failures after which a request may or may not have been applied. */
 function outcomeUnknown(e: unknown): boolean {
   if (!(e instanceof CallError)) return false;
-  return e.kind === "timeout" || e.kind === "unreachable" || e.status === 503 || e.status === 421;
+  return e.kind === "timeout" || e.kind === "unreachable" || e.status === 503;
 }

@@ -22,6 +22,21 @@ type StateChange = { type: "apply"; entries: Entry[] } | { type: "install-snapsh
 /** Raised to whoever waits on a drain whose transaction failed; the drain's writes are tried again. */
 export class WriteFailedError extends Error {}
 
+/**
+ * A proposal was appended here, but this node stopped leading (or stopped) before it was applied: it may still
+ * commit under the next leader, or be replaced. Unlike `NotLeaderError` (refused before anything was appended),
+ * the caller cannot tell whether it took effect, and may only repeat it if it is safe to repeat.
+ */
+export class OutcomeUnknownError extends Error {
+  constructor(
+    readonly leader: string | null,
+    reason: string,
+  ) {
+    super(`${reason}; whether it took effect is unknown`);
+    this.name = "OutcomeUnknownError";
+  }
+}
+
 /** Time as the runtime sees it: the system's in a node, a virtual clock (per node, drifting) in the simulator. */
 export interface RuntimeClock {
   now(): number;
@@ -187,7 +202,7 @@ export class ConsensusRuntime {
   stop(): void {
     this.raft.stop();
     this.drain();
-    for (const p of this.proposals.values()) p.reject(new NotLeaderError(null, "node stopped"));
+    for (const p of this.proposals.values()) p.reject(new OutcomeUnknownError(null, "node stopped"));
     this.proposals.clear();
   }
 
@@ -366,16 +381,15 @@ export class ConsensusRuntime {
     do this.drainOnce();
     while (this.raft.hasEffects);
     // Proposals of a term this node no longer leads: their fate is unknown here (they may still commit).
-    if (this.proposals.size > 0)
-      this.settleLost(new NotLeaderError(this.raft.leader, "leadership lost before the entry was applied"));
+    if (this.proposals.size > 0) this.settleLost();
   }
 
-  private settleLost(error: NotLeaderError): void {
+  private settleLost(): void {
     const leading = this.raft.currentRole === "leader";
     for (const [index, p] of this.proposals) {
       if (leading && p.term === this.raft.currentTerm) continue;
       this.proposals.delete(index);
-      p.reject(error);
+      p.reject(new OutcomeUnknownError(this.raft.leader, "leadership lost before the entry was applied"));
     }
   }
 

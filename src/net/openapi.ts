@@ -71,7 +71,8 @@ function operation(name: string, spec: RouteSpec): Json {
     responses: {
       "200": ok,
       default: {
-        description: "An error: 4xx for the request (422 names the field), 421 names the leader, 503 write failed",
+        description:
+          "An error: 4xx for the request (422 names the field); 421: refused before anything was appended, names the leader (safe to send again); 503: the write failed or its outcome is unknown (retry with the same id)",
         content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } },
       },
     },

@@ -1,7 +1,7 @@
 import type { LeaderHint } from "../consensus/hints.ts";
 import { NotLeaderError } from "../consensus/raft.ts";
 import { RefusedError } from "../consensus/refused.ts";
-import { WriteFailedError } from "../consensus/runtime.ts";
+import { OutcomeUnknownError, WriteFailedError } from "../consensus/runtime.ts";
 import { errorResponse, writeFailedResponse } from "../net/errors.ts";
 import { RunError } from "../runs/service.ts";
 import { type RefusedField, WorkError } from "../work/service.ts";
@@ -56,6 +56,15 @@ export function domainErrorResponse(e: unknown, ctx: ErrorContext = {}): Respons
     });
   }
   if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
+  if (e instanceof OutcomeUnknownError) {
+    // 503, not 421: a 421 means nothing was appended (safe to send again), this one may still take effect.
+    const hint = ctx.leaderHint?.() ?? null;
+    const response = errorResponse(503, "outcome_unknown", `${e.message}: retry with the same id`, {
+      leader: hint ? { id: hint.id, address: hint.address } : null,
+    });
+    response.headers.set("retry-after", "1");
+    return response;
+  }
   if (e instanceof RefusedError) return errorResponse(e.status, e.code, e.message);
   if (e instanceof RouteRefusal) return errorResponse(e.status, e.code, e.message, e.field ? { field: e.field } : {});
   if (e instanceof RunError) {

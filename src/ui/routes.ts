@@ -1,5 +1,6 @@
 import type { Elysia } from "elysia";
 import { NotLeaderError } from "../consensus/raft.ts";
+import { OutcomeUnknownError } from "../consensus/runtime.ts";
 import { CallError, call } from "../net/client.ts";
 import { ROUTES } from "../net/route-table.ts";
 import { pathParams } from "../net/url-input.ts";
@@ -175,7 +176,8 @@ export function uiRoutes(app: Elysia, deps: UiDeps): void {
       status = e.status ?? 502;
       // The other node's own words (the API's error body), without the call's URL.
       message = (e.body as { message?: string } | undefined)?.message ?? e.message;
-    } else if (!(e instanceof NotLeaderError)) throw e;
+    } else if (e instanceof OutcomeUnknownError) status = 503;
+    else if (!(e instanceof NotLeaderError)) throw e;
     return page(
       status,
       html`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Refused</title><link rel="stylesheet" href="/ui/assets/app.css"></head>

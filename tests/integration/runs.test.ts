@@ -132,7 +132,7 @@ describe("a training run across leader failures", () => {
       const cli = (...args: string[]) => {
         const url = `http://${cluster.node(voter()).address}`;
         const proc = Bun.spawnSync([BIN, ...args, "--url", url, "--token", cluster.token]);
-        expect(proc.exitCode).toBe(0);
+        if (proc.exitCode !== 0) throw new Error(`${args.join(" ")} exited ${proc.exitCode}: ${proc.stderr}`);
         return proc.stdout.toString();
       };
       expect(cli("runs")).toContain("c4");

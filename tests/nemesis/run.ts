@@ -279,8 +279,10 @@ class Clients {
   private async write(client: number, key: string, node: string, value: string): Promise<void> {
     const call = performance.now();
     const res = await this.request(node, "/kv", { key, value });
-    // Only a 2xx is known to have taken effect; anything else may still commit (a leader that lost its role after
-    // appending answers 421 too), so its outcome is unknown.
+    // A 421 was refused before anything was appended: left out of the history, so a read that saw its value
+    // anyway is a violation. Only a 2xx is known to have taken effect; anything else (a 503 from a leader that
+    // lost its role after appending, a timeout) may still commit, so its outcome is unknown.
+    if (res?.status === 421) return;
     const ret = res?.ok ? performance.now() : Number.POSITIVE_INFINITY;
     this.history.push({ key, client, node, op: { kind: "write", value, call, ret } });
   }

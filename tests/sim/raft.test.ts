@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { electionWindowChange } from "../../src/consensus/hints.ts";
+import { NotLeaderError, OutcomeUnknownError } from "../../src/consensus/runtime.ts";
 import { chaos } from "./raft-chaos.ts";
 import { RaftSim } from "./raft-sim.ts";
 
@@ -76,11 +77,34 @@ describe("Raft under a seeded simulator", () => {
     );
     const outcome = leader.runtime.propose({ name: "kv.set", payload: { key: "x", value: 1 } }).then(
       () => "committed",
-      (e: Error) => e.message,
+      (e: Error) => e,
     );
     sim.run(1);
     leader.runtime.stop();
-    expect(await outcome).toBe("node stopped");
+    const error = await outcome;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect((error as Error).message).toContain("node stopped");
+  });
+
+  test("a proposal appended by a leader deposed before it applied is of unknown outcome; a follower refuses outright", async () => {
+    const sim = new RaftSim({ seed: 3, voters: 3 });
+    sim.run(2_000);
+    const leader = sim.leader();
+    if (!leader) throw new Error("no leader");
+    const follower = sim.voters.find((v) => v !== leader) as (typeof sim.voters)[number];
+    await expect(follower.runtime.propose({ name: "kv.set", payload: { key: "x", value: 0 } })).rejects.toBeInstanceOf(
+      NotLeaderError,
+    );
+    sim.partition(
+      [leader.id],
+      sim.voters.filter((v) => v !== leader).map((v) => v.id),
+    );
+    const outcome = leader.runtime.propose({ name: "kv.set", payload: { key: "x", value: 1 } }).catch((e: Error) => e);
+    sim.run(5_000);
+    expect(leader.raft.currentRole).not.toBe("leader");
+    const error = await outcome;
+    expect(error).toBeInstanceOf(OutcomeUnknownError);
+    expect(error).not.toBeInstanceOf(NotLeaderError);
   });
 
   test("a node returning from a partition does not depose a healthy leader (pre-vote)", () => {

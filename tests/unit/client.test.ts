@@ -117,9 +117,23 @@ describe("typed client", () => {
     expect(leader.seen.map((r) => r.body)).toEqual(['{"key":"k","value":1}']);
   });
 
-  test("a 421 naming no leader is an error at once, unless the call may be retried", async () => {
+  test("a 421 naming no leader (an election under way) is sent again with backoff for any call, until one leads", async () => {
+    let calls = 0;
+    const node = standIn(() =>
+      ++calls < 3
+        ? json(421, { error: "not_leader", message: "no leader", leader: null })
+        : json(200, { index: 5, term: 2 }),
+    );
+    const retries: string[] = [];
+    const client = new Client({ url: node.url, token: "t", onRetry: (e) => retries.push(e.message) });
+    expect(await client.call("kvSet", { body: { key: "k", value: 1 } })).toEqual({ index: 5, term: 2 });
+    expect(node.seen.map((r) => r.body)).toEqual(Array(3).fill('{"key":"k","value":1}'));
+    expect(retries).toHaveLength(2);
+  });
+
+  test("the wait for a leader is bounded: past leaderWaitMs the 421 is the caller's", async () => {
     const node = standIn(() => json(421, { error: "not_leader", message: "no leader", leader: null }));
-    const error = await new Client({ url: node.url, token: "t" })
+    const error = await new Client({ url: node.url, token: "t", leaderWaitMs: 0 })
       .call("kvSet", { body: { key: "k", value: 1 } })
       .catch((e: unknown) => e);
     expect((error as CallError).status).toBe(421);
