@@ -392,7 +392,7 @@ describe("leader hints and election windows in a seeded cluster", () => {
       const r = await world(seed);
       if (r.violations.length > 0)
         throw new Error(
-          `${r.violations.slice(0, 5).join("; ")}\nreplay: HINT_SEED=${seed} bun test ${import.meta.path}`,
+          `${r.violations.slice(0, 5).join("; ")}\nreplay: HINT_SEED=${seed} bun test tests/sim/leader-hint.test.ts`,
         );
       fellBack += r.fellBack;
       changes += r.windowChanges;

@@ -29,7 +29,7 @@ const ORIGIN = "origin";
 const FAULTS_MS = 4_000;
 /** Once every node is back and healthy, every peer has the file within this long. */
 const COMPLETE_WITHIN_MS = 20_000;
-/** More events than this at one virtual instant is a busy loop. */
+/** More events than this at one virtual instant, or requests and waits within one event, is a busy loop. */
 const EVENTS_PER_INSTANT = 5_000;
 const MAX_EVENTS = 200_000;
 /** In a swarm of at least this many peers the origin serves under this share of the pieces. */
@@ -143,12 +143,21 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
     s.benchedUntil = now + Math.min(PENALTY_MAX_MS, PENALTY_BASE_MS * 2 ** (s.streak - 1)) * 0.5;
   };
 
+  /** Requests and waits since the last event: a fetch that loops without waiting for anything runs this up. */
+  let calls = 0;
+  const spinning = (a: Attempt) => {
+    a.first();
+    if (++calls === EVENTS_PER_INSTANT)
+      violate(`${a.peer.id}'s fetch made ${calls} requests and waits while no time passed (busy loop)`);
+    return calls >= EVENTS_PER_INSTANT;
+  };
+
   /** What `peer`'s attempt sees as `server`: `has` follows what the server has verified, dead or alive. */
   const sourceFor = (a: Attempt, server: Node): PieceSource => ({
     id: server.id,
     ...(server === origin ? {} : { has: (piece: number) => server.held.has(piece) }),
     fetchRange: (start, end, signal, into) => {
-      a.first();
+      if (spinning(a)) return Promise.reject(new Error("busy loop"));
       const piece = start / PIECE_BYTES;
       const who = `${a.peer.id} asked ${server.id} for piece ${piece}`;
       if (a.stopped) violate(`${who} after its fetch was stopped`);
@@ -217,6 +226,7 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
   });
 
   const start = async (peer: Node) => {
+    calls = 0;
     let first = () => {};
     const asked = new Promise<void>((resolve) => {
       first = resolve;
@@ -251,7 +261,7 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
       now: () => now,
       choose,
       sleep: (ms, signal) => {
-        a.first();
+        if (spinning(a)) return Promise.reject(new Error("busy loop"));
         return new Promise((resolve) => {
           if (signal.aborted) return resolve();
           let done = false;
@@ -290,8 +300,15 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
       if (!a.stopped) violate(`${peer.id}'s fetch failed: ${e.message}`);
     });
     running.add(fetching);
-    // Its partial file is opened for real: wait for that before the world moves on, so runs replay exactly.
-    await Promise.race([asked, fetching]);
+    // Its partial file is opened for real: wait for that before the world moves on, so runs replay exactly. One
+    // that then neither asks nor waits for anything is stuck (the real-time limit is only ever reached then).
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stuck = new Promise<true>((resolve) => {
+      timer = setTimeout(() => resolve(true), 5_000);
+    });
+    if ((await Promise.race([asked, fetching, stuck])) === true)
+      violate(`${peer.id}'s fetch started and waits on nothing`);
+    clearTimeout(timer);
     await quiesce();
   };
   let fromOrigin = 0;
@@ -350,6 +367,7 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
         violate(`not complete after ${events} events: ${lacking.join(", ")} (starved)`);
         break;
       }
+      calls = 0;
       next.run();
       for (const n of restarts.splice(0)) await start(n);
       await quiesce();
@@ -369,6 +387,7 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
     await quiesce();
     for (let next = queue.pop(); !over && next; next = queue.pop()) {
       now = next.at;
+      calls = 0;
       next.run();
       await quiesce();
     }

@@ -59,7 +59,9 @@ describe("piece scheduling in a seeded swarm", () => {
     for (const seed of SEEDS) {
       const r = await swarm(seed);
       if (r.violations.length > 0)
-        throw new Error(`seed ${seed} (PIECES_SEED=${seed}): ${r.violations.slice(0, 5).join("; ")}`);
+        throw new Error(
+          `seed ${seed}: ${r.violations.slice(0, 5).join("; ")}\nreplay: PIECES_SEED=${seed} bun test tests/sim/pieces.test.ts`,
+        );
       for (const k of Object.keys(struck) as Array<keyof typeof struck>) struck[k] += r.faults[k];
     }
     // Every kind of fault struck somewhere: the world did not quietly stop testing one.
