@@ -39,6 +39,27 @@ function peersTable(status: NodeStatus): string {
   );
 }
 
+/** Behind NAT: the relays this node keeps. As a relay: whom it carries and how much. */
+function relayLines(n: NodeStatus["node"]): string[] {
+  const lines: string[] = [];
+  if (n.relays) {
+    const held = n.relays.map((r) => {
+      const open = r.openMs === null ? "" : `, connected in ${r.openMs} ms`;
+      return `${r.id} (${r.lanes.length > 0 ? r.lanes.join("+") : "no lane open"}${open})`;
+    });
+    lines.push(`behind NAT, reached through: ${held.length > 0 ? held.join(", ") : "no relay yet"}`);
+  }
+  const r = n.relaying;
+  if (r) {
+    const whom = r.nodes.length > 0 ? r.nodes.join(", ") : "no node now";
+    lines.push(
+      `relaying for ${whom}: ${r.requests} requests (${r.failed} unanswered), ` +
+        `${formatBytes(r.bytesToNat)} to them, ${formatBytes(r.bytesFromNat)} from them, ${r.queueDepth} waiting`,
+    );
+  }
+  return lines;
+}
+
 export const statusCommand = defineCommand({
   meta: { name: "status", description: "This node and what it knows of its peers" },
   args: targetArgs,
@@ -52,8 +73,9 @@ export const statusCommand = defineCommand({
       const counts = ["alive", "suspect", "dead", "left"].map(
         (s) => `${status.peers.filter((p) => p.state === s).length} ${s}`,
       );
-      console.log(`peers: ${counts.join(", ")}\n`);
-      console.log(peersTable(status));
+      console.log(`peers: ${counts.join(", ")}`);
+      for (const line of relayLines(n)) console.log(line);
+      console.log(`\n${peersTable(status)}`);
       const failures = [
         ...status.signatureFailures.inbound.map((f) => ({ ...f, way: `from ${f.peer}` })),
         ...status.signatureFailures.outbound.map((f) => ({ ...f, way: `to ${f.peer}` })),

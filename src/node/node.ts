@@ -294,6 +294,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   metrics.gauge("p2p_trace_rows_dropped_total", "Trace rows dropped because the buffer was full", () => traces.dropped);
   metrics.gauge("p2p_uptime_seconds", "Seconds since the node started", () => (Date.now() - startedAt) / 1000);
 
+  /** What this node carries as a relay, once it has been one. */
+  const relayingStatus = () => {
+    const nodes = relayServer.nodes();
+    if (nodes.length === 0 && relayServer.stats.requests === 0) return {};
+    return { relaying: { nodes, ...relayServer.stats, queueDepth: relayServer.queueDepth() } };
+  };
+
   const status = (): NodeStatus => {
     const now = Date.now();
     return {
@@ -307,6 +314,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         uptimeMs: now - startedAt,
         resources: selfInfo,
         ...(relaying ? { relays: relayClient.status() } : {}),
+        ...relayingStatus(),
       },
       leader: (() => {
         const hint = leaderHint();

@@ -54,6 +54,18 @@ export const nodeStatusSchema = v.object({
         }),
       ),
     ),
+    /** As a relay: the nodes behind NAT connected to it now, and what it has carried for them since it started. */
+    relaying: v.optional(
+      v.object({
+        nodes: v.array(v.string()),
+        requests: wireNumberSchema,
+        failed: wireNumberSchema,
+        bytesToNat: wireNumberSchema,
+        bytesFromNat: wireNumberSchema,
+        /** Requests sent down a lane whose answer has not come back. */
+        queueDepth: wireNumberSchema,
+      }),
+    ),
   }),
   leader: v.nullable(v.object({ id: v.string(), term: wireNumberSchema })),
   peers: v.array(peerStatusSchema),

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { requireBinary, TestCluster, waitFor } from "./harness.ts";
+import { BIN, requireBinary, TestCluster, waitFor } from "./harness.ts";
 import { NetnsLab } from "./netns.ts";
 
 const unavailable = NetnsLab.unavailable() ?? NetnsLab.partitionsUnavailable();
@@ -142,6 +142,18 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         });
         expect(forged.status).toBe(401);
         expect(await relayedSoFar()).toBe(before);
+        // The relay's own status says whom it carries, and the CLI prints it.
+        const relayStatus = (await status(relay)) as Status & { node: { relaying?: { nodes: string[] } } };
+        expect(relayStatus.node.relaying?.nodes).toContain("n4");
+        const cli = Bun.spawnSync([
+          BIN,
+          "status",
+          "--url",
+          `http://${cluster.node(relay).address}`,
+          "--token",
+          cluster.token,
+        ]);
+        expect(cli.stdout.toString()).toMatch(/relaying for [n0-9, ]*n4.*requests/);
         // Status says how each peer is reached; n4's own status lists the relays it keeps, with their lanes.
         const reach = (await status("n1")).peers.find((p) => p.id === "n4")?.reach;
         expect(reach).toMatch(/^via n[1235]$/);
