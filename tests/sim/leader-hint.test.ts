@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { electionWindow } from "../../src/config/timing.ts";
 import { electionWindowChange, type GossipedMember, leaderHint } from "../../src/consensus/hints.ts";
 import { RaftSim } from "./raft-sim.ts";
+import { shuffled } from "./rng.ts";
 
 /**
  * The leader hint and the election window, decided by their pure functions in a seeded world: voters run the real
@@ -258,9 +259,9 @@ export async function world(seed: number, hintOf: HintFn = leaderHint, windowOf:
       const down = sim.voters.find((v) => !v.up);
       if (down) sim.restart(down.id);
     } else if (roll < 0.18) {
-      const shuffled = [...ids].sort(() => random() - 0.5);
+      const order = shuffled(ids, random);
       const cut = 1 + Math.floor(random() * (ids.length - 1));
-      sim.partition(shuffled.slice(0, cut), shuffled.slice(cut), random() < 0.3);
+      sim.partition(order.slice(0, cut), order.slice(cut), random() < 0.3);
     } else if (roll < 0.26) sim.heal();
     else if (roll < 0.29) newPhase();
     else if (roll < 0.33) {

@@ -5,7 +5,7 @@ import { fetchPieces, type PieceSource, SourceBusy } from "../../src/sync/fetche
 import type { PieceMap } from "../../src/sync/model.ts";
 import { choosePiece } from "../../src/sync/piece-choice.ts";
 import { EventQueue } from "./event-queue.ts";
-import { seededRandom } from "./rng.ts";
+import { seededRandom, shuffled } from "./rng.ts";
 
 /**
  * Piece scheduling in a seeded swarm: one origin and several peers fetch the same file, each peer running the real
@@ -115,7 +115,10 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
   // always has the origin, so the file reaches the swarm).
   const sourcesOf = new Map(
     peers.map((p, i) => {
-      const others = peers.filter((q) => q !== p).sort(() => random() - 0.5);
+      const others = shuffled(
+        peers.filter((q) => q !== p),
+        random,
+      );
       return [p.id, i === 0 || random() < 0.8 ? [...others, origin] : others] as const;
     }),
   );

@@ -21,3 +21,16 @@ export function seededRandom(seed: number): () => number {
   for (let i = 0; i < 16; i++) next();
   return next;
 }
+
+/**
+ * A seeded shuffle (Fisher-Yates): always as many draws for as many items. Sorting with a random comparator is
+ * not replayable: how often the engine calls the comparator changes once the sort is compiled.
+ */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
