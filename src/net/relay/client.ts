@@ -1,6 +1,7 @@
 import type { Logger } from "../../observability/log.ts";
 import type { TraceRecord } from "../../observability/trace.ts";
 import { signRequest } from "../signing.ts";
+import { BodyPool, type PooledBody, readBody } from "./body.ts";
 import { isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
 
 export interface RelayCandidate {
@@ -37,6 +38,7 @@ export class RelayClient {
   private readonly lastOpenMs = new Map<string, number>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private announced = "";
+  private readonly pool = new BodyPool();
 
   constructor(
     private readonly opts: {
@@ -180,7 +182,7 @@ export class RelayClient {
     const { id, method, path, headers } = header;
     let status = 500;
     let out: Array<[string, string]> = [];
-    let body = new Uint8Array(0);
+    let body: PooledBody = { bytes: new Uint8Array(0), release: () => {} };
     try {
       const request = new Request(`http://relayed${path}`, {
         method,
@@ -188,16 +190,19 @@ export class RelayClient {
         body: method === "GET" || method === "HEAD" ? undefined : requestBody,
       });
       const response = await this.opts.handle(request);
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      status = response.status;
+      const read = await readBody(response, this.pool, MAX_RESPONSE_BYTES);
+      status = read ? response.status : 507;
       out = [...response.headers];
-      body = bytes.byteLength <= MAX_RESPONSE_BYTES ? bytes : new Uint8Array(0);
-      if (bytes.byteLength > MAX_RESPONSE_BYTES) status = 507;
+      if (read) body = read;
     } catch (e) {
       this.opts.log.warn("relayed request failed", { path, error: String(e) });
     }
-    if (ws.readyState !== WebSocket.OPEN) return;
-    ws.send(JSON.stringify({ id, bytes: body.byteLength, status, headers: out }));
-    if (body.byteLength > 0) ws.send(body);
+    try {
+      if (ws.readyState !== WebSocket.OPEN) return;
+      ws.send(JSON.stringify({ id, bytes: body.bytes.byteLength, status, headers: out }));
+      if (body.bytes.byteLength > 0) ws.send(body.bytes);
+    } finally {
+      body.release();
+    }
   }
 }

@@ -73,7 +73,7 @@ export class RelayServer {
       this.pending.delete(header.id);
       clearTimeout(waiting.timer);
       this.stats.bytesFromNat += body.byteLength;
-      const content = header.status === 204 || header.status === 304 ? null : body;
+      const content = header.status === 204 || header.status === 304 ? null : bodyOf(body);
       waiting.resolve(new Response(content, { status: header.status, headers: header.headers }));
     },
     close: (ws: ServerWebSocket<RelayConnection>) => {
@@ -138,4 +138,23 @@ export class RelayServer {
   stop(): void {
     for (const lanes of this.lanes.values()) for (const ws of Object.values(lanes)) ws?.close(1001, "relay stopping");
   }
+}
+
+/** Bodies this large go out as they came, not copied. */
+const STREAMED_BYTES = 64 * 1024;
+
+/**
+ * The answer's body for the response. `new Response(bytes)` copies them (about 1 ms of the relay's event loop per
+ * 4 MiB piece, and 4 MiB more to collect); a direct stream writes the message's own buffer, chunked, as the node
+ * serves a file directly.
+ */
+function bodyOf(bytes: Uint8Array): Uint8Array | ReadableStream {
+  if (bytes.byteLength < STREAMED_BYTES) return bytes;
+  return new ReadableStream({
+    type: "direct",
+    pull(controller) {
+      controller.write(bytes);
+      controller.close();
+    },
+  });
 }
