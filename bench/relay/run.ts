@@ -15,7 +15,7 @@
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { randomFillSync } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RELAY_TO_HEADER } from "../../src/net/relay/frames.ts";
@@ -66,6 +66,14 @@ async function peerGet(path: Path, pathWithQuery: string, headers: Record<string
   });
   if (!res.ok) throw new Error(`${path} ${pathWithQuery}: ${res.status} ${await res.text()}`);
   return res;
+}
+
+/** CPU time (user + system) a process has used, in ms, where /proc tells it (Linux); null elsewhere. */
+function cpuMs(pid: number | undefined): number | null {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return null;
+  // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th, in clock ticks (100/s).
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function timedSmall(path: Path): Promise<number> {
@@ -146,7 +154,9 @@ try {
   // 2 and 3. Throughput, and heartbeats on the same path while its transfers run (transfers repeat until the
   // heartbeats have about 200 samples for a p99). The direct path's own heartbeats under its transfer show what
   // the machine alone does to a small request while it moves a file.
+  const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
   const underLoad = async (path: Path) => {
+    const cpu0 = cpu();
     let busy = true;
     const during: number[] = [];
     const heartbeats = (async () => {
@@ -159,7 +169,12 @@ try {
     while (rates.length === 0 || during.length < 200) rates.push(await fetchFile(path, sha));
     busy = false;
     await heartbeats;
-    return { rate: rates.reduce((x, y) => x + y, 0) / rates.length, runs: rates.length, during };
+    const cpu1 = cpu();
+    // CPU per 100 MB moved: where the transfer's time goes (the heartbeat waits for the same two cores).
+    const per100MB = (a: number | null, b: number | null) =>
+      a === null || b === null ? "n/a" : `${(((b - a) / ((rates.length * sizeBytes) / 1e6)) * 100).toFixed(0)} ms`;
+    const cpuLine = `relay (n1) ${per100MB(cpu0.relay, cpu1.relay)}, node (n2) ${per100MB(cpu0.nat, cpu1.nat)}`;
+    return { rate: rates.reduce((x, y) => x + y, 0) / rates.length, runs: rates.length, during, cpuLine };
   };
   const direct = await underLoad("direct");
   const relayed = await underLoad("relayed");
@@ -167,6 +182,7 @@ try {
     `${values["size-mib"]} MiB in 4 MiB pieces, 4 in flight: direct ${direct.rate.toFixed(0)} MB/s (mean of ${direct.runs}), relayed ${relayed.rate.toFixed(0)} MB/s (mean of ${relayed.runs})`,
   );
   console.log(`  relayed / direct: ${(relayed.rate / direct.rate).toFixed(2)}x (target >= 0.5x)`);
+  console.log(`  CPU per 100 MB: direct: ${direct.cpuLine}; relayed: ${relayed.cpuLine}`);
   for (const [path, run] of [
     ["direct", direct],
     ["relayed", relayed],
@@ -174,7 +190,7 @@ try {
     const idle99 = percentile(lat[path], 99);
     const busy99 = percentile(run.during, 99);
     console.log(
-      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, during its transfer p99 ${busy99.toFixed(2)} ms (${run.during.length} samples): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
+      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, during its transfer p99 ${busy99.toFixed(2)} ms (p50 ${percentile(run.during, 50).toFixed(2)} ms, ${run.during.length} samples): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
     );
   }
 } finally {
