@@ -389,6 +389,10 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
     });
     await quiesce();
     for (let next = queue.pop(); !over && next; next = queue.pop()) {
+      if (++events > MAX_EVENTS) {
+        violate("stopped fetches went on asking and waiting");
+        break;
+      }
       now = next.at;
       calls = 0;
       next.run();
