@@ -17,7 +17,7 @@ import {
 } from "./cli/runs.ts";
 import { startCommand, upCommand } from "./cli/start.ts";
 import { syncCommand } from "./cli/sync.ts";
-import { drainCommand, jobsCommand, workCommand } from "./cli/work.ts";
+import { drainCommand, jobsCommand, undrainCommand, workCommand } from "./cli/work.ts";
 import { demoCommand } from "./demo/cli.ts";
 import { VERSION } from "./version.ts";
 
@@ -37,6 +37,7 @@ const main = defineCommand({
     work: workCommand,
     jobs: jobsCommand,
     drain: drainCommand,
+    undrain: undrainCommand,
     sync: syncCommand,
     init: initCommand,
     leave: leaveCommand,

@@ -282,8 +282,8 @@ const deps: UiDeps = {
   traces: new TraceStore(db),
   runNames: () => listRuns(db).map((r) => r.name),
   jobs: () => [],
-  draining: () => false,
-  drain: () => {},
+  drainReason: () => null,
+  setDrain: () => null,
   holdsState: () => true,
   leaderHint: () => ({ id: "n1", address: "127.0.0.1:40000", term: consensus.raft.currentTerm }),
 };

@@ -24,7 +24,7 @@ function peersTable(status: NodeStatus): string {
     status.peers.map((p) => [
       p.id,
       p.address,
-      p.state,
+      p.resources?.draining !== undefined ? `${p.state}, drained` : p.state,
       p.reach,
       p.rttMs === null ? "-" : `${p.rttMs.toFixed(1)} ms`,
       p.incarnation,
@@ -75,6 +75,7 @@ export const statusCommand = defineCommand({
       );
       console.log(`peers: ${counts.join(", ")}`);
       for (const line of relayLines(n)) console.log(line);
+      if (n.resources?.draining !== undefined) console.log(`drained: ${n.resources.draining} (undrain to claim work)`);
       console.log(`\n${peersTable(status)}`);
       const failures = [
         ...status.signatureFailures.inbound.map((f) => ({ ...f, way: `from ${f.peer}` })),

@@ -190,11 +190,24 @@ export const jobsCommand = defineCommand({
 });
 
 export const drainCommand = defineCommand({
-  meta: { name: "drain", description: "Stop claiming work on a node; running jobs finish" },
+  meta: { name: "drain", description: "Stop claiming work on a node (kept across restarts); running jobs finish" },
+  args: { ...targetArgs, reason: { type: "string", description: "Why (shown in status, peers and why-pending)" } },
+  async run({ args }) {
+    try {
+      const body = args.reason ? { reason: args.reason } : {};
+      console.log(JSON.stringify(await connect(args).call("drain", { body })));
+    } catch (e) {
+      fail(e);
+    }
+  },
+});
+
+export const undrainCommand = defineCommand({
+  meta: { name: "undrain", description: "Let a drained node claim work again" },
   args: targetArgs,
   async run({ args }) {
     try {
-      console.log(JSON.stringify(await connect(args).call("drain", { body: {} })));
+      console.log(JSON.stringify(await connect(args).call("undrain", { body: {} })));
     } catch (e) {
       fail(e);
     }

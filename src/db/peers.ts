@@ -54,3 +54,7 @@ export function readMeta(db: Db, key: string): string | undefined {
 export function writeMeta(db: Db, key: string, value: string): void {
   db.insert(nodeMeta).values({ key, value }).onConflictDoUpdate({ target: nodeMeta.key, set: { value } }).run();
 }
+
+export function deleteMeta(db: Db, key: string): void {
+  db.delete(nodeMeta).where(eq(nodeMeta.key, key)).run();
+}

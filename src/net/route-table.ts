@@ -92,6 +92,14 @@ export const leaveBodySchema = v.strictObject({
   reason: v.optional(v.pipe(v.string(), v.maxLength(200))),
 });
 
+export const drainBodySchema = leaveBodySchema;
+const drainAnswer = v.object({
+  draining: v.boolean(),
+  /** Jobs still running here (they finish and report). */
+  running: wireNumberSchema,
+  reason: v.nullable(v.string()),
+});
+
 export const transferBodySchema = v.strictObject({ to: nodeIdSchema });
 
 export const votersBodySchema = v.variant("action", [
@@ -218,13 +226,8 @@ export const ROUTES = {
     body: leaveBodySchema,
     response: v.object({ leaving: v.boolean() }),
   },
-  drain: {
-    method: "POST",
-    path: "/admin/drain",
-    auth: "operator",
-    body: emptyBodySchema,
-    response: v.object({ draining: v.boolean(), running: wireNumberSchema }),
-  },
+  drain: { method: "POST", path: "/admin/drain", auth: "operator", body: drainBodySchema, response: drainAnswer },
+  undrain: { method: "POST", path: "/admin/undrain", auth: "operator", body: emptyBodySchema, response: drainAnswer },
   jobs: { method: "GET", path: "/jobs", auth: "operator", response: list("jobs", runningJobSchema) },
   peerSwim: { method: "POST", path: "/peer/swim", auth: "peer", body: swimEnvelopeSchema, response: swimAnswer },
   peerRaft: { method: "POST", path: "/peer/raft", auth: "peer", body: raftEnvelopeSchema, response: raftAnswer },

@@ -21,6 +21,7 @@ import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/fra
 import { unreachable } from "../net/relay/reachability.ts";
 import { type RelayConnection, RelayServer } from "../net/relay/server.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
+import { errorText } from "../observability/guarded-write.ts";
 import type { Logger } from "../observability/log.ts";
 import { LoopLagMonitor } from "../observability/loop-lag.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -48,6 +49,7 @@ import { SyncService } from "../sync/service.ts";
 import { uiRoutes } from "../ui/routes.ts";
 import { VERSION } from "../version.ts";
 import { WORK_COMMANDS } from "../work/commands.ts";
+import { loadDrain, saveDrain } from "../work/drain.ts";
 import { WorkService } from "../work/service.ts";
 import { Worker } from "../work/worker.ts";
 import { Failpoints } from "./failpoints.ts";
@@ -125,6 +127,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   let knownLeader: { id: string; term: number } | null = null;
   let selfInfo: NodeInfo | null = null;
   let busySlots = () => 0;
+  let drainReason = (): string | null => null;
   let syncGossip: () => NodeInfo["sync"] = () => undefined;
   let relaysOf: () => string[] | undefined = () => undefined;
   /** The relays a peer behind NAT gossips, live ones first (one not yet found dead is still worth a try after). */
@@ -141,6 +144,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       ...selfInfo,
       leader: knownLeader,
       busySlots: busySlots(),
+      ...(drainReason() !== null ? { draining: drainReason() as string } : {}),
       sync: syncGossip(),
       ...(relays ? { relays, nat: true } : {}),
     });
@@ -214,6 +218,25 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     missingFiles: (category, prefix) => sync.missingUnder(category, prefix),
   });
   busySlots = () => worker.busySlots();
+  drainReason = () => worker.drainReason;
+  const keptDrain = loadDrain(db);
+  if (keptDrain !== null) {
+    worker.drain(keptDrain);
+    log.info("still drained, as before the restart: claiming no work until undrained", { reason: keptDrain });
+  }
+  /** Drains with that reason (null: undrains), keeps it across restarts where the disk allows, and gossips it. */
+  const setDrain = (reason: string | null): string | null => {
+    if (reason === null) worker.undrain();
+    else worker.drain(reason);
+    try {
+      saveDrain(db, reason);
+    } catch (e) {
+      log.warn("the drain is in force but could not be saved: a restart would forget it", { error: errorText(e) });
+    }
+    log.info(reason === null ? "undrained: claiming work again" : "drained: claiming no work", { reason });
+    publishInfo();
+    return worker.drainReason;
+  };
   const propose = (command: { name: string; payload: unknown }) => consensus.propose(command);
   const runDriver = new RunDriver({
     db,
@@ -312,7 +335,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         address: config.address,
         incarnation: core.currentIncarnation,
         uptimeMs: now - startedAt,
-        resources: selfInfo,
+        resources: selfInfo && worker.drainReason !== null ? { ...selfInfo, draining: worker.drainReason } : selfInfo,
         ...(relaying ? { relays: relayClient.status() } : {}),
         ...relayingStatus(),
       },
@@ -372,7 +395,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   syncRoutes(router, { sync, failpoints, onSent: (bytes) => bytesMoved({ direction: "sent" }, bytes) });
   adminRoutes(router, {
     leave: (reason) => setTimeout(() => void leave(reason), 10),
-    drain: () => worker.drain(),
+    setDrain,
     jobs: () => worker.list(),
   });
   uiRoutes(router, {
@@ -386,8 +409,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     traces,
     runNames: () => listRuns(db).map((r) => r.name),
     jobs: () => worker.list(),
-    draining: () => worker.isDraining,
-    drain: () => worker.drain(),
+    drainReason: () => worker.drainReason,
+    setDrain,
     holdsState: () => consensus.raft.voters.includes(config.nodeId),
     leaderHint,
   });

@@ -170,7 +170,7 @@ export class RunDriver {
   }
 }
 
-/** Job slots of live nodes that run `type`: each node's slots over the template's. */
+/** Job slots of live nodes that run `type` and are not drained: each node's slots over the template's. */
 export function slotsFor(
   type: string,
   nodes: readonly NodeView[],
@@ -181,7 +181,8 @@ export function slotsFor(
   let slots = 0;
   const seen = new Set<string>();
   for (const n of nodes) {
-    if (!n.alive || !n.info || seen.has(n.id) || !n.info.capabilities.includes(type)) continue;
+    if (!n.alive || !n.info || n.info.draining !== undefined || seen.has(n.id)) continue;
+    if (!n.info.capabilities.includes(type)) continue;
     seen.add(n.id);
     slots += Math.floor(n.info.slots / Math.max(1, template.slots));
   }

@@ -21,6 +21,8 @@ export const nodeInfoSchema = v.object({
   disk: v.object({ totalBytes: bytesSchema, freeBytes: bytesSchema }),
   gpus: v.pipe(v.array(gpuSchema), v.maxLength(16)),
   sampledAt: timeMsSchema,
+  /** Drained by an operator, and why: it claims no work (its slots count for nothing) until undrained. */
+  draining: v.optional(v.pipe(v.string(), v.maxLength(200))),
   /** Job slots taken by running work (the rest are free for claims). */
   busySlots: v.optional(intIn(0, 1024)),
   /** Data sync: a digest of each data category's manifest, and the files this node is fetching for a swarm. */

@@ -23,8 +23,10 @@ export interface UiDeps {
   /** The runs in the replicated state, by name (a cheap read; the run list itself plans every run). */
   runNames: () => string[];
   jobs: () => ReturnType<Worker["list"]>;
-  draining: () => boolean;
-  drain: () => void;
+  /** Why this node is drained, or null. */
+  drainReason: () => string | null;
+  /** Drains this node with that reason (null: undrains). */
+  setDrain: (reason: string | null) => string | null;
   /** Whether this node holds the replicated state (it is a voter). */
   holdsState: () => boolean;
   leaderHint: () => LeaderHint | null;

@@ -30,6 +30,7 @@ export const UI_PAGES: Record<string, Page> = {
 export const UI_ACTIONS = {
   cancel: "/ui/work/:id/cancel",
   drain: "/ui/nodes/:id/drain",
+  undrain: "/ui/nodes/:id/undrain",
   rollback: "/ui/runs/:name/rollback",
   promote: "/ui/runs/:name/promote",
 } as const;
@@ -58,6 +59,7 @@ const MAX_FORM_BYTES = 16 * 1024;
 const NOTICES: Record<string, string> = {
   cancelled: "Cancelled.",
   drained: "Drain requested: the node takes no new work; its running jobs finish.",
+  undrained: "Undrained: the node takes work again.",
   "rolled-back": "Rolled back to the previous promoted model.",
   promoted: "Promoted: it is the run's best model now.",
 };
@@ -289,19 +291,25 @@ export function uiRoutes(app: Elysia, deps: UiDeps): void {
     },
     ({ id = "" }) => `/ui/work?item=${q(id)}`,
   );
-  action(
-    UI_ACTIONS.drain,
-    async ({ id = "" }) => {
-      if (id === deps.nodeId) deps.drain();
-      else {
-        const peer = deps.status().peers.find((p) => p.id === id);
-        if (!peer) throw new ActionError(404, `no node "${id}" is known here`);
-        await call(peer.address, ROUTES.drain, credentials, { body: {}, timeoutMs: FORWARD_TIMEOUT_MS });
-      }
-      return `/ui?notice=drained`;
-    },
-    () => "/ui",
-  );
+  /** Drains (a reason) or undrains (null) a node: this one directly, another through its API. */
+  const drainAction = (path: string, reason: string | null, notice: string) =>
+    action(
+      path,
+      async ({ id = "" }) => {
+        if (id === deps.nodeId) deps.setDrain(reason);
+        else {
+          const peer = deps.status().peers.find((p) => p.id === id);
+          if (!peer) throw new ActionError(404, `no node "${id}" is known here`);
+          const o = { timeoutMs: FORWARD_TIMEOUT_MS };
+          if (reason === null) await call(peer.address, ROUTES.undrain, credentials, { ...o, body: {} });
+          else await call(peer.address, ROUTES.drain, credentials, { ...o, body: { reason } });
+        }
+        return `/ui?notice=${notice}`;
+      },
+      () => "/ui",
+    );
+  drainAction(UI_ACTIONS.drain, "drained from the dashboard", "drained");
+  drainAction(UI_ACTIONS.undrain, null, "undrained");
   const reason = "from the dashboard";
   action(
     UI_ACTIONS.rollback,

@@ -354,6 +354,7 @@ export class WorkService {
     const nodes = this.opts.nodes().map((n) => {
       if (!n.alive) return { node: n.id, fits: false, reasons: ["not alive"] };
       if (!n.info) return { node: n.id, fits: false, reasons: ["resources not known yet"] };
+      if (n.info.draining !== undefined) return { node: n.id, fits: false, reasons: [`drained: ${n.info.draining}`] };
       const reasons = misfits(item, this.offerOf(n.id, n.info), now);
       return { node: n.id, fits: reasons.length === 0, reasons };
     });

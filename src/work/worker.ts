@@ -123,7 +123,9 @@ export function retryDelayMs(attempt: number, random = Math.random, baseMs = 5_0
 export class Worker {
   private readonly running = new Map<string, RunningJob>();
   private readonly timers: Array<ReturnType<typeof setInterval>> = [];
-  private draining = false;
+  /** Why an operator drained this node (it claims nothing until undrained), or null. */
+  private drained: string | null = null;
+  private stopping = false;
   private claiming = false;
   /** The id of a claim whose answer has not arrived yet: retried with it, the leader returns the same leases. */
   private claimId: string | null = null;
@@ -172,24 +174,29 @@ export class Worker {
     this.timers.push(setInterval(() => void this.flushOutbox(), Math.max(100, poll / 4)));
   }
 
-  /** Stops claiming; running jobs finish and report. */
-  drain(): void {
-    this.draining = true;
+  /** Stops claiming, saying why; running jobs finish and report. */
+  drain(reason: string): void {
+    this.drained = reason;
   }
 
-  get isDraining(): boolean {
-    return this.draining;
+  /** Claims again. */
+  undrain(): void {
+    this.drained = null;
+  }
+
+  get drainReason(): string | null {
+    return this.drained;
   }
 
   /** Stops claiming and ends running jobs (the node is going away; their leases will expire elsewhere). */
   stop(): void {
-    this.draining = true;
+    this.stopping = true;
     for (const t of this.timers) clearInterval(t);
     for (const job of this.running.values()) if (job.proc) killGroup(job.proc, "SIGTERM");
   }
 
   async claimOnce(): Promise<void> {
-    if (this.draining || this.claiming) return;
+    if (this.drained !== null || this.stopping || this.claiming) return;
     const decision = decideClaim({
       nodeId: this.opts.nodeId,
       capabilities: this.opts.capabilities,

@@ -174,7 +174,12 @@ describe("every handler answers as its route's schema says", () => {
   });
 
   test("drain (last: the node stops claiming)", async () => {
-    expect(await exact("drain", { body: {} })).toEqual({ draining: true, running: 0 });
+    expect(await exact("drain", { body: { reason: "maintenance" } })).toEqual({
+      draining: true,
+      running: 0,
+      reason: "maintenance",
+    });
+    expect(await exact("undrain", { body: {} })).toEqual({ draining: false, running: 0, reason: null });
   });
 
   test("the calls above cover every GET route an operator may call", () => {

@@ -219,6 +219,7 @@ describe("route-table contract: the server serves every route the table lists", 
         "syncStart",
         "syncStatus",
         "traces",
+        "undrain",
         "voters",
         "workAdd",
         "workBatch",
@@ -408,7 +409,11 @@ describe("route-table contract: the server serves every route the table lists", 
         // Draining the only node is harmless here (nothing to claim): it answers how many jobs still run.
         response = await postJson(spec.path, "{}");
         expect(response.status).toBe(200);
-        expect(await json<{ draining: boolean; running: number }>(response)).toEqual({ draining: true, running: 0 });
+        expect(await json<unknown>(response)).toEqual({ draining: true, running: 0, reason: "operator request" });
+      } else if (name === "undrain") {
+        response = await postJson(spec.path, "{}");
+        expect(response.status).toBe(200);
+        expect(await json<unknown>(response)).toEqual({ draining: false, running: 0, reason: null });
       } else if (name === "electionStepDown") {
         // Sent an invalid body: a valid one would depose the leader the other recipes rely on.
         response = await postJson(spec.path, JSON.stringify({ now: true }));

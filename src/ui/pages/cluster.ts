@@ -66,15 +66,15 @@ function nodes(ctx: PageContext) {
 <div class="stat"><span class="muted">leader</span><b data-leader>${s.leader ? s.leader.id : "none"}</b><span class="muted">term ${s.leader?.term ?? "—"}</span></div>
 <div class="stat"><span class="muted">nodes alive</span><b>${alive} / ${all.length}</b></div>
 <div class="stat"><span class="muted">slots in use</span><b>${busy} / ${slots}</b></div>
-<div class="stat"><span class="muted">this node</span><b>${s.node.id}</b><span class="muted">${s.node.role}${ctx.deps.draining() ? " · draining" : ""}</span></div>
+<div class="stat"><span class="muted">this node</span><b>${s.node.id}</b><span class="muted">${s.node.role}${ctx.deps.drainReason() !== null ? " · drained" : ""}</span></div>
 </div>
 <section class="card"><h2>Nodes</h2><table id="nodes"><thead><tr><th>node</th><th>role</th><th>health</th><th class="num">rtt</th><th>cpu</th><th>memory free</th><th>disk free</th><th>gpus</th><th class="num">slots</th><th>data (files)</th><th></th></tr></thead><tbody>
 ${all.map((r) => {
   const i = r.info;
-  const draining = r.self && ctx.deps.draining();
+  const drained = r.self ? ctx.deps.drainReason() : (i?.draining ?? null);
   return html`<tr data-node="${r.id}"><td><b>${r.id}</b>${r.self ? html` <span class="muted">(this node)</span>` : ""}<br><span class="muted mono">${r.address}</span></td>
 <td>${r.role === "leader" ? pill("leader", "ok") : r.role}</td>
-<td>${statePill(r.state)}${r.lastSeenMs !== null && !r.self ? html`<br><span class="muted">seen ${ago(r.lastSeenMs)} ago</span>` : ""}${draining ? html` ${pill("draining", "warn")}` : ""}</td>
+<td>${statePill(r.state)}${r.lastSeenMs !== null && !r.self ? html`<br><span class="muted">seen ${ago(r.lastSeenMs)} ago</span>` : ""}${drained !== null ? html` ${pill("drained", "warn")}<br><span class="muted">${drained}</span>` : ""}</td>
 <td class="num">${r.rttMs === null ? "—" : `${r.rttMs.toFixed(1)} ms`}</td>
 <td>${i ? `${i.cpu.count} × load ${i.cpu.load1.toFixed(2)}` : "—"}</td>
 <td>${i ? `${bytes(i.memory.freeBytes)} / ${bytes(i.memory.totalBytes)}` : "—"}</td>
@@ -83,9 +83,11 @@ ${all.map((r) => {
 <td class="num">${i ? `${i.busySlots ?? 0} / ${i.slots}` : "—"}</td>
 <td>${syncCell(ctx, r)}</td>
 <td>${
-    r.state === "alive" && !draining
-      ? html`<form class="inline" method="post" action="/ui/nodes/${r.id}/drain" data-confirm="Drain ${r.id}? It stops taking work; running jobs finish.">${csrfField(ctx.csrf)}<button class="danger" type="submit">drain</button></form>`
-      : ""
+    r.state !== "alive"
+      ? ""
+      : drained === null
+        ? html`<form class="inline" method="post" action="/ui/nodes/${r.id}/drain" data-confirm="Drain ${r.id}? It stops taking work; running jobs finish.">${csrfField(ctx.csrf)}<button class="danger" type="submit">drain</button></form>`
+        : html`<form class="inline" method="post" action="/ui/nodes/${r.id}/undrain">${csrfField(ctx.csrf)}<button type="submit">undrain</button></form>`
   }</td></tr>`;
 })}
 </tbody></table></section>`;

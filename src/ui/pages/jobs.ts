@@ -32,10 +32,10 @@ export function logTail(dataDir: string, itemId: string, attempt: number): strin
 
 function jobs(ctx: PageContext) {
   const list = ctx.deps.jobs();
-  const draining = ctx.deps.draining();
+  const drained = ctx.deps.drainReason();
   return html`<p>${list.length} job(s) running on ${ctx.deps.nodeId}. ${
-    draining
-      ? pill("draining: takes no new work", "warn")
+    drained !== null
+      ? html`${pill(`drained (${drained}): takes no new work`, "warn")} <form class="inline" method="post" action="/ui/nodes/${ctx.deps.nodeId}/undrain">${csrfField(ctx.csrf)}<button type="submit">undrain</button></form>`
       : html`<form class="inline" method="post" action="/ui/nodes/${ctx.deps.nodeId}/drain" data-confirm="Drain ${ctx.deps.nodeId}? It stops taking work; running jobs finish.">${csrfField(ctx.csrf)}<button class="danger" type="submit">drain this node</button></form>`
   }</p>
 ${list.map((j) => {
