@@ -307,7 +307,7 @@ export async function swarm(seed: number, choose: Choose = choosePiece): Promise
     // that then neither asks nor waits for anything is stuck (the real-time limit is only ever reached then).
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stuck = new Promise<true>((resolve) => {
-      timer = setTimeout(() => resolve(true), 5_000);
+      timer = setTimeout(() => resolve(true), 20_000);
     });
     if ((await Promise.race([asked, fetching, stuck])) === true)
       violate(`${peer.id}'s fetch started and waits on nothing`);
