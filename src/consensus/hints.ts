@@ -36,9 +36,14 @@ export function leaderHint(
   return { id, term, address: raftAddressOf(id) ?? members.find((m) => m.id === id)?.address ?? null };
 }
 
+/** A window narrows only once the round trips call for at most this share of it. */
+export const NARROW_BELOW = 0.75;
+
 /**
  * Whether the election window should change for the round trips measured to the other voters (SWIM's direct
- * probes): the new window with its cause, or null when it stays as it is.
+ * probes): the new window with its cause, or null when it stays as it is. It widens as soon as round trips
+ * call for more, but narrows only once they call for at most `NARROW_BELOW` of it, so jitter around one level
+ * does not move it back and forth (a window a little too wide only slows a failover a little).
  */
 export function electionWindowChange(
   timing: Timing,
@@ -47,5 +52,6 @@ export function electionWindowChange(
 ): { minMs: number; maxMs: number; cause: string } | null {
   const window = electionWindow(timing, voterRttsMs);
   if (window.minMs === currentMinMs) return null;
+  if (window.minMs < currentMinMs && window.minMs > currentMinMs * NARROW_BELOW) return null;
   return { ...window, cause: `voter round trips up to ${Math.max(0, ...voterRttsMs)} ms` };
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { deriveTiming } from "../../src/config/timing.ts";
 import { electionWindowChange, leaderHint } from "../../src/consensus/hints.ts";
+import { seededRandom } from "../sim/rng.ts";
 
 const member = (id: string, state: string, leader?: { id: string; term: number } | null) => ({
   id,
@@ -46,5 +47,23 @@ describe("election window", () => {
 
   test("round trips that shrink again restore the profile's window", () => {
     expect(electionWindowChange(timing, [2], 3_000)?.minMs).toBe(timing.electionMinMs);
+  });
+
+  test("it narrows only once the round trips call for a quarter less, so jitter does not flap it", () => {
+    expect(electionWindowChange(timing, [250], 3_000)).toBeNull();
+    expect(electionWindowChange(timing, [225], 3_000)?.minMs).toBe(2_250);
+    // 80 ms +- 10 ms for 1,000 samples: the window follows the new highs only, never back down.
+    const random = seededRandom(7);
+    let current = timing.electionMinMs;
+    let changes = 0;
+    for (let i = 0; i < 1_000; i++) {
+      const change = electionWindowChange(timing, [Math.round(70 + random() * 20)], current);
+      if (change) {
+        changes++;
+        current = change.minMs;
+      }
+    }
+    expect(current).toBe(900);
+    expect(changes).toBeLessThanOrEqual(10);
   });
 });
