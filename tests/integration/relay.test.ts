@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BIN, requireBinary, TestCluster, waitFor } from "./harness.ts";
@@ -88,10 +89,10 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
   };
   const relaysOfNat = async (observer: string) =>
     (await status(observer)).peers.find((p) => p.id === "n4")?.resources?.relays ?? [];
-  const gamesFile = (id: string, name: string) => {
+  const gamesFile = (id: string, name: string, content = `${name}\n`) => {
     const dir = join(cluster.dir, ".data", id, "games", "c4");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, name), `${name}\n`);
+    writeFileSync(join(dir, name), content);
   };
   const holds = async (id: string, name: string) => {
     const m = (await cluster.get(id, "/manifest?category=games").catch(() => null)) as {
@@ -184,7 +185,17 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         // Its files reach the others (they fetch through the relay), and theirs reach it.
         gamesFile("n4", "from-nat.jsonl");
         gamesFile("n2", "to-nat.jsonl");
+        // Three pieces, each answered in many chunks gathered into one buffer, checked piece by piece on arrival.
+        const lines = Array.from({ length: 40_000 }, (_, i) =>
+          JSON.stringify({ i, r: randomBytes(96).toString("hex") }),
+        );
+        gamesFile("n4", "large-from-nat.jsonl", `${lines.join("\n")}\n`);
         await waitFor(async () => (await holds("n1", "from-nat.jsonl")) || undefined, 30_000, "n1 fetched n4's file");
+        await waitFor(
+          async () => (await holds("n1", "large-from-nat.jsonl")) || undefined,
+          30_000,
+          "n1 fetched n4's large file",
+        );
         await waitFor(async () => (await holds("n4", "to-nat.jsonl")) || undefined, 30_000, "n4 fetched n2's file");
         // The leader changes: n4 learns the new one.
         const leader = (await status("n1")).leader?.id as string;
