@@ -11,7 +11,7 @@
  *   3. Heartbeats behind bulk: the small request every 20 ms through the relay while (2) runs through the same
  *      relay; target: p99 within 2x of the idle relayed p99.
  *
- *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000]
+ *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { randomFillSync } from "node:crypto";
@@ -25,12 +25,18 @@ import { binMissing } from "../detect/ours.ts";
 import { percentile, waitFor } from "../lib.ts";
 
 const { values } = parseArgs({
-  options: { "size-mib": { type: "string", default: "256" }, requests: { type: "string", default: "2000" } },
+  options: {
+    "size-mib": { type: "string", default: "256" },
+    requests: { type: "string", default: "2000" },
+    heartbeats: { type: "string", default: "1000" },
+  },
 });
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
 const sizeBytes = Number(values["size-mib"]) * MiB;
 const requests = Number(values.requests);
+/** Heartbeats under each transfer: the p99 of 200 (the 2nd-slowest) moved 2-19x between runs on a busy machine. */
+const heartbeatSamples = Number(values.heartbeats);
 
 const missing = await binMissing();
 if (missing) {
@@ -152,7 +158,7 @@ try {
   console.log(`  added by the relay at p50: ${added.toFixed(2)} ms (target <= 2 ms)`);
 
   // 2 and 3. Throughput, and heartbeats on the same path while its transfers run (transfers repeat until the
-  // heartbeats have about 200 samples for a p99). The direct path's own heartbeats under its transfer show what
+  // heartbeats have --heartbeats samples for a p99). The direct path's own heartbeats under its transfer show what
   // the machine alone does to a small request while it moves a file.
   const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
   const underLoad = async (path: Path) => {
@@ -166,7 +172,7 @@ try {
       }
     })();
     const rates: number[] = [];
-    while (rates.length === 0 || during.length < 200) rates.push(await fetchFile(path, sha));
+    while (rates.length === 0 || during.length < heartbeatSamples) rates.push(await fetchFile(path, sha));
     busy = false;
     await heartbeats;
     const cpu1 = cpu();
