@@ -1,9 +1,13 @@
 import { timingSafeEqual } from "node:crypto";
 import type { AuthFailures } from "./auth-failures.ts";
 import { errorResponse } from "./errors.ts";
+import type { LoginThrottle } from "./login-throttle.ts";
 import type { ReplayGuard } from "./replay-guard.ts";
 import { acceptsAnyDestination, authFor } from "./route-table.ts";
 import { checkDestination, checkSignatureHeaders, REPLAY_REASONS, verifyRequest } from "./signing.ts";
+
+/** The dashboard's login form (src/ui/routes.ts `UI_OPEN.login`). */
+const LOGIN_PATH = "/ui/login";
 
 /** Peer id of a request whose signature checked out; set by the gate, read by peer routes. */
 export const VERIFIED_PEER_HEADER = "x-p2p-verified-peer";
@@ -17,6 +21,8 @@ export interface GateOptions {
   knownSender: (nodeId: string) => boolean;
   replay: ReplayGuard;
   failures: AuthFailures;
+  /** Failed operator logins by remote address: the token cannot be guessed at the rate the node answers. */
+  logins: LoginThrottle;
   maxSkewMs: number;
   now: () => number;
 }
@@ -35,16 +41,40 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
   const token = Buffer.from(opts.token);
   return async (request: Request, remote?: string): Promise<Response> => {
     const url = new URL(request.url);
+    const address = remote ?? "unknown";
+    const throttled = () => {
+      const waitMs = opts.logins.waitMs(address, opts.now());
+      if (waitMs === 0) return null;
+      const response = errorResponse(
+        429,
+        "too_many_failures",
+        `too many failed logins from ${address}: try again in ${Math.ceil(waitMs / 1000)} s`,
+      );
+      response.headers.set("retry-after", String(Math.ceil(waitMs / 1000)));
+      return response;
+    };
     switch (authFor(url.pathname)) {
       case "none":
-      // The dashboard checks its own login cookie, and a CSRF token on every POST (src/ui/routes.ts).
-      case "session":
         return next(request);
+      // The dashboard checks its own login cookie, and a CSRF token on every POST (src/ui/routes.ts); its login
+      // form answers a wrong token with 401, which counts as a failed login here.
+      case "session": {
+        const isLogin = request.method === "POST" && url.pathname === LOGIN_PATH;
+        const refused = isLogin ? throttled() : null;
+        if (refused) return refused;
+        const response = await next(request);
+        if (isLogin && response.status === 401) opts.logins.fail(address, opts.now());
+        return response;
+      }
       case "operator": {
         const given = Buffer.from(request.headers.get("authorization")?.replace(/^Bearer\s+/i, "") ?? "");
         if (given.length === 0)
           return errorResponse(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
+        // Before the token is looked at: a throttled address learns nothing, not even that a guess was right.
+        const refused = throttled();
+        if (refused) return refused;
         if (given.length !== token.length || !timingSafeEqual(given, token)) {
+          opts.logins.fail(address, opts.now());
           return errorResponse(401, "unauthorized", "wrong bearer token");
         }
         return next(request);

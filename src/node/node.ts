@@ -15,6 +15,7 @@ import { isCounter, MAX_COUNTER } from "../net/bounds.ts";
 import { onPeerRefusal, routePeersVia } from "../net/client.ts";
 import { errorResponse } from "../net/errors.ts";
 import { gate } from "../net/gate.ts";
+import { LoginThrottle } from "../net/login-throttle.ts";
 import { httpTransport } from "../net/peer-transport.ts";
 import { RelayClient } from "../net/relay/client.ts";
 import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/frames.ts";
@@ -424,6 +425,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     knownSender: (id: string) => configured.has(id) || core.get(id) !== undefined,
     replay: replayGuard(),
     failures: authFailures,
+    logins: new LoginThrottle(),
     maxSkewMs: timing.clockSkewMs,
     now: Date.now,
   };
