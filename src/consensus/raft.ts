@@ -267,7 +267,7 @@ export class RaftNode {
   }
 
   /**
-   * The runtime could not make the buffered writes durable (a full or failing disk). A leader steps down at
+   * The runtime could not make a `persist` effect's write durable (a full or failing disk). A leader steps down at
    * once, handing over to its most caught-up follower, rather than hold the lease while it cannot write;
    * until a write succeeds this node neither campaigns nor takes a transfer (it could not persist a vote).
    */
