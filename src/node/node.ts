@@ -439,7 +439,13 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     self: config.nodeId,
     secret: config.secret,
     candidates: () =>
-      core.list().map((m) => ({ id: m.id, address: m.address, alive: m.state === "alive", nat: !!m.info?.nat })),
+      core.list().map((m) => ({
+        id: m.id,
+        address: m.address,
+        alive: m.state === "alive",
+        nat: !!m.info?.nat,
+        rttMs: m.rttMs,
+      })),
     handle: (request) => serve(request),
     onChange: () => publishInfo(),
     log,

@@ -120,6 +120,7 @@ describe("import rules", () => {
       "eval/sprt.ts",
       "eval/elo.ts",
       "net/relay/reachability.ts",
+      "net/relay/choice.ts",
     ];
     const io = /^(node:|bun:|drizzle-orm)/;
     const found: string[] = [];

@@ -2,15 +2,8 @@ import type { Logger } from "../../observability/log.ts";
 import type { TraceRecord } from "../../observability/trace.ts";
 import { signRequest } from "../signing.ts";
 import { BodyPool, type PooledBody, readBody } from "./body.ts";
+import { type RelayCandidate, rankRelays } from "./choice.ts";
 import { isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
-
-export interface RelayCandidate {
-  id: string;
-  address: string;
-  alive: boolean;
-  /** Behind NAT itself: no relay for others. */
-  nat: boolean;
-}
 
 interface Held {
   id: string;
@@ -89,9 +82,11 @@ export class RelayClient {
     const alive = new Set(candidates.filter((c) => c.alive).map((c) => c.id));
     for (const h of this.held.values()) if (!alive.has(h.id)) this.drop(h.id, "the relay is no longer alive");
     const now = Date.now();
-    const fresh = candidates
-      .filter((c) => c.alive && !this.held.has(c.id) && (this.retryAt.get(c.id) ?? 0) <= now)
-      .sort((a, b) => (this.lastOpenMs.get(a.id) ?? 0) - (this.lastOpenMs.get(b.id) ?? 0) || (a.id < b.id ? -1 : 1));
+    const fresh = rankRelays(
+      candidates,
+      (id) => this.held.has(id) || (this.retryAt.get(id) ?? 0) > now,
+      (id) => this.lastOpenMs.get(id),
+    );
     for (const c of fresh.slice(0, Math.max(0, RELAYS_WANTED - this.held.size))) this.connect(c);
     this.announce();
   }
@@ -104,7 +99,7 @@ export class RelayClient {
       null,
       "connecting",
       "connect",
-      `fewer than ${RELAYS_WANTED} relays; ${c.id} is a live public member`,
+      `fewer than ${RELAYS_WANTED} relays; ${c.id} is the nearest live public member not held (round trip ${c.rttMs === null ? "not measured yet" : `${c.rttMs} ms`})`,
     );
     const started = performance.now();
     for (const lane of ["control", "bulk"] as const) {
