@@ -8,7 +8,7 @@ import { requireBinary, TestCluster, waitFor } from "../integration/harness.ts";
 /**
  * The dashboard in real Chromium against a 3-node cluster of the compiled binary running the demo training
  * run: log in through the form, every page renders live data with no console errors, an item is cancelled
- * and a node drained from the UI (and the API sees it), the Elo chart has one point per rated model, the
+ * and a node drained and undrained from the UI (and the API sees both), the Elo chart has one point per rated model, the
  * token never reaches a page or a URL, and a POST without the CSRF token is refused. Screenshots go to
  * test-artifacts/.
  */
@@ -262,6 +262,17 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
     expect(wrong.status()).toBe(403);
     expect((await item("probe-csrf")).state).toBe("pending");
   }, 20_000);
+
+  test("undrain from the UI: the drained node takes the waiting probe", async () => {
+    await cluster.withLogs(async () => {
+      await visit("/ui", "cluster-drained");
+      expect(await page.textContent('tr[data-node="n3"]')).toContain("drained from the dashboard");
+      await page.click('tr[data-node="n3"] form[action="/ui/nodes/n3/undrain"] button');
+      await page.waitForURL(/notice=undrained/);
+      expect(await page.textContent("main")).toContain("Undrained");
+      await waitFor(async () => (await item("probe-csrf")).state === "completed", 30_000, "n3 running the probe");
+    });
+  }, 60_000);
 
   test("the token appears in no page and no URL", () => {
     expect(htmls.length).toBeGreaterThanOrEqual(PAGES.length);
