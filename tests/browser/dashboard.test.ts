@@ -8,9 +8,9 @@ import { requireBinary, TestCluster, waitFor } from "../integration/harness.ts";
 /**
  * The dashboard in real Chromium against a 3-node cluster of the compiled binary running the demo training
  * run: log in through the form, every page renders live data with no console errors, an item is cancelled
- * and a node drained and undrained from the UI (and the API sees both), the Elo chart has one point per rated model, the
- * token never reaches a page or a URL, and a POST without the CSRF token is refused. Screenshots go to
- * test-artifacts/.
+ * and a node drained and undrained from the UI (and the API sees both), the Elo chart has one point per rated
+ * model, the token never reaches a page or a URL, and a POST without the CSRF token is refused. Screenshots go
+ * to test-artifacts/.
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
