@@ -80,6 +80,8 @@ function prepare(db: Db) {
       .where(eq(workItems.id, p("id")))
       .prepare(),
     exists: c.prepare("SELECT 1 FROM work_items WHERE id = ?"),
+    /** What a finished item's run reads: its config alone, not the whole row mapped. */
+    config: c.prepare("SELECT config FROM work_items WHERE id = ?"),
     /** What a transition needs: reports read only this. */
     lifecycle: c.prepare("SELECT id, state, context FROM work_items WHERE id = ?"),
     /**
@@ -324,7 +326,8 @@ function step(db: Db, item: Stepping, event: JobEvent, at: StepAt): boolean {
   item.state = to;
   item.context = next.context;
   if (to !== from && (to === "completed" || to === "dead-lettered")) {
-    const config = (statements.byId.get({ id: item.id }) as { config: unknown } | undefined)?.config;
+    const row = statements.config.get(item.id) as { config: string } | null;
+    const config: unknown = row ? JSON.parse(row.config) : undefined;
     const finished = { id: item.id, config, result: next.context.result, error: next.context.error };
     runItemFinished(db, finished, to, { now: at.now, term: at.term, node: at.node ?? null });
   }
