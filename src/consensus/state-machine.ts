@@ -39,11 +39,6 @@ export class StateMachine {
   private readonly tables = new Map<string, SQLiteTable>();
   /** Written with every applied batch: prepared once rather than built by the query builder each time. */
   private readonly writeApplied;
-  /**
-   * Payloads this leader checked when they were proposed, with what the check gave: its own entries reach
-   * `applyIn` as the very same objects (held in memory, never re-read), so they are not parsed a second time.
-   */
-  private readonly checked = new WeakMap<object, { def: CommandDefinition<unknown>; output: unknown }>();
 
   constructor(
     private readonly db: Db,
@@ -90,11 +85,7 @@ export class StateMachine {
     const def = this.commands.get(command.name);
     if (!def) return `unknown command "${command.name}"`;
     const parsed = v.safeParse(def.payload, command.payload);
-    if (!parsed.success) return parsed.issues[0]?.message ?? "invalid payload";
-    if (typeof command.payload === "object" && command.payload !== null) {
-      this.checked.set(command.payload, { def, output: parsed.output });
-    }
-    return null;
+    return parsed.success ? null : (parsed.issues[0]?.message ?? "invalid payload");
   }
 
   /**
@@ -108,31 +99,14 @@ export class StateMachine {
       // Raft's own entries (a new leader's no-op, voter changes) change nothing here.
       if (entry.command.name === "noop" || entry.command.name === CONFIG_COMMAND) continue;
       const def = this.commands.get(entry.command.name);
-      const payload = this.payloadOf(def, entry.command.payload);
-      if (!def || payload === INVALID) {
+      const parsed = def ? v.safeParse(def.payload, entry.command.payload) : undefined;
+      if (!def || !parsed?.success) {
         this.onSkipped(entry, def ? "payload does not match its schema" : "unknown command");
         continue;
       }
-      const result = def.apply(this.db, payload, { index: entry.index, term: entry.term });
+      const result = def.apply(this.db, parsed.output, { index: entry.index, term: entry.term });
       onResult?.(entry.index, result);
     }
     this.writeApplied.run(APPLIED_KEY, String((entries.at(-1) as Entry).index));
   }
-
-  /**
-   * The payload as its command's schema gives it, or INVALID. What `validate` gave is used once: an apply tried
-   * again (its write failed) parses the payload afresh, as before.
-   */
-  private payloadOf(def: CommandDefinition<unknown> | undefined, payload: unknown): unknown {
-    if (!def) return INVALID;
-    if (typeof payload === "object" && payload !== null) {
-      const checked = this.checked.get(payload);
-      this.checked.delete(payload);
-      if (checked?.def === def) return checked.output;
-    }
-    const parsed = v.safeParse(def.payload, payload);
-    return parsed.success ? parsed.output : INVALID;
-  }
 }
-
-const INVALID = Symbol("invalid payload");
