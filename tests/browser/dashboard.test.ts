@@ -50,6 +50,21 @@ async function item(id: string): Promise<{ state: string }> {
   return (await cluster.get("n1", `/work/${encodeURIComponent(id)}`)) as { state: string };
 }
 
+/**
+ * Clicks a dashboard action's button and waits for its answer: its notice, or the page that says why it was not
+ * done (served at the action's own URL), whose words then fail the test at once rather than at its timeout.
+ */
+async function act(selector: string, notice: string): Promise<void> {
+  const before = page.url();
+  await page.click(selector);
+  await page.waitForURL(
+    (url) => url.href !== before && (url.searchParams.has("notice") || url.pathname.split("/").length > 4),
+  );
+  const url = new URL(page.url());
+  if (url.searchParams.get("notice") === notice) return;
+  throw new Error(`the action answered ${url.pathname}${url.search}: ${(await page.textContent("main"))?.trim()}`);
+}
+
 async function visit(path: string, shot: string): Promise<string> {
   const response = await page.goto(`${base}${path}`);
   expect(response?.status()).toBe(200);
@@ -188,8 +203,7 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       await waitFor(async () => (await item("probe-before")).state === "completed", 30_000, "a probe before the drain");
 
       await visit("/ui", "cluster-before-drain");
-      await page.click('tr[data-node="n3"] button');
-      await page.waitForURL(/notice=drained/);
+      await act('tr[data-node="n3"] button', "drained");
       expect(await page.textContent("main")).toContain("Drain requested");
 
       // Drained, n3 finishes what it runs and takes nothing more: a probe waits while the others keep working.
@@ -207,8 +221,7 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       // Why it waits, node by node (n3, the only one with "probe", fits or not by its gossiped load).
       expect(await page.textContent("[data-why]")).toMatch(/fits/);
       expect(await page.locator("#item tbody tr", { hasText: "n3" }).count()).toBe(1);
-      await page.click("#item button.danger");
-      await page.waitForURL(/notice=cancelled/);
+      await act("#item button.danger", "cancelled");
       expect(await page.textContent("main")).toContain("Cancelled.");
       await waitFor(
         async () => (await item("probe-after")).state === "cancelled",
@@ -232,10 +245,17 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       const best = async () =>
         ((await cluster.get("n1", "/runs/c4")) as { context: { best: { id: string; generation: number } } }).context
           .best;
-      const before = await best();
+      // A rollback needs a promoted generation before the best: the run must have promoted one past g0.
+      const before = await waitFor(
+        async () => {
+          const b = await best();
+          return b.generation >= 1 ? b : undefined;
+        },
+        90_000,
+        "a generation promoted past g0",
+      );
       await page.goto(`${base}/ui/models`);
-      await page.click("form[action='/ui/runs/c4/rollback'] button");
-      await page.waitForURL(/notice=rolled-back/);
+      await act("form[action='/ui/runs/c4/rollback'] button", "rolled-back");
       const back = await waitFor(
         async () => {
           const now = await best();
@@ -246,11 +266,10 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
       );
       expect(back.generation).toBeLessThan(before.generation);
       await page.screenshot({ path: join(ARTIFACTS, "dashboard-models-rolled-back.png"), fullPage: true });
-      await page.click(`tr[data-model="${before.id}"] button`);
-      await page.waitForURL(/notice=promoted/);
+      await act(`tr[data-model="${before.id}"] button`, "promoted");
       await waitFor(async () => (await best()).id === before.id, 5_000, "the best to be the promoted model again");
     });
-  }, 30_000);
+  }, 120_000);
 
   test("a POST without the CSRF token is refused", async () => {
     await waitFor(() => submit("probe-csrf").then(() => true), 5_000, "a probe submitted");
@@ -267,8 +286,7 @@ describe.skipIf(!HAVE_CHROMIUM)("dashboard in Chromium", () => {
     await cluster.withLogs(async () => {
       await visit("/ui", "cluster-drained");
       expect(await page.textContent('tr[data-node="n3"]')).toContain("drained from the dashboard");
-      await page.click('tr[data-node="n3"] form[action="/ui/nodes/n3/undrain"] button');
-      await page.waitForURL(/notice=undrained/);
+      await act('tr[data-node="n3"] form[action="/ui/nodes/n3/undrain"] button', "undrained");
       expect(await page.textContent("main")).toContain("Undrained");
       await waitFor(async () => (await item("probe-csrf")).state === "completed", 30_000, "n3 running the probe");
     });
