@@ -42,17 +42,6 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
   return async (request: Request, remote?: string): Promise<Response> => {
     const url = new URL(request.url);
     const address = remote ?? "unknown";
-    const throttled = () => {
-      const waitMs = opts.logins.waitMs(address, opts.now());
-      if (waitMs === 0) return null;
-      const response = errorResponse(
-        429,
-        "too_many_failures",
-        `too many failed logins from ${address}: try again in ${Math.ceil(waitMs / 1000)} s`,
-      );
-      response.headers.set("retry-after", String(Math.ceil(waitMs / 1000)));
-      return response;
-    };
     switch (authFor(url.pathname)) {
       case "none":
         return next(request);
@@ -60,7 +49,7 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
       // form answers a wrong token with 401, which counts as a failed login here.
       case "session": {
         const isLogin = request.method === "POST" && url.pathname === LOGIN_PATH;
-        const refused = isLogin ? throttled() : null;
+        const refused = isLogin ? throttled(opts, address) : null;
         if (refused) return refused;
         const response = await next(request);
         if (isLogin && response.status === 401) opts.logins.fail(address, opts.now());
@@ -71,7 +60,7 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
         if (given.length === 0)
           return errorResponse(401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)");
         // Before the token is looked at: a throttled address learns nothing, not even that a guess was right.
-        const refused = throttled();
+        const refused = throttled(opts, address);
         if (refused) return refused;
         if (given.length !== token.length || !timingSafeEqual(given, token)) {
           opts.logins.fail(address, opts.now());
@@ -116,6 +105,19 @@ export function gate(opts: GateOptions, next: (request: Request) => Promise<Resp
       }
     }
   };
+}
+
+/** A 429 for an address past its failed logins, or null when it may try now. */
+function throttled(opts: GateOptions, address: string): Response | null {
+  const waitS = Math.ceil(opts.logins.waitMs(address, opts.now()) / 1000);
+  if (waitS === 0) return null;
+  const response = errorResponse(
+    429,
+    "too_many_failures",
+    `too many failed logins from ${address}: try again in ${waitS} s`,
+  );
+  response.headers.set("retry-after", String(waitS));
+  return response;
 }
 
 function refuse(reason: string): Response {

@@ -138,6 +138,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const relays = (member.info.relays ?? []).map((id) => core.get(id)).filter((r) => r !== undefined);
     return [...relays.filter((r) => r.state === "alive"), ...relays.filter((r) => r.state !== "alive")];
   };
+  /** The drain as gossiped and shown: its reason, when an operator drained this node. */
+  const drained = (): Pick<NodeInfo, "draining"> => {
+    const reason = drainReason();
+    return reason === null ? {} : { draining: reason };
+  };
   const publishInfo = () => {
     if (!selfInfo) return;
     const relays = relaysOf();
@@ -145,7 +150,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       ...selfInfo,
       leader: knownLeader,
       busySlots: busySlots(),
-      ...(drainReason() !== null ? { draining: drainReason() as string } : {}),
+      ...drained(),
       sync: syncGossip(),
       ...(relays ? { relays, nat: true } : {}),
     });
@@ -336,7 +341,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         address: config.address,
         incarnation: core.currentIncarnation,
         uptimeMs: now - startedAt,
-        resources: selfInfo && worker.drainReason !== null ? { ...selfInfo, draining: worker.drainReason } : selfInfo,
+        resources: selfInfo && { ...selfInfo, ...drained() },
         ...(relaying ? { relays: relayClient.status() } : {}),
         ...relayingStatus(),
       },

@@ -49,19 +49,17 @@ const RUN_CODES = { 404: "no_such_run", 409: "refused", 422: "rejected" } as con
  * throws). Null for anything else: a bug, which the router logs and answers with 500.
  */
 export function domainErrorResponse(e: unknown, ctx: ErrorContext = {}): Response | null {
-  if (e instanceof NotLeaderError || e instanceof NotAVoterError) {
+  const leader = () => {
     const hint = ctx.leaderHint?.() ?? null;
-    return errorResponse(421, e instanceof NotLeaderError ? "not_leader" : "not_a_voter", e.message, {
-      leader: hint ? { id: hint.id, address: hint.address } : null,
-    });
+    return { leader: hint ? { id: hint.id, address: hint.address } : null };
+  };
+  if (e instanceof NotLeaderError || e instanceof NotAVoterError) {
+    return errorResponse(421, e instanceof NotLeaderError ? "not_leader" : "not_a_voter", e.message, leader());
   }
   if (e instanceof WriteFailedError) return writeFailedResponse(e.message);
   if (e instanceof OutcomeUnknownError) {
     // 503, not 421: a 421 means nothing was appended (safe to send again), this one may still take effect.
-    const hint = ctx.leaderHint?.() ?? null;
-    const response = errorResponse(503, "outcome_unknown", `${e.message}: retry with the same id`, {
-      leader: hint ? { id: hint.id, address: hint.address } : null,
-    });
+    const response = errorResponse(503, "outcome_unknown", `${e.message}: retry with the same id`, leader());
     response.headers.set("retry-after", "1");
     return response;
   }
