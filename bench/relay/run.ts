@@ -8,14 +8,17 @@
  *      target: relayed p50 - direct p50 <= 2 ms.
  *   2. Throughput: a --size-mib file (default 256) fetched in 4 MiB pieces, 4 in flight, as data sync fetches;
  *      target: relayed >= 0.5x direct.
- *   3. Heartbeats behind bulk: the small request every 20 ms through the relay while (2) runs through the same
- *      relay; target: p99 within 2x of the idle relayed p99.
+ *   3. Heartbeats behind bulk: the small request every 20 ms through the relay, from a peer process of its own
+ *      (bench/relay/heartbeat.ts), with no transfer and then while (2) runs through the same relay; target: p99
+ *      during the transfer within 2x of the idle p99.
+ *   4. The same heartbeats while a transfer runs at the speed of a real link (--link-gbit, default 1), its bytes
+ *      requested evenly in 512 KiB ranges, and for the relayed path also in 4 MiB bursts at loopback speed.
  *
- *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000]
+ *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000] [--link-gbit 1]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { randomFillSync } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { RELAY_TO_HEADER } from "../../src/net/relay/frames.ts";
@@ -29,10 +32,13 @@ const { values } = parseArgs({
     "size-mib": { type: "string", default: "256" },
     requests: { type: "string", default: "2000" },
     heartbeats: { type: "string", default: "1000" },
+    "link-gbit": { type: "string", default: "1" },
   },
 });
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
+/** How a transfer at link speed is requested: a link's bytes come evenly, not a piece at loopback speed at once. */
+const EVEN_RANGE = 512 * 1024;
 const sizeBytes = Number(values["size-mib"]) * MiB;
 const requests = Number(values.requests);
 /** Heartbeats under each transfer: the p99 of 200 (the 2nd-slowest) moved 2-19x between runs on a busy machine. */
@@ -82,23 +88,53 @@ function cpuMs(pid: number | undefined): number | null {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** `--heartbeats` round trips from the heartbeat peer, a process of its own; `finished` once it has them all. */
+function heartbeats(path: Path): { done: Promise<number[]>; finished: () => boolean } {
+  const address = path === "direct" ? nat.address : relay.address;
+  const proc = Bun.spawn(
+    [process.execPath, join(import.meta.dir, "heartbeat.ts"), address, path, String(heartbeatSamples)],
+    {
+      env: { ...process.env, P2P_SECRET: secret },
+      stdout: "pipe",
+      stderr: "inherit",
+    },
+  );
+  let finished = false;
+  const done = (async () => {
+    const text = await new Response(proc.stdout).text();
+    finished = true;
+    if ((await proc.exited) !== 0) throw new Error(`the ${path} heartbeat peer failed`);
+    return text.trim().split("\n").map(Number);
+  })();
+  return { done, finished: () => finished };
+}
+
 async function timedSmall(path: Path): Promise<number> {
   const t0 = performance.now();
   await (await peerGet(path, "/peer/manifest/blobs")).arrayBuffer();
   return performance.now() - t0;
 }
 
-/** Every piece of the file, 4 in flight; MB/s. */
-async function fetchFile(path: Path, sha: string): Promise<number> {
-  const pieces = Math.ceil(sizeBytes / PIECE);
+/** How a transfer is paced: `MBps` on average, in ranges of `rangeBytes` requested evenly over time. */
+interface Pace {
+  MBps: number;
+  rangeBytes: number;
+}
+
+/** The whole file in ranges (pieces unless paced otherwise), 4 in flight, each no sooner than `pace` allows; MB/s. */
+async function fetchFile(path: Path, sha: string, pace?: Pace): Promise<number> {
+  const step = pace?.rangeBytes ?? PIECE;
+  const ranges = Math.ceil(sizeBytes / step);
   let next = 0;
   const t0 = performance.now();
   const lane = async () => {
-    for (let i = next++; i < pieces; i = next++) {
-      const range = `bytes=${i * PIECE}-${Math.min(sizeBytes, (i + 1) * PIECE) - 1}`;
+    for (let i = next++; i < ranges; i = next++) {
+      const due = pace ? t0 + (i * step) / pace.MBps / 1000 : 0;
+      if (due > performance.now()) await Bun.sleep(due - performance.now());
+      const range = `bytes=${i * step}-${Math.min(sizeBytes, (i + 1) * step) - 1}`;
       const body = await (await peerGet(path, `/peer/files/${sha}`, { range })).arrayBuffer();
-      if (body.byteLength !== Math.min(PIECE, sizeBytes - i * PIECE))
-        throw new Error(`piece ${i}: ${body.byteLength} bytes`);
+      if (body.byteLength !== Math.min(step, sizeBytes - i * step))
+        throw new Error(`range ${i}: ${body.byteLength} bytes`);
     }
   };
   await Promise.all([lane(), lane(), lane(), lane()]);
@@ -114,6 +150,8 @@ try {
     randomFillSync(chunk);
     writeSync(fd, chunk, 0, Math.min(chunk.byteLength, sizeBytes - done));
   }
+  // On disk before anything is timed: its write-back otherwise lands in the idle heartbeats half a minute later.
+  fsyncSync(fd);
   closeSync(fd);
   cluster.start("n1");
   cluster.start("n2");
@@ -158,23 +196,16 @@ try {
   console.log(`  added by the relay at p50: ${added.toFixed(2)} ms (target <= 2 ms)`);
 
   // 2 and 3. Throughput, and heartbeats on the same path while its transfers run (transfers repeat until the
-  // heartbeats have --heartbeats samples for a p99). The direct path's own heartbeats under its transfer show what
-  // the machine alone does to a small request while it moves a file.
+  // heartbeats have --heartbeats samples for a p99), beside the same heartbeats with no transfer. The direct path's
+  // own heartbeats under its transfer show what the machine alone does to a small request while it moves a file.
   const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
-  const underLoad = async (path: Path) => {
+  const idle = { direct: await heartbeats("direct").done, relayed: await heartbeats("relayed").done };
+  const underLoad = async (path: Path, pace?: Pace) => {
     const cpu0 = cpu();
-    let busy = true;
-    const during: number[] = [];
-    const heartbeats = (async () => {
-      while (busy) {
-        during.push(await timedSmall(path));
-        await Bun.sleep(20);
-      }
-    })();
+    const beating = heartbeats(path);
     const rates: number[] = [];
-    while (rates.length === 0 || during.length < heartbeatSamples) rates.push(await fetchFile(path, sha));
-    busy = false;
-    await heartbeats;
+    while (rates.length === 0 || !beating.finished()) rates.push(await fetchFile(path, sha, pace));
+    const during = await beating.done;
     const cpu1 = cpu();
     // CPU per 100 MB moved: where the transfer's time goes (the heartbeat waits for the same two cores).
     const per100MB = (a: number | null, b: number | null) =>
@@ -189,16 +220,30 @@ try {
   );
   console.log(`  relayed / direct: ${(relayed.rate / direct.rate).toFixed(2)}x (target >= 0.5x)`);
   console.log(`  CPU per 100 MB: direct: ${direct.cpuLine}; relayed: ${relayed.cpuLine}`);
-  for (const [path, run] of [
-    ["direct", direct],
-    ["relayed", relayed],
-  ] as const) {
-    const idle99 = percentile(lat[path], 99);
-    const busy99 = percentile(run.during, 99);
+  const heartbeatLine = (path: Path, during: number[], under: string) => {
+    const idle99 = percentile(idle[path], 99);
+    const busy99 = percentile(during, 99);
+    const p50s = `p50 ${percentile(idle[path], 50).toFixed(2)} -> ${percentile(during, 50).toFixed(2)} ms`;
     console.log(
-      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, during its transfer p99 ${busy99.toFixed(2)} ms (p50 ${percentile(run.during, 50).toFixed(2)} ms, ${run.during.length} samples): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
+      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, ${under} p99 ${busy99.toFixed(2)} ms (${p50s}, ${during.length} samples each): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
     );
-  }
+  };
+  heartbeatLine("direct", direct.during, "during its transfer at full speed");
+  heartbeatLine("relayed", relayed.during, "during its transfer at full speed");
+
+  // 4. The same heartbeats behind a transfer at the speed of a real link (loopback at full speed is bound by the two
+  // cores that the bench, the relay and the node share, not by a network). A link delivers its bytes evenly: here
+  // 512 KiB ranges at even intervals. Beside it, for the relayed path, the same rate in whole 4 MiB pieces each
+  // moved at loopback speed, bursts a real link does not make (each takes the two cores for a few ms).
+  const linkMBps = (Number(values["link-gbit"]) * 1000) / 8;
+  const link = `a ${values["link-gbit"]} Gbit/s link (${linkMBps.toFixed(0)} MB/s`;
+  const even = { MBps: linkMBps, rangeBytes: EVEN_RANGE };
+  const pacedDirect = await underLoad("direct", even);
+  const pacedRelayed = await underLoad("relayed", even);
+  const bursts = await underLoad("relayed", { MBps: linkMBps, rangeBytes: PIECE });
+  heartbeatLine("direct", pacedDirect.during, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine("relayed", pacedRelayed.during, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine("relayed", bursts.during, `during its transfer over ${link} in 4 MiB bursts)`);
 } finally {
   await cluster.stop();
 }
