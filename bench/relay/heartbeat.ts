@@ -5,10 +5,9 @@
  *
  *   P2P_SECRET=... bun bench/relay/heartbeat.ts <address> <direct|relayed> <samples>
  */
-import { RELAY_TO_HEADER } from "../../src/net/relay/frames.ts";
-import { signRequest } from "../../src/net/signing.ts";
+import { peerGet } from "./peer-get.ts";
 
-const [address, path, samples] = process.argv.slice(2);
+const [address = "", path, samples] = process.argv.slice(2);
 const secret = process.env.P2P_SECRET ?? "";
 const EVERY_MS = 20;
 /** Round trips not printed: a fresh process's first second is slow of itself (compiling, connecting). */
@@ -16,22 +15,8 @@ const WARM_UP = 50;
 const pathWithQuery = "/peer/manifest/blobs";
 
 for (let i = -WARM_UP; i < Number(samples); i++) {
-  const signed = signRequest({
-    secret,
-    nodeId: "n3",
-    method: "GET",
-    pathWithQuery,
-    body: "",
-    now: Date.now(),
-    to: "n2",
-  });
   const t0 = performance.now();
-  const res = await fetch(`http://${address}${pathWithQuery}`, {
-    headers: { ...signed, ...(path === "relayed" ? { [RELAY_TO_HEADER]: "n2" } : {}) },
-    signal: AbortSignal.timeout(30_000),
-  });
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`heartbeat ${path}: ${res.status}`);
+  await (await peerGet({ secret, address, relayed: path === "relayed", pathWithQuery })).arrayBuffer();
   if (i >= 0) console.log((performance.now() - t0).toFixed(3));
   await Bun.sleep(EVERY_MS);
 }

@@ -21,11 +21,10 @@ import { randomFillSync } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { RELAY_TO_HEADER } from "../../src/net/relay/frames.ts";
-import { signRequest } from "../../src/net/signing.ts";
 import { TestCluster } from "../../tests/integration/harness.ts";
 import { binMissing } from "../detect/ours.ts";
 import { percentile, waitFor } from "../lib.ts";
+import { peerGet } from "./peer-get.ts";
 
 const { values } = parseArgs({
   options: {
@@ -61,23 +60,9 @@ const [relay, nat] = [cluster.node("n1"), cluster.node("n2")];
 
 type Path = "direct" | "relayed";
 /** One signed request from "n3" to n2, straight to its address or through the relay n1. */
-async function peerGet(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
-  const signed = signRequest({
-    secret,
-    nodeId: "n3",
-    method: "GET",
-    pathWithQuery,
-    body: "",
-    now: Date.now(),
-    to: "n2",
-  });
+function get(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
   const address = path === "direct" ? nat.address : relay.address;
-  const res = await fetch(`http://${address}${pathWithQuery}`, {
-    headers: { ...headers, ...signed, ...(path === "relayed" ? { [RELAY_TO_HEADER]: "n2" } : {}) },
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!res.ok) throw new Error(`${path} ${pathWithQuery}: ${res.status} ${await res.text()}`);
-  return res;
+  return peerGet({ secret, address, relayed: path === "relayed", pathWithQuery, headers });
 }
 
 /** CPU time (user + system) a process has used, in ms, where /proc tells it (Linux); null elsewhere. */
@@ -111,7 +96,7 @@ function heartbeats(path: Path): { done: Promise<number[]>; finished: () => bool
 
 async function timedSmall(path: Path): Promise<number> {
   const t0 = performance.now();
-  await (await peerGet(path, "/peer/manifest/blobs")).arrayBuffer();
+  await (await get(path, "/peer/manifest/blobs")).arrayBuffer();
   return performance.now() - t0;
 }
 
@@ -132,7 +117,7 @@ async function fetchFile(path: Path, sha: string, pace?: Pace): Promise<number> 
       const due = pace ? t0 + (i * step) / pace.MBps / 1000 : 0;
       if (due > performance.now()) await Bun.sleep(due - performance.now());
       const range = `bytes=${i * step}-${Math.min(sizeBytes, (i + 1) * step) - 1}`;
-      const body = await (await peerGet(path, `/peer/files/${sha}`, { range })).arrayBuffer();
+      const body = await (await get(path, `/peer/files/${sha}`, { range })).arrayBuffer();
       if (body.byteLength !== Math.min(step, sizeBytes - i * step))
         throw new Error(`range ${i}: ${body.byteLength} bytes`);
     }
