@@ -15,6 +15,8 @@ export interface RelayConnection {
 
 interface Pending {
   node: string;
+  /** The lane the request went down: its answer comes back on it, or never once that lane closes. */
+  ws: ServerWebSocket<RelayConnection>;
   resolve: (response: Response) => void;
   timer: ReturnType<typeof setTimeout>;
 }
@@ -77,18 +79,19 @@ export class RelayServer {
       waiting.resolve(new Response(content, { status: header.status, headers: header.headers }));
     },
     close: (ws: ServerWebSocket<RelayConnection>) => {
+      // Requests down this lane get no answer now, whether the node keeps another lane or this one was replaced.
+      for (const [id, p] of this.pending) {
+        if (p.ws !== ws) continue;
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        this.stats.failed++;
+        p.resolve(errorResponse(502, "relay_lost", `the relay's ${ws.data.lane} lane to ${p.node} closed`));
+      }
       const lanes = this.lanes.get(ws.data.node);
       if (lanes?.[ws.data.lane] !== ws) return;
       delete lanes[ws.data.lane];
       if (!lanes.control && !lanes.bulk) this.lanes.delete(ws.data.node);
       this.opts.log.info("relay connection closed", { node: ws.data.node, lane: ws.data.lane });
-      if (this.lanes.has(ws.data.node)) return;
-      for (const [id, p] of this.pending) {
-        if (p.node !== ws.data.node) continue;
-        this.pending.delete(id);
-        clearTimeout(p.timer);
-        p.resolve(errorResponse(502, "relay_lost", `the relay's connection to ${p.node} closed`));
-      }
     },
   };
 
@@ -122,7 +125,7 @@ export class RelayServer {
         this.stats.failed++;
         resolve(errorResponse(504, "relay_timeout", `${node} did not answer within ${this.opts.timeoutMs} ms`));
       }, this.opts.timeoutMs);
-      this.pending.set(id, { node, resolve, timer });
+      this.pending.set(id, { node, ws, resolve, timer });
       const path = url.pathname + url.search;
       const head = ws.send(JSON.stringify({ id, bytes: body.byteLength, method: request.method, path, headers }));
       const sent = head === 0 || body.byteLength === 0 ? head : ws.send(body);

@@ -1,0 +1,79 @@
+import { describe, expect, test } from "bun:test";
+import type { ServerWebSocket } from "bun";
+import type { Lane } from "../../src/net/relay/frames.ts";
+import { type RelayConnection, RelayServer } from "../../src/net/relay/server.ts";
+import { createLogger } from "../../src/observability/log.ts";
+import { waitFor } from "../integration/harness.ts";
+
+/** A relay lane as Bun's server hands it to the relay: what was sent down it is kept, and closing it tells the relay. */
+function lane(relay: RelayServer, node: string, which: Lane) {
+  const sent: Array<string | Uint8Array> = [];
+  const ws = {
+    data: { relay: true, node, lane: which },
+    send: (message: string | Uint8Array) => {
+      sent.push(message);
+      return typeof message === "string" ? message.length : message.byteLength;
+    },
+    // As Bun does, the relay hears of the close later, not inside the call.
+    close: () => setTimeout(() => relay.websocket.close(ws), 0),
+  } as unknown as ServerWebSocket<RelayConnection>;
+  relay.websocket.open(ws);
+  /** The first request's header, once it has gone down this lane (the relay reads the peer's body first). */
+  const header = async () => {
+    const text = await waitFor(() => sent.find((m) => typeof m === "string"), 2_000, `a request down ${which}`);
+    return JSON.parse(text as string) as { id: number; path: string };
+  };
+  return { ws, sent, header };
+}
+
+/** Settles with the answer, or "waiting" if it has not come within `ms` (a lost answer waits a minute). */
+const within = (answer: Promise<Response>, ms: number) =>
+  Promise.race([answer, new Promise<"waiting">((resolve) => setTimeout(() => resolve("waiting"), ms))]);
+
+const relayServer = () => new RelayServer({ timeoutMs: 60_000, maxPending: 16, log: createLogger("error") });
+const peerRequest = (path: string) => new Request(`http://relay${path}`, { headers: { "x-p2p-relay-to": "n9" } });
+
+describe("the relay's side of a node behind NAT", () => {
+  test("an answer down the lane is the peer's response, body and all", async () => {
+    const relay = relayServer();
+    const control = lane(relay, "n9", "control");
+    const answer = relay.forward("n9", peerRequest("/peer/manifest/blobs"));
+    const { id, path } = await control.header();
+    expect(path).toBe("/peer/manifest/blobs");
+    relay.websocket.message(control.ws, JSON.stringify({ id, bytes: 5, status: 200, headers: [["x-a", "b"]] }));
+    relay.websocket.message(control.ws, Buffer.from("hello"));
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect(response.headers.get("x-a")).toBe("b");
+    expect(await response.text()).toBe("hello");
+  });
+
+  test("a file request takes the bulk lane, and fails at once when that lane closes while the control lane stays", async () => {
+    const relay = relayServer();
+    const control = lane(relay, "n9", "control");
+    const bulk = lane(relay, "n9", "bulk");
+    const answer = relay.forward("n9", peerRequest(`/peer/files/${"a".repeat(64)}`));
+    await bulk.header();
+    expect(control.sent.length).toBe(0);
+    bulk.ws.close();
+    const response = await within(answer, 1_000);
+    expect(response).not.toBe("waiting");
+    expect((response as Response).status).toBe(502);
+    expect(((await (response as Response).json()) as { error: string }).error).toBe("relay_lost");
+    expect(relay.nodes()).toEqual(["n9"]);
+  });
+
+  test("requests down a lane replaced by a newer connection fail at once; the next goes down the new one", async () => {
+    const relay = relayServer();
+    const old = lane(relay, "n9", "control");
+    const lost = relay.forward("n9", peerRequest("/peer/manifest/blobs"));
+    await old.header();
+    const fresh = lane(relay, "n9", "control");
+    const response = await within(lost, 1_000);
+    expect(response).not.toBe("waiting");
+    expect((response as Response).status).toBe(502);
+    void relay.forward("n9", peerRequest("/peer/manifest/blobs"));
+    await fresh.header();
+    expect(old.sent.length).toBe(1);
+  });
+});
