@@ -21,6 +21,7 @@ import { randomFillSync } from "node:crypto";
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { deriveTiming } from "../../src/config/timing.ts";
 import { TestCluster } from "../../tests/integration/harness.ts";
 import { binMissing } from "../detect/ours.ts";
 import { percentile, waitFor } from "../lib.ts";
@@ -38,6 +39,8 @@ const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
 /** How a transfer at link speed is requested: a link's bytes come evenly, not a piece at loopback speed at once. */
 const EVEN_RANGE = 512 * 1024;
+/** The lan timing profile's probe deadline (roundTripMs), which the cluster here runs on. */
+const PROBE_TIMEOUT_MS = deriveTiming("lan").probeTimeoutMs;
 const sizeBytes = Number(values["size-mib"]) * MiB;
 const requests = Number(values.requests);
 /** Heartbeats under each transfer: the p99 of 200 (the 2nd-slowest) moved 2-19x between runs on a busy machine. */
@@ -63,6 +66,21 @@ type Path = "direct" | "relayed";
 function get(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
   const address = path === "direct" ? nat.address : relay.address;
   return peerGet({ secret, address, relayed: path === "relayed", pathWithQuery, headers });
+}
+
+/** SWIM sends n1 and n2 counted as unanswered so far (`p2p_swim_send_failures_total`, every kind). */
+async function unansweredProbes(): Promise<number> {
+  let total = 0;
+  for (const node of [relay, nat]) {
+    const res = await fetch(`http://${node.address}/metrics`, {
+      headers: { authorization: `Bearer ${cluster.token}` },
+      signal: AbortSignal.timeout(5_000),
+    });
+    for (const line of (await res.text()).split("\n")) {
+      if (line.startsWith("p2p_swim_send_failures_total")) total += Number(line.split(" ").at(-1));
+    }
+  }
+  return total;
 }
 
 /** CPU time (user + system) a process has used, in ms, where /proc tells it (Linux); null elsewhere. */
@@ -186,17 +204,20 @@ try {
   const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
   const idle = { direct: await heartbeats("direct").done, relayed: await heartbeats("relayed").done };
   const underLoad = async (path: Path, pace?: Pace) => {
+    const unanswered0 = await unansweredProbes();
     const cpu0 = cpu();
     const beating = heartbeats(path);
     const rates: number[] = [];
     while (rates.length === 0 || !beating.finished()) rates.push(await fetchFile(path, sha, pace));
     const during = await beating.done;
     const cpu1 = cpu();
+    const unanswered = (await unansweredProbes()) - unanswered0;
     // CPU per 100 MB moved: where the transfer's time goes (the heartbeat waits for the same two cores).
     const per100MB = (a: number | null, b: number | null) =>
       a === null || b === null ? "n/a" : `${(((b - a) / ((rates.length * sizeBytes) / 1e6)) * 100).toFixed(0)} ms`;
     const cpuLine = `relay (n1) ${per100MB(cpu0.relay, cpu1.relay)}, node (n2) ${per100MB(cpu0.nat, cpu1.nat)}`;
-    return { rate: rates.reduce((x, y) => x + y, 0) / rates.length, runs: rates.length, during, cpuLine };
+    const rate = rates.reduce((x, y) => x + y, 0) / rates.length;
+    return { rate, runs: rates.length, during, cpuLine, unanswered };
   };
   const direct = await underLoad("direct");
   const relayed = await underLoad("relayed");
@@ -205,16 +226,19 @@ try {
   );
   console.log(`  relayed / direct: ${(relayed.rate / direct.rate).toFixed(2)}x (target >= 0.5x)`);
   console.log(`  CPU per 100 MB: direct: ${direct.cpuLine}; relayed: ${relayed.cpuLine}`);
-  const heartbeatLine = (path: Path, during: number[], under: string) => {
+  const heartbeatLine = (path: Path, run: { during: number[]; unanswered: number }, under: string) => {
     const idle99 = percentile(idle[path], 99);
-    const busy99 = percentile(during, 99);
-    const p50s = `p50 ${percentile(idle[path], 50).toFixed(2)} -> ${percentile(during, 50).toFixed(2)} ms`;
+    const busy99 = percentile(run.during, 99);
+    const p50s = `p50 ${percentile(idle[path], 50).toFixed(2)} -> ${percentile(run.during, 50).toFixed(2)} ms`;
     console.log(
-      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, ${under} p99 ${busy99.toFixed(2)} ms (${p50s}, ${during.length} samples each): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
+      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, ${under} p99 ${busy99.toFixed(2)} ms (${p50s}, ${run.during.length} samples each): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
+    );
+    console.log(
+      `  slowest ${Math.max(...run.during).toFixed(1)} ms; SWIM probes between n1 and n2 unanswered meanwhile: ${run.unanswered} (probe timeout ${PROBE_TIMEOUT_MS} ms)`,
     );
   };
-  heartbeatLine("direct", direct.during, "during its transfer at full speed");
-  heartbeatLine("relayed", relayed.during, "during its transfer at full speed");
+  heartbeatLine("direct", direct, "during its transfer at full speed");
+  heartbeatLine("relayed", relayed, "during its transfer at full speed");
 
   // 4. The same heartbeats behind a transfer at the speed of a real link (loopback at full speed is bound by the two
   // cores that the bench, the relay and the node share, not by a network). A link delivers its bytes evenly: here
@@ -226,9 +250,9 @@ try {
   const pacedDirect = await underLoad("direct", even);
   const pacedRelayed = await underLoad("relayed", even);
   const bursts = await underLoad("relayed", { MBps: linkMBps, rangeBytes: PIECE });
-  heartbeatLine("direct", pacedDirect.during, `during its transfer over ${link} in 512 KiB ranges)`);
-  heartbeatLine("relayed", pacedRelayed.during, `during its transfer over ${link} in 512 KiB ranges)`);
-  heartbeatLine("relayed", bursts.during, `during its transfer over ${link} in 4 MiB bursts)`);
+  heartbeatLine("direct", pacedDirect, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine("relayed", pacedRelayed, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine("relayed", bursts, `during its transfer over ${link} in 4 MiB bursts)`);
 } finally {
   await cluster.stop();
 }
