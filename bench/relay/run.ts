@@ -6,15 +6,15 @@
  *
  *   1. Added latency: small signed requests (`GET /peer/manifest/blobs`), direct and relayed, interleaved;
  *      target: relayed p50 - direct p50 <= 2 ms.
- *   2. Throughput: a --size-mib file (default 256) fetched in 4 MiB pieces, 4 in flight, as data sync fetches;
- *      target: relayed >= 0.5x direct.
+ *   2. Throughput: a --size-mib file (default 256) fetched in 4 MiB pieces, 4 in flight, as data sync fetches,
+ *      --transfers times each way (default 8), alternating; target: relayed >= 0.5x direct.
  *   3. Heartbeats behind bulk: the small request every 20 ms through the relay, from a peer process of its own
- *      (bench/relay/heartbeat.ts), with no transfer and then while (2) runs through the same relay; target: p99
- *      during the transfer within 2x of the idle p99.
+ *      (bench/relay/heartbeat.ts), with no transfer and then while the file moves at full speed through the same
+ *      relay; target: p99 during the transfer within 2x of the idle p99.
  *   4. The same heartbeats while a transfer runs at the speed of a real link (--link-gbit, default 1), its bytes
  *      requested evenly in 512 KiB ranges, and for the relayed path also in 4 MiB bursts at loopback speed.
  *
- *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000] [--link-gbit 1]
+ *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000] [--transfers 8] [--link-gbit 1]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
  */
 import { randomFillSync } from "node:crypto";
@@ -32,6 +32,7 @@ const { values } = parseArgs({
     "size-mib": { type: "string", default: "256" },
     requests: { type: "string", default: "2000" },
     heartbeats: { type: "string", default: "1000" },
+    transfers: { type: "string", default: "8" },
     "link-gbit": { type: "string", default: "1" },
   },
 });
@@ -43,6 +44,8 @@ const EVEN_RANGE = 512 * 1024;
 const PROBE_TIMEOUT_MS = deriveTiming("lan").probeTimeoutMs;
 const sizeBytes = Number(values["size-mib"]) * MiB;
 const requests = Number(values.requests);
+/** Times the file is moved each way for the throughput, alternating. */
+const transfers = Number(values.transfers);
 /** Heartbeats under each transfer: the p99 of 200 (the 2nd-slowest) moved 2-19x between runs on a busy machine. */
 const heartbeatSamples = Number(values.heartbeats);
 
@@ -198,34 +201,48 @@ try {
   );
   console.log(`  added by the relay at p50: ${added.toFixed(2)} ms (target <= 2 ms)`);
 
-  // 2 and 3. Throughput, and heartbeats on the same path while its transfers run (transfers repeat until the
-  // heartbeats have --heartbeats samples for a p99), beside the same heartbeats with no transfer. The direct path's
-  // own heartbeats under its transfer show what the machine alone does to a small request while it moves a file.
+  // 2. Throughput: the file moved alternately direct and relayed, so a drift in the machine's speed falls on both.
   const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
+  const moved: Record<Path, { rates: number[]; relayCpu: number | null; natCpu: number | null }> = {
+    direct: { rates: [], relayCpu: 0, natCpu: 0 },
+    relayed: { rates: [], relayCpu: 0, natCpu: 0 },
+  };
+  const add = (a: number | null, b: number | null, sum: number | null) =>
+    a === null || b === null || sum === null ? null : sum + b - a;
+  for (let i = 0; i < transfers; i++) {
+    for (const path of i % 2 ? (["relayed", "direct"] as const) : (["direct", "relayed"] as const)) {
+      const before = cpu();
+      moved[path].rates.push(await fetchFile(path, sha));
+      const after = cpu();
+      moved[path].relayCpu = add(before.relay, after.relay, moved[path].relayCpu);
+      moved[path].natCpu = add(before.nat, after.nat, moved[path].natCpu);
+    }
+  }
+  const mean = (path: Path) => moved[path].rates.reduce((x, y) => x + y, 0) / transfers;
+  // CPU per 100 MB moved: where the transfer's time goes (a heartbeat waits for the same two cores).
+  const per100MB = (ms: number | null) =>
+    ms === null ? "n/a" : `${((ms / ((transfers * sizeBytes) / 1e6)) * 100).toFixed(0)} ms`;
+  const cpuLine = (path: Path) =>
+    `relay (n1) ${per100MB(moved[path].relayCpu)}, node (n2) ${per100MB(moved[path].natCpu)}`;
+  console.log(
+    `${values["size-mib"]} MiB in 4 MiB pieces, 4 in flight, ${transfers} times each way, alternating: direct ${mean("direct").toFixed(0)} MB/s, relayed ${mean("relayed").toFixed(0)} MB/s`,
+  );
+  console.log(`  relayed / direct: ${(mean("relayed") / mean("direct")).toFixed(2)}x (target >= 0.5x)`);
+  console.log(`  CPU per 100 MB: direct: ${cpuLine("direct")}; relayed: ${cpuLine("relayed")}`);
+
+  // 3. Heartbeats on each path while its transfers run (repeated until the heartbeats have --heartbeats samples for
+  // a p99), beside the same heartbeats with no transfer. The direct path's own heartbeats under its transfer show
+  // what the machine alone does to a small request while it moves a file.
   const idle = { direct: await heartbeats("direct").done, relayed: await heartbeats("relayed").done };
   const underLoad = async (path: Path, pace?: Pace) => {
     const unanswered0 = await unansweredProbes();
-    const cpu0 = cpu();
     const beating = heartbeats(path);
-    const rates: number[] = [];
-    while (rates.length === 0 || !beating.finished()) rates.push(await fetchFile(path, sha, pace));
+    while (!beating.finished()) await fetchFile(path, sha, pace);
     const during = await beating.done;
-    const cpu1 = cpu();
-    const unanswered = (await unansweredProbes()) - unanswered0;
-    // CPU per 100 MB moved: where the transfer's time goes (the heartbeat waits for the same two cores).
-    const per100MB = (a: number | null, b: number | null) =>
-      a === null || b === null ? "n/a" : `${(((b - a) / ((rates.length * sizeBytes) / 1e6)) * 100).toFixed(0)} ms`;
-    const cpuLine = `relay (n1) ${per100MB(cpu0.relay, cpu1.relay)}, node (n2) ${per100MB(cpu0.nat, cpu1.nat)}`;
-    const rate = rates.reduce((x, y) => x + y, 0) / rates.length;
-    return { rate, runs: rates.length, during, cpuLine, unanswered };
+    return { during, unanswered: (await unansweredProbes()) - unanswered0 };
   };
   const direct = await underLoad("direct");
   const relayed = await underLoad("relayed");
-  console.log(
-    `${values["size-mib"]} MiB in 4 MiB pieces, 4 in flight: direct ${direct.rate.toFixed(0)} MB/s (mean of ${direct.runs}), relayed ${relayed.rate.toFixed(0)} MB/s (mean of ${relayed.runs})`,
-  );
-  console.log(`  relayed / direct: ${(relayed.rate / direct.rate).toFixed(2)}x (target >= 0.5x)`);
-  console.log(`  CPU per 100 MB: direct: ${direct.cpuLine}; relayed: ${relayed.cpuLine}`);
   const heartbeatLine = (path: Path, run: { during: number[]; unanswered: number }, under: string) => {
     const idle99 = percentile(idle[path], 99);
     const busy99 = percentile(run.during, 99);
