@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import type { ServerWebSocket } from "bun";
-import type { Lane } from "../../src/net/relay/frames.ts";
+import { RelayClient } from "../../src/net/relay/client.ts";
+import { BODY_CHUNK_BYTES, type Lane } from "../../src/net/relay/frames.ts";
 import { type RelayConnection, RelayServer } from "../../src/net/relay/server.ts";
 import { createLogger } from "../../src/observability/log.ts";
 import { waitFor } from "../integration/harness.ts";
@@ -75,5 +77,70 @@ describe("the relay's side of a node behind NAT", () => {
     void relay.forward("n9", peerRequest("/peer/manifest/blobs"));
     await fresh.header();
     expect(old.sent.length).toBe(1);
+  });
+
+  test("a body larger than one message streams to the peer as its messages come, whole", async () => {
+    const relay = relayServer();
+    const bulk = lane(relay, "n9", "bulk");
+    const answer = relay.forward("n9", peerRequest(`/peer/files/${"b".repeat(64)}`));
+    const { id } = await bulk.header();
+    const body = randomBytes(2 * BODY_CHUNK_BYTES + 1000);
+    relay.websocket.message(bulk.ws, JSON.stringify({ id, bytes: body.byteLength, status: 200, headers: [] }));
+    relay.websocket.message(bulk.ws, body.subarray(0, BODY_CHUNK_BYTES));
+    const response = await answer; // given at the header: the peer reads while the rest comes
+    relay.websocket.message(bulk.ws, body.subarray(BODY_CHUNK_BYTES, 2 * BODY_CHUNK_BYTES));
+    relay.websocket.message(bulk.ws, body.subarray(2 * BODY_CHUNK_BYTES));
+    expect(Buffer.from(await response.arrayBuffer()).equals(body)).toBe(true);
+  });
+
+  test("a streamed body cut short by its lane closing is an error to the peer, never a short body", async () => {
+    const relay = relayServer();
+    const bulk = lane(relay, "n9", "bulk");
+    const answer = relay.forward("n9", peerRequest(`/peer/files/${"c".repeat(64)}`));
+    const { id } = await bulk.header();
+    relay.websocket.message(bulk.ws, JSON.stringify({ id, bytes: 3 * BODY_CHUNK_BYTES, status: 200, headers: [] }));
+    relay.websocket.message(bulk.ws, Buffer.alloc(BODY_CHUNK_BYTES));
+    const response = await answer;
+    bulk.ws.close();
+    await expect(response.arrayBuffer()).rejects.toThrow("closed mid-answer");
+  });
+
+  test("over real lanes, a node behind NAT answers with a body larger than a WebSocket message may be", async () => {
+    const relay = relayServer();
+    const served = Bun.serve<RelayConnection>({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request, server) => {
+        const lane = new URL(request.url).searchParams.get("lane") as Lane;
+        return server.upgrade(request, { data: { relay: true, node: "n9", lane } })
+          ? undefined
+          : new Response("not an upgrade", { status: 400 });
+      },
+      websocket: relay.websocket,
+    });
+    const file = randomBytes(20 * 1024 * 1024); // a Bun WebSocket server closes a lane on a message over 16 MiB
+    const client = new RelayClient({
+      self: "n9",
+      secret: "s".repeat(32),
+      candidates: () => [{ id: "n1", address: `127.0.0.1:${served.port}`, alive: true, nat: false, rttMs: 1 }],
+      handle: async (request) =>
+        new URL(request.url).pathname.startsWith("/peer/files/") ? new Response(file) : new Response("small"),
+      onChange: () => {},
+      log: createLogger("error"),
+      trace: () => {},
+    });
+    try {
+      client.start();
+      await waitFor(() => client.status()[0]?.lanes.length === 2, 5_000, "both lanes open");
+      const response = await relay.forward("n9", peerRequest(`/peer/files/${"d".repeat(64)}`));
+      expect(response.status).toBe(200);
+      expect(Buffer.from(await response.arrayBuffer()).equals(file)).toBe(true);
+      const small = await relay.forward("n9", peerRequest("/peer/manifest/blobs"));
+      expect(await small.text()).toBe("small");
+      expect(client.status()[0]?.lanes.length).toBe(2);
+    } finally {
+      client.stop();
+      served.stop(true);
+    }
   });
 });

@@ -3,7 +3,7 @@ import type { TraceRecord } from "../../observability/trace.ts";
 import { signRequest } from "../signing.ts";
 import { BodyPool, type PooledBody, readBody } from "./body.ts";
 import { type RelayCandidate, rankRelays } from "./choice.ts";
-import { isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
+import { BODY_CHUNK_BYTES, isRelayRequest, type Lane, parseHeader, RELAY_CONNECT_PATH } from "./frames.ts";
 
 interface Held {
   id: string;
@@ -32,6 +32,8 @@ export class RelayClient {
   private timer: ReturnType<typeof setInterval> | null = null;
   private announced = "";
   private readonly pool = new BodyPool();
+  /** Each lane's answer being sent: the next waits for it, so no two answers' body messages interleave. */
+  private readonly sending = new WeakMap<WebSocket, Promise<void>>();
 
   constructor(
     private readonly opts: {
@@ -192,12 +194,26 @@ export class RelayClient {
     } catch (e) {
       this.opts.log.warn("relayed request failed", { path, error: String(e) });
     }
-    try {
-      if (ws.readyState !== WebSocket.OPEN) return;
-      ws.send(JSON.stringify({ id, bytes: body.bytes.byteLength, status, headers: out }));
-      if (body.bytes.byteLength > 0) ws.send(body.bytes);
-    } finally {
-      body.release();
-    }
+    const head = JSON.stringify({ id, bytes: body.bytes.byteLength, status, headers: out });
+    const sent = (this.sending.get(ws) ?? Promise.resolve())
+      .then(() => sendAnswer(ws, head, body.bytes))
+      .catch((e) => this.opts.log.warn("a relayed answer could not be sent", { path, error: String(e) }))
+      .finally(() => body.release());
+    this.sending.set(ws, sent);
+    await sent;
+  }
+}
+
+/**
+ * The header, then the body in messages of at most BODY_CHUNK_BYTES, the event loop free between them (a
+ * heartbeat on the other lane is answered meanwhile). A lane that closes midway fails the answer at the relay.
+ */
+async function sendAnswer(ws: WebSocket, head: string, bytes: Uint8Array): Promise<void> {
+  if (ws.readyState !== WebSocket.OPEN) return;
+  ws.send(head);
+  for (let at = 0; at < bytes.byteLength; at += BODY_CHUNK_BYTES) {
+    if (at > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (ws.readyState !== WebSocket.OPEN) return;
+    ws.send(bytes.subarray(at, at + BODY_CHUNK_BYTES));
   }
 }

@@ -3,8 +3,9 @@ import * as v from "valibot";
 /**
  * What travels over a relay connection: each request (relay to the node behind NAT) and each response (back) is
  * a text message with its JSON header and, when its body is not empty (`bytes` > 0), right after it on the same
- * lane a binary message with the body. Sent back to back, so the two are never split by another message; the
- * body is never copied into a frame of its own.
+ * lane the body: a request's in one binary message (peers' bodies are far smaller than a message may be), a
+ * response's in binary messages of at most BODY_CHUNK_BYTES. No other message of that lane comes between a
+ * header and the end of its body; the body is never copied into a frame of its own.
  */
 export interface RelayRequest {
   id: number;
@@ -24,6 +25,13 @@ export interface RelayResponse {
 }
 
 const MAX_HEADER_CHARS = 64 * 1024;
+
+/**
+ * The most of a response body one lane message carries. A Bun WebSocket server closes a lane on a message over
+ * 16 MiB, so a whole file (or a large manifest) goes as many; a 4 MiB piece of a file, what data sync asks for, is
+ * one, as one message is cheapest per byte.
+ */
+export const BODY_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** A header message, or null for one that is not (a peer's bug or garbage: dropped). */
 export function parseHeader(text: string): Record<string, unknown> | null {

@@ -2,15 +2,36 @@ import type { ServerWebSocket } from "bun";
 import type { Logger } from "../../observability/log.ts";
 import { errorResponse } from "../errors.ts";
 import { VERIFIED_PEER_HEADER } from "../gate.ts";
-import { isRelayResponse, type Lane, laneOf, parseHeader, RELAY_TO_HEADER } from "./frames.ts";
+import {
+  BODY_CHUNK_BYTES,
+  isRelayResponse,
+  type Lane,
+  laneOf,
+  parseHeader,
+  RELAY_TO_HEADER,
+  type RelayResponse,
+} from "./frames.ts";
 
 /** What a relay connection carries in Bun's WebSocket data: the node behind NAT it serves, and which lane. */
 export interface RelayConnection {
   relay: true;
   node: string;
   lane: Lane;
-  /** A response header whose body message comes next. */
-  header?: Record<string, unknown> | null;
+  /** The answer whose body messages come next on this lane. */
+  body?: IncomingBody | null;
+}
+
+/**
+ * An answer's body arriving in messages. One message's worth (a piece of a file, any JSON) is gathered and
+ * answered whole, its request still waiting under its deadline; a larger body (a whole file) is streamed to the
+ * peer as its messages come, the response already given.
+ */
+interface IncomingBody {
+  header: RelayResponse;
+  remaining: number;
+  parts: Uint8Array[];
+  /** Larger bodies: the peer's response stream (null once the peer went away). */
+  stream: ReadableStreamDefaultController<Uint8Array> | null;
 }
 
 interface Pending {
@@ -55,30 +76,34 @@ export class RelayServer {
       this.opts.log.info("relaying for a node behind NAT", { node: ws.data.node, lane: ws.data.lane });
     },
     message: (ws: ServerWebSocket<RelayConnection>, message: string | Buffer) => {
-      let header: Record<string, unknown> | null | undefined;
-      let body: Uint8Array;
-      if (typeof message === "string") {
-        header = parseHeader(message);
-        if (header?.bytes !== 0) {
-          ws.data.header = header;
-          return;
-        }
-        body = new Uint8Array(0);
-      } else {
-        header = ws.data.header;
-        ws.data.header = null;
-        body = message;
+      if (typeof message !== "string") {
+        this.bodyPart(ws, message);
+        return;
       }
+      this.endBody(ws, "the node began another answer before this one's body was whole");
+      const header = parseHeader(message);
       if (!header || !isRelayResponse(header)) return;
-      const waiting = this.pending.get(header.id);
-      if (!waiting || waiting.node !== ws.data.node) return;
-      this.pending.delete(header.id);
-      clearTimeout(waiting.timer);
-      this.stats.bytesFromNat += body.byteLength;
-      const content = header.status === 204 || header.status === 304 ? null : bodyOf(body);
-      waiting.resolve(new Response(content, { status: header.status, headers: header.headers }));
+      if (header.bytes === 0) {
+        this.answer(ws, header, new Uint8Array(0));
+        return;
+      }
+      const body: IncomingBody = { header, remaining: header.bytes, parts: [], stream: null };
+      ws.data.body = body;
+      if (header.bytes <= BODY_CHUNK_BYTES) return;
+      const waiting = this.waiting(ws, header.id);
+      if (!waiting) return;
+      const stream = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          body.stream = controller;
+        },
+        cancel: () => {
+          body.stream = null;
+        },
+      });
+      waiting.resolve(new Response(stream, { status: header.status, headers: header.headers }));
     },
     close: (ws: ServerWebSocket<RelayConnection>) => {
+      this.endBody(ws, `the relay's ${ws.data.lane} lane to ${ws.data.node} closed mid-answer`);
       // Requests down this lane get no answer now, whether the node keeps another lane or this one was replaced.
       for (const [id, p] of this.pending) {
         if (p.ws !== ws) continue;
@@ -94,6 +119,65 @@ export class RelayServer {
       this.opts.log.info("relay connection closed", { node: ws.data.node, lane: ws.data.lane });
     },
   };
+
+  /** The request this answer is for, no longer waiting (null: it timed out, or it is not this node's). */
+  private waiting(ws: ServerWebSocket<RelayConnection>, id: number): Pending | null {
+    const waiting = this.pending.get(id);
+    if (!waiting || waiting.node !== ws.data.node) return null;
+    this.pending.delete(id);
+    clearTimeout(waiting.timer);
+    return waiting;
+  }
+
+  /** A whole answer: to the peer waiting for it, if it still waits. */
+  private answer(ws: ServerWebSocket<RelayConnection>, header: RelayResponse, body: Uint8Array): void {
+    const waiting = this.waiting(ws, header.id);
+    if (!waiting) return;
+    const content = header.status === 204 || header.status === 304 ? null : bodyOf(body);
+    waiting.resolve(new Response(content, { status: header.status, headers: header.headers }));
+  }
+
+  /** One message of the body arriving on this lane: gathered, or on to the peer's stream; past the end, refused. */
+  private bodyPart(ws: ServerWebSocket<RelayConnection>, part: Uint8Array): void {
+    const body = ws.data.body;
+    if (!body) return;
+    if (part.byteLength > body.remaining) {
+      this.endBody(ws, `${part.byteLength} bytes came where ${body.remaining} were left of the answer`);
+      return;
+    }
+    body.remaining -= part.byteLength;
+    this.stats.bytesFromNat += part.byteLength;
+    if (body.header.bytes > BODY_CHUNK_BYTES) this.toStream(body, part);
+    else body.parts.push(part);
+    if (body.remaining > 0) return;
+    ws.data.body = null;
+    if (body.header.bytes > BODY_CHUNK_BYTES) body.stream?.close();
+    else
+      this.answer(ws, body.header, body.parts.length === 1 ? (body.parts[0] as Uint8Array) : Buffer.concat(body.parts));
+  }
+
+  private toStream(body: IncomingBody, part: Uint8Array): void {
+    try {
+      body.stream?.enqueue(part);
+    } catch {
+      body.stream = null; // the peer's response is closed already: the rest of the body goes nowhere
+    }
+  }
+
+  /** The answer arriving on this lane cannot be whole: its peer gets an error, never a short body. */
+  private endBody(ws: ServerWebSocket<RelayConnection>, why: string): void {
+    const body = ws.data.body;
+    if (!body) return;
+    ws.data.body = null;
+    this.stats.failed++;
+    const waiting = this.waiting(ws, body.header.id);
+    waiting?.resolve(errorResponse(502, "relay_lost", why));
+    try {
+      body.stream?.error(new Error(why));
+    } catch {
+      // the peer's response is closed already
+    }
+  }
 
   /** The nodes this relay serves now. */
   nodes(): string[] {
