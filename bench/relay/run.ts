@@ -65,10 +65,12 @@ const secret = readFileSync(join(cluster.dir, "cluster.secret"), "utf8").trim();
 const [relay, nat] = [cluster.node("n1"), cluster.node("n2")];
 
 type Path = "direct" | "relayed";
+/** Where a request to n2 goes: straight to its address, or to the relay n1. */
+const addressFor = (path: Path) => (path === "direct" ? nat.address : relay.address);
+
 /** One signed request from "n3" to n2, straight to its address or through the relay n1. */
 function get(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
-  const address = path === "direct" ? nat.address : relay.address;
-  return peerGet({ secret, address, relayed: path === "relayed", pathWithQuery, headers });
+  return peerGet({ secret, address: addressFor(path), relayed: path === "relayed", pathWithQuery, headers });
 }
 
 /** SWIM sends n1 and n2 counted as unanswered so far (`p2p_swim_send_failures_total`, every kind). */
@@ -96,9 +98,8 @@ function cpuMs(pid: number | undefined): number | null {
 
 /** `--heartbeats` round trips from the heartbeat peer, a process of its own; `finished` once it has them all. */
 function heartbeats(path: Path): { done: Promise<number[]>; finished: () => boolean } {
-  const address = path === "direct" ? nat.address : relay.address;
   const proc = Bun.spawn(
-    [process.execPath, join(import.meta.dir, "heartbeat.ts"), address, path, String(heartbeatSamples)],
+    [process.execPath, join(import.meta.dir, "heartbeat.ts"), addressFor(path), path, String(heartbeatSamples)],
     {
       env: { ...process.env, P2P_SECRET: secret },
       stdout: "pipe",
@@ -203,25 +204,24 @@ try {
 
   // 2. Throughput: the file moved alternately direct and relayed, so a drift in the machine's speed falls on both.
   const cpu = () => ({ relay: cpuMs(relay.proc?.pid), nat: cpuMs(nat.proc?.pid) });
-  const moved: Record<Path, { rates: number[]; relayCpu: number | null; natCpu: number | null }> = {
+  const cpuKnown = cpu().relay !== null && cpu().nat !== null;
+  const moved: Record<Path, { rates: number[]; relayCpu: number; natCpu: number }> = {
     direct: { rates: [], relayCpu: 0, natCpu: 0 },
     relayed: { rates: [], relayCpu: 0, natCpu: 0 },
   };
-  const add = (a: number | null, b: number | null, sum: number | null) =>
-    a === null || b === null || sum === null ? null : sum + b - a;
   for (let i = 0; i < transfers; i++) {
     for (const path of i % 2 ? (["relayed", "direct"] as const) : (["direct", "relayed"] as const)) {
       const before = cpu();
       moved[path].rates.push(await fetchFile(path, sha));
       const after = cpu();
-      moved[path].relayCpu = add(before.relay, after.relay, moved[path].relayCpu);
-      moved[path].natCpu = add(before.nat, after.nat, moved[path].natCpu);
+      moved[path].relayCpu += (after.relay ?? 0) - (before.relay ?? 0);
+      moved[path].natCpu += (after.nat ?? 0) - (before.nat ?? 0);
     }
   }
   const mean = (path: Path) => moved[path].rates.reduce((x, y) => x + y, 0) / transfers;
   // CPU per 100 MB moved: where the transfer's time goes (a heartbeat waits for the same two cores).
-  const per100MB = (ms: number | null) =>
-    ms === null ? "n/a" : `${((ms / ((transfers * sizeBytes) / 1e6)) * 100).toFixed(0)} ms`;
+  const per100MB = (ms: number) =>
+    cpuKnown ? `${((ms / ((transfers * sizeBytes) / 1e6)) * 100).toFixed(0)} ms` : "n/a";
   const cpuLine = (path: Path) =>
     `relay (n1) ${per100MB(moved[path].relayCpu)}, node (n2) ${per100MB(moved[path].natCpu)}`;
   console.log(

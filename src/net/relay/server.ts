@@ -34,6 +34,9 @@ interface IncomingBody {
   stream: ReadableStreamDefaultController<Uint8Array> | null;
 }
 
+/** A body in several messages: streamed on to the peer as they come, rather than gathered. */
+const streamed = (body: IncomingBody) => body.header.bytes > BODY_CHUNK_BYTES;
+
 interface Pending {
   node: string;
   /** The lane the request went down: its answer comes back on it, or never once that lane closes. */
@@ -89,7 +92,7 @@ export class RelayServer {
       }
       const body: IncomingBody = { header, remaining: header.bytes, parts: [], stream: null };
       ws.data.body = body;
-      if (header.bytes <= BODY_CHUNK_BYTES) return;
+      if (!streamed(body)) return;
       const waiting = this.waiting(ws, header.id);
       if (!waiting) return;
       const stream = new ReadableStream<Uint8Array>({
@@ -147,12 +150,15 @@ export class RelayServer {
     }
     body.remaining -= part.byteLength;
     this.stats.bytesFromNat += part.byteLength;
-    if (body.header.bytes > BODY_CHUNK_BYTES) this.toStream(body, part);
-    else body.parts.push(part);
-    if (body.remaining > 0) return;
-    ws.data.body = null;
-    if (body.header.bytes > BODY_CHUNK_BYTES) body.stream?.close();
-    else
+    const whole = body.remaining === 0;
+    if (whole) ws.data.body = null;
+    if (streamed(body)) {
+      this.toStream(body, part);
+      if (whole) body.stream?.close();
+      return;
+    }
+    body.parts.push(part);
+    if (whole)
       this.answer(ws, body.header, body.parts.length === 1 ? (body.parts[0] as Uint8Array) : Buffer.concat(body.parts));
   }
 
