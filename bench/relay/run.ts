@@ -13,6 +13,9 @@
  *      relay; target: p99 during the transfer within 2x of the idle p99.
  *   4. The same heartbeats while a transfer runs at the speed of a real link (--link-gbit, default 1), its bytes
  *      requested evenly in 512 KiB ranges, and for the relayed path also in 4 MiB bursts at loopback speed.
+ *   5. The machine's floor for phase 3, no orchestrator: the same heartbeats to a minimal server
+ *      (bench/relay/floor-server.ts) while it serves the same file at full speed, and to a second one that takes no
+ *      part in the transfer.
  *
  *   bun bench/relay/run.ts [--size-mib 256] [--requests 2000] [--heartbeats 1000] [--transfers 8] [--link-gbit 1]
  *   P2P_BIN=path/to/p2p-orchestrator overrides dist/p2p-orchestrator.
@@ -65,12 +68,35 @@ const secret = readFileSync(join(cluster.dir, "cluster.secret"), "utf8").trim();
 const [relay, nat] = [cluster.node("n1"), cluster.node("n2")];
 
 type Path = "direct" | "relayed";
-/** Where a request to n2 goes: straight to its address, or to the relay n1. */
-const addressFor = (path: Path) => (path === "direct" ? nat.address : relay.address);
+/** Where heartbeats and a file's ranges go: n2 straight or through the relay n1, or a floor server. */
+interface Target {
+  name: string;
+  address: string;
+  relayed: boolean;
+}
+const targets: Record<Path, Target> = {
+  direct: { name: "direct", address: nat.address, relayed: false },
+  relayed: { name: "relayed", address: relay.address, relayed: true },
+};
+/** The floor servers (phase 5), stopped with the cluster. */
+const floorServers: Array<Bun.Subprocess> = [];
 
-/** One signed request from "n3" to n2, straight to its address or through the relay n1. */
-function get(path: Path, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
-  return peerGet({ secret, address: addressFor(path), relayed: path === "relayed", pathWithQuery, headers });
+/** One signed request from "n3" to n2 (or to a floor server, which ignores who signed it). */
+function get(target: Target, pathWithQuery: string, headers: Record<string, string> = {}): Promise<Response> {
+  return peerGet({ secret, address: target.address, relayed: target.relayed, pathWithQuery, headers });
+}
+
+/** A floor server for `file` (phase 5), once it tells its address. */
+async function floorServer(name: string, file: string): Promise<Target> {
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "floor-server.ts"), file], {
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  floorServers.push(proc);
+  const first = await proc.stdout.getReader().read();
+  const address = new TextDecoder().decode(first.value).trim();
+  if (!/^127\.0\.0\.1:\d+$/.test(address)) throw new Error(`the floor server said ${JSON.stringify(address)}`);
+  return { name, address, relayed: false };
 }
 
 /** SWIM sends n1 and n2 counted as unanswered so far (`p2p_swim_send_failures_total`, every kind). */
@@ -97,9 +123,10 @@ function cpuMs(pid: number | undefined): number | null {
 }
 
 /** `--heartbeats` round trips from the heartbeat peer, a process of its own; `finished` once it has them all. */
-function heartbeats(path: Path): { done: Promise<number[]>; finished: () => boolean } {
+function heartbeats(target: Target): { done: Promise<number[]>; finished: () => boolean } {
+  const how = target.relayed ? "relayed" : "direct";
   const proc = Bun.spawn(
-    [process.execPath, join(import.meta.dir, "heartbeat.ts"), addressFor(path), path, String(heartbeatSamples)],
+    [process.execPath, join(import.meta.dir, "heartbeat.ts"), target.address, how, String(heartbeatSamples)],
     {
       env: { ...process.env, P2P_SECRET: secret },
       stdout: "pipe",
@@ -110,7 +137,7 @@ function heartbeats(path: Path): { done: Promise<number[]>; finished: () => bool
   const done = (async () => {
     const text = await new Response(proc.stdout).text();
     finished = true;
-    if ((await proc.exited) !== 0) throw new Error(`the ${path} heartbeat peer failed`);
+    if ((await proc.exited) !== 0) throw new Error(`the ${target.name} heartbeat peer failed`);
     return text.trim().split("\n").map(Number);
   })();
   return { done, finished: () => finished };
@@ -118,7 +145,7 @@ function heartbeats(path: Path): { done: Promise<number[]>; finished: () => bool
 
 async function timedSmall(path: Path): Promise<number> {
   const t0 = performance.now();
-  await (await get(path, "/peer/manifest/blobs")).arrayBuffer();
+  await (await get(targets[path], "/peer/manifest/blobs")).arrayBuffer();
   return performance.now() - t0;
 }
 
@@ -129,7 +156,7 @@ interface Pace {
 }
 
 /** The whole file in ranges (pieces unless paced otherwise), 4 in flight, each no sooner than `pace` allows; MB/s. */
-async function fetchFile(path: Path, sha: string, pace?: Pace): Promise<number> {
+async function fetchFile(target: Target, sha: string, pace?: Pace): Promise<number> {
   const step = pace?.rangeBytes ?? PIECE;
   const ranges = Math.ceil(sizeBytes / step);
   let next = 0;
@@ -139,7 +166,7 @@ async function fetchFile(path: Path, sha: string, pace?: Pace): Promise<number> 
       const due = pace ? t0 + (i * step) / pace.MBps / 1000 : 0;
       if (due > performance.now()) await Bun.sleep(due - performance.now());
       const range = `bytes=${i * step}-${Math.min(sizeBytes, (i + 1) * step) - 1}`;
-      const body = await (await get(path, `/peer/files/${sha}`, { range })).arrayBuffer();
+      const body = await (await get(target, `/peer/files/${sha}`, { range })).arrayBuffer();
       if (body.byteLength !== Math.min(step, sizeBytes - i * step))
         throw new Error(`range ${i}: ${body.byteLength} bytes`);
     }
@@ -151,7 +178,8 @@ async function fetchFile(path: Path, sha: string, pace?: Pace): Promise<number> 
 try {
   const dir = join(cluster.dir, ".data", "n2", "blobs");
   mkdirSync(dir, { recursive: true });
-  const fd = openSync(join(dir, "big.bin"), "w");
+  const file = join(dir, "big.bin");
+  const fd = openSync(file, "w");
   const chunk = new Uint8Array(8 * MiB);
   for (let done = 0; done < sizeBytes; done += chunk.byteLength) {
     randomFillSync(chunk);
@@ -212,7 +240,7 @@ try {
   for (let i = 0; i < transfers; i++) {
     for (const path of i % 2 ? (["relayed", "direct"] as const) : (["direct", "relayed"] as const)) {
       const before = cpu();
-      moved[path].rates.push(await fetchFile(path, sha));
+      moved[path].rates.push(await fetchFile(targets[path], sha));
       const after = cpu();
       moved[path].relayCpu += (after.relay ?? 0) - (before.relay ?? 0);
       moved[path].natCpu += (after.nat ?? 0) - (before.nat ?? 0);
@@ -233,29 +261,33 @@ try {
   // 3. Heartbeats on each path while its transfers run (repeated until the heartbeats have --heartbeats samples for
   // a p99), beside the same heartbeats with no transfer. The direct path's own heartbeats under its transfer show
   // what the machine alone does to a small request while it moves a file.
-  const idle = { direct: await heartbeats("direct").done, relayed: await heartbeats("relayed").done };
-  const underLoad = async (path: Path, pace?: Pace) => {
+  const idle = new Map<Target, number[]>();
+  for (const target of [targets.direct, targets.relayed]) idle.set(target, await heartbeats(target).done);
+  /** Heartbeats to `beatAt` while the file moves from `moveFrom` over and over until they are all in. */
+  const underLoad = async (beatAt: Target, moveFrom: Target, pace?: Pace) => {
     const unanswered0 = await unansweredProbes();
-    const beating = heartbeats(path);
-    while (!beating.finished()) await fetchFile(path, sha, pace);
+    const beating = heartbeats(beatAt);
+    while (!beating.finished()) await fetchFile(moveFrom, sha, pace);
     const during = await beating.done;
-    return { during, unanswered: (await unansweredProbes()) - unanswered0 };
+    return { beatAt, during, unanswered: (await unansweredProbes()) - unanswered0 };
   };
-  const direct = await underLoad("direct");
-  const relayed = await underLoad("relayed");
-  const heartbeatLine = (path: Path, run: { during: number[]; unanswered: number }, under: string) => {
-    const idle99 = percentile(idle[path], 99);
+  type Run = Awaited<ReturnType<typeof underLoad>>;
+  const ratio = (run: Run) => percentile(run.during, 99) / percentile(idle.get(run.beatAt) ?? [], 99);
+  const heartbeatLine = (run: Run, under: string) => {
+    const before = idle.get(run.beatAt) ?? [];
     const busy99 = percentile(run.during, 99);
-    const p50s = `p50 ${percentile(idle[path], 50).toFixed(2)} -> ${percentile(run.during, 50).toFixed(2)} ms`;
+    const p50s = `p50 ${percentile(before, 50).toFixed(2)} -> ${percentile(run.during, 50).toFixed(2)} ms`;
     console.log(
-      `heartbeat ${path}: idle p99 ${idle99.toFixed(2)} ms, ${under} p99 ${busy99.toFixed(2)} ms (${p50s}, ${run.during.length} samples each): ${(busy99 / idle99).toFixed(2)}x${path === "relayed" ? " (target <= 2x)" : ""}`,
+      `heartbeat ${run.beatAt.name}: idle p99 ${percentile(before, 99).toFixed(2)} ms, ${under} p99 ${busy99.toFixed(2)} ms (${p50s}, ${run.during.length} samples each): ${ratio(run).toFixed(2)}x${run.beatAt.relayed ? " (target <= 2x)" : ""}`,
     );
     console.log(
       `  slowest ${Math.max(...run.during).toFixed(1)} ms; SWIM probes between n1 and n2 unanswered meanwhile: ${run.unanswered} (probe timeout ${PROBE_TIMEOUT_MS} ms)`,
     );
   };
-  heartbeatLine("direct", direct, "during its transfer at full speed");
-  heartbeatLine("relayed", relayed, "during its transfer at full speed");
+  const direct = await underLoad(targets.direct, targets.direct);
+  const relayed = await underLoad(targets.relayed, targets.relayed);
+  heartbeatLine(direct, "during its transfer at full speed");
+  heartbeatLine(relayed, "during its transfer at full speed");
 
   // 4. The same heartbeats behind a transfer at the speed of a real link (loopback at full speed is bound by the two
   // cores that the bench, the relay and the node share, not by a network). A link delivers its bytes evenly: here
@@ -264,12 +296,27 @@ try {
   const linkMBps = (Number(values["link-gbit"]) * 1000) / 8;
   const link = `a ${values["link-gbit"]} Gbit/s link (${linkMBps.toFixed(0)} MB/s`;
   const even = { MBps: linkMBps, rangeBytes: EVEN_RANGE };
-  const pacedDirect = await underLoad("direct", even);
-  const pacedRelayed = await underLoad("relayed", even);
-  const bursts = await underLoad("relayed", { MBps: linkMBps, rangeBytes: PIECE });
-  heartbeatLine("direct", pacedDirect, `during its transfer over ${link} in 512 KiB ranges)`);
-  heartbeatLine("relayed", pacedRelayed, `during its transfer over ${link} in 512 KiB ranges)`);
-  heartbeatLine("relayed", bursts, `during its transfer over ${link} in 4 MiB bursts)`);
+  const pacedDirect = await underLoad(targets.direct, targets.direct, even);
+  const pacedRelayed = await underLoad(targets.relayed, targets.relayed, even);
+  const bursts = await underLoad(targets.relayed, targets.relayed, { MBps: linkMBps, rangeBytes: PIECE });
+  heartbeatLine(pacedDirect, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine(pacedRelayed, `during its transfer over ${link} in 512 KiB ranges)`);
+  heartbeatLine(bursts, `during its transfer over ${link} in 4 MiB bursts)`);
+
+  // 5. The floor under phase 3: what this machine does to a small request while the file moves at full speed, with
+  // no orchestrator in the way. The same heartbeats go to a minimal server serving the file (the kernel sends its
+  // bytes), and to a second one taking no part in the transfer.
+  const floor = await floorServer("floor (a minimal server serving the file)", file);
+  const bystander = await floorServer("floor (a minimal server taking no part)", file);
+  for (const target of [floor, bystander]) idle.set(target, await heartbeats(target).done);
+  const floorRun = await underLoad(floor, floor);
+  const bystanderRun = await underLoad(bystander, floor);
+  heartbeatLine(floorRun, "during its transfer at full speed");
+  heartbeatLine(bystanderRun, "during the other's transfer at full speed");
+  console.log(
+    `  relayed at full speed against the floor: ${ratio(relayed).toFixed(2)}x idle against ${ratio(floorRun).toFixed(2)}x (serving) and ${ratio(bystanderRun).toFixed(2)}x (no part); direct ${ratio(direct).toFixed(2)}x`,
+  );
 } finally {
+  for (const proc of floorServers) proc.kill("SIGKILL");
   await cluster.stop();
 }
