@@ -76,7 +76,7 @@ export class RelayServer {
       lanes[ws.data.lane]?.close(1000, "replaced by a newer connection");
       lanes[ws.data.lane] = ws;
       this.lanes.set(ws.data.node, lanes);
-      this.opts.log.info("relaying for a node behind NAT", { node: ws.data.node, lane: ws.data.lane });
+      this.opts.log.info("relaying for a node behind NAT", { for: ws.data.node, lane: ws.data.lane });
     },
     message: (ws: ServerWebSocket<RelayConnection>, message: string | Buffer) => {
       if (typeof message !== "string") {
@@ -119,7 +119,7 @@ export class RelayServer {
       if (lanes?.[ws.data.lane] !== ws) return;
       delete lanes[ws.data.lane];
       if (!lanes.control && !lanes.bulk) this.lanes.delete(ws.data.node);
-      this.opts.log.info("relay connection closed", { node: ws.data.node, lane: ws.data.lane });
+      this.opts.log.info("relay connection closed", { for: ws.data.node, lane: ws.data.lane });
     },
   };
 
