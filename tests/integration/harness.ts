@@ -1,7 +1,16 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import type { NodeStatus } from "../../src/node/status.ts";
 
@@ -19,17 +28,24 @@ export async function waitFor<T>(
   what: string,
 ): Promise<T> {
   const deadline = Date.now() + deadlineMs;
-  let last: unknown;
+  let lastError: unknown;
+  let lastThrew = false;
   while (Date.now() < deadline) {
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value as T;
+      lastThrew = false;
     } catch (e) {
-      last = e;
+      lastError = e;
+      lastThrew = true;
     }
     await Bun.sleep(50);
   }
-  throw new Error(`not within ${deadlineMs} ms: ${what}${last ? ` (last error: ${String(last)})` : ""}`);
+  // An early error (say a 404 before a replica applied the entry) must not read as the reason of the last check.
+  const why = lastThrew
+    ? `the last check failed: ${String(lastError)}`
+    : `the last check answered not yet${lastError ? `; an earlier one failed: ${String(lastError)}` : ""}`;
+  throw new Error(`not within ${deadlineMs} ms: ${what} (${why})`);
 }
 
 export interface TestNode {
@@ -176,14 +192,25 @@ export class TestCluster {
     );
   }
 
-  /** Runs a test body; if it fails, prints every node's log tail first. */
+  /**
+   * Runs a test body; if it fails, prints every node's log tail first and keeps the whole logs under
+   * test-artifacts/logs/ (the cluster's directory goes when it stops).
+   */
   async withLogs(body: () => Promise<void>): Promise<void> {
     try {
       await body();
     } catch (e) {
       console.error(this.logs());
+      console.error(`whole logs: ${this.keepLogs()}`);
       throw e;
     }
+  }
+
+  private keepLogs(): string {
+    const kept = resolve("test-artifacts", "logs", basename(this.dir));
+    mkdirSync(kept, { recursive: true });
+    for (const n of this.nodes) if (existsSync(n.logFile)) copyFileSync(n.logFile, join(kept, basename(n.logFile)));
+    return kept;
   }
 
   logs(): string {
