@@ -78,6 +78,8 @@ interface Broadcast {
 }
 
 const MAX_PIGGYBACK = 16;
+/** Early syncs for strangers are this many protocol periods apart at most (a push-pull is a whole member table). */
+const STRANGER_SYNC_PERIODS = 4;
 /** A bound on the member table, so no stream of updates can grow it without limit. */
 export const MAX_MEMBERS = 4096;
 
@@ -106,6 +108,8 @@ export class Membership {
   private joinBackoffMs: number;
   private lastTickAt: number;
   private lastStallAt = Number.NEGATIVE_INFINITY;
+  /** When a message from a member we do not know may next start an early anti-entropy sync. */
+  private nextStrangerSyncAt = Number.NEGATIVE_INFINITY;
   private leaving = false;
   /** Set once some peer has answered our sync with its full view; until then we keep asking the seeds. */
   private joined = false;
@@ -159,6 +163,7 @@ export class Membership {
     if (sender) sender.lastSeenAt = now;
     if (message.type === "sync") return this.receiveSync(message, now);
     for (const update of message.updates) this.apply(update, now, `gossip from ${message.from}`);
+    if (!this.members.has(message.from) && message.from !== this.self.id) this.heardFromStranger(now);
     switch (message.type) {
       case "ping":
         return [{ type: "ack", from: this.self.id, seq: message.seq, updates: this.piggyback() }];
@@ -557,6 +562,18 @@ export class Membership {
       info: this.selfInfo,
     });
     return { type: "sync", from: this.self.id, cluster: this.cluster, reply, members };
+  }
+
+  /**
+   * A member we do not know spoke to us: the gossip of its joining passed us by (sends to a node behind NAT fail
+   * until its relays are known), so we pull a full view now rather than at the next push-pull, a few periods
+   * apart at most.
+   */
+  private heardFromStranger(now: number): void {
+    if (now < this.nextStrangerSyncAt) return;
+    this.nextStrangerSyncAt = now + STRANGER_SYNC_PERIODS * this.timing.probeIntervalMs;
+    const peer = this.pick(this.membersIn("alive"), 1)[0];
+    if (peer) this.sendSync(peer, false);
   }
 
   private sendSync(to: Endpoint, reply: boolean): void {
