@@ -439,7 +439,12 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     gate(gateOptions, (request) => router.handle(request)),
   );
   // Nodes behind NAT: this node relays for them (any public node may), or keeps relays itself (nat = true).
-  const relayServer = new RelayServer({ timeoutMs: RELAY_TIMEOUT_MS, maxPending: RELAY_MAX_PENDING, log });
+  const relayServer = new RelayServer({
+    timeoutMs: RELAY_TIMEOUT_MS,
+    maxPending: RELAY_MAX_PENDING,
+    log,
+    relaysOf: (node) => relaysTo(node).map((r) => r.id),
+  });
   const relayClient = new RelayClient({
     self: config.nodeId,
     secret: config.secret,

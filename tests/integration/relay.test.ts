@@ -73,12 +73,19 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
       30_000,
       `${item.id} accepted`,
     );
-  /** n6 binds no port: an operator reaches its API through a relay, naming it in the relay header. */
-  const statusVia = async (relay: string, id: string): Promise<Status | undefined> => {
-    const res = await fetch(`http://${cluster.node(relay).address}/status`, {
+  /** The relays gossiped for `id`, as n2 knows them. */
+  const relaysOf = async (id: string) =>
+    (await status("n2").catch(() => null))?.peers.find((p) => p.id === id)?.resources?.relays ?? [];
+  /** An operator's request for `id`'s own API, sent to `via` naming `id` in the relay header. */
+  const viaRelay = (via: string, id: string, path: string) =>
+    fetch(`http://${cluster.node(via).address}${path}`, {
       headers: { authorization: `Bearer ${cluster.token}`, "x-p2p-relay-to": id },
       signal: AbortSignal.timeout(2_000),
-    }).catch(() => null);
+    });
+  /** n6 binds no port: an operator reaches its API through one of the relays it gossips. */
+  const statusVia = async (id: string): Promise<Status | undefined> => {
+    const [relay] = await relaysOf(id);
+    const res = relay ? await viaRelay(relay, id, "/status").catch(() => null) : null;
     return res?.ok ? ((await res.json()) as Status) : undefined;
   };
   /** Every node but n6 (which has no API port) sees `target` alive. */
@@ -110,13 +117,26 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         await waitFor(() => aliveToAll("n6"), 30_000, "n6 alive everywhere");
         const fromN6 = await waitFor(
           async () => {
-            const s = await statusVia("n1", "n6");
+            const s = await statusVia("n6");
             return s?.peers.every((p) => p.state === "alive") ? s : undefined;
           },
           30_000,
           "n6 seeing everyone alive (its status read through a relay)",
         );
         expect(fromN6.node.id).toBe("n6");
+        // A public member that is not one of its relays says which are (once their gossip has reached it).
+        await waitFor(
+          async () => {
+            const n6Relays = await relaysOf("n6");
+            const notRelay = others.find((id) => !n6Relays.includes(id)) as string;
+            const refused = await viaRelay(notRelay, "n6", "/status");
+            const { message } = (await refused.json()) as { message: string };
+            const named = `this node relays nothing for n6; it is reached through ${n6Relays.join(", ")}`;
+            return refused.status === 502 && message === named;
+          },
+          10_000,
+          "a member that is not n6's relay naming those that are",
+        );
         await waitFor(() => aliveToAll("n4"), 30_000, "n4 alive everywhere");
         const relays = await waitFor(
           async () => {

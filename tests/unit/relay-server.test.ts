@@ -32,10 +32,29 @@ function lane(relay: RelayServer, node: string, which: Lane) {
 const within = (answer: Promise<Response>, ms: number) =>
   Promise.race([answer, new Promise<"waiting">((resolve) => setTimeout(() => resolve("waiting"), ms))]);
 
-const relayServer = () => new RelayServer({ timeoutMs: 60_000, maxPending: 16, log: createLogger("error") });
+const relayServer = () =>
+  new RelayServer({
+    timeoutMs: 60_000,
+    maxPending: 16,
+    log: createLogger("error"),
+    relaysOf: (node) => (node === "n8" ? ["n2", "n3"] : []),
+  });
 const peerRequest = (path: string) => new Request(`http://relay${path}`, { headers: { "x-p2p-relay-to": "n9" } });
 
 describe("the relay's side of a node behind NAT", () => {
+  test("a request for a node this relay does not carry is refused, naming the relays gossiped for it", async () => {
+    const relay = relayServer();
+    lane(relay, "n9", "control");
+    const elsewhere = await relay.forward("n8", peerRequest("/status"));
+    expect(elsewhere.status).toBe(502);
+    expect(await elsewhere.json()).toMatchObject({
+      error: "no_relay_route",
+      message: "this node relays nothing for n8; it is reached through n2, n3",
+    });
+    const unknown = await relay.forward("n7", peerRequest("/status"));
+    expect(((await unknown.json()) as { message: string }).message).toMatch(/no relay of it is known$/);
+  });
+
   test("an answer down the lane is the peer's response, body and all", async () => {
     const relay = relayServer();
     const control = lane(relay, "n9", "control");

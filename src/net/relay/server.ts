@@ -68,7 +68,15 @@ export class RelayServer {
   private seq = 0;
   readonly stats = { requests: 0, failed: 0, bytesToNat: 0, bytesFromNat: 0 };
 
-  constructor(private readonly opts: { timeoutMs: number; maxPending: number; log: Logger }) {}
+  constructor(
+    private readonly opts: {
+      timeoutMs: number;
+      maxPending: number;
+      log: Logger;
+      /** The relays gossiped for a node behind NAT: named to a sender that came to the wrong one. */
+      relaysOf: (node: string) => string[];
+    },
+  ) {}
 
   readonly websocket = {
     open: (ws: ServerWebSocket<RelayConnection>) => {
@@ -200,7 +208,11 @@ export class RelayServer {
     const url = new URL(request.url);
     const lanes = this.lanes.get(node);
     const ws = lanes?.[laneOf(url.pathname)] ?? lanes?.control;
-    if (!ws) return errorResponse(502, "no_relay_route", `this node relays nothing for ${node.slice(0, 64)}`);
+    if (!ws) {
+      const relays = this.opts.relaysOf(node);
+      const where = relays.length > 0 ? `it is reached through ${relays.join(", ")}` : "no relay of it is known";
+      return errorResponse(502, "no_relay_route", `this node relays nothing for ${node.slice(0, 64)}; ${where}`);
+    }
     if (this.pending.size >= this.opts.maxPending) {
       return errorResponse(503, "relay_busy", `${this.pending.size} relayed requests are waiting for answers`);
     }
