@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { CallError, call } from "../net/client.ts";
+import { RELAY_TO_HEADER } from "../net/relay/frames.ts";
 import { type PathParams, ROUTES, type RouteSpec } from "../net/route-table.ts";
 
 /**
@@ -74,6 +75,8 @@ export interface ClientOptions {
   url: string;
   /** The operator token. */
   token: string;
+  /** A node behind NAT whose own API is called: `url` is a public member that passes the calls on to it. */
+  relayTo?: string;
   timeoutMs?: number;
   /** How long any call waits for a leader while nodes answer 421 (an election under way); default 10 s. */
   leaderWaitMs?: number;
@@ -115,6 +118,8 @@ export class Client {
             query: args.query as Record<string, string | number | undefined> | undefined,
             body: args.body as never,
             timeoutMs: args.timeoutMs ?? this.opts.timeoutMs ?? 5_000,
+            // Sent to the member named; a leader that answer points to is asked directly.
+            headers: this.opts.relayTo && url === this.opts.url ? { [RELAY_TO_HEADER]: this.opts.relayTo } : undefined,
           },
         );
         return checked(name, spec, answer) as ResponseOf<N>;

@@ -27,6 +27,8 @@ export interface CallOptions<Spec extends RouteSpec> {
   signal?: AbortSignal;
   /** Peer routes: the destination node's id, which the signature covers (ANY_DESTINATION where it is unknown). */
   to?: string;
+  /** Sent as they are: a Range, or the relay header of an operator's call to a node behind NAT. */
+  headers?: Record<string, string>;
 }
 
 /** `to` is the destination's id where the caller knew it; `reason` the peer's own words. */
@@ -74,7 +76,7 @@ export async function callStream<Spec extends RouteSpec>(
   baseUrl: string,
   spec: Spec,
   credentials: Credentials,
-  opts: CallOptions<Spec> & { headers?: Record<string, string> },
+  opts: CallOptions<Spec>,
 ): Promise<Response> {
   const { response, where } = await send(baseUrl, spec, credentials, opts);
   if (!response.ok) {
@@ -88,7 +90,7 @@ async function send<Spec extends RouteSpec>(
   baseUrl: string,
   spec: Spec,
   credentials: Credentials,
-  opts: CallOptions<Spec> & { headers?: Record<string, string> },
+  opts: CallOptions<Spec>,
 ): Promise<{ response: Response; where: string }> {
   // A peer behind NAT is reached through a relay: the same signed request, sent to a relay's address with the node
   // it is for named in a header; the signature still names that node, which checks it. A relay that cannot be

@@ -18,7 +18,8 @@ import { gate } from "../net/gate.ts";
 import { LoginThrottle } from "../net/login-throttle.ts";
 import { httpTransport } from "../net/peer-transport.ts";
 import { RelayClient } from "../net/relay/client.ts";
-import { type Lane, RELAY_CONNECT_PATH, RELAY_TO_HEADER } from "../net/relay/frames.ts";
+import { type Lane, RELAY_CONNECT_PATH, RELAY_HOP_HEADER, RELAY_TO_HEADER } from "../net/relay/frames.ts";
+import { passToRelay } from "../net/relay/hop.ts";
 import { unreachable } from "../net/relay/reachability.ts";
 import { type RelayConnection, RelayServer } from "../net/relay/server.ts";
 import { ReplayGuard } from "../net/replay-guard.ts";
@@ -504,9 +505,14 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   const relayReplay = replayGuard();
   const relayed = limitBodies(MAX_BODY_BYTES, (request, remote) => {
     const to = request.headers.get(RELAY_TO_HEADER) as string;
-    const admit = gate({ ...gateOptions, self: to, replay: relayReplay }, (checked) =>
-      relayServer.forward(to, checked),
-    );
+    const admit = gate({ ...gateOptions, self: to, replay: relayReplay }, (checked) => {
+      // Not a relay of that node: passed on to one that is, unless it came from another member already.
+      const relays = relaysTo(to).filter((r) => r.id !== config.nodeId && r.state === "alive");
+      if (relayServer.carries(to) || checked.headers.has(RELAY_HOP_HEADER) || relays.length === 0) {
+        return relayServer.forward(to, checked);
+      }
+      return passToRelay(checked, relays, { self: config.nodeId, timeoutMs: RELAY_TIMEOUT_MS });
+    });
     return admit(request, remote);
   });
   const listening = {

@@ -124,19 +124,29 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
           "n6 seeing everyone alive (its status read through a relay)",
         );
         expect(fromN6.node.id).toBe("n6");
-        // A public member that is not one of its relays says which are (once their gossip has reached it).
-        await waitFor(
+        // A public member that is not one of its relays passes the request on to one that is (once their gossip
+        // has reached it); one already passed on goes no further, and the refusal names n6's relays.
+        const n6Relays = await relaysOf("n6");
+        const notRelay = others.find((id) => !n6Relays.includes(id)) as string;
+        const passedOn = await waitFor(
           async () => {
-            const n6Relays = await relaysOf("n6");
-            const notRelay = others.find((id) => !n6Relays.includes(id)) as string;
-            const refused = await viaRelay(notRelay, "n6", "/status");
-            const { message } = (await refused.json()) as { message: string };
-            const named = `this node relays nothing for n6; it is reached through ${n6Relays.join(", ")}`;
-            return refused.status === 502 && message === named;
+            const res = await viaRelay(notRelay, "n6", "/status");
+            return res.ok ? ((await res.json()) as Status) : undefined;
           },
           10_000,
-          "a member that is not n6's relay naming those that are",
+          `${notRelay}, not a relay of n6, passing a request for it on`,
         );
+        expect(passedOn.node.id).toBe("n6");
+        const twice = await fetch(`http://${cluster.node(notRelay).address}/status`, {
+          headers: { authorization: `Bearer ${cluster.token}`, "x-p2p-relay-to": "n6", "x-p2p-relay-hop": "n9" },
+        });
+        expect(twice.status).toBe(502);
+        expect(((await twice.json()) as { message: string }).message).toBe(
+          `this node relays nothing for n6; it is reached through ${n6Relays.join(", ")}`,
+        );
+        // The CLI, told only the node's id, goes through the file's first public member.
+        const cliN6 = Bun.spawnSync([BIN, "status", "--config", cluster.configPath, "--node", "n6"]);
+        expect(cliN6.stdout.toString()).toMatch(/^node n6 \(/);
         await waitFor(() => aliveToAll("n4"), 30_000, "n4 alive everywhere");
         const relays = await waitFor(
           async () => {

@@ -70,6 +70,10 @@ export function laneOf(path: string): Lane {
 
 /** The header a sender adds to a request it sends through a relay: the node it is for. */
 export const RELAY_TO_HEADER = "x-p2p-relay-to";
+/** Headers that describe one HTTP hop, not the request or its answer: never passed on. */
+export const HOP_BY_HOP_HEADERS = ["host", "connection", "content-length", "transfer-encoding", "keep-alive"];
+/** Set by a member that passed a request on to one of the node's relays: that relay passes it on no further. */
+export const RELAY_HOP_HEADER = "x-p2p-relay-hop";
 /** The path a node behind NAT opens its relay connections on (a signed WebSocket upgrade). */
 export const RELAY_CONNECT_PATH = "/peer/relay";
 

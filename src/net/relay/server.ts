@@ -4,10 +4,12 @@ import { errorResponse } from "../errors.ts";
 import { VERIFIED_PEER_HEADER } from "../gate.ts";
 import {
   BODY_CHUNK_BYTES,
+  HOP_BY_HOP_HEADERS,
   isRelayResponse,
   type Lane,
   laneOf,
   parseHeader,
+  RELAY_HOP_HEADER,
   RELAY_TO_HEADER,
   type RelayResponse,
 } from "./frames.ts";
@@ -46,15 +48,7 @@ interface Pending {
 }
 
 /** Headers that describe this hop, not the request: the node behind NAT gets its own. */
-const HOP_HEADERS = new Set([
-  "host",
-  "connection",
-  "content-length",
-  "transfer-encoding",
-  "keep-alive",
-  RELAY_TO_HEADER,
-  VERIFIED_PEER_HEADER,
-]);
+const HOP_HEADERS = new Set([...HOP_BY_HOP_HEADERS, RELAY_TO_HEADER, RELAY_HOP_HEADER, VERIFIED_PEER_HEADER]);
 
 /**
  * The relay's side: nodes behind NAT keep connections open to it (a control lane and a bulk lane each), and a
@@ -191,6 +185,11 @@ export class RelayServer {
     } catch {
       // the peer's response is closed already
     }
+  }
+
+  /** Whether this relay holds a lane to `node` now. */
+  carries(node: string): boolean {
+    return this.lanes.has(node);
   }
 
   /** The nodes this relay serves now. */
