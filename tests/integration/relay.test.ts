@@ -195,6 +195,19 @@ describe.skipIf(unavailable !== null)("a node behind NAT, through relays", () =>
         // Status says how each peer is reached; n4's own status lists the relays it keeps, with their lanes.
         const reach = (await status("n1")).peers.find((p) => p.id === "n4")?.reach;
         expect(reach).toMatch(/^via n[1235]$/);
+        // So does the dashboard's node table.
+        const ui = `http://${cluster.node("n1").address}/ui`;
+        const login = await fetch(`${ui}/login`, {
+          method: "POST",
+          redirect: "manual",
+          headers: { "content-type": "application/x-www-form-urlencoded" },
+          body: new URLSearchParams({ token: cluster.token }).toString(),
+        });
+        const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] as string;
+        const page = await (await fetch(ui, { headers: { cookie } })).text();
+        expect(/<tr data-node="n4">.*?<span class="muted" data-reach>([^<]*)</s.exec(page)?.[1]).toMatch(
+          /^via n[1235]$/,
+        );
         const own = (await status("n4")) as Status & { node: { relays?: Array<{ id: string; lanes: string[] }> } };
         const traced = (await cluster.get("n4", "/traces?machine=relay")) as {
           traces: Array<{ to: string; cause: string }>;

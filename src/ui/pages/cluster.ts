@@ -12,6 +12,8 @@ interface Row {
   rttMs: number | null;
   info: NodeInfo | null;
   role: string;
+  /** How this node reaches it, when not directly: "via n2", or for a node behind NAT itself its relays. */
+  reach: string | null;
 }
 
 function rows(ctx: PageContext): Row[] {
@@ -29,6 +31,7 @@ function rows(ctx: PageContext): Row[] {
       rttMs: null,
       info: s.node.resources,
       role: s.node.role === "non-voter" ? "worker" : s.node.role,
+      reach: s.node.resources?.nat ? `behind NAT, relays: ${s.node.resources.relays?.join(", ") || "none yet"}` : null,
     },
     ...s.peers.map((p) => ({
       id: p.id,
@@ -39,6 +42,7 @@ function rows(ctx: PageContext): Row[] {
       rttMs: p.rttMs,
       info: p.resources,
       role: roleOf(p.id, p.resources),
+      reach: p.reach === "direct" ? null : p.reach,
     })),
   ];
 }
@@ -72,7 +76,7 @@ function nodes(ctx: PageContext) {
 ${all.map((r) => {
   const i = r.info;
   const drained = r.self ? ctx.deps.drainReason() : (i?.draining ?? null);
-  return html`<tr data-node="${r.id}"><td><b>${r.id}</b>${r.self ? html` <span class="muted">(this node)</span>` : ""}<br><span class="muted mono">${r.address}</span></td>
+  return html`<tr data-node="${r.id}"><td><b>${r.id}</b>${r.self ? html` <span class="muted">(this node)</span>` : ""}<br><span class="muted mono">${r.address}</span>${r.reach ? html`<br><span class="muted" data-reach>${r.reach}</span>` : ""}</td>
 <td>${r.role === "leader" ? pill("leader", "ok") : r.role}</td>
 <td>${statePill(r.state)}${r.lastSeenMs !== null && !r.self ? html`<br><span class="muted">seen ${ago(r.lastSeenMs)} ago</span>` : ""}${drained !== null ? html` ${pill("drained", "warn")}<br><span class="muted">${drained}</span>` : ""}</td>
 <td class="num">${r.rttMs === null ? "—" : `${r.rttMs.toFixed(1)} ms`}</td>
