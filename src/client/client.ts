@@ -118,7 +118,7 @@ export class Client {
             query: args.query as Record<string, string | number | undefined> | undefined,
             body: args.body as never,
             timeoutMs: args.timeoutMs ?? this.opts.timeoutMs ?? 5_000,
-            // Sent to the member named; a leader that answer points to is asked directly.
+            // Only to the member named: a leader that a 421 points to is asked directly.
             headers: this.opts.relayTo && url === this.opts.url ? { [RELAY_TO_HEADER]: this.opts.relayTo } : undefined,
           },
         );
