@@ -260,7 +260,7 @@ try {
 
   // 3. Heartbeats on each path while its transfers run (repeated until the heartbeats have --heartbeats samples for
   // a p99), beside the same heartbeats with no transfer. The direct path's own heartbeats under its transfer show
-  // what the machine alone does to a small request while it moves a file.
+  // what the node does without a relay; phase 5 shows what the machine does with no orchestrator at all.
   const idle = new Map<Target, number[]>();
   for (const target of [targets.direct, targets.relayed]) idle.set(target, await heartbeats(target).done);
   /** Heartbeats to `beatAt` while the file moves from `moveFrom` over and over until they are all in. */
